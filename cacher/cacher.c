@@ -1,0 +1,1047 @@
+/*
+ * The cacher's producer side and its shared state.
+ *
+ * The upstream thread publishes each change here: under the cacher lock the store's entry is
+ * swapped, an immutable event is appended to the ring, and a reference is pushed onto the input
+ * queue of every live watcher the index trigger selects (the watchers of the old and new
+ * object's index value, plus the unindexed ones). Pushing never blocks: a watcher whose queue is
+ * full is switched to catch-up, like etcd's unsynced watchers, and its reader pulls the missed
+ * events from the ring itself; if it has not caught up within the slow-reader budget, or its
+ * position leaves the ring, it is ended and the reader resumes by replay.
+ *
+ * Registration (wc_cacher_watch) fixes the watcher's position in the ring under the same lock
+ * the producer takes, so replay and live delivery meet with no gap and no duplicate. Lists are
+ * served from the store, or at a past revision by undoing the ring's newer events.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <utlist.h>
+
+#include "watcher.h"
+
+static int64_t mono_ms(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t wc_cacher_now(const wc_cacher *c)
+{
+    return c->o.now_ms(c->o.clock_arg);
+}
+
+void wc_cacher_opts_default(wc_cacher_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->ring_events = 300000; /* 5 minutes at 1,000 changes/s */
+    o->ring_bytes = (size_t)512 << 20;
+    o->input_cap = 10;
+    o->input_cap_wide = 1000;
+    o->slow_budget_ms = 2000;
+    o->bookmark_ms = 30000;
+}
+
+wc_cacher *wc_cacher_new(const wc_cacher_opts *o)
+{
+    wc_cacher *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    wc_cacher_opts_default(&c->o);
+    if (o)
+        c->o = *o;
+    if (!c->o.ring_events)
+        c->o.ring_events = 300000;
+    if (!c->o.ring_bytes)
+        c->o.ring_bytes = (size_t)512 << 20;
+    if (!c->o.input_cap)
+        c->o.input_cap = 10;
+    if (!c->o.input_cap_wide)
+        c->o.input_cap_wide = 1000;
+    if (c->o.slow_budget_ms <= 0)
+        c->o.slow_budget_ms = 2000;
+    if (c->o.bookmark_ms <= 0)
+        c->o.bookmark_ms = 30000;
+    if (!c->o.now_ms)
+        c->o.now_ms = mono_ms;
+    if (o && o->index_field && *o->index_field) {
+        c->index_field = strdup(o->index_field);
+        if (!c->index_field) {
+            free(c);
+            return NULL;
+        }
+    }
+    c->o.index_field = c->index_field;
+    wc_store_init(&c->store);
+    if (wc_ring_init(&c->ring, c->o.ring_events, c->o.ring_bytes, 0, 0) != 0) {
+        free(c->index_field);
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->rev_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return c;
+}
+
+/* Calls fn on every registered watcher; fn may end (unregister) the watcher it is given. */
+static void each_watcher(wc_cacher *c, void (*fn)(wc_watcher *w, void *arg), void *arg)
+{
+    wc_watcher *w, *tmp;
+    DL_FOREACH_SAFE(c->unindexed, w, tmp)
+    {
+        fn(w, arg);
+    }
+    wc_bucket *b, *btmp;
+    HASH_ITER(hh, c->buckets, b, btmp)
+    {
+        DL_FOREACH_SAFE(b->watchers, w, tmp)
+        {
+            fn(w, arg);
+        }
+    }
+}
+
+static void end_with(wc_watcher *w, void *arg)
+{
+    wc_watcher_end_locked(w, *(wc_end_reason *)arg);
+}
+
+static void destroy(wc_cacher *c)
+{
+    wc_ring_free(&c->ring);
+    wc_store_free(&c->store);
+    pthread_cond_destroy(&c->rev_cond);
+    pthread_mutex_destroy(&c->mu);
+    free(c->index_field);
+    free(c);
+}
+
+void wc_cacher_free(wc_cacher *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->freeing = true;
+    wc_end_reason why = WC_END_SHUTDOWN;
+    each_watcher(c, end_with, &why);
+    bool last = c->alive == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (last)
+        destroy(c);
+}
+
+static void after_dispatch(wc_cacher *c)
+{
+    if (c->o.after_dispatch)
+        c->o.after_dispatch(c->o.hook_arg);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Publishing
+ * ------------------------------------------------------------------------------------- */
+
+/* Pushes ev onto a live watcher's input queue, or switches the watcher to catch-up when the
+ * queue is full. Holds c->mu. */
+static void deliver(wc_cacher *c, wc_watcher *w, wc_event *ev, int64_t now)
+{
+    if (w->state != WC_W_LIVE)
+        return;
+    const wc_kv *k = ev->kv ? ev->kv : ev->prev;
+    if (!wc_filter_has_key(&w->f, k->key, k->key_len))
+        return;
+    pthread_mutex_lock(&w->mu);
+    if (w->in_n == w->in_cap) {
+        w->state = WC_W_CATCHUP;
+        w->lag_since = now;
+        c->st.watchers_lagging++;
+    } else {
+        w->in[(w->in_head + w->in_n) % w->in_cap] = wc_event_ref(ev);
+        w->in_n++;
+        w->pos = ev->seq;
+        if (w->want_wake) {
+            w->want_wake = false;
+            if (w->wake)
+                w->wake(w->wake_arg);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void deliver_bucket(wc_cacher *c, const char *value, wc_event *ev, int64_t now)
+{
+    if (!value)
+        return;
+    wc_bucket *b = NULL;
+    HASH_FIND_STR(c->buckets, value, b);
+    if (!b)
+        return;
+    wc_watcher *w, *tmp;
+    DL_FOREACH_SAFE(b->watchers, w, tmp)
+    {
+        deliver(c, w, ev, now);
+    }
+}
+
+/* Appends ev to the ring and hands it to the watchers that may want it. Takes over the
+ * caller's reference. Holds c->mu. */
+static void publish(wc_cacher *c, wc_event *ev)
+{
+    ev->seq = ++c->seq;
+    c->st.events_in++;
+    if (ev->kv && !ev->kv->obj)
+        c->st.non_object++;
+    wc_ring_push(&c->ring, ev);
+    int64_t now = (c->unindexed || c->buckets) ? wc_cacher_now(c) : 0;
+    if (c->index_field) {
+        const char *nv = ev->kv ? ev->kv->index_value : NULL;
+        const char *pv = ev->prev ? ev->prev->index_value : NULL;
+        deliver_bucket(c, nv, ev, now);
+        if (pv && (!nv || strcmp(nv, pv) != 0))
+            deliver_bucket(c, pv, ev, now);
+    }
+    wc_watcher *w, *tmp;
+    DL_FOREACH_SAFE(c->unindexed, w, tmp)
+    {
+        deliver(c, w, ev, now);
+    }
+}
+
+/* Moves the revisions forward for a change at `rev`: the revision before it is complete. */
+static void advance(wc_cacher *c, int64_t rev)
+{
+    if (rev > c->rev) {
+        if (c->rev > c->rev_done) {
+            c->rev_done = c->rev;
+            pthread_cond_broadcast(&c->rev_cond);
+        }
+        c->rev = rev;
+    }
+}
+
+int wc_cacher_put(wc_cacher *c, const wc_kv_spec *spec)
+{
+    /* Parse outside the lock: the producer's lock hold time is what readers wait on. */
+    wc_kv *kv = wc_kv_new(spec, c->index_field);
+    if (!kv)
+        return WC_ENOMEM;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    if (!c->ready) {
+        rc = WC_ENOTREADY;
+        goto out;
+    }
+    int64_t rev = spec->mod_rev;
+    wc_kv *cur = wc_store_get(&c->store, spec->key, spec->key_len);
+    if (rev < c->rev || (rev == c->rev_done) || (cur && cur->mod_rev >= rev)) {
+        c->st.events_stale++;
+        rc = WC_ESTALE;
+        goto out;
+    }
+    wc_event *ev = wc_event_new(cur ? WC_EV_MODIFIED : WC_EV_ADDED, rev, kv, cur);
+    if (!ev) {
+        rc = WC_ENOMEM;
+        goto out;
+    }
+    wc_kv *old = NULL;
+    if (wc_store_put(&c->store, wc_kv_ref(kv), &old) != 0) {
+        wc_kv_unref(kv);
+        wc_event_unref(ev);
+        rc = WC_ENOMEM;
+        goto out;
+    }
+    wc_kv_unref(old); /* the event holds its own reference */
+    advance(c, rev);
+    publish(c, ev);
+out:
+    pthread_mutex_unlock(&c->mu);
+    wc_kv_unref(kv);
+    if (rc == 0)
+        after_dispatch(c);
+    return rc;
+}
+
+int wc_cacher_delete(wc_cacher *c, const char *key, size_t key_len, int64_t rev)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    if (!c->ready) {
+        rc = WC_ENOTREADY;
+        goto out;
+    }
+    if (rev < c->rev || rev == c->rev_done) {
+        c->st.events_stale++;
+        rc = WC_ESTALE;
+        goto out;
+    }
+    wc_kv *cur = wc_store_get(&c->store, key, key_len);
+    if (!cur) {
+        c->st.deletes_unknown++;
+        rc = WC_ENOENT;
+        goto out;
+    }
+    if (cur->mod_rev >= rev) {
+        c->st.events_stale++;
+        rc = WC_ESTALE;
+        goto out;
+    }
+    wc_event *ev = wc_event_new(WC_EV_DELETED, rev, NULL, cur);
+    if (!ev) {
+        rc = WC_ENOMEM;
+        goto out;
+    }
+    wc_kv *old = NULL;
+    wc_store_del(&c->store, key, key_len, &old);
+    wc_kv_unref(old);
+    advance(c, rev);
+    publish(c, ev);
+out:
+    pthread_mutex_unlock(&c->mu);
+    if (rc == 0)
+        after_dispatch(c);
+    return rc;
+}
+
+int wc_cacher_progress(wc_cacher *c, int64_t rev)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    if (!c->ready) {
+        rc = WC_ENOTREADY;
+    } else if (rev < c->rev) {
+        c->st.events_stale++;
+        rc = WC_ESTALE;
+    } else {
+        c->rev = rev;
+        if (rev > c->rev_done) {
+            c->rev_done = rev;
+            pthread_cond_broadcast(&c->rev_cond);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static int cmp_kv_ptr(const void *a, const void *b)
+{
+    const wc_kv *x = *(wc_kv *const *)a, *y = *(wc_kv *const *)b;
+    return wc_key_cmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+/* Loads a sorted, de-duplicated copy of kvs into the (empty) store. Holds c->mu. */
+static int load(wc_cacher *c, wc_kv **sorted, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        wc_kv *old = NULL;
+        if (wc_store_put(&c->store, wc_kv_ref(sorted[i]), &old) != 0) {
+            wc_kv_unref(sorted[i]);
+            return WC_ENOMEM;
+        }
+        wc_kv_unref(old);
+    }
+    return 0;
+}
+
+/*
+ * Turns the difference between the store and the sorted list into events at `rev`, applied
+ * as one change. Events are made first so that an allocation failure changes nothing.
+ */
+static int diff_into_events(wc_cacher *c, wc_kv **sorted, size_t n, int64_t rev)
+{
+    size_t cap = 16, ne = 0;
+    wc_event **evs = malloc(cap * sizeof(*evs));
+    if (!evs)
+        return WC_ENOMEM;
+    size_t i = 0, j = 0;
+    const wc_store *s = &c->store;
+    while (i < s->n || j < n) {
+        wc_kv *a = i < s->n ? s->v[i] : NULL;
+        wc_kv *b = j < n ? sorted[j] : NULL;
+        int cmp = !a ? 1 : !b ? -1 : wc_key_cmp(a->key, a->key_len, b->key, b->key_len);
+        wc_event *ev = NULL;
+        if (cmp < 0) {
+            ev = wc_event_new(WC_EV_DELETED, rev, NULL, a);
+            i++;
+        } else if (cmp > 0) {
+            ev = wc_event_new(WC_EV_ADDED, rev, b, NULL);
+            j++;
+        } else {
+            if (a->mod_rev != b->mod_rev || a->value_len != b->value_len ||
+                memcmp(a->value, b->value, a->value_len) != 0)
+                ev = wc_event_new(WC_EV_MODIFIED, rev, b, a);
+            i++;
+            j++;
+            if (!ev && (a->mod_rev == b->mod_rev))
+                continue;
+        }
+        if (!ev)
+            goto nomem;
+        if (ne == cap) {
+            wc_event **more = realloc(evs, cap * 2 * sizeof(*evs));
+            if (!more) {
+                wc_event_unref(ev);
+                goto nomem;
+            }
+            evs = more;
+            cap *= 2;
+        }
+        evs[ne++] = ev;
+    }
+    for (size_t k = 0; k < ne; k++) {
+        wc_kv *old = NULL;
+        if (evs[k]->type == WC_EV_DELETED)
+            wc_store_del(&c->store, evs[k]->prev->key, evs[k]->prev->key_len, &old);
+        else
+            wc_store_put(&c->store, wc_kv_ref(evs[k]->kv), &old); /* room exists: see below */
+        wc_kv_unref(old);
+    }
+    advance(c, rev);
+    for (size_t k = 0; k < ne; k++)
+        publish(c, evs[k]);
+    free(evs);
+    return 0;
+nomem:
+    for (size_t k = 0; k < ne; k++)
+        wc_event_unref(evs[k]);
+    free(evs);
+    return WC_ENOMEM;
+}
+
+int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bool force)
+{
+    wc_kv **sorted = malloc((n ? n : 1) * sizeof(*sorted));
+    if (!sorted)
+        return WC_ENOMEM;
+    if (n) {
+        memcpy(sorted, kvs, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), cmp_kv_ptr);
+    }
+    /* The later of two equal keys wins. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && cmp_kv_ptr(&sorted[m - 1], &sorted[i]) == 0)
+            sorted[m - 1] = sorted[i];
+        else
+            sorted[m++] = sorted[i];
+    }
+    int rc = 0;
+    bool dispatched = false;
+    pthread_mutex_lock(&c->mu);
+    if (c->ready && rev < c->rev && !force) {
+        c->st.events_stale++;
+        rc = WC_ESTALE;
+    } else if (!c->ready || force) {
+        if (c->ready) {
+            wc_end_reason why = WC_END_RESET;
+            each_watcher(c, end_with, &why);
+            dispatched = true;
+            c->st.relists++;
+        }
+        wc_store_free(&c->store);
+        /* Make room first so that loading cannot fail half-way. */
+        c->store.v = malloc((m ? m : 1) * sizeof(*c->store.v));
+        if (!c->store.v) {
+            rc = WC_ENOMEM;
+        } else {
+            c->store.cap = m ? m : 1;
+            rc = load(c, sorted, m);
+        }
+        wc_ring_reset(&c->ring, rev, c->seq);
+        c->rev = c->rev_done = rev;
+        c->ready = rc == 0;
+        pthread_cond_broadcast(&c->rev_cond);
+    } else {
+        /* Reserve room for every new key so the store cannot fail while applying. */
+        size_t need = c->store.n + m;
+        if (need > c->store.cap) {
+            wc_kv **v = realloc(c->store.v, need * sizeof(*v));
+            if (!v)
+                rc = WC_ENOMEM;
+            else {
+                c->store.v = v;
+                c->store.cap = need;
+            }
+        }
+        if (rc == 0)
+            rc = diff_into_events(c, sorted, m, rev);
+        if (rc == 0) {
+            c->rev = c->rev_done = rev > c->rev ? rev : c->rev;
+            pthread_cond_broadcast(&c->rev_cond);
+            c->st.relists++;
+            dispatched = true;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(sorted);
+    if (dispatched)
+        after_dispatch(c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Readers' side
+ * ------------------------------------------------------------------------------------- */
+
+bool wc_cacher_ready(wc_cacher *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool r = c->ready;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+int64_t wc_cacher_rev(wc_cacher *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int64_t r = c->rev_done;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+int64_t wc_cacher_floor(wc_cacher *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int64_t r = c->ring.floor_rev;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+int wc_cacher_wait_rev(wc_cacher *c, int64_t rev, int64_t timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    while (!c->ready || c->rev_done < rev) {
+        if (pthread_cond_timedwait(&c->rev_cond, &c->mu, &until) != 0) {
+            rc = c->ready ? WC_ETIMEDOUT : WC_ENOTREADY;
+            if (c->ready && c->rev_done >= rev)
+                rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wc_cacher_get(wc_cacher *c, const char *key, size_t key_len, wc_kv **out, int64_t *rev)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    if (!c->ready) {
+        rc = WC_ENOTREADY;
+    } else {
+        wc_kv *kv = wc_store_get(&c->store, key, key_len);
+        if (kv)
+            *out = wc_kv_ref(kv);
+        else
+            rc = WC_ENOENT;
+        if (rev)
+            *rev = c->rev_done;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* One key's state at a past revision: what the oldest newer event replaced. */
+typedef struct past_state {
+    const char *key;
+    size_t key_len;
+    wc_kv *kv; /* borrowed from the event; NULL when the key did not exist */
+    UT_hash_handle hh;
+} past_state;
+
+static int cmp_past(const void *a, const void *b)
+{
+    const past_state *x = *(past_state *const *)a, *y = *(past_state *const *)b;
+    return wc_key_cmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+/*
+ * Collects references to the states in [from, range end) as of revision `rev` into a new
+ * array: the store's states, with the keys changed after `rev` replaced by what the oldest
+ * newer event replaced. Stops after `max` states (0: no bound). Holds c->mu.
+ */
+static int collect_at(wc_cacher *c, const char *key, size_t key_len, bool prefix,
+                      const char *from, size_t from_len, int64_t rev, size_t max,
+                      wc_kv ***out, size_t *out_n)
+{
+    const wc_store *s = &c->store;
+    size_t b, e;
+    wc_store_range(s, key, key_len, prefix, &b, &e);
+    if (from) {
+        size_t f = wc_store_lower_bound(s, from, from_len);
+        if (f > b)
+            b = f < e ? f : e;
+    }
+    /* The keys changed after rev, with their state at rev. */
+    past_state *map = NULL, **sorted = NULL;
+    size_t np = 0;
+    int rc = 0;
+    wc_filter range = {.key = key, .key_len = key_len, .prefix = prefix};
+    for (size_t i = wc_ring_after_rev(&c->ring, rev); i < c->ring.n; i++) {
+        wc_event *ev = wc_ring_at(&c->ring, i);
+        const wc_kv *k = ev->kv ? ev->kv : ev->prev;
+        if (!wc_filter_has_key(&range, k->key, k->key_len))
+            continue;
+        if (from && wc_key_cmp(k->key, k->key_len, from, from_len) < 0)
+            continue;
+        past_state *p = NULL;
+        HASH_FIND(hh, map, k->key, k->key_len, p);
+        if (p)
+            continue;
+        p = malloc(sizeof(*p));
+        if (!p) {
+            rc = WC_ENOMEM;
+            goto out;
+        }
+        p->key = k->key;
+        p->key_len = k->key_len;
+        p->kv = ev->prev;
+        HASH_ADD_KEYPTR(hh, map, p->key, p->key_len, p);
+        np++;
+    }
+    if (np) {
+        sorted = malloc(np * sizeof(*sorted));
+        if (!sorted) {
+            rc = WC_ENOMEM;
+            goto out;
+        }
+        size_t k = 0;
+        past_state *p, *tmp;
+        HASH_ITER(hh, map, p, tmp)
+        {
+            sorted[k++] = p;
+        }
+        qsort(sorted, np, sizeof(*sorted), cmp_past);
+    }
+    size_t cap = (e - b) + np;
+    if (max && cap > max)
+        cap = max;
+    wc_kv **items = malloc((cap ? cap : 1) * sizeof(*items));
+    if (!items) {
+        rc = WC_ENOMEM;
+        goto out;
+    }
+    size_t n = 0, i = b, j = 0;
+    while ((i < e || j < np) && n < cap) {
+        int cmp = i >= e ? 1
+                  : j >= np
+                      ? -1
+                      : wc_key_cmp(s->v[i]->key, s->v[i]->key_len, sorted[j]->key,
+                                   sorted[j]->key_len);
+        wc_kv *pick;
+        if (cmp < 0) {
+            pick = s->v[i++];
+        } else {
+            pick = sorted[j++]->kv;
+            if (cmp == 0)
+                i++;
+        }
+        if (pick)
+            items[n++] = wc_kv_ref(pick);
+    }
+    *out = items;
+    *out_n = n;
+out:
+    free(sorted);
+    past_state *p, *tmp;
+    HASH_ITER(hh, map, p, tmp)
+    {
+        HASH_DEL(map, p);
+        free(p);
+    }
+    return rc;
+}
+
+int wc_cacher_list(wc_cacher *c, const wc_filter *f, int64_t at_rev, const char *start,
+                   size_t start_len, size_t limit, wc_list *out)
+{
+    memset(out, 0, sizeof(*out));
+    bool plain = wc_selector_empty(f->labels) && wc_selector_empty(f->fields) &&
+                 f->family == WC_FAMILY_KEYS;
+    wc_kv **items = NULL;
+    size_t n = 0;
+    int rc;
+    pthread_mutex_lock(&c->mu);
+    int64_t rev = at_rev > 0 ? at_rev : c->rev_done;
+    if (!c->ready)
+        rc = WC_ENOTREADY;
+    else if (rev < c->ring.floor_rev)
+        rc = WC_EEXPIRED;
+    else if (rev > c->rev_done)
+        rc = WC_ETIMEDOUT;
+    else
+        rc = collect_at(c, f->key, f->key_len, f->prefix, start, start_len, rev,
+                        plain && limit ? limit + 1 : 0, &items, &n);
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0)
+        return rc;
+    /* Selectors are evaluated outside the lock. */
+    size_t kept = 0, i = 0;
+    for (; i < n; i++) {
+        if (!wc_filter_match_object(f, items[i])) {
+            wc_kv_unref(items[i]);
+            continue;
+        }
+        if (limit && kept == limit)
+            break;
+        items[kept++] = items[i];
+    }
+    if (i < n) {
+        out->more = true;
+        out->next_key = strndup(items[i]->key, items[i]->key_len);
+        out->next_key_len = items[i]->key_len;
+        for (; i < n; i++)
+            wc_kv_unref(items[i]);
+        if (!out->next_key) {
+            for (size_t k = 0; k < kept; k++)
+                wc_kv_unref(items[k]);
+            free(items);
+            return WC_ENOMEM;
+        }
+    }
+    out->items = items;
+    out->n = kept;
+    out->rev = rev;
+    return 0;
+}
+
+void wc_list_release(wc_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        wc_kv_unref(l->items[i]);
+    free(l->items);
+    free(l->next_key);
+    memset(l, 0, sizeof(*l));
+}
+
+void wc_cacher_stats_get(wc_cacher *c, wc_cacher_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = c->st;
+    out->rev = c->rev_done;
+    out->floor = c->ring.floor_rev;
+    out->keys = c->store.n;
+    out->ring_events = c->ring.n;
+    out->ring_bytes = c->ring.bytes;
+    out->frames_out = atomic_load_explicit(&c->frames_out, memory_order_relaxed);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Watch registration and the tick
+ * ------------------------------------------------------------------------------------- */
+
+/* The position (sequence number) just after every change at or below `rev`. Holds c->mu. */
+static uint64_t seq_at_rev(const wc_cacher *c, int64_t rev)
+{
+    size_t i = wc_ring_after_rev(&c->ring, rev);
+    if (i == c->ring.n)
+        return c->seq;
+    return i == 0 ? c->ring.floor_seq : wc_ring_at(&c->ring, i - 1)->seq;
+}
+
+static void schedule_bookmark(wc_cacher *c, wc_watcher *w, int64_t now)
+{
+    w->next_bookmark = now + c->o.bookmark_ms;
+    if (w->deadline && !w->pre_deadline_bookmark_done) {
+        int64_t pre = w->deadline - 1000;
+        if (pre < now)
+            pre = now;
+        if (pre < w->next_bookmark)
+            w->next_bookmark = pre;
+    }
+}
+
+static void watcher_free(wc_watcher *w);
+
+static wc_watcher *watcher_new(wc_cacher *c, const wc_watch_opts *o)
+{
+    wc_watcher *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->c = c;
+    w->f = o->filter;
+    w->key = malloc(o->filter.key_len + 1);
+    w->kind = strdup(o->kind ? o->kind : "KeyValue");
+    w->api_version = strdup(o->api_version ? o->api_version : "wcached/v1");
+    if (!w->key || !w->kind || !w->api_version) {
+        watcher_free(w);
+        return NULL;
+    }
+    if (o->filter.key_len)
+        memcpy(w->key, o->filter.key, o->filter.key_len);
+    w->key[o->filter.key_len] = '\0';
+    w->f.key = w->key;
+    w->labels = o->labels_owned;
+    w->fields = o->fields_owned;
+    w->f.labels = w->labels;
+    w->f.fields = w->fields;
+    w->allow_bookmarks = o->allow_bookmarks;
+    w->deadline = o->deadline_ms;
+    w->wake = o->wake;
+    w->wake_arg = o->wake_arg;
+    w->init_end_pending = o->initial_end_bookmark;
+    pthread_mutex_init(&w->mu, NULL);
+    return w;
+}
+
+static void watcher_free(wc_watcher *w)
+{
+    for (size_t i = 0; i < w->in_n; i++)
+        wc_event_unref(w->in[(w->in_head + i) % w->in_cap]);
+    free(w->in);
+    for (size_t i = w->init_i; i < w->init_n; i++)
+        wc_kv_unref(w->init[i]);
+    free(w->init);
+    for (size_t i = w->res_i; i < w->res_n; i++) {
+        wc_event_unref(w->res[i].ev);
+        wc_kv_unref(w->res[i].kv);
+        free(w->res[i].own);
+    }
+    free(w->res);
+    wc_selector_free(w->labels);
+    wc_selector_free(w->fields);
+    free(w->key);
+    free(w->kind);
+    free(w->api_version);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *o, wc_watcher **out, int64_t *floor_out)
+{
+    wc_watcher *w = watcher_new(c, o);
+    if (!w)
+        return WC_ENOMEM;
+    const char *pinned = c->index_field ? wc_selector_exact(w->f.fields, c->index_field) : NULL;
+    w->in_cap = c->index_field && !pinned ? c->o.input_cap_wide : c->o.input_cap;
+    w->in = malloc(w->in_cap * sizeof(*w->in));
+    wc_bucket *fresh = NULL;
+    if (pinned) {
+        fresh = calloc(1, sizeof(*fresh));
+        if (fresh)
+            fresh->value = strdup(pinned);
+    }
+    if (!w->in || (pinned && (!fresh || !fresh->value))) {
+        if (fresh)
+            free(fresh->value);
+        free(fresh);
+        w->labels = w->fields = NULL; /* still the caller's on failure */
+        watcher_free(w);
+        return WC_ENOMEM;
+    }
+
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    if (!c->ready || c->freeing) {
+        rc = WC_ENOTREADY;
+        goto fail;
+    }
+    int64_t now = wc_cacher_now(c);
+    bool from_state = o->rv == WC_RV_UNSET || o->rv == 0;
+    if (!from_state && o->rv < c->ring.floor_rev) {
+        if (floor_out)
+            *floor_out = c->ring.floor_rev;
+        rc = WC_EEXPIRED;
+        goto fail;
+    }
+    if (o->send_initial) {
+        rc = collect_at(c, w->f.key, w->f.key_len, w->f.prefix, NULL, 0, c->rev_done, 0, &w->init,
+                        &w->init_n);
+        if (rc != 0)
+            goto fail;
+        w->init_rev = c->rev_done;
+        w->pos = seq_at_rev(c, c->rev_done);
+        w->sent_rv = c->rev_done;
+    } else if (from_state) {
+        w->pos = seq_at_rev(c, c->rev_done);
+        w->sent_rv = c->rev_done;
+    } else {
+        w->min_rev = o->rv;
+        w->pos = seq_at_rev(c, o->rv < c->rev_done ? o->rv : c->rev_done);
+        w->sent_rv = o->rv;
+    }
+    if (pinned) {
+        wc_bucket *b = NULL;
+        HASH_FIND_STR(c->buckets, pinned, b);
+        if (!b) {
+            b = fresh;
+            fresh = NULL;
+            HASH_ADD_KEYPTR(hh, c->buckets, b->value, strlen(b->value), b);
+        }
+        w->bucket = b;
+        DL_APPEND(b->watchers, w);
+    } else {
+        DL_APPEND(c->unindexed, w);
+    }
+    w->registered = true;
+    w->state = WC_W_CATCHUP;
+    schedule_bookmark(c, w, now);
+    c->st.watchers++;
+    c->alive++;
+    pthread_mutex_unlock(&c->mu);
+    if (fresh) {
+        free(fresh->value);
+        free(fresh);
+    }
+    *out = w;
+    return 0;
+fail:
+    pthread_mutex_unlock(&c->mu);
+    if (fresh) {
+        free(fresh->value);
+        free(fresh);
+    }
+    w->labels = w->fields = NULL;
+    watcher_free(w);
+    return rc;
+}
+
+/* Removes a registered watcher from its set. Holds c->mu. */
+static void unregister(wc_watcher *w)
+{
+    wc_cacher *c = w->c;
+    if (!w->registered)
+        return;
+    if (w->bucket) {
+        wc_bucket *b = w->bucket;
+        DL_DELETE(b->watchers, w);
+        if (!b->watchers) {
+            HASH_DEL(c->buckets, b);
+            free(b->value);
+            free(b);
+        }
+        w->bucket = NULL;
+    } else {
+        DL_DELETE(c->unindexed, w);
+    }
+    if (w->lag_since)
+        c->st.watchers_lagging--;
+    w->lag_since = 0;
+    w->registered = false;
+    c->st.watchers--;
+}
+
+void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why)
+{
+    if (!w->registered)
+        return;
+    unregister(w);
+    w->c->st.ended[why]++;
+    pthread_mutex_lock(&w->mu);
+    w->state = WC_W_ENDED;
+    w->end_reason = why;
+    if (w->want_wake) {
+        w->want_wake = false;
+        if (w->wake)
+            w->wake(w->wake_arg);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+void wc_watcher_close(wc_watcher *w)
+{
+    wc_cacher *c = w->c;
+    pthread_mutex_lock(&c->mu);
+    if (w->registered) {
+        unregister(w);
+        c->st.ended[WC_END_CLOSED]++;
+    }
+    bool last = --c->alive == 0 && c->freeing;
+    pthread_mutex_unlock(&c->mu);
+    watcher_free(w);
+    if (last)
+        destroy(c);
+}
+
+size_t wc_watcher_catch_up(wc_watcher *w, wc_event **out, size_t max)
+{
+    wc_cacher *c = w->c;
+    size_t n = 0;
+    pthread_mutex_lock(&c->mu);
+    if (!w->registered) {
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    if (w->pos < c->ring.floor_seq) {
+        wc_watcher_end_locked(w, WC_END_EXPIRED);
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    size_t i = wc_ring_after_seq(&c->ring, w->pos);
+    /* Look at a bounded window per lock hold, even when most events are filtered out. */
+    size_t window = max * 16;
+    for (size_t seen = 0; i < c->ring.n && n < max && seen < window; i++, seen++) {
+        wc_event *ev = wc_ring_at(&c->ring, i);
+        const wc_kv *k = ev->kv ? ev->kv : ev->prev;
+        w->pos = ev->seq;
+        if (wc_filter_has_key(&w->f, k->key, k->key_len))
+            out[n++] = wc_event_ref(ev);
+    }
+    if (i == c->ring.n) {
+        pthread_mutex_lock(&w->mu);
+        w->state = WC_W_LIVE;
+        pthread_mutex_unlock(&w->mu);
+        if (w->lag_since) {
+            w->lag_since = 0;
+            c->st.watchers_lagging--;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* Ends watchers past their deadline or lag budget and queues due bookmarks. Holds c->mu. */
+static void tick_one(wc_watcher *w, void *arg)
+{
+    wc_cacher *c = w->c;
+    int64_t now = *(int64_t *)arg;
+    if (w->deadline && now >= w->deadline) {
+        wc_watcher_end_locked(w, WC_END_TIMEOUT);
+        return;
+    }
+    if (w->lag_since && now - w->lag_since > c->o.slow_budget_ms) {
+        wc_watcher_end_locked(w, WC_END_SLOW);
+        return;
+    }
+    if (w->state == WC_W_CATCHUP && w->pos < c->ring.floor_seq) {
+        wc_watcher_end_locked(w, WC_END_EXPIRED);
+        return;
+    }
+    if (!w->allow_bookmarks || now < w->next_bookmark || w->state != WC_W_LIVE)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->bookmark_pending = true;
+    w->bookmark_rv = c->rev_done;
+    if (w->want_wake) {
+        w->want_wake = false;
+        if (w->wake)
+            w->wake(w->wake_arg);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (w->deadline && now >= w->deadline - 1000)
+        w->pre_deadline_bookmark_done = true;
+    schedule_bookmark(c, w, now);
+}
+
+void wc_cacher_tick(wc_cacher *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int64_t now = wc_cacher_now(c);
+    each_watcher(c, tick_one, &now);
+    pthread_mutex_unlock(&c->mu);
+    after_dispatch(c);
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds wcached and runs every test suite, in up to three builds:
+#   plain      -Werror, the whole suite
+#   asan       -Db_sanitize=address,undefined (UBSan findings fatal), the whole suite
+#   tsan       -Db_sanitize=thread: the concurrency runner and the suites that can run under it
+# Usage: tests/run.sh [plain|asan|tsan|all]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export CRITERION_JOBS=${CRITERION_JOBS:-2}
+
+run_build() {
+    local dir=$1
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" -Dwerror=true "$@"
+    fi
+    ninja -C "$dir"
+    meson test -C "$dir" --print-errorlogs --num-processes 2
+}
+
+case $what in
+plain | all) run_build build/plain ;;&
+asan | all) run_build build/asan -Db_sanitize=address,undefined -Db_lundef=false ;;&
+tsan | all) run_build build/tsan -Db_sanitize=thread -Db_lundef=false ;;
+plain | asan) ;;
+*)
+    echo "usage: tests/run.sh [plain|asan|tsan|all]" >&2
+    exit 2
+    ;;
+esac
