@@ -1,0 +1,269 @@
+/* Real etcd members for tests; see etcd.h. */
+#include "etcd.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A port the kernel just handed out on loopback (closed again: good enough for tests). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static pid_t spawn(struct wc_test_etcd *e, int i, bool fresh)
+{
+    char name[16], data[192], client[64], peer[64], log[192];
+    snprintf(name, sizeof(name), "m%d", i);
+    snprintf(data, sizeof(data), "%s/%s", e->dir, name);
+    snprintf(client, sizeof(client), "http://127.0.0.1:%d", e->client_port[i]);
+    snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer_port[i]);
+    snprintf(log, sizeof(log), "%s/%s.log", e->dir, name);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    FILE *f = freopen(log, "a", stderr);
+    (void)f;
+    dup2(2, 1);
+    execlp("etcd", "etcd", "--name", name, "--data-dir", data, "--listen-client-urls", client,
+           "--advertise-client-urls", client, "--listen-peer-urls", peer,
+           "--initial-advertise-peer-urls", peer, "--initial-cluster", e->cluster,
+           "--initial-cluster-state", fresh ? "new" : "existing", "--initial-cluster-token", e->dir,
+           "--log-level", "warn", (char *)NULL);
+    _exit(127);
+}
+
+static size_t sink(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    char **out = arg;
+    size_t n = size * nmemb, have = *out ? strlen(*out) : 0;
+    char *p = realloc(*out, have + n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + have, ptr, n);
+    p[have + n] = '\0';
+    *out = p;
+    return n;
+}
+
+/* POSTs to one member; returns the parsed body, or NULL. */
+static json_t *call(const char *url_base, const char *path, const char *body, long timeout_ms)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", url_base, path);
+    char *out = NULL;
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    json_t *j = rc == CURLE_OK && out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    return j;
+}
+
+static bool healthy(const char *url_base)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/health", url_base);
+    char *out = NULL;
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    bool ok = rc == CURLE_OK && out && strstr(out, "\"true\"");
+    free(out);
+    return ok;
+}
+
+int wc_test_etcd_start(struct wc_test_etcd *e, int members)
+{
+    memset(e, 0, sizeof(*e));
+    if (members < 1 || members > WC_TEST_ETCD_MAX)
+        return -1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    snprintf(e->dir, sizeof(e->dir), "/tmp/wcached-etcd-XXXXXX");
+    if (!mkdtemp(e->dir))
+        return -1;
+    e->members = members;
+    size_t off = 0, eoff = 0;
+    for (int i = 0; i < members; i++) {
+        e->client_port[i] = free_port();
+        e->peer_port[i] = free_port();
+        if (e->client_port[i] < 0 || e->peer_port[i] < 0)
+            return -1;
+        snprintf(e->client_url[i], sizeof(e->client_url[i]), "http://127.0.0.1:%d",
+                 e->client_port[i]);
+        off += (size_t)snprintf(e->cluster + off, sizeof(e->cluster) - off,
+                                "%sm%d=http://127.0.0.1:%d", i ? "," : "", i, e->peer_port[i]);
+        eoff += (size_t)snprintf(e->endpoints + eoff, sizeof(e->endpoints) - eoff, "%s%s",
+                                 i ? "," : "", e->client_url[i]);
+    }
+    for (int i = 0; i < members; i++)
+        e->pid[i] = spawn(e, i, true);
+    int64_t until = mono_ms() + 20000;
+    for (int i = 0; i < members; i++) {
+        while (!healthy(e->client_url[i])) {
+            if (mono_ms() > until) {
+                wc_test_etcd_stop(e);
+                return -1;
+            }
+            sleep_ms(50);
+        }
+    }
+    return 0;
+}
+
+void wc_test_etcd_kill_member(struct wc_test_etcd *e, int i)
+{
+    if (e->pid[i] > 0) {
+        kill(-e->pid[i], SIGKILL);
+        kill(e->pid[i], SIGKILL);
+        waitpid(e->pid[i], NULL, 0);
+        e->pid[i] = 0;
+    }
+}
+
+int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i)
+{
+    wc_test_etcd_kill_member(e, i);
+    e->pid[i] = spawn(e, i, false);
+    int64_t until = mono_ms() + 20000;
+    while (!healthy(e->client_url[i])) {
+        if (mono_ms() > until)
+            return -1;
+        sleep_ms(50);
+    }
+    return 0;
+}
+
+void wc_test_etcd_stop(struct wc_test_etcd *e)
+{
+    for (int i = 0; i < e->members; i++)
+        wc_test_etcd_kill_member(e, i);
+    if (e->dir[0]) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", e->dir);
+        e->dir[0] = '\0';
+    }
+    e->members = 0;
+}
+
+const char *wc_test_etcd_client_url(struct wc_test_etcd *e, int i)
+{
+    return e->client_url[i];
+}
+
+static char *b64(const char *s)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(s), o = 0;
+    char *out = malloc((n + 2) / 3 * 4 + 1);
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned char)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)(unsigned char)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)s[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Sends a write to the first member that answers; returns header.revision, or -1. */
+static int64_t write_any(struct wc_test_etcd *e, const char *path, const char *body)
+{
+    for (int i = 0; i < e->members; i++) {
+        if (e->pid[i] <= 0)
+            continue;
+        json_t *j = call(e->client_url[i], path, body, 10000);
+        const char *rev =
+            json_string_value(json_object_get(json_object_get(j, "header"), "revision"));
+        int64_t r = rev ? atoll(rev) : -1;
+        json_decref(j);
+        if (r > 0)
+            return r;
+    }
+    return -1;
+}
+
+int wc_test_etcd_put(struct wc_test_etcd *e, const char *key, const char *value, int64_t *rev)
+{
+    char *k = b64(key), *v = b64(value);
+    char *body = malloc(strlen(k) + strlen(v) + 64);
+    sprintf(body, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
+    int64_t r = write_any(e, "/v3/kv/put", body);
+    free(k);
+    free(v);
+    free(body);
+    if (rev)
+        *rev = r;
+    return r > 0 ? 0 : -1;
+}
+
+int wc_test_etcd_delete(struct wc_test_etcd *e, const char *key, int64_t *rev)
+{
+    char *k = b64(key);
+    char *body = malloc(strlen(k) + 32);
+    sprintf(body, "{\"key\":\"%s\"}", k);
+    int64_t r = write_any(e, "/v3/kv/deleterange", body);
+    free(k);
+    free(body);
+    if (rev)
+        *rev = r;
+    return r > 0 ? 0 : -1;
+}
+
+int wc_test_etcd_compact(struct wc_test_etcd *e, int64_t rev)
+{
+    char body[96];
+    snprintf(body, sizeof(body), "{\"revision\":\"%lld\",\"physical\":true}", (long long)rev);
+    return write_any(e, "/v3/kv/compaction", body) > 0 ? 0 : -1;
+}

@@ -1,0 +1,41 @@
+/*
+ * Real etcd members for tests: started on free loopback ports with a temporary data dir, in
+ * their own process group, killed with the test process (PR_SET_PDEATHSIG) if it dies first.
+ * No fake stands in for etcd outside unit tests.
+ */
+#ifndef WCACHED_TEST_ETCD_H
+#define WCACHED_TEST_ETCD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WC_TEST_ETCD_MAX 3
+
+struct wc_test_etcd {
+    int members;
+    pid_t pid[WC_TEST_ETCD_MAX];
+    int client_port[WC_TEST_ETCD_MAX], peer_port[WC_TEST_ETCD_MAX];
+    char client_url[WC_TEST_ETCD_MAX][64];
+    char dir[128];       /* data dirs live below it */
+    char endpoints[256]; /* every client URL, comma-separated */
+    char cluster[512];   /* --initial-cluster */
+};
+
+/* Starts `members` (1..3) members as one cluster and waits until it answers. 0 or -1. */
+int wc_test_etcd_start(struct wc_test_etcd *e, int members);
+/* Kills every member and removes the data. Safe to call twice or after a failed start. */
+void wc_test_etcd_stop(struct wc_test_etcd *e);
+/* kill -9 one member; restart it on the same ports and data, waiting until it answers. */
+void wc_test_etcd_kill_member(struct wc_test_etcd *e, int i);
+int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i);
+
+const char *wc_test_etcd_client_url(struct wc_test_etcd *e, int i);
+
+/* Writes through the JSON gateway of the first live member; *rev gets the write's revision.
+ * 0 or -1. */
+int wc_test_etcd_put(struct wc_test_etcd *e, const char *key, const char *value, int64_t *rev);
+int wc_test_etcd_delete(struct wc_test_etcd *e, const char *key, int64_t *rev);
+int wc_test_etcd_compact(struct wc_test_etcd *e, int64_t rev);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * The upstream against a real etcd: paged list at one revision, ordered watch, resume after an
+ * etcd restart with no gap and no duplicate, relist after compaction, consistent-read support.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "etcd.h"
+#include "wcached/upstream.h"
+
+typedef struct rec {
+    char kind; /* 'R' replace, 'P' put, 'D' delete, 'G' progress */
+    char key[64];
+    int64_t rev;
+    size_t n;        /* replace: how many keys */
+    int64_t max_mod; /* replace: newest mod_rev among them */
+} rec;
+
+typedef struct recorder {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    rec r[4096];
+    size_t n;
+    int live;
+} recorder;
+
+static recorder R;
+static struct wc_test_etcd etcd;
+static wc_upstream *up;
+
+static void add(rec x)
+{
+    pthread_mutex_lock(&R.mu);
+    if (R.n < 4096)
+        R.r[R.n++] = x;
+    pthread_cond_broadcast(&R.cond);
+    pthread_mutex_unlock(&R.mu);
+}
+
+static int s_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev)
+{
+    rec x = {.kind = 'R', .rev = rev, .n = n};
+    for (size_t i = 0; i < n; i++)
+        if (kvs[i].mod_rev > x.max_mod)
+            x.max_mod = kvs[i].mod_rev;
+    add(x);
+    return 0;
+}
+
+static int s_put(void *arg, const wc_kv_spec *kv)
+{
+    rec x = {.kind = 'P', .rev = kv->mod_rev};
+    snprintf(x.key, sizeof(x.key), "%.*s", (int)kv->key_len, kv->key);
+    add(x);
+    return 0;
+}
+
+static int s_del(void *arg, const char *key, size_t len, int64_t rev)
+{
+    rec x = {.kind = 'D', .rev = rev};
+    snprintf(x.key, sizeof(x.key), "%.*s", (int)len, key);
+    add(x);
+    return 0;
+}
+
+static int s_progress(void *arg, int64_t rev)
+{
+    add((rec){.kind = 'G', .rev = rev});
+    return 0;
+}
+
+static void s_state(void *arg, wc_upstream_state st, const char *reason)
+{
+    pthread_mutex_lock(&R.mu);
+    if (st == WC_UP_LIVE)
+        R.live++;
+    pthread_cond_broadcast(&R.cond);
+    pthread_mutex_unlock(&R.mu);
+}
+
+static void setup(void)
+{
+    pthread_mutex_init(&R.mu, NULL);
+    pthread_cond_init(&R.cond, NULL);
+    R.n = 0;
+    R.live = 0;
+}
+
+static void teardown(void)
+{
+    wc_upstream_free(up);
+    up = NULL;
+    wc_test_etcd_stop(&etcd);
+}
+
+TestSuite(upstream, .init = setup, .fini = teardown, .timeout = 180);
+
+static void start_upstream(const char *prefix, size_t page, bool all_members)
+{
+    const char *eps[WC_TEST_ETCD_MAX];
+    size_t n = all_members ? (size_t)etcd.members : 1;
+    for (size_t i = 0; i < n; i++)
+        eps[i] = wc_test_etcd_client_url(&etcd, (int)i);
+    wc_upstream_opts o = {.endpoints = eps,
+                          .n_endpoints = n,
+                          .prefix = prefix,
+                          .prefix_len = strlen(prefix),
+                          .page_size = page,
+                          .sink = {.replace = s_replace,
+                                   .put = s_put,
+                                   .del = s_del,
+                                   .progress = s_progress,
+                                   .state = s_state}};
+    up = wc_upstream_new(&o);
+    cr_assert_not_null(up);
+    cr_assert_eq(wc_upstream_start(up), 0);
+}
+
+/* Waits until pred holds (with R.mu held), up to 15 s. */
+static bool wait_for(bool (*pred)(void *), void *arg)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 15;
+    pthread_mutex_lock(&R.mu);
+    bool ok = pred(arg);
+    while (!ok && pthread_cond_timedwait(&R.cond, &R.mu, &until) == 0)
+        ok = pred(arg);
+    ok = pred(arg);
+    pthread_mutex_unlock(&R.mu);
+    return ok;
+}
+
+static bool saw_rev(void *arg)
+{
+    int64_t want = *(int64_t *)arg;
+    for (size_t i = 0; i < R.n; i++)
+        if ((R.r[i].kind == 'P' || R.r[i].kind == 'D') && R.r[i].rev >= want)
+            return true;
+    return false;
+}
+
+static bool replaces_at_least(void *arg)
+{
+    size_t want = *(size_t *)arg, got = 0;
+    for (size_t i = 0; i < R.n; i++)
+        got += R.r[i].kind == 'R';
+    return got >= want;
+}
+
+static bool progress_at_least(void *arg)
+{
+    int64_t want = *(int64_t *)arg;
+    for (size_t i = 0; i < R.n; i++)
+        if (R.r[i].kind == 'G' && R.r[i].rev >= want)
+            return true;
+    return false;
+}
+
+static bool is_live(void *arg)
+{
+    return R.live >= *(int *)arg;
+}
+
+static int64_t put(const char *key, const char *value)
+{
+    int64_t rev;
+    cr_assert_eq(wc_test_etcd_put(&etcd, key, value, &rev), 0);
+    return rev;
+}
+
+/* Every put/delete after the first replace, as (kind, key, rev), in order. */
+static size_t changes(rec *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0; i < R.n && n < max; i++)
+        if (R.r[i].kind == 'P' || R.r[i].kind == 'D')
+            out[n++] = R.r[i];
+    pthread_mutex_unlock(&R.mu);
+    return n;
+}
+
+static void *writer(void *arg)
+{
+    char key[32];
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "/l/w%02d", i);
+        wc_test_etcd_put(&etcd, key, "w", NULL);
+    }
+    return NULL;
+}
+
+Test(upstream, paged_list_is_one_snapshot_while_a_writer_writes)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    char key[32];
+    for (int i = 0; i < 45; i++) {
+        snprintf(key, sizeof(key), "/l/k%02d", i);
+        put(key, "v");
+    }
+    pthread_t w;
+    pthread_create(&w, NULL, writer, NULL);
+    start_upstream("/l/", 7, false); /* at least 7 pages */
+    size_t one = 1;
+    cr_assert(wait_for(replaces_at_least, &one));
+    pthread_join(w, NULL);
+    pthread_mutex_lock(&R.mu);
+    rec first = R.r[0];
+    pthread_mutex_unlock(&R.mu);
+    cr_assert_eq(first.kind, 'R');
+    /* The snapshot holds exactly the keys written at or before its revision: 45 seeds plus
+     * the writer's keys with revisions <= rev (the first seed is at revision 2). */
+    size_t written_by_rev = (size_t)(first.rev - 1);
+    cr_assert_eq(first.n, written_by_rev, "snapshot at %" PRId64 " has %zu keys", first.rev,
+                 first.n);
+    cr_assert_leq(first.max_mod, first.rev);
+    /* And the watch continues exactly after it. */
+    int64_t last = put("/l/zz", "end");
+    cr_assert(wait_for(saw_rev, &last));
+    rec ch[256];
+    size_t n = changes(ch, 256);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(ch[i].rev, first.rev + 1 + (int64_t)i, "change %zu", i);
+}
+
+Test(upstream, watch_delivers_every_write_in_order)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    start_upstream("/w/", 1000, false);
+    int one = 1;
+    cr_assert(wait_for(is_live, &one));
+    int64_t revs[40];
+    char key[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "/w/k%d", i % 5);
+        if (i % 6 == 5) {
+            cr_assert_eq(wc_test_etcd_delete(&etcd, key, &revs[i]), 0);
+        } else {
+            revs[i] = put(key, "x");
+        }
+        put("/outside", "o"); /* not in the range: never delivered */
+    }
+    cr_assert(wait_for(saw_rev, &revs[39]));
+    rec ch[256];
+    size_t n = changes(ch, 256);
+    size_t k = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "/w/k%d", i % 5);
+        bool deleted_existing = i % 6 == 5 && i >= 5; /* k0..k4 all exist by then */
+        if (i % 6 == 5 && !deleted_existing)
+            continue;
+        cr_assert_lt(k, n);
+        cr_assert_eq(ch[k].rev, revs[i], "change %zu", k);
+        cr_assert_str_eq(ch[k].key, key);
+        cr_assert_eq(ch[k].kind, i % 6 == 5 ? 'D' : 'P');
+        k++;
+    }
+    cr_assert_eq(k, n, "nothing else delivered");
+}
+
+Test(upstream, resumes_after_an_etcd_restart_with_no_gap_and_no_duplicate)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    start_upstream("/r/", 1000, false);
+    int one = 1;
+    cr_assert(wait_for(is_live, &one));
+    int64_t before = put("/r/a", "1");
+    cr_assert(wait_for(saw_rev, &before));
+    wc_test_etcd_kill_member(&etcd, 0);
+    cr_assert_eq(wc_test_etcd_restart_member(&etcd, 0), 0);
+    int64_t after = 0;
+    for (int i = 0; i < 10; i++)
+        after = put("/r/b", "2");
+    cr_assert(wait_for(saw_rev, &after));
+    int two = 2;
+    cr_assert(wait_for(is_live, &two), "the watch was re-created");
+    rec ch[64];
+    size_t n = changes(ch, 64);
+    cr_assert_eq(n, 11);
+    for (size_t i = 1; i < n; i++)
+        cr_assert_eq(ch[i].rev, ch[i - 1].rev + 1, "change %zu follows %zu", i, i - 1);
+}
+
+Test(upstream, compaction_while_cut_off_leads_to_a_relist)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 3), 0);
+    start_upstream("/c/", 1000, false); /* reads member 0 only */
+    int one = 1;
+    cr_assert(wait_for(is_live, &one));
+    put("/c/a", "1");
+    wc_test_etcd_kill_member(&etcd, 0);
+    /* While member 0 is down, the others move on and compact the history it needs. */
+    int64_t last = 0;
+    for (int i = 0; i < 5; i++)
+        last = put("/c/b", "x");
+    cr_assert_eq(wc_test_etcd_compact(&etcd, last), 0);
+    cr_assert_eq(wc_test_etcd_restart_member(&etcd, 0), 0);
+    size_t two = 2;
+    cr_assert(wait_for(replaces_at_least, &two), "a second list after the compaction");
+    pthread_mutex_lock(&R.mu);
+    rec second = {0};
+    for (size_t i = 0, k = 0; i < R.n; i++)
+        if (R.r[i].kind == 'R' && ++k == 2)
+            second = R.r[i];
+    pthread_mutex_unlock(&R.mu);
+    cr_assert_geq(second.rev, last);
+    cr_assert_eq(second.n, 2, "/c/a and /c/b");
+}
+
+Test(upstream, current_rev_and_progress_requests_follow_etcd)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    start_upstream("/q/", 1000, false);
+    int one = 1;
+    cr_assert(wait_for(is_live, &one));
+    int64_t elsewhere = put("/not-watched", "x");
+    int64_t rev = 0;
+    cr_assert_eq(wc_upstream_current_rev(up, &rev, 3000), 0);
+    cr_assert_geq(rev, elsewhere);
+    wc_upstream_request_progress(up);
+    cr_assert(wait_for(progress_at_least, &rev),
+              "a progress notification at etcd's revision, with nothing under the prefix");
+}

@@ -1,0 +1,631 @@
+/*
+ * The upstream: ONE list+watch against etcd's JSON gateway, on a thread of its own.
+ *
+ * The thread lists the key range in pages pinned to the first page's revision and hands the
+ * snapshot to the sink (sink.replace). It then opens one streaming POST /v3/watch from that
+ * revision + 1 with prev_kv and progress_notify, and hands every change to the sink in
+ * revision order, closing each watch response with sink.progress(last revision) so the cache
+ * never claims a revision half-applied. The request body stays open (chunked upload paused
+ * when there is nothing to send): {"progress_request":{}} lines sent on it make etcd answer
+ * with a progress notification, which is how the cache's revision catches up with etcd's for
+ * consistent reads, and how a silent stream is told from a dead one.
+ *
+ * On a broken or stalled stream the thread backs off (exponential, with jitter), moves to the
+ * next endpoint and resumes from the last revision the sink holds; when etcd says that revision
+ * was compacted it relists, and the cacher turns the difference into events.
+ */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wcached/upstream.h"
+#include "wire.h"
+
+#define PAGE_DEFAULT 1000
+#define MAX_LINE ((size_t)64 << 20)
+#define IDLE_PROGRESS_MS 5000 /* ask for progress after this long without a message */
+#define STALL_MS 15000        /* no message at all for this long: the stream is dead */
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+
+struct wc_upstream {
+    char **endpoints;
+    size_t n_endpoints;
+    char *prefix;
+    size_t prefix_len;
+    char *key_b64, *end_b64; /* the range as the gateway wants it */
+    size_t page;
+    wc_upstream_sink sink;
+
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    atomic_bool progress_wanted;
+    atomic_size_t cur; /* the endpoint in use */
+    CURLM *multi;      /* the watch's; curl_multi_wakeup is the only use off the thread */
+    unsigned seed;     /* jitter; the thread's own */
+};
+
+/* libcurl's global set-up is not thread-safe: done once, before any handle is made. */
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_state(wc_upstream *u, wc_upstream_state st, const char *reason)
+{
+    if (u->sink.state)
+        u->sink.state(u->sink.arg, st, reason);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Plain requests
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct buf {
+    char *p;
+    size_t len;
+    bool oom;
+} buf;
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    buf *b = arg;
+    size_t n = size * nmemb;
+    char *p = realloc(b->p, b->len + n + 1);
+    if (!p) {
+        b->oom = true;
+        return 0;
+    }
+    memcpy(p + b->len, ptr, n);
+    b->p = p;
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+/* POSTs `body` to endpoint+path. 0 with the response in *out (caller frees out->p), or
+ * WC_EIO with a reason. */
+static int post(const char *endpoint, const char *path, const char *body, long timeout_ms, buf *out,
+                char *reason, size_t reason_len)
+{
+    memset(out, 0, sizeof(*out));
+    char url[1024];
+    snprintf(url, sizeof(url), "%s%s", endpoint, path);
+    CURL *h = curl_easy_init();
+    if (!h)
+        return WC_ENOMEM;
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 3000 ? timeout_ms : 3000L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    if (rc != CURLE_OK || out->oom) {
+        snprintf(reason, reason_len, "%s: %s", endpoint,
+                 out->oom ? "out of memory" : curl_easy_strerror(rc));
+        free(out->p);
+        out->p = NULL;
+        return out->oom ? WC_ENOMEM : WC_EIO;
+    }
+    if (!out->p) {
+        snprintf(reason, reason_len, "%s: empty response (HTTP %ld)", endpoint, code);
+        return WC_EIO;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The list
+ * ------------------------------------------------------------------------------------- */
+
+/* Lists the range in pages at one revision and hands it to the sink. 0 and *rev, or an error
+ * with a reason. */
+static int list(wc_upstream *u, const char *endpoint, int64_t *rev, char *reason, size_t reason_len)
+{
+    wc_wire_kv *all = NULL;
+    size_t n = 0, cap = 0;
+    int64_t at = 0;
+    char *key_b64 = strdup(u->key_b64);
+    int rc = key_b64 ? 0 : WC_ENOMEM;
+    while (rc == 0) {
+        char *body = NULL;
+        char atbuf[48] = "";
+        if (at > 0)
+            snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
+        if (asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\",\"limit\":\"%zu\"%s}", key_b64,
+                     u->end_b64, u->page, atbuf) < 0) {
+            rc = WC_ENOMEM;
+            break;
+        }
+        buf resp;
+        rc = post(endpoint, "/v3/kv/range", body, 30000, &resp, reason, reason_len);
+        free(body);
+        if (rc)
+            break;
+        wc_range_resp page;
+        rc = wc_etcd_parse_range(resp.p, resp.len, &page);
+        free(resp.p);
+        if (rc) {
+            snprintf(reason, reason_len, "%s: range: %s", endpoint,
+                     rc == WC_EEXPIRED ? "revision compacted while listing" : wc_strerror(rc));
+            break;
+        }
+        if (at == 0)
+            at = page.header.revision;
+        if (n + page.n > cap) {
+            size_t ncap = cap ? cap * 2 : 1024;
+            while (ncap < n + page.n)
+                ncap *= 2;
+            wc_wire_kv *more = realloc(all, ncap * sizeof(*all));
+            if (!more) {
+                wc_range_resp_free(&page);
+                rc = WC_ENOMEM;
+                break;
+            }
+            all = more;
+            cap = ncap;
+        }
+        memcpy(all + n, page.kvs, page.n * sizeof(*all));
+        n += page.n;
+        bool more = page.more && page.n > 0;
+        /* The kvs moved into `all`; free only the page's array. */
+        free(page.kvs);
+        if (!more)
+            break;
+        /* The next page starts just after the last key: that key plus a NUL byte. */
+        const wc_kv_spec *last = &all[n - 1].spec;
+        char *next = malloc(last->key_len + 1);
+        if (!next) {
+            rc = WC_ENOMEM;
+            break;
+        }
+        memcpy(next, last->key, last->key_len);
+        next[last->key_len] = '\0';
+        free(key_b64);
+        key_b64 = wc_b64_encode(next, last->key_len + 1);
+        free(next);
+        if (!key_b64)
+            rc = WC_ENOMEM;
+    }
+    free(key_b64);
+    if (rc == 0) {
+        wc_kv_spec *specs = malloc((n ? n : 1) * sizeof(*specs));
+        if (!specs) {
+            rc = WC_ENOMEM;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                specs[i] = all[i].spec;
+            rc = u->sink.replace ? u->sink.replace(u->sink.arg, specs, n, at) : 0;
+            if (rc)
+                snprintf(reason, reason_len, "the cache refused the list at %" PRId64 ": %s", at,
+                         wc_strerror(rc));
+            free(specs);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        wc_wire_kv_free(&all[i]);
+    free(all);
+    if (rc == 0)
+        *rev = at;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The watch
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum watch_end {
+    END_STOPPED,   /* asked to stop */
+    END_BROKEN,    /* transport or etcd error: back off and try the next endpoint */
+    END_COMPACTED, /* the revision needed is gone: relist */
+} watch_end;
+
+typedef struct watch_ctx {
+    wc_upstream *u;
+    int64_t *rev;
+    wc_linebuf lines;
+    char send[4096]; /* request lines waiting to go up the body */
+    size_t send_len, send_off;
+    bool paused;
+    bool created;
+    bool failed;
+    watch_end end;
+    int64_t last_msg;
+    char reason[256];
+} watch_ctx;
+
+static void fail_watch(watch_ctx *w, watch_end end, const char *fmt, const char *detail)
+{
+    if (w->failed)
+        return;
+    w->failed = true;
+    w->end = end;
+    snprintf(w->reason, sizeof(w->reason), fmt, detail);
+}
+
+static size_t send_body(char *dst, size_t size, size_t nmemb, void *arg)
+{
+    watch_ctx *w = arg;
+    size_t room = size * nmemb;
+    if (w->send_off == w->send_len) {
+        w->send_off = w->send_len = 0;
+        w->paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    size_t n = w->send_len - w->send_off;
+    if (n > room)
+        n = room;
+    memcpy(dst, w->send + w->send_off, n);
+    w->send_off += n;
+    return n;
+}
+
+static void queue_request(watch_ctx *w, CURL *h, const char *line)
+{
+    size_t n = strlen(line);
+    if (w->send_len + n > sizeof(w->send))
+        return; /* one is already waiting: the same request twice adds nothing */
+    memcpy(w->send + w->send_len, line, n);
+    w->send_len += n;
+    if (w->paused) {
+        w->paused = false;
+        curl_easy_pause(h, CURLPAUSE_CONT);
+    }
+}
+
+/* Hands one parsed watch response to the sink. */
+static void handle(watch_ctx *w, wc_watch_resp *r)
+{
+    wc_upstream *u = w->u;
+    switch (r->kind) {
+    case WC_WATCH_ERROR:
+        fail_watch(w, END_BROKEN, "etcd: %s", r->message);
+        return;
+    case WC_WATCH_CANCELED:
+        if (r->compact_revision > 0)
+            fail_watch(w, END_COMPACTED, "history compacted (%s)", "relisting");
+        else
+            fail_watch(w, END_BROKEN, "watch canceled: %s", r->message);
+        return;
+    case WC_WATCH_CREATED:
+        w->created = true;
+        set_state(u, WC_UP_LIVE, "");
+        return;
+    case WC_WATCH_PROGRESS:
+        if (r->header.revision > *w->rev) {
+            *w->rev = r->header.revision;
+            if (u->sink.progress)
+                u->sink.progress(u->sink.arg, r->header.revision);
+        }
+        return;
+    case WC_WATCH_EVENTS:
+        break;
+    }
+    int64_t last = 0;
+    for (size_t i = 0; i < r->n && !w->failed; i++) {
+        wc_wire_event *e = &r->events[i];
+        const wc_kv_spec *s = &e->kv.spec;
+        int rc;
+        if (e->deleted)
+            rc = u->sink.del ? u->sink.del(u->sink.arg, s->key, s->key_len, s->mod_rev) : 0;
+        else
+            rc = u->sink.put ? u->sink.put(u->sink.arg, s) : 0;
+        if (rc != 0 && rc != WC_ESTALE && rc != WC_ENOENT)
+            fail_watch(w, END_COMPACTED, "the cache refused a change (%s): relisting",
+                       wc_strerror(rc));
+        last = s->mod_rev;
+    }
+    if (!w->failed && last > 0) {
+        if (last > *w->rev)
+            *w->rev = last;
+        if (u->sink.progress)
+            u->sink.progress(u->sink.arg, last);
+    }
+}
+
+static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    watch_ctx *w = arg;
+    size_t n = size * nmemb;
+    w->last_msg = now_ms();
+    int rc = wc_linebuf_feed(&w->lines, ptr, n);
+    if (rc) {
+        fail_watch(w, END_BROKEN, "watch stream: %s", wc_strerror(rc));
+        return 0;
+    }
+    const char *line;
+    size_t len;
+    while (!w->failed && wc_linebuf_next(&w->lines, &line, &len)) {
+        if (len == 0)
+            continue;
+        wc_watch_resp r;
+        rc = wc_etcd_parse_watch(line, len, &r);
+        if (rc) {
+            fail_watch(w, END_BROKEN, "watch stream: %s from etcd", wc_strerror(rc));
+            break;
+        }
+        handle(w, &r);
+        wc_watch_resp_free(&r);
+    }
+    return w->failed ? 0 : n;
+}
+
+/* Watches from *rev + 1 until the stream breaks or the upstream stops. */
+static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, char *reason,
+                       size_t reason_len)
+{
+    watch_ctx w;
+    memset(&w, 0, sizeof(w));
+    w.u = u;
+    w.rev = rev;
+    wc_linebuf_init(&w.lines, MAX_LINE);
+    int n = snprintf(w.send, sizeof(w.send),
+                     "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
+                     "\"start_revision\":\"%" PRId64 "\",\"prev_kv\":true,"
+                     "\"progress_notify\":true}}\n",
+                     u->key_b64, u->end_b64, *rev + 1);
+    if (n < 0 || (size_t)n >= sizeof(w.send)) {
+        snprintf(reason, reason_len, "prefix too long for a watch request");
+        return END_BROKEN;
+    }
+    w.send_len = (size_t)n;
+    char url[1024];
+    snprintf(url, sizeof(url), "%s/v3/watch", endpoint);
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    hdr = curl_slist_append(hdr, "Transfer-Encoding: chunked");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, send_body);
+    curl_easy_setopt(h, CURLOPT_READDATA, &w);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, receive);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_multi_add_handle(u->multi, h);
+    w.last_msg = now_ms();
+    int64_t last_ask = now_ms();
+    for (;;) {
+        int running = 0;
+        curl_multi_perform(u->multi, &running);
+        int left;
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(u->multi, &left)) != NULL) {
+            if (m->msg == CURLMSG_DONE && m->easy_handle == h) {
+                if (!w.failed)
+                    fail_watch(&w, END_BROKEN, "watch stream ended: %s",
+                               m->data.result == CURLE_OK ? "closed by etcd"
+                                                          : curl_easy_strerror(m->data.result));
+                running = 0;
+            }
+        }
+        if (w.failed || !running)
+            break;
+        if (atomic_load(&u->stop)) {
+            w.end = END_STOPPED;
+            break;
+        }
+        int64_t now = now_ms();
+        bool asked = atomic_exchange(&u->progress_wanted, false);
+        if (w.created && (asked || now - w.last_msg >= IDLE_PROGRESS_MS) &&
+            now - last_ask >= (asked ? 0 : IDLE_PROGRESS_MS)) {
+            queue_request(&w, h, "{\"progress_request\":{}}\n");
+            last_ask = now;
+        }
+        if (now - w.last_msg > STALL_MS) {
+            fail_watch(&w, END_BROKEN, "watch stream silent for %s s: treated as broken", "15");
+            break;
+        }
+        curl_multi_poll(u->multi, NULL, 0, 500, NULL);
+    }
+    curl_multi_remove_handle(u->multi, h);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    wc_linebuf_free(&w.lines);
+    snprintf(reason, reason_len, "%s", w.reason);
+    return w.end;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The thread
+ * ------------------------------------------------------------------------------------- */
+
+/* Sleeps up to ms, waking early when asked to stop. */
+static void pause_ms(wc_upstream *u, int64_t ms)
+{
+    int64_t until = now_ms() + ms;
+    while (!atomic_load(&u->stop) && now_ms() < until) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int64_t next_backoff(wc_upstream *u, int64_t prev)
+{
+    int64_t b = prev ? prev * 2 : BACKOFF_MIN_MS;
+    if (b > BACKOFF_MAX_MS)
+        b = BACKOFF_MAX_MS;
+    /* Jitter: between half and all of it, so that many proxies do not reconnect in step. */
+    return b / 2 + (int64_t)(rand_r(&u->seed) % (unsigned)(b / 2 + 1));
+}
+
+static void *run(void *arg)
+{
+    wc_upstream *u = arg;
+    int64_t rev = 0;
+    bool need_list = true;
+    int64_t backoff = 0;
+    char reason[256];
+    while (!atomic_load(&u->stop)) {
+        const char *ep = u->endpoints[atomic_load(&u->cur) % u->n_endpoints];
+        int64_t started = now_ms();
+        if (need_list) {
+            set_state(u, WC_UP_CONNECTING, "listing");
+            int rc = list(u, ep, &rev, reason, sizeof(reason));
+            if (rc != 0) {
+                set_state(u, WC_UP_DOWN, reason);
+                backoff = next_backoff(u, backoff);
+                atomic_store(&u->cur, (atomic_load(&u->cur) + 1) % u->n_endpoints);
+                pause_ms(u, backoff);
+                continue;
+            }
+            need_list = false;
+        }
+        set_state(u, WC_UP_CONNECTING, "watching");
+        watch_end end = watch(u, ep, &rev, reason, sizeof(reason));
+        if (end == END_STOPPED)
+            break;
+        if (end == END_COMPACTED) {
+            set_state(u, WC_UP_CONNECTING, reason);
+            need_list = true;
+            continue;
+        }
+        set_state(u, WC_UP_DOWN, reason);
+        if (now_ms() - started > 10000)
+            backoff = 0; /* it was healthy for a while: start the backoff over */
+        backoff = next_backoff(u, backoff);
+        atomic_store(&u->cur, (atomic_load(&u->cur) + 1) % u->n_endpoints);
+        pause_ms(u, backoff);
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The public face
+ * ------------------------------------------------------------------------------------- */
+
+wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
+{
+    if (!o || o->n_endpoints == 0)
+        return NULL;
+    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+    pthread_once(&curl_once, curl_init_once);
+    wc_upstream *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->endpoints = calloc(o->n_endpoints, sizeof(*u->endpoints));
+    u->n_endpoints = o->n_endpoints;
+    bool ok = u->endpoints != NULL;
+    for (size_t i = 0; ok && i < o->n_endpoints; i++) {
+        u->endpoints[i] = strdup(o->endpoints[i]);
+        ok = u->endpoints[i] != NULL;
+    }
+    size_t plen = o->prefix ? o->prefix_len : 0;
+    /* The whole keyspace is the range ["\0", "\0"). */
+    const char *key = plen ? o->prefix : "";
+    size_t klen = plen ? plen : 1;
+    char *end = malloc(klen + 1);
+    size_t elen = 0;
+    if (end)
+        elen = plen ? wc_etcd_range_end(o->prefix, plen, end) : 1;
+    if (end && !plen)
+        end[0] = '\0';
+    u->prefix = malloc(klen + 1);
+    if (u->prefix) {
+        memcpy(u->prefix, key, klen);
+        u->prefix_len = plen;
+    }
+    u->key_b64 = wc_b64_encode(key, klen);
+    u->end_b64 = end ? wc_b64_encode(end, elen) : NULL;
+    free(end);
+    u->page = o->page_size ? o->page_size : PAGE_DEFAULT;
+    u->sink = o->sink;
+    u->multi = curl_multi_init();
+    u->seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)u;
+    if (!ok || !u->prefix || !u->key_b64 || !u->end_b64 || !u->multi) {
+        wc_upstream_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+int wc_upstream_start(wc_upstream *u)
+{
+    if (u->started)
+        return WC_EINVAL;
+    if (pthread_create(&u->thread, NULL, run, u) != 0)
+        return WC_ENOMEM;
+    u->started = true;
+    return 0;
+}
+
+void wc_upstream_free(wc_upstream *u)
+{
+    if (!u)
+        return;
+    if (u->started) {
+        atomic_store(&u->stop, true);
+        curl_multi_wakeup(u->multi);
+        pthread_join(u->thread, NULL);
+    }
+    if (u->multi)
+        curl_multi_cleanup(u->multi);
+    for (size_t i = 0; u->endpoints && i < u->n_endpoints; i++)
+        free(u->endpoints[i]);
+    free(u->endpoints);
+    free(u->prefix);
+    free(u->key_b64);
+    free(u->end_b64);
+    free(u);
+}
+
+int wc_upstream_current_rev(wc_upstream *u, int64_t *rev, int64_t timeout_ms)
+{
+    /* A linearizable range of one key (the prefix itself) costs etcd a read index and a
+     * lookup, whatever the size of the range, and its header carries the current revision. */
+    char *body = NULL;
+    if (asprintf(&body, "{\"key\":\"%s\",\"keys_only\":true}", u->key_b64) < 0)
+        return WC_ENOMEM;
+    int64_t until = now_ms() + timeout_ms;
+    size_t first = atomic_load(&u->cur);
+    int rc = WC_EIO;
+    for (size_t i = 0; i < u->n_endpoints && now_ms() < until; i++) {
+        const char *ep = u->endpoints[(first + i) % u->n_endpoints];
+        buf resp;
+        char reason[256];
+        long left = (long)(until - now_ms());
+        rc = post(ep, "/v3/kv/range", body, left > 0 ? left : 1, &resp, reason, sizeof(reason));
+        if (rc)
+            continue;
+        wc_range_resp r;
+        rc = wc_etcd_parse_range(resp.p, resp.len, &r);
+        free(resp.p);
+        if (rc == 0) {
+            *rev = r.header.revision;
+            wc_range_resp_free(&r);
+            break;
+        }
+        rc = WC_EIO;
+    }
+    free(body);
+    return rc;
+}
+
+void wc_upstream_request_progress(wc_upstream *u)
+{
+    atomic_store(&u->progress_wanted, true);
+    curl_multi_wakeup(u->multi);
+}

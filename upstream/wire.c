@@ -1,0 +1,439 @@
+/* etcd's JSON gateway wire; see wire.h. */
+#include "wire.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- lines ---------------------------------------------------------------------------- */
+
+void wc_linebuf_init(wc_linebuf *lb, size_t max_line)
+{
+    memset(lb, 0, sizeof(*lb));
+    lb->max_line = max_line;
+}
+
+void wc_linebuf_free(wc_linebuf *lb)
+{
+    free(lb->buf);
+    memset(lb, 0, sizeof(*lb));
+}
+
+int wc_linebuf_feed(wc_linebuf *lb, const char *data, size_t n)
+{
+    /* Drop what was handed out before growing. */
+    if (lb->off > 0) {
+        memmove(lb->buf, lb->buf + lb->off, lb->len - lb->off);
+        lb->len -= lb->off;
+        lb->off = 0;
+    }
+    if (lb->len + n > lb->cap) {
+        size_t cap = lb->cap ? lb->cap : 4096;
+        while (cap < lb->len + n)
+            cap *= 2;
+        char *b = realloc(lb->buf, cap);
+        if (!b)
+            return WC_ENOMEM;
+        lb->buf = b;
+        lb->cap = cap;
+    }
+    memcpy(lb->buf + lb->len, data, n);
+    lb->len += n;
+    /* A partial line longer than the bound can never become a valid message. */
+    const char *nl = memrchr(lb->buf, '\n', lb->len);
+    size_t tail = nl ? lb->len - (size_t)(nl - lb->buf) - 1 : lb->len;
+    if (tail > lb->max_line)
+        return WC_ETOOBIG;
+    return 0;
+}
+
+bool wc_linebuf_next(wc_linebuf *lb, const char **line, size_t *len)
+{
+    char *start = lb->buf + lb->off;
+    char *nl = lb->len > lb->off ? memchr(start, '\n', lb->len - lb->off) : NULL;
+    if (!nl)
+        return false;
+    *line = start;
+    *len = (size_t)(nl - start);
+    if (*len > 0 && start[*len - 1] == '\r')
+        (*len)--;
+    lb->off += (size_t)(nl - start) + 1;
+    return true;
+}
+
+/* ---- encodings ------------------------------------------------------------------------ */
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+int wc_b64_decode(const char *s, size_t n, char **out, size_t *out_len)
+{
+    while (n > 0 && s[n - 1] == '=')
+        n--;
+    if (n % 4 == 1)
+        return WC_EPROTO;
+    char *buf = malloc(n / 4 * 3 + 3);
+    if (!buf)
+        return WC_ENOMEM;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_value((unsigned char)s[i]);
+        if (v < 0) {
+            free(buf);
+            return WC_EPROTO;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    buf[o] = '\0';
+    *out = buf;
+    *out_len = o;
+    return 0;
+}
+
+char *wc_b64_encode(const char *s, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)u[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)u[i + 1] << 8;
+        if (i + 2 < n)
+            v |= u[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+size_t wc_etcd_range_end(const char *prefix, size_t n, char *out)
+{
+    memcpy(out, prefix, n);
+    while (n > 0) {
+        unsigned char last = (unsigned char)out[n - 1];
+        if (last < 0xff) {
+            out[n - 1] = (char)(last + 1);
+            return n;
+        }
+        n--;
+    }
+    out[0] = '\0';
+    return 1;
+}
+
+/* ---- responses ------------------------------------------------------------------------ */
+
+/* An int64 as the gateway sends it: a decimal string, or (tolerated) a JSON integer. Absent
+ * means 0. */
+static int get_int64(json_t *obj, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(obj, name);
+    *out = 0;
+    if (!v)
+        return 0;
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return WC_EPROTO;
+    const char *s = json_string_value(v);
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return WC_EPROTO;
+    *out = x;
+    return 0;
+}
+
+static int get_uint64(json_t *obj, const char *name, uint64_t *out)
+{
+    json_t *v = json_object_get(obj, name);
+    *out = 0;
+    if (!v)
+        return 0;
+    if (json_is_integer(v)) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return WC_EPROTO;
+    const char *s = json_string_value(v);
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-')
+        return WC_EPROTO;
+    *out = x;
+    return 0;
+}
+
+static int parse_header(json_t *h, wc_wire_header *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!h)
+        return 0;
+    if (!json_is_object(h))
+        return WC_EPROTO;
+    int rc = get_uint64(h, "cluster_id", &out->cluster_id);
+    if (!rc)
+        rc = get_uint64(h, "member_id", &out->member_id);
+    if (!rc)
+        rc = get_int64(h, "revision", &out->revision);
+    if (!rc)
+        rc = get_int64(h, "raft_term", &out->raft_term);
+    return rc;
+}
+
+static int get_b64(json_t *obj, const char *name, char **buf, size_t *len)
+{
+    json_t *v = json_object_get(obj, name);
+    if (!v) {
+        *buf = calloc(1, 1);
+        *len = 0;
+        return *buf ? 0 : WC_ENOMEM;
+    }
+    if (!json_is_string(v))
+        return WC_EPROTO;
+    return wc_b64_decode(json_string_value(v), json_string_length(v), buf, len);
+}
+
+void wc_wire_kv_free(wc_wire_kv *kv)
+{
+    free(kv->key_buf);
+    free(kv->value_buf);
+    memset(kv, 0, sizeof(*kv));
+}
+
+static int parse_kv(json_t *j, wc_wire_kv *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return WC_EPROTO;
+    size_t klen = 0, vlen = 0;
+    int rc = get_b64(j, "key", &out->key_buf, &klen);
+    if (!rc)
+        rc = get_b64(j, "value", &out->value_buf, &vlen);
+    wc_kv_spec *s = &out->spec;
+    if (!rc)
+        rc = get_int64(j, "create_revision", &s->create_rev);
+    if (!rc)
+        rc = get_int64(j, "mod_revision", &s->mod_rev);
+    if (!rc)
+        rc = get_int64(j, "version", &s->version);
+    if (!rc)
+        rc = get_int64(j, "lease", &s->lease);
+    if (!rc && (klen == 0 || s->mod_rev < 0 || s->create_rev < 0))
+        rc = WC_EPROTO;
+    if (rc) {
+        wc_wire_kv_free(out);
+        return rc;
+    }
+    s->key = out->key_buf;
+    s->key_len = klen;
+    s->value = out->value_buf;
+    s->value_len = vlen;
+    return 0;
+}
+
+/* The gateway's error object: {"error":{"grpc_code":N,"http_code":N,"message":"..."}} (the
+ * key is "error" on streams; plain responses use "error"/"message"/"code" at the top). */
+static bool gateway_error(json_t *root, char *msg, size_t msg_len)
+{
+    json_t *e = json_object_get(root, "error");
+    if (!e && !json_object_get(root, "code"))
+        return false;
+    json_t *m =
+        json_is_object(e) ? json_object_get(e, "message") : json_object_get(root, "message");
+    if (!m && json_is_string(e))
+        m = e;
+    snprintf(msg, msg_len, "%s", json_is_string(m) ? json_string_value(m) : "error");
+    return true;
+}
+
+void wc_range_resp_free(wc_range_resp *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        wc_wire_kv_free(&r->kvs[i]);
+    free(r->kvs);
+    memset(r, 0, sizeof(*r));
+}
+
+int wc_etcd_parse_range(const char *body, size_t len, wc_range_resp *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *root = json_loadb(body, len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return WC_EPROTO;
+    }
+    char msg[160];
+    int rc = 0;
+    if (gateway_error(root, msg, sizeof(msg))) {
+        rc = strstr(msg, "compacted") ? WC_EEXPIRED : WC_EIO;
+        goto out;
+    }
+    rc = parse_header(json_object_get(root, "header"), &out->header);
+    if (!rc)
+        rc = get_int64(root, "count", &out->count);
+    json_t *more = json_object_get(root, "more");
+    if (!rc && more && !json_is_boolean(more))
+        rc = WC_EPROTO;
+    out->more = json_is_true(more);
+    json_t *kvs = json_object_get(root, "kvs");
+    if (!rc && kvs && !json_is_array(kvs))
+        rc = WC_EPROTO;
+    if (!rc && json_array_size(kvs) > 0) {
+        out->kvs = calloc(json_array_size(kvs), sizeof(*out->kvs));
+        if (!out->kvs)
+            rc = WC_ENOMEM;
+        for (size_t i = 0; !rc && i < json_array_size(kvs); i++) {
+            rc = parse_kv(json_array_get(kvs, i), &out->kvs[i]);
+            if (!rc)
+                out->n++;
+        }
+    }
+    if (!rc && out->header.revision <= 0)
+        rc = WC_EPROTO;
+out:
+    json_decref(root);
+    if (rc)
+        wc_range_resp_free(out);
+    return rc;
+}
+
+void wc_watch_resp_free(wc_watch_resp *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        wc_wire_kv_free(&r->events[i].kv);
+        wc_wire_kv_free(&r->events[i].prev);
+    }
+    free(r->events);
+    memset(r, 0, sizeof(*r));
+}
+
+int wc_etcd_parse_watch(const char *line, size_t len, wc_watch_resp *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *root = json_loadb(line, len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return WC_EPROTO;
+    }
+    int rc = 0;
+    json_t *res = json_object_get(root, "result");
+    if (!res) {
+        if (gateway_error(root, out->message, sizeof(out->message)))
+            out->kind = WC_WATCH_ERROR;
+        else
+            rc = WC_EPROTO;
+        goto out;
+    }
+    if (!json_is_object(res)) {
+        rc = WC_EPROTO;
+        goto out;
+    }
+    rc = parse_header(json_object_get(res, "header"), &out->header);
+    if (!rc)
+        rc = get_int64(res, "compact_revision", &out->compact_revision);
+    if (rc)
+        goto out;
+    json_t *evs = json_object_get(res, "events");
+    if (evs && !json_is_array(evs)) {
+        rc = WC_EPROTO;
+        goto out;
+    }
+    if (json_is_true(json_object_get(res, "canceled"))) {
+        out->kind = WC_WATCH_CANCELED;
+        json_t *reason = json_object_get(res, "cancel_reason");
+        snprintf(out->message, sizeof(out->message), "%s",
+                 json_is_string(reason) ? json_string_value(reason) : "");
+        goto out;
+    }
+    if (out->compact_revision > 0) {
+        /* etcd 3.4 also reports compaction this way without "canceled". */
+        out->kind = WC_WATCH_CANCELED;
+        goto out;
+    }
+    if (json_is_true(json_object_get(res, "created"))) {
+        out->kind = WC_WATCH_CREATED;
+        goto out;
+    }
+    size_t n = json_array_size(evs);
+    if (n == 0) {
+        out->kind = WC_WATCH_PROGRESS;
+        if (out->header.revision <= 0)
+            rc = WC_EPROTO;
+        goto out;
+    }
+    out->kind = WC_WATCH_EVENTS;
+    out->events = calloc(n, sizeof(*out->events));
+    if (!out->events) {
+        rc = WC_ENOMEM;
+        goto out;
+    }
+    int64_t last = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        json_t *ev = json_array_get(evs, i);
+        wc_wire_event *e = &out->events[i];
+        json_t *type = json_object_get(ev, "type");
+        if (!json_is_object(ev) || (type && !json_is_string(type))) {
+            rc = WC_EPROTO;
+            break;
+        }
+        const char *t = type ? json_string_value(type) : "PUT";
+        if (strcmp(t, "DELETE") == 0)
+            e->deleted = true;
+        else if (strcmp(t, "PUT") != 0) {
+            rc = WC_EPROTO;
+            break;
+        }
+        rc = parse_kv(json_object_get(ev, "kv"), &e->kv);
+        if (rc)
+            break;
+        out->n++;
+        json_t *prev = json_object_get(ev, "prev_kv");
+        if (prev) {
+            rc = parse_kv(prev, &e->prev);
+            e->has_prev = rc == 0;
+        }
+        /* Events come in revision order; a delete's kv carries the deletion's revision. */
+        if (!rc && e->kv.spec.mod_rev < last)
+            rc = WC_EPROTO;
+        last = e->kv.spec.mod_rev;
+    }
+out:
+    json_decref(root);
+    if (rc)
+        wc_watch_resp_free(out);
+    return rc;
+}
