@@ -93,12 +93,18 @@ static void run(int nwatchers, int indexed, int events)
     for (int e = 0; e < events; e++) {
         int node = e % 1000;
         snprintf(key, sizeof(key), "/registry/pods/ns/pod-%d", e % 5000);
-        int n = snprintf(val, 2048,
-                         "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"pod-%d\",\"namespace\":\"ns\"},"
-                         "\"spec\":{\"nodeName\":\"node-%d\"},\"pad\":\"%s\"}",
-                         e % 5000, node, pad);
-        wc_kv_spec s = {.key = key, .key_len = strlen(key), .value = val, .value_len = (size_t)n,
-                        .create_rev = 2 + e, .mod_rev = 2 + e, .version = 1};
+        int n =
+            snprintf(val, 2048,
+                     "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"pod-%d\",\"namespace\":\"ns\"},"
+                     "\"spec\":{\"nodeName\":\"node-%d\"},\"pad\":\"%s\"}",
+                     e % 5000, node, pad);
+        wc_kv_spec s = {.key = key,
+                        .key_len = strlen(key),
+                        .value = val,
+                        .value_len = (size_t)n,
+                        .create_rev = 2 + e,
+                        .mod_rev = 2 + e,
+                        .version = 1};
         int64_t t0 = now_ns();
         wc_cacher_put(c, &s);
         wc_cacher_progress(c, 2 + e);

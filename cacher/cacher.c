@@ -573,9 +573,8 @@ static int cmp_past(const void *a, const void *b)
  * array: the store's states, with the keys changed after `rev` replaced by what the oldest
  * newer event replaced. Stops after `max` states (0: no bound). Holds c->mu.
  */
-static int collect_at(wc_cacher *c, const char *key, size_t key_len, bool prefix,
-                      const char *from, size_t from_len, int64_t rev, size_t max,
-                      wc_kv ***out, size_t *out_n)
+static int collect_at(wc_cacher *c, const char *key, size_t key_len, bool prefix, const char *from,
+                      size_t from_len, int64_t rev, size_t max, wc_kv ***out, size_t *out_n)
 {
     const wc_store *s = &c->store;
     size_t b, e;
@@ -636,11 +635,10 @@ static int collect_at(wc_cacher *c, const char *key, size_t key_len, bool prefix
     }
     size_t n = 0, i = b, j = 0;
     while ((i < e || j < np) && n < cap) {
-        int cmp = i >= e ? 1
-                  : j >= np
-                      ? -1
-                      : wc_key_cmp(s->v[i]->key, s->v[i]->key_len, sorted[j]->key,
-                                   sorted[j]->key_len);
+        int cmp = i >= e    ? 1
+                  : j >= np ? -1
+                            : wc_key_cmp(s->v[i]->key, s->v[i]->key_len, sorted[j]->key,
+                                         sorted[j]->key_len);
         wc_kv *pick;
         if (cmp < 0) {
             pick = s->v[i++];
@@ -669,8 +667,8 @@ int wc_cacher_list(wc_cacher *c, const wc_filter *f, int64_t at_rev, const char 
                    size_t start_len, size_t limit, wc_list *out)
 {
     memset(out, 0, sizeof(*out));
-    bool plain = wc_selector_empty(f->labels) && wc_selector_empty(f->fields) &&
-                 f->family == WC_FAMILY_KEYS;
+    bool plain =
+        wc_selector_empty(f->labels) && wc_selector_empty(f->fields) && f->family == WC_FAMILY_KEYS;
     wc_kv **items = NULL;
     size_t n = 0;
     int rc;

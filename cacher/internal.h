@@ -21,10 +21,10 @@ struct wc_kv {
     atomic_uint refs;
     int64_t create_rev, mod_rev, version, lease;
     size_t key_len, value_len;
-    char *key;          /* points into data[] */
-    char *value;        /* points into data[] */
-    json_t *obj;        /* the value parsed, when it is a JSON object; else NULL */
-    char *index_value;  /* the index field's value in obj as a string, or NULL */
+    char *key;         /* points into data[] */
+    char *value;       /* points into data[] */
+    json_t *obj;       /* the value parsed, when it is a JSON object; else NULL */
+    char *index_value; /* the index field's value in obj as a string, or NULL */
     _Atomic(char *) render[WC_FAMILY_COUNT];
     size_t render_len[WC_FAMILY_COUNT]; /* written before render[] is published */
     char data[];
@@ -40,8 +40,8 @@ struct wc_event {
     wc_ev_type type;
     int64_t rev;
     uint64_t seq;
-    wc_kv *kv;   /* new state (a reference), NULL for DELETED */
-    wc_kv *prev; /* old state (a reference), NULL for ADDED */
+    wc_kv *kv;    /* new state (a reference), NULL for DELETED */
+    wc_kv *prev;  /* old state (a reference), NULL for ADDED */
     size_t bytes; /* what the ring accounts for it */
     _Atomic(char *) del_render[WC_FAMILY_COUNT];
     size_t del_render_len[WC_FAMILY_COUNT];

@@ -217,8 +217,7 @@ const char *wc_kv_render(wc_kv *kv, wc_family family, size_t *len)
         *len = 0;
         return NULL;
     }
-    return cached(&kv->render[family], &kv->render_len[family], kv, kv, family, kv->mod_rev,
-                  len);
+    return cached(&kv->render[family], &kv->render_len[family], kv, kv, family, kv->mod_rev, len);
 }
 
 const char *wc_event_render_deleted(wc_event *ev, wc_family family, size_t *len)

@@ -150,16 +150,16 @@ static bool valid_label_key(const char *s, size_t n)
 typedef enum tok_kind {
     T_END,
     T_IDENT,
-    T_NOT,    /* ! */
-    T_EQ,     /* = */
-    T_EQEQ,   /* == */
-    T_NEQ,    /* != */
-    T_OPEN,   /* ( */
-    T_CLOSE,  /* ) */
-    T_COMMA,  /* , */
-    T_IN,     /* in (only where an operator is expected) */
-    T_NOTIN,  /* notin (likewise) */
-    T_BAD,    /* a character the grammar has no use for: < > */
+    T_NOT,   /* ! */
+    T_EQ,    /* = */
+    T_EQEQ,  /* == */
+    T_NEQ,   /* != */
+    T_OPEN,  /* ( */
+    T_CLOSE, /* ) */
+    T_COMMA, /* , */
+    T_IN,    /* in (only where an operator is expected) */
+    T_NOTIN, /* notin (likewise) */
+    T_BAD,   /* a character the grammar has no use for: < > */
 } tok_kind;
 
 typedef struct lexer {
@@ -413,8 +413,7 @@ static int unescape_value(const char *s, size_t n, size_t base, char **out, wc_s
     return 0;
 }
 
-static int parse_field_term(const char *text, size_t b, size_t e, wc_selector *s,
-                            wc_sel_error *err)
+static int parse_field_term(const char *text, size_t b, size_t e, wc_selector *s, wc_sel_error *err)
 {
     while (b < e && is_space(text[b]))
         b++;

@@ -44,8 +44,8 @@ int wc_store_put(wc_store *s, wc_kv *kv, wc_kv **old)
     *old = NULL;
     size_t i;
     /* Initial lists arrive in key order: appending is the common case. */
-    if (s->n == 0 || wc_key_cmp(s->v[s->n - 1]->key, s->v[s->n - 1]->key_len, kv->key,
-                                kv->key_len) < 0)
+    if (s->n == 0 ||
+        wc_key_cmp(s->v[s->n - 1]->key, s->v[s->n - 1]->key_len, kv->key, kv->key_len) < 0)
         i = s->n;
     else
         i = wc_store_lower_bound(s, kv->key, kv->key_len);

@@ -87,12 +87,12 @@ static void frame_event(wc_watcher *w, wc_event *ev)
 static void frame_bookmark(wc_watcher *w, int64_t rev, bool initial_end)
 {
     char *s = NULL;
-    int n = asprintf(&s,
-                     "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\",\"apiVersion\":\"%s\","
-                     "\"metadata\":{\"resourceVersion\":\"%" PRId64 "\"%s}}}\n",
-                     w->kind, w->api_version, rev,
-                     initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}"
-                                 : "");
+    int n =
+        asprintf(&s,
+                 "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\",\"apiVersion\":\"%s\","
+                 "\"metadata\":{\"resourceVersion\":\"%" PRId64 "\"%s}}}\n",
+                 w->kind, w->api_version, rev,
+                 initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
     if (n < 0)
         return; /* a bookmark is a courtesy: losing one under memory pressure is harmless */
     wc_frame *f = push_frame(w, "", 0, s, (size_t)n);
@@ -124,9 +124,8 @@ static int refill(wc_watcher *w)
                 wc_kv *kv = w->init[w->init_i];
                 w->init[w->init_i++] = NULL;
                 size_t len = 0;
-                const char *body = wc_filter_match_object(&w->f, kv)
-                                       ? wc_kv_render(kv, w->f.family, &len)
-                                       : NULL;
+                const char *body =
+                    wc_filter_match_object(&w->f, kv) ? wc_kv_render(kv, w->f.family, &len) : NULL;
                 if (body) {
                     wc_frame *f = push_frame(w, PRE_ADDED, sizeof(PRE_ADDED) - 1, body, len);
                     f->kv = kv;

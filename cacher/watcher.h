@@ -96,12 +96,12 @@ struct wc_cacher {
     uint64_t seq;     /* sequence number of the newest event */
     wc_store store;
     wc_ring ring;
-    wc_watcher *unindexed; /* utlist DL list */
-    wc_bucket *buckets;    /* uthash by value */
-    wc_cacher_stats st;    /* counters; rev/floor/keys/ring filled on read */
+    wc_watcher *unindexed;           /* utlist DL list */
+    wc_bucket *buckets;              /* uthash by value */
+    wc_cacher_stats st;              /* counters; rev/floor/keys/ring filled on read */
     atomic_uint_fast64_t frames_out; /* counted by readers without the lock */
-    bool freeing;   /* wc_cacher_free was called; the last watcher to close frees it */
-    size_t alive;   /* watchers made and not yet closed */
+    bool freeing; /* wc_cacher_free was called; the last watcher to close frees it */
+    size_t alive; /* watchers made and not yet closed */
 };
 
 /* Clock of the cacher. */

@@ -186,7 +186,8 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, char *reason
             all = more;
             cap = ncap;
         }
-        memcpy(all + n, page.kvs, page.n * sizeof(*all));
+        if (page.n)
+            memcpy(all + n, page.kvs, page.n * sizeof(*all));
         n += page.n;
         bool more = page.more && page.n > 0;
         /* The kvs moved into `all`; free only the page's array. */

@@ -23,6 +23,8 @@ void wc_linebuf_free(wc_linebuf *lb)
 
 int wc_linebuf_feed(wc_linebuf *lb, const char *data, size_t n)
 {
+    if (n == 0)
+        return 0;
     /* Drop what was handed out before growing. */
     if (lb->off > 0) {
         memmove(lb->buf, lb->buf + lb->off, lb->len - lb->off);

@@ -23,8 +23,13 @@
 
 static int put(wc_cacher *c, const char *key, const char *value, int64_t rev)
 {
-    wc_kv_spec s = {.key = key, .key_len = strlen(key), .value = value,
-                    .value_len = strlen(value), .create_rev = rev, .mod_rev = rev, .version = 1};
+    wc_kv_spec s = {.key = key,
+                    .key_len = strlen(key),
+                    .value = value,
+                    .value_len = strlen(value),
+                    .create_rev = rev,
+                    .mod_rev = rev,
+                    .version = 1};
     return wc_cacher_put(c, &s);
 }
 
@@ -92,8 +97,8 @@ static void *producer(void *arg)
 typedef struct consumer {
     wc_cacher *c;
     int id;
-    size_t chunk;  /* bytes per read */
-    bool sleepy;   /* pauses between reads: overflows its queue */
+    size_t chunk;    /* bytes per read */
+    bool sleepy;     /* pauses between reads: overflows its queue */
     bool from_state; /* starts with RV unset */
     sem_t sem;
     int failures;
@@ -116,8 +121,8 @@ static bool check_event(consumer *cs, json_t *ev, int *next)
 {
     const char *type = json_string_value(json_object_get(ev, "type"));
     json_t *obj = json_object_get(ev, "object");
-    long long rv = atoll(json_string_value(
-        json_object_get(json_object_get(obj, "metadata"), "resourceVersion")));
+    long long rv = atoll(
+        json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion")));
     int i = index_of_rev(rv);
     if (i != *next || i < 0 || i >= NEVENTS) {
         snprintf(cs->msg, sizeof(cs->msg), "consumer %d: got rv %lld, want index %d", cs->id, rv,
@@ -127,8 +132,8 @@ static bool check_event(consumer *cs, json_t *ev, int *next)
     const char *key = json_string_value(json_object_get(obj, "key"));
     bool want_del = hist[i].del;
     if (strcmp(key, hist[i].key) != 0 || (strcmp(type, "DELETED") == 0) != want_del) {
-        snprintf(cs->msg, sizeof(cs->msg), "consumer %d: rv %lld: %s %s, want %s %s", cs->id,
-                 rv, type, key, want_del ? "DELETED" : "PUT", hist[i].key);
+        snprintf(cs->msg, sizeof(cs->msg), "consumer %d: rv %lld: %s %s, want %s %s", cs->id, rv,
+                 type, key, want_del ? "DELETED" : "PUT", hist[i].key);
         return false;
     }
     (*next)++;
@@ -210,9 +215,9 @@ static void *consume(void *arg)
             if (next < 0) {
                 /* Initial state: ADDED lines, then the end bookmark tells the start. */
                 if (strcmp(type, "BOOKMARK") == 0) {
-                    long long rv = atoll(json_string_value(json_object_get(
-                        json_object_get(json_object_get(ev, "object"), "metadata"),
-                        "resourceVersion")));
+                    long long rv = atoll(json_string_value(
+                        json_object_get(json_object_get(json_object_get(ev, "object"), "metadata"),
+                                        "resourceVersion")));
                     next = index_of_rev(rv) + 1;
                 }
             } else if (strcmp(type, "BOOKMARK") != 0 && !check_event(cs, ev, &next)) {
@@ -296,4 +301,3 @@ static const struct scenario {
 };
 
 #endif
-

@@ -6,8 +6,8 @@
 static void run_scenario(int i)
 {
     char msg[256];
-    int bad = run(scenarios[i].consumers, scenarios[i].ring, scenarios[i].budget_ms, msg,
-                  sizeof(msg));
+    int bad =
+        run(scenarios[i].consumers, scenarios[i].ring, scenarios[i].budget_ms, msg, sizeof(msg));
     cr_assert_eq(bad, 0, "%d consumers saw a wrong stream; first: %s", bad, msg);
 }
 

@@ -49,8 +49,14 @@ Test(kv, index_value_from_string_and_number_fields)
 
 Test(kv, keys_family_encoding_has_contract_fields)
 {
-    wc_kv_spec s = {.key = "/k", .key_len = 2, .value = "hello", .value_len = 5,
-                    .create_rev = 3, .mod_rev = 9, .version = 4, .lease = 77};
+    wc_kv_spec s = {.key = "/k",
+                    .key_len = 2,
+                    .value = "hello",
+                    .value_len = 5,
+                    .create_rev = 3,
+                    .mod_rev = 9,
+                    .version = 4,
+                    .lease = 77};
     wc_kv *kv = wc_kv_new(&s, NULL);
     size_t len;
     const char *enc = wc_kv_render(kv, WC_FAMILY_KEYS, &len);
@@ -104,12 +110,15 @@ Test(kv, overlong_utf8_and_surrogates_are_not_valid)
 
 Test(kv, k8s_encoding_sets_resource_version_and_leaves_object_alone)
 {
-    wc_kv_spec s = spec_of("/p", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\","
-                                 "\"resourceVersion\":\"1\"}}", 12);
+    wc_kv_spec s = spec_of("/p",
+                           "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\","
+                           "\"resourceVersion\":\"1\"}}",
+                           12);
     wc_kv *kv = wc_kv_new(&s, NULL);
     size_t len;
     const char *a = wc_kv_render(kv, WC_FAMILY_K8S, &len);
-    cr_assert_str_eq(a, "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"12\"}}");
+    cr_assert_str_eq(a,
+                     "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"12\"}}");
     /* The parsed object shared by watchers is not modified. */
     json_t *md = json_object_get(kv->obj, "metadata");
     cr_assert_str_eq(json_string_value(json_object_get(md, "resourceVersion")), "1");

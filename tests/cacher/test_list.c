@@ -3,8 +3,8 @@
 
 static wc_filter keys_filter(const char *prefix)
 {
-    wc_filter f = {.family = WC_FAMILY_KEYS, .key = prefix, .key_len = strlen(prefix),
-                   .prefix = true};
+    wc_filter f = {
+        .family = WC_FAMILY_KEYS, .key = prefix, .key_len = strlen(prefix), .prefix = true};
     return f;
 }
 

@@ -203,9 +203,8 @@ Test(selector, field_grammar_errors)
 Test(selector, exact_match_extraction_for_the_index)
 {
     wc_selector *s = NULL;
-    cr_assert_eq(wc_selector_parse(WC_SEL_FIELD, "metadata.namespace=ns,spec.nodeName==n7", &s,
-                                   NULL),
-                 0);
+    cr_assert_eq(
+        wc_selector_parse(WC_SEL_FIELD, "metadata.namespace=ns,spec.nodeName==n7", &s, NULL), 0);
     cr_assert_str_eq(wc_selector_exact(s, "spec.nodeName"), "n7");
     cr_assert_str_eq(wc_selector_exact(s, "metadata.namespace"), "ns");
     cr_assert_null(wc_selector_exact(s, "metadata.name"));

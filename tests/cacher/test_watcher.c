@@ -220,9 +220,8 @@ Test(watcher, label_selector_transitions_added_modified_deleted)
     expect_event(&s, 1, "MODIFIED", "/p/a", 4);
     expect_event(&s, 2, "DELETED", "/p/a", 5);
     /* The DELETED object is the last matching state, at the change's revision. */
-    cr_assert_not_null(strstr(json_string_value(json_object_get(
-                                  json_object_get(s.ev[2], "object"), "value")),
-                              "web"));
+    cr_assert_not_null(strstr(
+        json_string_value(json_object_get(json_object_get(s.ev[2], "object"), "value")), "web"));
     expect_event(&s, 3, "ADDED", "/p/b", 6);
     expect_event(&s, 4, "DELETED", "/p/b", 7);
     seen_free(&s);

@@ -31,8 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         klen = size - 1;
     const char *val = key + klen;
     size_t vlen = size - 1 - klen;
-    wc_kv_spec s = {.key = key, .key_len = klen, .value = val, .value_len = vlen,
-                    .create_rev = 2, .mod_rev = 2, .version = 1};
+    wc_kv_spec s = {.key = key,
+                    .key_len = klen,
+                    .value = val,
+                    .value_len = vlen,
+                    .create_rev = 2,
+                    .mod_rev = 2,
+                    .version = 1};
     wc_kv *kv = wc_kv_new(&s, "spec.nodeName");
     if (!kv)
         return 0;

@@ -1,0 +1,351 @@
+/*
+ * Private layout of the http/ module, shared by its files and by tests/http/. Nothing else
+ * includes this header.
+ *
+ * A request's way through the module:
+ *   server.c  MHD hands over a connection -> authorize -> route.c (path) -> query.c (params)
+ *             -> a read that must wait for the cache goes to waiter.c and comes back
+ *             -> get / list (one response) or watch (stream.c)
+ *   stream.c  watch streams: content reader, suspend on nothing-to-read, batched resume from
+ *             the cacher's after_dispatch hook, the ticker thread (wc_cacher_tick and
+ *             detection of readers that left while suspended)
+ *   resources.c, metrics.c, util.c: the resource table and discovery, /metrics, helpers.
+ */
+#ifndef WC_HTTP_INTERNAL_H
+#define WC_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wcached/cacher.h"
+#include "wcached/http.h"
+#include "wcached/selector.h"
+
+/* Bounds on what a request may carry. */
+#define WC_HTTP_MAX_PATH 8192   /* raw path bytes */
+#define WC_HTTP_MAX_NAME 253    /* a Kubernetes object name */
+#define WC_HTTP_MAX_PARAM 16384 /* one raw query value */
+#define WC_HTTP_MAX_TOKEN 16384 /* a continue token */
+#define WC_HTTP_MAX_TIMEOUT_S (366LL * 24 * 3600)
+
+/* ---------------------------------------------------------------------------------------
+ * Helpers (util.c)
+ * ------------------------------------------------------------------------------------- */
+
+/* A growable byte buffer. After an allocation failure `oom` is set and appends are ignored;
+ * check it once at the end. `p` is NUL-terminated whenever it is not NULL. */
+typedef struct wc_http_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} wc_http_buf;
+
+void wc_http_buf_put(wc_http_buf *b, const void *s, size_t n);
+void wc_http_buf_puts(wc_http_buf *b, const char *s);
+void wc_http_buf_printf(wc_http_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a quoted JSON string; bytes that are not valid UTF-8 become U+FFFD. */
+void wc_http_buf_json(wc_http_buf *b, const char *s, size_t n);
+void wc_http_buf_free(wc_http_buf *b);
+
+/* An error for a person: the Status a request is answered with. Made at the edge only. */
+typedef struct wc_http_error {
+    int code;           /* HTTP status */
+    const char *reason; /* Kubernetes StatusReason, e.g. "BadRequest" */
+    const char *cause;  /* details.causes[0].reason, or NULL for no details */
+    int retry_after;    /* seconds for Retry-After (and details), 0 for none */
+    char message[512];
+} wc_http_error;
+
+/* Fills `e` (message printf-style) and returns `rc`, so parsers can `return wc_http_fail(...)`. */
+int wc_http_fail(wc_http_error *e, int rc, int code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Quotes untrusted text for a message: at most 64 bytes, printable ASCII kept, others as \xNN.
+ * Writes a NUL-terminated string into out (at least 4*64+4 bytes). */
+#define WC_HTTP_QUOTE_MAX (4 * 64 + 4)
+const char *wc_http_quote(const char *s, size_t n, char *out);
+
+/* The Status object for `e`: a new NUL-terminated string (caller frees), or NULL. */
+char *wc_http_status_json(const wc_http_error *e, size_t *len);
+
+/* Strict percent-decoding: every '%' must start two hex digits and no byte may decode to NUL.
+ * `out` has room for n + 1 bytes and is NUL-terminated. 0 or WC_EINVAL. */
+int wc_http_unescape(const char *s, size_t n, char *out, size_t *out_len);
+
+/* base64url without padding. encode: out has room for 4 * ((n + 2) / 3) + 1 bytes and is
+ * NUL-terminated; returns the length. decode: strict (no padding, no other characters, no
+ * non-zero trailing bits); out has room for 3 * (n / 4) + 2 bytes; 0 or WC_EINVAL. */
+size_t wc_http_b64url_encode(const void *in, size_t n, char *out);
+int wc_http_b64url_decode(const char *in, size_t n, void *out, size_t *out_len);
+
+/* Go's strconv.ParseBool: 1 t T TRUE true True 0 f F FALSE false False. 0 or WC_EINVAL. */
+int wc_http_parse_bool(const char *s, bool *out);
+
+/* A decimal integer in [0, max] with no sign, space or leading '+'. 0 or WC_EINVAL. */
+int wc_http_parse_uint(const char *s, int64_t max, int64_t *out);
+
+/* CLOCK_MONOTONIC in ms. */
+int64_t wc_http_mono_ms(void);
+
+/* ---------------------------------------------------------------------------------------
+ * The resource table (resources.c)
+ * ------------------------------------------------------------------------------------- */
+
+/* One Kubernetes resource; immutable once in a table. */
+typedef struct wc_http_resource {
+    const char *group;       /* "" for the core group */
+    const char *version;     /* "v1" */
+    const char *plural;      /* "deployments" */
+    const char *kind;        /* "Deployment" */
+    const char *path;        /* under the k8s prefix, without slashes at either end */
+    const char *api_version; /* "v1" or "apps/v1" */
+    bool namespaced;
+} wc_http_resource;
+
+/*
+ * The table: built-in resources plus extensions. Entries are never freed before the table,
+ * so a pointer from find stays valid for the table's life; `mu` (a rwlock) guards the
+ * array of entries, which add may grow or change at any time.
+ */
+typedef struct wc_http_resources wc_http_resources;
+
+wc_http_resources *wc_http_resources_new(void); /* with the built-ins; NULL on ENOMEM */
+void wc_http_resources_free(wc_http_resources *t);
+
+/* Parses a spec (see wc_http_add_resource) into one malloc'd block the caller frees with
+ * free(). 0, WC_EINVAL, or WC_ENOMEM. */
+int wc_http_resource_parse(const char *spec, wc_http_resource **out);
+
+/* Adds or replaces an entry. 0, WC_EINVAL or WC_ENOMEM. */
+int wc_http_resources_add(wc_http_resources *t, const char *spec);
+
+/* The entry for group/version/plural, or NULL. */
+const wc_http_resource *wc_http_resources_find(wc_http_resources *t, const char *group,
+                                               const char *version, const char *plural);
+
+/* True when some entry is in group (and version, when not NULL). */
+bool wc_http_resources_has(wc_http_resources *t, const char *group, const char *version);
+
+struct wc_http_route;
+/* The discovery document for a WC_HTTP_R_API_* route (addr: the server's "HOST:PORT"), a new
+ * string, or NULL on allocation failure. */
+char *wc_http_discovery(wc_http_resources *t, const struct wc_http_route *route, const char *addr,
+                        size_t *len);
+
+/* ---------------------------------------------------------------------------------------
+ * Routes (route.c)
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum wc_http_route_kind {
+    WC_HTTP_R_HEALTHZ = 0,
+    WC_HTTP_R_READYZ,
+    WC_HTTP_R_METRICS,
+    WC_HTTP_R_API_VERSIONS,  /* /api */
+    WC_HTTP_R_API_GROUPS,    /* /apis */
+    WC_HTTP_R_API_GROUP,     /* /apis/<group> */
+    WC_HTTP_R_API_RESOURCES, /* /api/v1, /apis/<group>/<version> */
+    WC_HTTP_R_DATA,          /* /keys/... or a Kubernetes resource: get, list or watch */
+} wc_http_route_kind;
+
+typedef struct wc_http_route {
+    wc_http_route_kind kind;
+    /* WC_HTTP_R_API_GROUP, WC_HTTP_R_API_RESOURCES: owned copies */
+    char *group, *version;
+    /* WC_HTTP_R_DATA */
+    wc_family family;
+    char *key; /* owned; the exact key, or the prefix when `prefix` */
+    size_t key_len;
+    bool prefix;
+    bool watch_path;             /* the legacy /watch/ form */
+    const wc_http_resource *res; /* from the table; NULL under /keys */
+    char *name;                  /* owned; the decoded object name of a get, else NULL */
+    const char *kind_name;       /* "Pod", "KeyValue" */
+    const char *api_version;     /* "v1", "apps/v1", "wcached/v1" */
+} wc_http_route;
+
+/*
+ * Parses a raw (still percent-encoded) path. 0 and *out (free with wc_http_route_free);
+ * WC_ENOENT with a 404 in *err for an unknown route; WC_EINVAL with a 400 for a malformed one;
+ * WC_ENOMEM.
+ */
+int wc_http_route_parse(wc_http_resources *t, const char *k8s_prefix, const char *path,
+                        wc_http_route *out, wc_http_error *err);
+void wc_http_route_free(wc_http_route *r);
+
+/* ---------------------------------------------------------------------------------------
+ * Query parameters and continue tokens (query.c)
+ * ------------------------------------------------------------------------------------- */
+
+/* One raw query parameter as MHD split it ('+' already a space, %XX not decoded yet). */
+typedef struct wc_http_param {
+    const char *key;
+    const char *value; /* NULL for "?key" without '=' */
+} wc_http_param;
+
+typedef enum wc_http_match {
+    WC_HTTP_MATCH_NONE = 0,
+    WC_HTTP_MATCH_NOT_OLDER,
+    WC_HTTP_MATCH_EXACT,
+} wc_http_match;
+
+typedef struct wc_http_query {
+    bool watch;
+    int64_t rv; /* WC_RV_UNSET, 0, or N */
+    wc_http_match match;
+    bool allow_bookmarks;
+    int64_t timeout_s;   /* 0: none */
+    int send_initial;    /* -1 unset, 0 false, 1 true */
+    wc_selector *labels; /* owned; NULL when absent */
+    wc_selector *fields; /* owned; NULL when absent */
+    int64_t limit;       /* 0: no limit */
+    bool has_continue;
+    int64_t cont_rv;
+    char *cont_key; /* owned; the next key relative to the route's key range */
+    size_t cont_key_len;
+} wc_http_query;
+
+/*
+ * Parses and cross-checks the parameters (first occurrence wins, unknown ones are ignored;
+ * `watch_path`: the route was the legacy /watch/ form). 0 and *q (free with
+ * wc_http_query_free); WC_EINVAL with a 400 Status naming the parameter; or WC_ENOMEM.
+ * `index_field` may be NULL.
+ */
+int wc_http_query_parse(const wc_http_param *params, size_t n, const char *index_field,
+                        bool watch_path, wc_http_query *q, wc_http_error *err);
+void wc_http_query_free(wc_http_query *q);
+
+/* A continue token: base64url of {"v":1,"rv":RV,"start":"<base64url of the key>"}.
+ * encode returns a new NUL-terminated string or NULL; decode returns 0 or WC_EINVAL. */
+char *wc_http_continue_encode(int64_t rv, const char *key, size_t key_len);
+int wc_http_continue_decode(const char *tok, size_t len, int64_t *rv, char **key, size_t *key_len);
+
+/* ---------------------------------------------------------------------------------------
+ * The server (server.c, stream.c, waiter.c, metrics.c)
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct wc_http_stream wc_http_stream;
+typedef struct wc_http_req wc_http_req;
+
+struct wc_http_hook {
+    /* Guards `marked`, `inflight`, every stream's (h) fields and every server's (h) fields. */
+    pthread_mutex_t mu;
+    pthread_cond_t idle;    /* signalled when inflight drops to 0; uses mu */
+    wc_http_stream *marked; /* suspended streams with something to read, to resume */
+    unsigned inflight;      /* batches taken off `marked` (or pokes) not yet done */
+    /* Optional coalescing: with a flush_fd, after_dispatch only pokes it (once per window) and
+     * the ticker of the server that set it resumes every marked stream `coalesce_ms` later, so
+     * a reader gets several events per send, for up to that much extra latency. */
+    int flush_fd;       /* eventfd, or -1 */
+    bool flush_pending; /* poked, not flushed yet */
+};
+
+/* What MHD's per-request pointer points to: a request until its stream starts, then the
+ * stream. Both begin with this tag. */
+typedef enum wc_http_tag {
+    WC_HTTP_TAG_REQ = 0x52455131,
+    WC_HTTP_TAG_STREAM = 0x53545231,
+} wc_http_tag;
+
+struct wc_http_req {
+    wc_http_tag tag;
+    struct MHD_Connection *conn;
+    wc_http_route route;
+    wc_http_query query;
+    bool watch;
+    /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
+    bool need_current;      /* ask etcd for its current revision first */
+    int64_t target;         /* revision the cache must reach */
+    int64_t deadline;       /* CLOCK_MONOTONIC ms */
+    wc_http_req *wait_next; /* (q) */
+    int wait_state;         /* (q) 0 none, 1 queued or waiting, 2 done */
+    int wait_rc;            /* (q) 0, WC_ETIMEDOUT, WC_EIO, WC_ENOTREADY */
+};
+
+struct wc_http_stream {
+    wc_http_tag tag;
+    struct wc_http *srv;
+    struct MHD_Connection *conn;
+    wc_watcher *w; /* NULL for a stream of fixed bytes only */
+    char *pre;     /* bytes sent before the watcher's (the 410 ERROR event), or NULL */
+    size_t pre_len, pre_off;
+    int fd; /* the connection's socket, watched by the ticker for hang-ups */
+    bool in_epoll;
+    /* (h): guarded by hook->mu. `woken` and `gone` are also read and cleared by the reader
+     * without the lock (atomics), but only ever set with it held. */
+    wc_http_stream *prev, *next; /* srv->streams */
+    wc_http_stream *mark_next;   /* hook->marked */
+    atomic_bool woken;           /* the watcher woke since the reader last looked */
+    bool suspended;   /* the reader suspended (or is about to) and nobody resumed it yet */
+    bool marked;      /* on hook->marked (implies suspended) */
+    atomic_bool gone; /* the reader hung up */
+    bool done;        /* MHD completed the request; freed by the ticker */
+};
+
+struct wc_http {
+    wc_http_opts o; /* strings below are owned copies */
+    char *k8s_prefix, *index_field;
+    struct MHD_Daemon *d;
+    MHD_socket listen_fd;
+    uint16_t port;
+    char addr[300];
+    wc_http_resources *res;
+    wc_http_hook *hook;
+
+    /* (h): guarded by hook->mu */
+    wc_http_stream *streams; /* every open stream (utlist DL) */
+    size_t n_streams, n_suspended;
+    wc_http_stream *graveyard; /* completed streams, freed by the ticker after its next wait */
+    atomic_bool stopping;      /* set under the lock, read by readers without it */
+
+    /* The ticker (stream.c) */
+    pthread_t ticker;
+    bool ticker_started;
+    int epfd;     /* the ticker's epoll: stream sockets (EPOLLRDHUP), stop_fd, flush_fd */
+    int stop_fd;  /* eventfd: ends the ticker's wait */
+    int flush_fd; /* eventfd: after_dispatch asks for a coalesced flush; -1 when not used */
+
+    /* The waiter (waiter.c); wait_mu guards the (q) fields of requests and these. */
+    pthread_t waiter;
+    bool waiter_started;
+    pthread_mutex_t wait_mu;
+    pthread_cond_t wait_cond;
+    wc_http_req *wait_queue;
+    bool wait_stop;
+
+    /* Counters, atomics read by /metrics without a lock. */
+    atomic_uint_fast64_t codes[600];
+    atomic_uint_fast64_t resume_batches, resumes, hangups, consistent_reads;
+};
+
+/* The cacher's clock. */
+int64_t wc_http_now(const wc_http *h);
+
+/* stream.c */
+wc_http_stream *wc_http_stream_new(wc_http *h);
+void wc_http_stream_free(wc_http_stream *s); /* before it was attached */
+void wc_http_stream_wake(void *arg);         /* wc_watch_opts.wake */
+ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+void wc_http_stream_attach(wc_http_stream *s, struct MHD_Connection *conn);
+void wc_http_stream_completed(wc_http_stream *s);
+int wc_http_ticker_start(wc_http *h);
+void wc_http_streams_end(wc_http *h); /* stopping: resume every stream so it ends */
+void wc_http_ticker_stop(wc_http *h);
+void wc_http_graveyard_free(wc_http *h);
+
+/* waiter.c */
+int wc_http_waiter_start(wc_http *h);
+void wc_http_waiter_stop(wc_http *h); /* answers every waiting request, then joins */
+/* Queues r; true when the caller must now suspend r's connection (the waiter resumes it, maybe
+ * even before the suspend, which MHD then skips), false when r was answered at once. */
+bool wc_http_waiter_submit(wc_http *h, wc_http_req *r);
+/* True when r's wait is over, with its result in *rc. */
+bool wc_http_waiter_done(wc_http *h, wc_http_req *r, int *rc);
+
+/* metrics.c: the /metrics body, a new string, or NULL. */
+char *wc_http_metrics(wc_http *h, size_t *len);
+
+#endif

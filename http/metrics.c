@@ -1,0 +1,101 @@
+/*
+ * /metrics: Prometheus text exposition format 0.0.4. The cache's counters come from one
+ * wc_cacher_stats_get() copy, the server's own from atomics, and the daemon appends the
+ * upstream's through its callback.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "http_internal.h"
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(f, name, type, help);
+    fprintf(f, "%s %" PRIu64 "\n", name, v);
+}
+
+static void one_signed(FILE *f, const char *name, const char *help, int64_t v)
+{
+    family(f, name, "gauge", help);
+    fprintf(f, "%s %" PRId64 "\n", name, v);
+}
+
+char *wc_http_metrics(wc_http *h, size_t *len)
+{
+    static const char *const reasons[WC_END_COUNT] = {
+        [WC_END_CLOSED] = "closed",   [WC_END_TIMEOUT] = "timeout", [WC_END_SLOW] = "slow",
+        [WC_END_EXPIRED] = "expired", [WC_END_RESET] = "reset",     [WC_END_SHUTDOWN] = "shutdown",
+    };
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f)
+        return NULL;
+    wc_cacher_stats st;
+    wc_cacher_stats_get(h->o.cacher, &st);
+
+    one(f, "wcached_cache_ready", "gauge", "1 once the cache holds its first list.",
+        wc_cacher_ready(h->o.cacher) ? 1 : 0);
+    one_signed(f, "wcached_cache_revision", "Revision the cache is complete at.", st.rev);
+    one(f, "wcached_keys", "gauge", "Keys held in the cache.", st.keys);
+    one(f, "wcached_ring_events", "gauge", "Events held in the ring.", st.ring_events);
+    one(f, "wcached_ring_bytes", "gauge", "Key and value bytes of the events in the ring.",
+        st.ring_bytes);
+    one_signed(f, "wcached_ring_oldest_revision",
+               "Oldest revision a watch can start from (the ring's floor).", st.floor);
+    one(f, "wcached_events_received_total", "counter", "Changes published into the cache.",
+        st.events_in);
+    one(f, "wcached_events_stale_total", "counter",
+        "Duplicate or older revisions from upstream, ignored.", st.events_stale);
+    one(f, "wcached_deletes_unknown_total", "counter",
+        "Deletes of keys the cache did not hold, ignored.", st.deletes_unknown);
+    one(f, "wcached_non_object_values_skipped_total", "counter",
+        "Values that are not JSON objects, left out of the Kubernetes routes.", st.non_object);
+    one(f, "wcached_relists_total", "counter", "Relists turned into events.", st.relists);
+    one(f, "wcached_watchers", "gauge", "Watchers registered in the cache.", st.watchers);
+    one(f, "wcached_watchers_lagging", "gauge", "Watchers whose input queue overflowed.",
+        st.watchers_lagging);
+    one(f, "wcached_events_sent_total", "counter",
+        "Frames (events and bookmarks) handed to watch streams.", st.frames_out);
+    family(f, "wcached_watchers_terminated_total", "counter", "Watchers ended, by reason.");
+    for (int i = 0; i < WC_END_COUNT; i++)
+        fprintf(f, "wcached_watchers_terminated_total{reason=\"%s\"} %" PRIu64 "\n", reasons[i],
+                st.ended[i]);
+
+    pthread_mutex_lock(&h->hook->mu);
+    uint64_t streams = h->n_streams, suspended = h->n_suspended;
+    pthread_mutex_unlock(&h->hook->mu);
+    one(f, "wcached_http_streams", "gauge", "Watch streams open.", streams);
+    one(f, "wcached_http_streams_suspended", "gauge",
+        "Watch streams suspended with nothing to send.", suspended);
+    one(f, "wcached_http_resume_batches_total", "counter", "Batches of stream resumes.",
+        atomic_load(&h->resume_batches));
+    one(f, "wcached_http_resumes_total", "counter", "Stream resumes.", atomic_load(&h->resumes));
+    one(f, "wcached_http_hangups_total", "counter",
+        "Readers that hung up while their stream was open.", atomic_load(&h->hangups));
+    one(f, "wcached_http_consistent_reads_total", "counter",
+        "Lookups of etcd's current revision for consistent reads.",
+        atomic_load(&h->consistent_reads));
+    family(f, "wcached_http_requests_total", "counter", "HTTP requests answered, by code.");
+    for (int code = 100; code < 600; code++) {
+        uint64_t v = atomic_load_explicit(&h->codes[code], memory_order_relaxed);
+        if (v)
+            fprintf(f, "wcached_http_requests_total{code=\"%d\"} %" PRIu64 "\n", code, v);
+    }
+    if (h->o.metrics) {
+        fflush(f);
+        h->o.metrics(h->o.cb_arg, f);
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    *len = size;
+    return buf;
+}

@@ -1,0 +1,857 @@
+/*
+ * The HTTP server: libmicrohttpd in epoll mode with suspend/resume, so thousands of watch
+ * streams share a thread or two.
+ *
+ * Every request takes the same way:
+ *   on_request -> authorize (the one gate) -> wc_http_route_parse -> fixed routes answer at once
+ *   data routes -> wc_http_query_parse -> 429 before the cache is ready
+ *     -> a read that needs a newer cache (consistent, or RV=N ahead of it) is suspended and
+ *        handed to the waiter thread, which resumes it; on_request runs again and goes on
+ *     -> serve: get (one object), list (streamed from the pre-encoded objects, Content-Length
+ *        known up front) or watch (stream.c)
+ * and every answer leaves through respond(), which counts it by code. Both route families
+ * (/keys and Kubernetes) reach serve() as the same wc_http_route, so get, list and watch are
+ * written once.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http_internal.h"
+
+#define MAX_PARAMS 64
+#define STREAM_BLOCK 256 /* MHD's own buffer per stream: used only without chunking (HTTP/1.0) */
+#define LIST_BLOCK (32 * 1024) /* bytes per content-reader call of a list */
+#define DRAIN_MS 3000          /* how long stop waits for streams to end */
+
+void wc_http_opts_default(wc_http_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->listen = "127.0.0.1:8080";
+    o->k8s_prefix = "/registry";
+    o->threads = 1;
+    o->conn_memory = 4096;
+    o->idle_timeout_s = 300;
+    o->wait_ms = 3000;
+}
+
+int64_t wc_http_now(const wc_http *h)
+{
+    return h->o.now_ms ? h->o.now_ms(h->o.clock_arg) : wc_http_mono_ms();
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Responses: every answer leaves through respond()
+ * ------------------------------------------------------------------------------------- */
+
+static enum MHD_Result respond(wc_http *h, struct MHD_Connection *conn, unsigned code,
+                               struct MHD_Response *resp, const char *ctype)
+{
+    if (!resp)
+        return MHD_NO; /* out of memory: MHD closes the connection */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
+    enum MHD_Result ret = MHD_queue_response(conn, code, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES && code < 600)
+        atomic_fetch_add_explicit(&h->codes[code], 1, memory_order_relaxed);
+    return ret;
+}
+
+static enum MHD_Result respond_copy(wc_http *h, struct MHD_Connection *conn, unsigned code,
+                                    const char *ctype, const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    return respond(h, conn, code, resp, ctype);
+}
+
+/* Takes over `body` (malloc'd). */
+static enum MHD_Result respond_take(wc_http *h, struct MHD_Connection *conn, unsigned code,
+                                    const char *ctype, char *body, size_t len)
+{
+    if (!body)
+        return MHD_NO;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(body);
+    return respond(h, conn, code, resp, ctype);
+}
+
+static enum MHD_Result respond_status(wc_http *h, struct MHD_Connection *conn,
+                                      const wc_http_error *e)
+{
+    size_t len;
+    char *body = wc_http_status_json(e, &len);
+    if (!body)
+        return MHD_NO;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    if (e->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", e->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (e->code == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    return respond(h, conn, (unsigned)e->code, resp, "application/json");
+}
+
+/* A Status for an error code of the cacher or the waiter. */
+static enum MHD_Result respond_err(wc_http *h, struct MHD_Connection *conn, int rc, int64_t want,
+                                   bool from_continue)
+{
+    wc_http_error e;
+    switch (rc) {
+    case WC_ENOTREADY:
+        wc_http_fail(&e, rc, 429, "TooManyRequests",
+                     "the cache is being initialized; please retry");
+        e.retry_after = 1;
+        break;
+    case WC_ETIMEDOUT:
+        wc_http_fail(&e, rc, 504, "Timeout",
+                     "Too large resource version: %" PRId64 ", current: %" PRId64, want,
+                     wc_cacher_rev(h->o.cacher));
+        e.cause = "ResourceVersionTooLarge";
+        e.retry_after = 1;
+        break;
+    case WC_EEXPIRED:
+        if (from_continue)
+            wc_http_fail(&e, rc, 410, "Expired",
+                         "The provided continue parameter is too old to display a consistent "
+                         "list result. You can start a new list without the continue "
+                         "parameter.");
+        else
+            wc_http_fail(&e, rc, 410, "Expired",
+                         "The resourceVersion for the provided list is too old.");
+        break;
+    case WC_EIO:
+        wc_http_fail(&e, rc, 503, "ServiceUnavailable",
+                     "etcd did not tell its current revision: a consistent read is not "
+                     "possible now");
+        e.retry_after = 1;
+        break;
+    case WC_EOF:
+        wc_http_fail(&e, rc, 503, "ServiceUnavailable", "the server is shutting down");
+        e.retry_after = 1;
+        break;
+    default:
+        wc_http_fail(&e, rc, 500, "InternalError", "internal error: %s", wc_strerror(rc));
+        break;
+    }
+    return respond_status(h, conn, &e);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Get
+ * ------------------------------------------------------------------------------------- */
+
+static void kv_release(void *kv)
+{
+    wc_kv_unref(kv);
+}
+
+static enum MHD_Result not_found(wc_http *h, struct MHD_Connection *conn, const wc_http_route *rt)
+{
+    wc_http_error e;
+    char q[WC_HTTP_QUOTE_MAX];
+    const char *name = rt->name ? rt->name : "";
+    wc_http_fail(&e, WC_ENOENT, 404, "NotFound", "%s \"%s\" not found",
+                 rt->res ? rt->res->plural : "key", wc_http_quote(name, strlen(name), q));
+    return respond_status(h, conn, &e);
+}
+
+static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_http_req *r)
+{
+    wc_kv *kv = NULL;
+    int rc = wc_cacher_get(h->o.cacher, r->route.key, r->route.key_len, &kv, NULL);
+    if (rc == WC_ENOENT)
+        return not_found(h, conn, &r->route);
+    if (rc != 0)
+        return respond_err(h, conn, rc, 0, false);
+    size_t len;
+    const char *body = wc_kv_render(kv, r->route.family, &len);
+    if (!body) { /* not a JSON object: not served on the Kubernetes routes */
+        wc_kv_unref(kv);
+        return not_found(h, conn, &r->route);
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)body, kv_release, kv);
+    if (!resp) {
+        wc_kv_unref(kv);
+        return MHD_NO;
+    }
+    return respond(h, conn, 200, resp, "application/json");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * List: streamed piece by piece from the objects' cached encodings
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct list_body {
+    wc_list l;
+    wc_family family;
+    char *head;
+    size_t head_len;
+    size_t piece; /* 0 head; 2j+1 the separator before item j; 2j+2 item j; 2n+1 the tail */
+    size_t off;   /* bytes of the current piece already sent */
+} list_body;
+
+static const char LIST_TAIL[] = "]}";
+
+static bool list_piece(list_body *b, const char **p, size_t *len)
+{
+    size_t k = b->piece, n = b->l.n;
+    if (k == 0) {
+        *p = b->head;
+        *len = b->head_len;
+    } else if (k <= 2 * n) {
+        size_t j = (k - 1) / 2;
+        if (k % 2) {
+            *p = ",";
+            *len = j ? 1 : 0;
+        } else {
+            *p = wc_kv_render(b->l.items[j], b->family, len);
+        }
+    } else if (k == 2 * n + 1) {
+        *p = LIST_TAIL;
+        *len = sizeof(LIST_TAIL) - 1;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static ssize_t list_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    list_body *b = cls;
+    size_t out = 0;
+    const char *p;
+    size_t len;
+    (void)pos;
+    while (out < max && list_piece(b, &p, &len)) {
+        size_t n = len - b->off;
+        if (n > max - out)
+            n = max - out;
+        memcpy(buf + out, p + b->off, n);
+        out += n;
+        b->off += n;
+        if (b->off == len) {
+            b->piece++;
+            b->off = 0;
+        }
+    }
+    return out ? (ssize_t)out : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void list_free(void *cls)
+{
+    list_body *b = cls;
+    wc_list_release(&b->l);
+    free(b->head);
+    free(b);
+}
+
+static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_http_req *r)
+{
+    const wc_http_route *rt = &r->route;
+    const wc_http_query *q = &r->query;
+    wc_filter f = {.family = rt->family,
+                   .key = rt->key,
+                   .key_len = rt->key_len,
+                   .prefix = true,
+                   .labels = q->labels,
+                   .fields = q->fields};
+    int64_t at = 0;
+    char *start = NULL;
+    size_t start_len = 0;
+    if (q->has_continue) {
+        at = q->cont_rv;
+        start_len = rt->key_len + q->cont_key_len;
+        start = malloc(start_len + 1);
+        if (!start)
+            return MHD_NO;
+        memcpy(start, rt->key, rt->key_len);
+        memcpy(start + rt->key_len, q->cont_key, q->cont_key_len);
+        start[start_len] = '\0';
+    } else if (q->match == WC_HTTP_MATCH_EXACT) {
+        at = q->rv;
+    }
+    list_body *b = calloc(1, sizeof(*b));
+    if (!b) {
+        free(start);
+        return MHD_NO;
+    }
+    b->family = rt->family;
+    int rc = wc_cacher_list(h->o.cacher, &f, at, start, start_len, (size_t)q->limit, &b->l);
+    free(start);
+    if (rc != 0) {
+        free(b);
+        return respond_err(h, conn, rc, at, q->has_continue);
+    }
+
+    /* Drop what the family cannot serve, so the sizes below are exact. */
+    size_t kept = 0, total = 0;
+    for (size_t i = 0; i < b->l.n; i++) {
+        size_t len;
+        if (!wc_kv_render(b->l.items[i], b->family, &len)) {
+            wc_kv_unref(b->l.items[i]);
+            continue;
+        }
+        b->l.items[kept++] = b->l.items[i];
+        total += len;
+    }
+    b->l.n = kept;
+    total += kept ? kept - 1 : 0;
+
+    wc_http_buf head = {0};
+    wc_http_buf_printf(&head,
+                       "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
+                       "\"resourceVersion\":\"%" PRId64 "\"",
+                       rt->kind_name, rt->api_version, b->l.rev);
+    if (b->l.more && b->l.next_key_len >= rt->key_len) {
+        char *tok = wc_http_continue_encode(b->l.rev, b->l.next_key + rt->key_len,
+                                            b->l.next_key_len - rt->key_len);
+        if (!tok)
+            head.oom = true;
+        else
+            wc_http_buf_printf(&head, ",\"continue\":\"%s\"", tok);
+        free(tok);
+    }
+    wc_http_buf_puts(&head, "},\"items\":[");
+    if (head.oom) {
+        wc_http_buf_free(&head);
+        list_free(b);
+        return MHD_NO;
+    }
+    b->head = head.p;
+    b->head_len = head.len;
+    total += head.len + sizeof(LIST_TAIL) - 1;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(total, LIST_BLOCK, list_read, b, list_free);
+    if (!resp) {
+        list_free(b);
+        return MHD_NO;
+    }
+    return respond(h, conn, 200, resp, "application/json");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Watch
+ * ------------------------------------------------------------------------------------- */
+
+static void req_free(wc_http_req *r)
+{
+    wc_http_route_free(&r->route);
+    wc_http_query_free(&r->query);
+    free(r);
+}
+
+/* The one ERROR event of a watch from an expired resourceVersion. */
+static char *expired_event(int64_t rv, int64_t floor, size_t *len)
+{
+    wc_http_error e;
+    wc_http_fail(&e, WC_EEXPIRED, 410, "Expired",
+                 "too old resource version: %" PRId64 " (%" PRId64 ")", rv, floor);
+    size_t slen;
+    char *status = wc_http_status_json(&e, &slen);
+    if (!status)
+        return NULL;
+    wc_http_buf b = {0};
+    wc_http_buf_puts(&b, "{\"type\":\"ERROR\",\"object\":");
+    wc_http_buf_put(&b, status, slen);
+    wc_http_buf_puts(&b, "}\n");
+    free(status);
+    if (b.oom) {
+        wc_http_buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
+                                   void **con_cls)
+{
+    const wc_http_route *rt = &r->route;
+    wc_http_query *q = &r->query;
+    wc_http_stream *s = wc_http_stream_new(h);
+    if (!s)
+        return MHD_NO;
+    wc_watch_opts wo = {
+        .filter = {.family = rt->family,
+                   .key = rt->key,
+                   .key_len = rt->key_len,
+                   .prefix = rt->prefix,
+                   .labels = q->labels,
+                   .fields = q->fields},
+        .labels_owned = q->labels,
+        .fields_owned = q->fields,
+        .rv = q->rv,
+        .allow_bookmarks = q->allow_bookmarks,
+        .kind = rt->kind_name,
+        .api_version = rt->api_version,
+        .wake = wc_http_stream_wake,
+        .wake_arg = s,
+    };
+    if (q->send_initial == 1) {
+        /* The state at least as new as RV (the wait saw to that), then the end bookmark. */
+        wo.rv = 0;
+        wo.send_initial = true;
+        wo.initial_end_bookmark = true;
+    } else if (q->rv == WC_RV_UNSET || q->rv == 0) {
+        wo.send_initial = q->send_initial != 0;
+    }
+    if (q->timeout_s)
+        wo.deadline_ms = wc_http_now(h) + q->timeout_s * 1000;
+    int64_t floor = 0;
+    int rc = wc_cacher_watch(h->o.cacher, &wo, &s->w, &floor);
+    if (rc == 0) {
+        q->labels = q->fields = NULL; /* moved into the watcher */
+    } else if (rc == WC_EEXPIRED) {
+        s->pre = expired_event(q->rv, floor, &s->pre_len);
+        if (!s->pre) {
+            wc_http_stream_free(s);
+            return MHD_NO;
+        }
+    } else {
+        wc_http_stream_free(s);
+        return respond_err(h, conn, rc, q->rv, false);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+                                                                  wc_http_stream_read, s, NULL);
+    if (!resp) {
+        wc_http_stream_free(s);
+        return MHD_NO;
+    }
+    if (respond(h, conn, 200, resp, "application/json") != MHD_YES) {
+        wc_http_stream_free(s);
+        return MHD_NO;
+    }
+    /* From here MHD's per-request pointer is the stream; the request is done with. */
+    wc_http_stream_attach(s, conn);
+    *con_cls = s;
+    req_free(r);
+    return MHD_YES;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Data routes
+ * ------------------------------------------------------------------------------------- */
+
+static enum MHD_Result serve(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
+                             void **con_cls)
+{
+    if (r->watch)
+        return serve_watch(h, conn, r, con_cls);
+    if (!r->route.prefix)
+        return serve_get(h, conn, r);
+    return serve_list(h, conn, r);
+}
+
+typedef struct params {
+    wc_http_param p[MAX_PARAMS];
+    size_t n;
+    bool overflow;
+} params;
+
+static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    params *ps = cls;
+    (void)kind;
+    if (ps->n == MAX_PARAMS) {
+        ps->overflow = true;
+        return MHD_NO;
+    }
+    ps->p[ps->n].key = key;
+    ps->p[ps->n].value = value;
+    ps->n++;
+    return MHD_YES;
+}
+
+/*
+ * Decides whether r must wait for the cache before it is served: a consistent read (RV unset)
+ * waits for etcd's current revision, a read at RV=N (NotOlderThan, Exact, or a continue
+ * token's revision) for N. Returns true with r->need_current / r->target set.
+ */
+static bool needs_wait(wc_http *h, wc_http_req *r)
+{
+    const wc_http_query *q = &r->query;
+    r->need_current = false;
+    r->target = 0;
+    if (!r->watch && r->route.prefix && q->has_continue)
+        r->target = q->cont_rv;
+    else if (q->rv == WC_RV_UNSET)
+        r->need_current = h->o.current_rev != NULL;
+    else
+        r->target = q->rv;
+    return r->need_current || r->target > wc_cacher_rev(h->o.cacher);
+}
+
+static enum MHD_Result serve_data(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
+                                  void **con_cls)
+{
+    params ps = {.n = 0};
+    wc_http_error e;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &ps);
+    if (ps.overflow) {
+        wc_http_fail(&e, WC_EINVAL, 400, "BadRequest", "more than %d query parameters", MAX_PARAMS);
+        return respond_status(h, conn, &e);
+    }
+    int rc = wc_http_query_parse(ps.p, ps.n, h->index_field, r->route.watch_path, &r->query, &e);
+    if (rc == WC_ENOMEM)
+        return MHD_NO;
+    if (rc != 0)
+        return respond_status(h, conn, &e);
+    r->watch = r->query.watch;
+    if (!wc_cacher_ready(h->o.cacher))
+        return respond_err(h, conn, WC_ENOTREADY, 0, false);
+    if (needs_wait(h, r)) {
+        r->deadline = wc_http_mono_ms() + h->o.wait_ms;
+        if (wc_http_waiter_submit(h, r)) {
+            MHD_suspend_connection(conn);
+            return MHD_YES;
+        }
+        return respond_err(h, conn, r->wait_rc, r->target, false);
+    }
+    return serve(h, conn, r, con_cls);
+}
+
+/* After the waiter resumed r. */
+static enum MHD_Result after_wait(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
+                                  void **con_cls)
+{
+    int rc;
+    if (!wc_http_waiter_done(h, r, &rc))
+        rc = WC_EINVAL; /* resumed by someone else: not expected */
+    if (rc != 0)
+        return respond_err(h, conn, rc, r->target, false);
+    return serve(h, conn, r, con_cls);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The gate and the dispatcher
+ * ------------------------------------------------------------------------------------- */
+
+/*
+ * The one place every request passes before routing: authentication and authorization.
+ * Allows everything for now; TLS client certificates, bearer tokens and ABAC policies plug in
+ * here. Returns 0, or a negative wc_err with a 401/403 Status in *e.
+ */
+static int authorize(wc_http *h, struct MHD_Connection *conn, const char *method, const char *url,
+                     wc_http_error *e)
+{
+    (void)h;
+    (void)conn;
+    (void)method;
+    (void)url;
+    (void)e;
+    return 0;
+}
+
+static bool ready(wc_http *h, char *reason, size_t reason_len)
+{
+    if (h->o.ready)
+        return h->o.ready(h->o.cb_arg, reason, reason_len);
+    if (wc_cacher_ready(h->o.cacher))
+        return true;
+    snprintf(reason, reason_len, "the cache has not loaded its first list");
+    return false;
+}
+
+static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
+                                  const char *url, const char *method, void **con_cls)
+{
+    wc_http_error e;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        wc_http_fail(&e, WC_EINVAL, 405, "MethodNotAllowed",
+                     "the server does not allow this method on the requested resource");
+        return respond_status(h, conn, &e);
+    }
+    if (authorize(h, conn, method, url, &e) != 0)
+        return respond_status(h, conn, &e);
+    int rc = wc_http_route_parse(h->res, h->k8s_prefix, url, &r->route, &e);
+    if (rc == WC_ENOMEM)
+        return MHD_NO;
+    if (rc != 0)
+        return respond_status(h, conn, &e);
+    switch (r->route.kind) {
+    case WC_HTTP_R_HEALTHZ:
+        return respond_copy(h, conn, 200, "text/plain; charset=utf-8", "ok", 2);
+    case WC_HTTP_R_READYZ: {
+        char reason[256] = "not ready";
+        if (ready(h, reason, sizeof(reason)))
+            return respond_copy(h, conn, 200, "text/plain; charset=utf-8", "ok", 2);
+        char body[300];
+        int n = snprintf(body, sizeof(body), "not ready: %s\n", reason);
+        return respond_copy(h, conn, 503, "text/plain; charset=utf-8", body,
+                            n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
+    }
+    case WC_HTTP_R_METRICS: {
+        size_t len = 0;
+        char *body = wc_http_metrics(h, &len);
+        return respond_take(h, conn, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
+    }
+    case WC_HTTP_R_API_VERSIONS:
+    case WC_HTTP_R_API_GROUPS:
+    case WC_HTTP_R_API_GROUP:
+    case WC_HTTP_R_API_RESOURCES: {
+        size_t len = 0;
+        char *body = wc_http_discovery(h->res, &r->route, h->addr, &len);
+        return respond_take(h, conn, 200, "application/json", body, len);
+    }
+    case WC_HTTP_R_DATA:
+        return serve_data(h, conn, r, con_cls);
+    }
+    return MHD_NO;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    wc_http *h = cls;
+    (void)version;
+    (void)upload_data;
+    wc_http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        r->tag = WC_HTTP_TAG_REQ;
+        r->conn = conn;
+        *con_cls = r;
+        return first_call(h, conn, r, url, method, con_cls);
+    }
+    if (*upload_data_size) { /* a body nobody asked for: ignored */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->tag != WC_HTTP_TAG_REQ)
+        return MHD_NO;
+    return after_wait(h, conn, r, con_cls);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    wc_http_tag *tag = *con_cls;
+    if (!tag)
+        return;
+    if (*tag == WC_HTTP_TAG_STREAM)
+        wc_http_stream_completed((wc_http_stream *)tag);
+    else
+        req_free((wc_http_req *)tag);
+    *con_cls = NULL;
+}
+
+/* The path reaches the router still percent-encoded (route.c decodes each segment), and so do
+ * query values (query.c); MHD has already turned '+' into ' ' in the query. */
+static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Life cycle
+ * ------------------------------------------------------------------------------------- */
+
+/* Splits "HOST:PORT" or "[V6]:PORT". */
+static int split_listen(const char *s, char *host, size_t host_len, char *port, size_t port_len)
+{
+    const char *colon;
+    const char *h0 = s, *h1;
+    if (*s == '[') {
+        h0 = s + 1;
+        h1 = strchr(h0, ']');
+        if (!h1 || h1[1] != ':')
+            return WC_EINVAL;
+        colon = h1 + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return WC_EINVAL;
+        h1 = colon;
+    }
+    size_t hl = (size_t)(h1 - h0), pl = strlen(colon + 1);
+    if (hl == 0 || hl >= host_len || pl == 0 || pl >= port_len)
+        return WC_EINVAL;
+    memcpy(host, h0, hl);
+    host[hl] = '\0';
+    memcpy(port, colon + 1, pl + 1);
+    int64_t p;
+    if (wc_http_parse_uint(port, 65535, &p) != 0)
+        return WC_EINVAL;
+    return 0;
+}
+
+/* Raises the soft RLIMIT_NOFILE to the hard one; returns the soft limit now in force. */
+static rlim_t raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur;
+}
+
+static void destroy(wc_http *h)
+{
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        close(h->listen_fd);
+    wc_http_graveyard_free(h);
+    if (h->epfd >= 0)
+        close(h->epfd);
+    if (h->flush_fd >= 0)
+        close(h->flush_fd);
+    if (h->stop_fd >= 0)
+        close(h->stop_fd);
+    wc_http_resources_free(h->res);
+    free(h->k8s_prefix);
+    free(h->index_field);
+    pthread_mutex_destroy(&h->wait_mu);
+    pthread_cond_destroy(&h->wait_cond);
+    free(h);
+}
+
+int wc_http_start(const wc_http_opts *o, wc_http **out)
+{
+    if (!o->cacher || !o->hook || !o->listen)
+        return WC_EINVAL;
+    char host[256], port[16];
+    if (split_listen(o->listen, host, sizeof(host), port, sizeof(port)) != 0)
+        return WC_EINVAL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+        return WC_EINVAL;
+
+    wc_http *h = calloc(1, sizeof(*h));
+    if (!h) {
+        freeaddrinfo(ai);
+        return WC_ENOMEM;
+    }
+    h->o = *o;
+    h->o.resources = NULL;
+    h->hook = o->hook;
+    h->epfd = h->stop_fd = h->flush_fd = -1;
+    h->listen_fd = MHD_INVALID_SOCKET;
+    pthread_mutex_init(&h->wait_mu, NULL);
+    pthread_cond_init(&h->wait_cond, NULL);
+    if (h->o.wait_ms <= 0)
+        h->o.wait_ms = 3000;
+    if (h->o.conn_memory < 2048)
+        h->o.conn_memory = 2048;
+    const char *pfx = o->k8s_prefix ? o->k8s_prefix : "/registry";
+    size_t pl = strlen(pfx);
+    while (pl > 0 && pfx[pl - 1] == '/')
+        pl--; /* keys are <prefix>/<path>/...: one slash */
+    h->k8s_prefix = strndup(pfx, pl);
+    h->index_field = o->index_field ? strdup(o->index_field) : NULL;
+    h->res = wc_http_resources_new();
+    int rc = 0;
+    if (!h->k8s_prefix || (o->index_field && !h->index_field) || !h->res)
+        rc = WC_ENOMEM;
+    for (const char *const *spec = o->resources; rc == 0 && spec && *spec; spec++)
+        rc = wc_http_resources_add(h->res, *spec);
+    if (rc == 0)
+        rc = wc_http_ticker_start(h);
+    if (rc == 0)
+        rc = wc_http_waiter_start(h);
+    if (rc != 0) {
+        freeaddrinfo(ai);
+        wc_http_stop(h);
+        return rc;
+    }
+
+    rlim_t nofile = raise_nofile();
+    unsigned limit = o->max_connections;
+    if (limit == 0) /* leave a few descriptors for the process's other files */
+        limit = nofile > 1000064 ? 1000000u
+                                 : (nofile > 128 ? (unsigned)(nofile - 64) : (unsigned)nofile / 2);
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.conn_memory,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+        MHD_OPTION_THREAD_POOL_SIZE, o->threads > 1 ? o->threads : 0u, MHD_OPTION_END);
+    int family = ai->ai_family;
+    freeaddrinfo(ai);
+    if (!h->d) {
+        wc_http_stop(h);
+        return WC_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : 0;
+    if (family == AF_INET6)
+        snprintf(h->addr, sizeof(h->addr), "[%s]:%u", host, (unsigned)h->port);
+    else
+        snprintf(h->addr, sizeof(h->addr), "%s:%u", host, (unsigned)h->port);
+    *out = h;
+    return 0;
+}
+
+uint16_t wc_http_port(const wc_http *h)
+{
+    return h->port;
+}
+
+const char *wc_http_address(const wc_http *h)
+{
+    return h->addr;
+}
+
+int wc_http_add_resource(wc_http *h, const char *spec)
+{
+    return wc_http_resources_add(h->res, spec);
+}
+
+void wc_http_stop(wc_http *h)
+{
+    if (!h)
+        return;
+    if (h->d)
+        h->listen_fd = MHD_quiesce_daemon(h->d);
+    wc_http_waiter_stop(h);
+    if (h->ticker_started) {
+        wc_http_streams_end(h);
+        int64_t until = wc_http_mono_ms() + DRAIN_MS;
+        for (;;) {
+            pthread_mutex_lock(&h->hook->mu);
+            size_t n = h->n_streams;
+            pthread_mutex_unlock(&h->hook->mu);
+            if (n == 0 || wc_http_mono_ms() >= until)
+                break;
+            usleep(5000);
+        }
+    }
+    wc_http_ticker_stop(h);
+    destroy(h);
+}

@@ -1,0 +1,127 @@
+/*
+ * The HTTP front: serves the cacher's state and watch streams to any number of readers.
+ *
+ * Readers speak to it as to a Kubernetes apiserver (GET /api/v1/..., /apis/<group>/<version>/...)
+ * or through the raw key space (/keys/<key>); both route families reach the same three verbs
+ * (get, list, watch) over the same cache. A watch stream holds no thread: its connection is
+ * suspended while its watcher has nothing to read and resumed, in one batch per published
+ * change, by the cacher's after_dispatch hook (see wc_http_hook below).
+ *
+ * The server knows HTTP and nothing of etcd: what it needs from upstream (readiness, etcd's
+ * current revision, progress requests, upstream metrics) comes through callbacks the daemon
+ * fills in wc_http_opts.
+ */
+#ifndef WCACHED_HTTP_H
+#define WCACHED_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wcached/cacher.h"
+#include "wcached/err.h"
+
+typedef struct wc_http wc_http;
+
+/*
+ * The wake batcher shared by the cacher and the server: the watchers' wake callbacks mark
+ * streams in it, and the cacher's after_dispatch hook resumes every marked stream in one
+ * batch. It exists before both (the cacher needs its hook at wc_cacher_new, the server needs
+ * the cacher at wc_http_start) and is freed after both.
+ */
+typedef struct wc_http_hook wc_http_hook;
+
+/* Returns a new hook, or NULL on allocation failure. */
+wc_http_hook *wc_http_hook_new(void);
+
+/* Frees a hook once no cacher and no server uses it any more; NULL is allowed. */
+void wc_http_hook_free(wc_http_hook *hook);
+
+/*
+ * The cacher's after_dispatch hook: set wc_cacher_opts.after_dispatch to this function and
+ * hook_arg to the wc_http_hook. Resumes the streams marked since the last call. Any thread;
+ * takes no cacher lock.
+ */
+void wc_http_after_dispatch(void *hook);
+
+typedef struct wc_http_opts {
+    const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port */
+    const char *k8s_prefix;       /* root of Kubernetes-style keys (default "/registry") */
+    const char *index_field;      /* the --index-field path, allowed in fieldSelector; NULL: none */
+    wc_cacher *cacher;            /* borrowed; outlives the server */
+    wc_http_hook *hook;           /* borrowed; the one wired into the cacher's after_dispatch */
+    const char *const *resources; /* NULL-terminated extra resource specs (see
+                                     wc_http_add_resource), or NULL */
+    unsigned threads;             /* event-loop threads (default 1) */
+    unsigned max_connections; /* 0: as many as RLIMIT_NOFILE allows (raised to its hard limit) */
+    /* Per-connection buffer in bytes (default 4 KiB, at least 2 KiB): holds the request headers,
+     * then bounds each chunk of a stream. It is most of an idle stream's memory (about 2.2 KiB
+     * plus this), so it trades idle streams' footprint against bytes per send. */
+    size_t conn_memory;
+    unsigned idle_timeout_s; /* idle keep-alive connections are closed after this (default 300) */
+    int64_t wait_ms;         /* how long a read waits for the cache to catch up (default 3000) */
+    /* 0 (default): every published change resumes the streams it woke at once, in one batch.
+     * N > 0: woken streams are resumed N ms after the first wake, all together: each reader
+     * then gets several events per send, which cuts CPU per delivery under high event rates,
+     * for at most N ms of added latency. */
+    int64_t coalesce_ms;
+    int64_t (*now_ms)(void *arg); /* the cacher's clock (its wc_cacher_opts.now_ms); NULL for
+                                     CLOCK_MONOTONIC */
+    void *clock_arg;
+
+    /* Callbacks into the daemon, all given cb_arg; each may be NULL. */
+    void *cb_arg;
+    /* True when the cache is ready and the upstream live; otherwise false with a short reason
+     * for /readyz written into `reason`. NULL: ready when the cacher is. Any thread. */
+    bool (*ready)(void *arg, char *reason, size_t reason_len);
+    /* etcd's current revision, for consistent reads: 0 and *rev, or a negative wc_err. May
+     * block (the server calls it from a thread of its own). NULL: reads use the cache as is. */
+    int (*current_rev)(void *arg, int64_t *rev);
+    /* Asks the upstream watch for a progress notification; returns at once. */
+    void (*request_progress)(void *arg);
+    /* Appends upstream metrics, in Prometheus text format 0.0.4 (HELP and TYPE lines
+     * included), to the /metrics body. */
+    void (*metrics)(void *arg, FILE *out);
+} wc_http_opts;
+
+/* Fills `o` with the defaults above (listen "127.0.0.1:8080"). */
+void wc_http_opts_default(wc_http_opts *o);
+
+/*
+ * Starts serving: binds the listen address, raises RLIMIT_NOFILE, starts the event loop, the
+ * ticker (wc_cacher_tick about once a second) and the consistency waiter. `o` is copied.
+ * Returns 0 and *out; WC_EINVAL for a bad listen address, resource spec or missing
+ * cacher/hook; WC_EIO when the address cannot be bound; or WC_ENOMEM.
+ */
+int wc_http_start(const wc_http_opts *o, wc_http **out);
+
+/* The port bound (the chosen one when the listen port was 0). */
+uint16_t wc_http_port(const wc_http *h);
+
+/* The address bound as "HOST:PORT" (IPv6 as "[HOST]:PORT"), owned by the server; for the
+ * daemon's "listening on http://HOST:PORT" line. */
+const char *wc_http_address(const wc_http *h);
+
+/*
+ * Stops gracefully: stops accepting, ends every watch stream cleanly (its chunked body is
+ * terminated), answers waiting reads with 503, waits up to a few seconds for the streams to
+ * drain, then closes every connection and frees the server. NULL is allowed.
+ */
+void wc_http_stop(wc_http *h);
+
+/*
+ * Adds a Kubernetes resource to the server's table, or replaces the one with the same group,
+ * version and plural. Any thread, at any time. `spec` is
+ *     [GROUP/]VERSION/PLURAL=Kind[:PATH][:cluster|:namespaced]
+ * e.g. "example.com/v1/widgets=Widget", "v1/things=Thing:things:cluster". PATH is where the
+ * objects live under the k8s prefix (default PLURAL for the core group, GROUP/PLURAL otherwise,
+ * as the apiextensions server stores custom resources); the scope defaults to namespaced.
+ * Returns 0, WC_EINVAL for a malformed spec, or WC_ENOMEM.
+ */
+int wc_http_add_resource(wc_http *h, const char *spec);
+
+/* Checks a resource spec without a server (for the daemon's option parsing): 0 or WC_EINVAL. */
+int wc_http_resource_check(const char *spec);
+
+#endif

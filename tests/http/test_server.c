@@ -1,0 +1,1010 @@
+/*
+ * The real server in-process: a cacher fed directly by the test (no etcd), the server on
+ * 127.0.0.1 port 0, libcurl as the client. Each Criterion test runs in its own process.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "http_internal.h"
+#include "wcached/http.h"
+
+/* ---------------------------------------------------------------------------------------
+ * Fixture
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct fixture_cfg {
+    size_t ring_events;  /* 0: default */
+    int64_t bookmark_ms; /* 0: default */
+    int64_t wait_ms;     /* 0: 1000 */
+    bool not_ready;      /* do not load the cache */
+    bool consistent;     /* wire the current-revision and progress callbacks */
+    const char *index_field;
+    int64_t coalesce_ms;
+} fixture_cfg;
+
+static wc_http_hook *hook;
+static wc_cacher *cache;
+static wc_http *srv;
+static char base[128];
+static pthread_mutex_t prod_mu = PTHREAD_MUTEX_INITIALIZER; /* the one producer */
+static int64_t g_rev = 1;                                   /* etcd's revision; prod_mu */
+static atomic_int_fast64_t etcd_ahead; /* etcd is this far ahead of what the test wrote */
+static atomic_bool progress_works = true;
+
+static int cb_current_rev(void *arg, int64_t *rev)
+{
+    (void)arg;
+    pthread_mutex_lock(&prod_mu);
+    *rev = g_rev + atomic_load(&etcd_ahead);
+    pthread_mutex_unlock(&prod_mu);
+    return 0;
+}
+
+static void cb_progress(void *arg)
+{
+    (void)arg;
+    if (!atomic_load(&progress_works))
+        return;
+    pthread_mutex_lock(&prod_mu);
+    wc_cacher_progress(cache, g_rev + atomic_load(&etcd_ahead));
+    pthread_mutex_unlock(&prod_mu);
+}
+
+static void cb_metrics(void *arg, FILE *out)
+{
+    (void)arg;
+    fprintf(out, "# HELP wcached_upstream_up 1 when the upstream watch is live.\n"
+                 "# TYPE wcached_upstream_up gauge\nwcached_upstream_up 1\n");
+}
+
+static void fixture_start(const fixture_cfg *cfg)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    hook = wc_http_hook_new();
+    cr_assert_not_null(hook);
+    wc_cacher_opts co;
+    wc_cacher_opts_default(&co);
+    if (cfg->ring_events)
+        co.ring_events = cfg->ring_events;
+    if (cfg->bookmark_ms)
+        co.bookmark_ms = cfg->bookmark_ms;
+    co.index_field = cfg->index_field;
+    co.after_dispatch = wc_http_after_dispatch;
+    co.hook_arg = hook;
+    cache = wc_cacher_new(&co);
+    cr_assert_not_null(cache);
+    if (!cfg->not_ready) {
+        pthread_mutex_lock(&prod_mu);
+        cr_assert_eq(wc_cacher_replace(cache, NULL, 0, g_rev, false), 0);
+        pthread_mutex_unlock(&prod_mu);
+    }
+    wc_http_opts o;
+    wc_http_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.cacher = cache;
+    o.hook = hook;
+    o.index_field = cfg->index_field;
+    o.wait_ms = cfg->wait_ms ? cfg->wait_ms : 1000;
+    o.metrics = cb_metrics;
+    o.coalesce_ms = cfg->coalesce_ms;
+    if (cfg->consistent) {
+        o.current_rev = cb_current_rev;
+        o.request_progress = cb_progress;
+    }
+    cr_assert_eq(wc_http_start(&o, &srv), 0);
+    cr_assert_gt(wc_http_port(srv), 0);
+    snprintf(base, sizeof(base), "http://%s", wc_http_address(srv));
+}
+
+static void fixture_default(void)
+{
+    fixture_cfg cfg = {0};
+    fixture_start(&cfg);
+}
+
+static void fixture_stop(void)
+{
+    wc_http_stop(srv);
+    wc_cacher_free(cache);
+    wc_http_hook_free(hook);
+    curl_global_cleanup();
+}
+
+/* Publishes a put and marks its revision complete, as the upstream does. */
+static int64_t put(const char *key, const char *value)
+{
+    pthread_mutex_lock(&prod_mu);
+    int64_t rev = ++g_rev;
+    wc_kv_spec s = {.key = key,
+                    .key_len = strlen(key),
+                    .value = value,
+                    .value_len = strlen(value),
+                    .create_rev = rev,
+                    .mod_rev = rev,
+                    .version = 1};
+    cr_assert_eq(wc_cacher_put(cache, &s), 0);
+    cr_assert_eq(wc_cacher_progress(cache, rev), 0);
+    pthread_mutex_unlock(&prod_mu);
+    return rev;
+}
+
+static int64_t del(const char *key)
+{
+    pthread_mutex_lock(&prod_mu);
+    int64_t rev = ++g_rev;
+    cr_assert_eq(wc_cacher_delete(cache, key, strlen(key), rev), 0);
+    cr_assert_eq(wc_cacher_progress(cache, rev), 0);
+    pthread_mutex_unlock(&prod_mu);
+    return rev;
+}
+
+static char *url(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *url(const char *fmt, ...)
+{
+    static char bufs[8][8192];
+    static int i;
+    char *b = bufs[i++ % 8];
+    size_t n = (size_t)snprintf(b, sizeof(bufs[0]), "%s", base);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b + n, sizeof(bufs[0]) - n, fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+static json_t *parse(const char *s)
+{
+    json_error_t je;
+    json_t *j = json_loads(s, 0, &je);
+    cr_assert_not_null(j, "not JSON (%s): %s", je.text, s);
+    return j;
+}
+
+static const char *jstr(json_t *j, const char *path)
+{
+    char buf[256];
+    strncpy(buf, path, sizeof(buf) - 1);
+    buf[sizeof(buf) - 1] = '\0';
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ".", &save); t && j; t = strtok_r(NULL, ".", &save))
+        j = json_object_get(j, t);
+    return json_string_value(j);
+}
+
+/* GETs `u` and checks the status; returns the parsed body (the caller decrefs). */
+static json_t *get_json(const char *u, long code)
+{
+    http_resp r;
+    cr_assert_eq(http_get(u, &r), 0, "%s", u);
+    cr_assert_eq(r.code, code, "%s: %ld, want %ld: %s", u, r.code, code, r.body);
+    json_t *j = parse(r.body);
+    http_resp_free(&r);
+    return j;
+}
+
+/* Expects a Status with `code` and `reason`; returns its message (static copy). */
+static const char *expect_status(const char *u, long code, const char *reason)
+{
+    static char msg[1024];
+    json_t *j = get_json(u, code);
+    cr_assert_str_eq(jstr(j, "kind"), "Status");
+    cr_assert_str_eq(jstr(j, "apiVersion"), "v1");
+    cr_assert_str_eq(jstr(j, "status"), "Failure");
+    cr_assert_str_eq(jstr(j, "reason"), reason, "%s", u);
+    cr_assert_eq(json_integer_value(json_object_get(j, "code")), code);
+    cr_assert(json_is_object(json_object_get(j, "metadata")));
+    snprintf(msg, sizeof(msg), "%s", jstr(j, "message"));
+    json_decref(j);
+    return msg;
+}
+
+/* Line i of a watch, parsed. */
+static json_t *event(watch *w, size_t i)
+{
+    char *l = watch_line(w, i);
+    cr_assert_not_null(l, "no line %zu", i);
+    json_t *j = parse(l);
+    free(l);
+    return j;
+}
+
+static int64_t obj_rv(json_t *ev)
+{
+    const char *s = jstr(ev, "object.metadata.resourceVersion");
+    cr_assert_not_null(s);
+    return strtoll(s, NULL, 10);
+}
+
+static char *pod(const char *ns, const char *name, const char *app, const char *node)
+{
+    static char b[4][512];
+    static int i;
+    char *p = b[i++ % 4];
+    snprintf(p, sizeof(b[0]),
+             "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"%s\","
+             "\"namespace\":\"%s\",\"labels\":{\"app\":\"%s\"}},\"spec\":{\"nodeName\":\"%s\"}}",
+             name, ns, app, node);
+    return p;
+}
+
+static int64_t put_pod(const char *ns, const char *name, const char *app, const char *node)
+{
+    char key[256];
+    snprintf(key, sizeof(key), "/registry/pods/%s/%s", ns, name);
+    return put(key, pod(ns, name, app, node));
+}
+
+static uint64_t watchers_now(void)
+{
+    wc_cacher_stats st;
+    wc_cacher_stats_get(cache, &st);
+    return st.watchers;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Fixed routes
+ * ------------------------------------------------------------------------------------- */
+
+TestSuite(server, .init = fixture_default, .fini = fixture_stop, .timeout = 60);
+/* Tests that start the fixture themselves, with their own configuration. */
+TestSuite(custom, .fini = fixture_stop, .timeout = 60);
+/* Tests that stop the server themselves. */
+TestSuite(shutdown, .init = fixture_default, .timeout = 60);
+
+Test(server, health_ready_metrics)
+{
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    cr_assert_str_eq(r.body, "ok");
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/readyz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+    put("/m/a", "1");
+    cr_assert_eq(http_get(url("/nope"), &r), 0);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/metrics"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    const char *names[] = {"wcached_watchers ",
+                           "wcached_events_received_total 1",
+                           "wcached_events_sent_total",
+                           "wcached_watchers_terminated_total{reason=\"slow\"}",
+                           "wcached_cache_revision 2",
+                           "wcached_ring_events 1",
+                           "wcached_ring_oldest_revision",
+                           "wcached_keys 1",
+                           "wcached_non_object_values_skipped_total",
+                           "wcached_http_requests_total{code=\"200\"} 2",
+                           "wcached_http_requests_total{code=\"404\"} 1",
+                           "wcached_upstream_up 1"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        cr_assert_not_null(strstr(r.body, names[i]), "missing %s in\n%s", names[i], r.body);
+    cr_assert_not_null(strstr(r.headers, "text/plain; version=0.0.4"));
+
+    /* promtool, when installed, must accept it */
+    if (system("command -v promtool >/dev/null 2>&1") == 0) {
+        char path[] = "/tmp/wcached-metrics-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_eq(write(fd, r.body, r.len), (ssize_t)r.len);
+        close(fd);
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+        int rc = system(cmd);
+        unlink(path);
+        cr_assert_eq(rc, 0, "promtool check metrics failed");
+    }
+    http_resp_free(&r);
+}
+
+Test(server, discovery_and_runtime_resources)
+{
+    json_t *j = get_json(url("/api/v1"), 200);
+    cr_assert_str_eq(jstr(j, "kind"), "APIResourceList");
+    json_decref(j);
+    j = get_json(url("/apis"), 200);
+    cr_assert_str_eq(jstr(j, "kind"), "APIGroupList");
+    json_decref(j);
+    expect_status(url("/apis/example.com/v1/widgets"), 404, "NotFound");
+    cr_assert_eq(wc_http_add_resource(srv, "example.com/v1/widgets=Widget"), 0);
+    cr_assert_eq(wc_http_add_resource(srv, "bad spec"), WC_EINVAL);
+    put("/registry/example.com/widgets/ns/w1", "{\"metadata\":{\"name\":\"w1\"}}");
+    j = get_json(url("/apis/example.com/v1/namespaces/ns/widgets"), 200);
+    cr_assert_str_eq(jstr(j, "kind"), "WidgetList");
+    cr_assert_str_eq(jstr(j, "apiVersion"), "example.com/v1");
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 1);
+    json_decref(j);
+}
+
+Test(server, not_found_method_hostile)
+{
+    expect_status(url("/nope"), 404, "NotFound");
+    expect_status(url("/api/v1/widgets"), 404, "NotFound");
+    expect_status(url("/keys/%%00"), 400, "BadRequest");
+    expect_status(url("/keys/a%%zz"), 400, "BadRequest");
+    expect_status(url("/api/v1/namespaces/default/pods/.."), 400, "BadRequest");
+    expect_status(url("/api/v1/namespaces/../pods"), 400, "BadRequest");
+    http_resp r;
+    cr_assert_eq(http_do("POST", url("/keys/a"), &r), 0);
+    cr_assert_eq(r.code, 405);
+    json_t *j = parse(r.body);
+    cr_assert_str_eq(jstr(j, "reason"), "MethodNotAllowed");
+    json_decref(j);
+    http_resp_free(&r);
+    cr_assert_eq(http_do("DELETE", url("/api/v1/pods"), &r), 0);
+    cr_assert_eq(r.code, 405);
+    http_resp_free(&r);
+    /* an overlong path */
+    char *p = malloc(WC_HTTP_MAX_PATH + 200);
+    strcpy(p, "/keys/");
+    memset(p + 6, 'x', WC_HTTP_MAX_PATH + 10);
+    p[WC_HTTP_MAX_PATH + 16] = '\0';
+    cr_assert_eq(http_get(url("%s", p), &r), 0);
+    cr_assert_geq(r.code, 400);
+    cr_assert_lt(r.code, 500);
+    http_resp_free(&r);
+    free(p);
+    /* still serving */
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+}
+
+Test(server, bad_params_name_the_parameter)
+{
+    struct {
+        const char *q, *param;
+    } t[] = {
+        {"resourceVersion=abc", "resourceVersion"},
+        {"resourceVersion=5&resourceVersionMatch=Sometimes", "resourceVersionMatch"},
+        {"resourceVersionMatch=Exact", "resourceVersionMatch"},
+        {"watch=maybe", "watch"},
+        {"watch=1&allowWatchBookmarks=x", "allowWatchBookmarks"},
+        {"watch=1&timeoutSeconds=-3", "timeoutSeconds"},
+        {"watch=1&sendInitialEvents=true", "sendInitialEvents"},
+        {"watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan", "sendInitialEvents"},
+        {"labelSelector=a+in+(", "labelSelector"},
+        {"fieldSelector=spec.foo%3Dbar", "fieldSelector"},
+        {"limit=x", "limit"},
+        {"continue=not-a-token", "continue"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        const char *msg = expect_status(url("/keys/a/?%s", t[i].q), 400, "BadRequest");
+        char quoted[64];
+        snprintf(quoted, sizeof(quoted), "\"%s\"", t[i].param);
+        cr_assert_not_null(strstr(msg, quoted), "%s: \"%s\" does not name %s", t[i].q, msg,
+                           t[i].param);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Get and list
+ * ------------------------------------------------------------------------------------- */
+
+Test(server, keys_get_and_list)
+{
+    put("/k/b", "two");
+    put("/k/a", "one");
+    int64_t last = put("/k/c", "\xff\xfe");
+    put("/other", "x");
+    json_t *j = get_json(url("/keys/k/a"), 200);
+    cr_assert_str_eq(jstr(j, "kind"), "KeyValue");
+    cr_assert_str_eq(jstr(j, "apiVersion"), "wcached/v1");
+    cr_assert_str_eq(jstr(j, "key"), "/k/a");
+    cr_assert_str_eq(jstr(j, "value"), "one");
+    cr_assert_str_eq(jstr(j, "metadata.name"), "/k/a");
+    json_decref(j);
+    j = get_json(url("/keys/k/c"), 200);
+    cr_assert_null(json_object_get(j, "value"));
+    cr_assert_not_null(json_object_get(j, "valueBase64"));
+    json_decref(j);
+    const char *msg = expect_status(url("/keys/k/zz"), 404, "NotFound");
+    cr_assert_not_null(strstr(msg, "/k/zz"));
+
+    j = get_json(url("/keys/k/?resourceVersion=0"), 200);
+    cr_assert_str_eq(jstr(j, "kind"), "KeyValueList");
+    cr_assert_str_eq(jstr(j, "apiVersion"), "wcached/v1");
+    char rv[32];
+    snprintf(rv, sizeof(rv), "%" PRId64, last + 1);
+    cr_assert_str_eq(jstr(j, "metadata.resourceVersion"), rv);
+    json_t *items = json_object_get(j, "items");
+    cr_assert_eq(json_array_size(items), 3);
+    cr_assert_str_eq(jstr(json_array_get(items, 0), "key"), "/k/a");
+    cr_assert_str_eq(jstr(json_array_get(items, 2), "key"), "/k/c");
+    cr_assert_null(json_object_get(json_object_get(j, "metadata"), "continue"));
+    json_decref(j);
+
+    j = get_json(url("/keys/empty/"), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 0);
+    json_decref(j);
+    j = get_json(url("/keys"), 200); /* the whole key space */
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 4);
+    json_decref(j);
+}
+
+Test(server, k8s_routes)
+{
+    put_pod("default", "web-1", "web", "n1");
+    put_pod("default", "web-2", "web", "n2");
+    put_pod("kube-system", "dns", "dns", "n1");
+    put("/registry/pods/default/garbage", "\x0a\x03k8s\x00protobuf");
+    put("/registry/deployments/default/api", "{\"metadata\":{\"name\":\"api\"}}");
+    put("/registry/minions/n1", "{\"metadata\":{\"name\":\"n1\"}}");
+    put("/registry/services/specs/default/svc", "{\"metadata\":{\"name\":\"svc\"}}");
+
+    json_t *j = get_json(url("/api/v1/namespaces/default/pods/web-1"), 200);
+    cr_assert_str_eq(jstr(j, "metadata.name"), "web-1");
+    cr_assert_not_null(jstr(j, "metadata.resourceVersion"));
+    json_decref(j);
+    const char *msg = expect_status(url("/api/v1/namespaces/default/pods/nope"), 404, "NotFound");
+    cr_assert_not_null(strstr(msg, "pods \"nope\" not found"), "%s", msg);
+    expect_status(url("/api/v1/namespaces/default/pods/garbage"), 404, "NotFound");
+
+    j = get_json(url("/api/v1/namespaces/default/pods"), 200);
+    cr_assert_str_eq(jstr(j, "kind"), "PodList");
+    cr_assert_str_eq(jstr(j, "apiVersion"), "v1");
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 2); /* garbage left out */
+    json_decref(j);
+    j = get_json(url("/api/v1/pods"), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 3);
+    json_decref(j);
+    j = get_json(url("/apis/apps/v1/namespaces/default/deployments"), 200);
+    cr_assert_str_eq(jstr(j, "kind"), "DeploymentList");
+    cr_assert_str_eq(jstr(j, "apiVersion"), "apps/v1");
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 1);
+    json_decref(j);
+    j = get_json(url("/api/v1/nodes/n1"), 200);
+    cr_assert_str_eq(jstr(j, "metadata.name"), "n1");
+    json_decref(j);
+    j = get_json(url("/api/v1/services"), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 1);
+    json_decref(j);
+    j = get_json(url("/api/v1/namespaces/default/pods?labelSelector=app%%3Dweb&"
+                     "fieldSelector=metadata.name%%3Dweb-2"),
+                 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 1);
+    json_decref(j);
+}
+
+Test(server, pagination_is_consistent)
+{
+    char key[64];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "/p/%02d", i);
+        put(key, "orig");
+    }
+    char cont[4096] = "";
+    int seen = 0;
+    const char *page_rv = NULL;
+    char rv0[32] = "";
+    for (int page = 0; page < 10; page++) {
+        json_t *j = get_json(
+            cont[0] ? url("/keys/p/?limit=3&continue=%s", cont) : url("/keys/p/?limit=3"), 200);
+        page_rv = jstr(j, "metadata.resourceVersion");
+        if (!rv0[0])
+            snprintf(rv0, sizeof(rv0), "%s", page_rv);
+        cr_assert_str_eq(page_rv, rv0, "pages of one list share one revision");
+        json_t *items = json_object_get(j, "items");
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            snprintf(key, sizeof(key), "/p/%02d", seen);
+            cr_assert_str_eq(jstr(it, "key"), key);
+            cr_assert_str_eq(jstr(it, "value"), "orig");
+            seen++;
+        }
+        /* change everything between pages: later pages must not see it */
+        put("/p/05", "changed");
+        put("/p/055", "new");
+        if (page == 0)
+            del("/p/08");
+        const char *c = jstr(j, "metadata.continue");
+        if (!c) {
+            json_decref(j);
+            break;
+        }
+        cr_assert_eq(json_array_size(items), 3);
+        snprintf(cont, sizeof(cont), "%s", c);
+        json_decref(j);
+    }
+    cr_assert_eq(seen, 10);
+    /* a tampered token is refused */
+    expect_status(url("/keys/p/?limit=3&continue=%sX", cont[0] ? cont : "AA"), 400, "BadRequest");
+}
+
+Test(server, list_resource_versions)
+{
+    int64_t r1 = put("/e/a", "v1");
+    put("/e/a", "v2");
+    put("/e/b", "x");
+    /* Exact at a past revision: the state then */
+    json_t *j =
+        get_json(url("/keys/e/?resourceVersion=%" PRId64 "&resourceVersionMatch=Exact", r1), 200);
+    json_t *items = json_object_get(j, "items");
+    cr_assert_eq(json_array_size(items), 1);
+    cr_assert_str_eq(jstr(json_array_get(items, 0), "value"), "v1");
+    json_decref(j);
+    /* NotOlderThan a revision the cache has: at once */
+    j = get_json(url("/keys/e/?resourceVersion=%" PRId64 "&resourceVersionMatch=NotOlderThan", r1),
+                 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 2);
+    json_decref(j);
+    /* a revision the cache does not reach in time: 504 with Retry-After */
+    http_resp r;
+    cr_assert_eq(http_get(url("/keys/e/?resourceVersion=%" PRId64, g_rev + 100), &r), 0);
+    cr_assert_eq(r.code, 504);
+    cr_assert_not_null(strstr(r.body, "Too large resource version"));
+    cr_assert_not_null(strcasestr(r.headers, "Retry-After: 1"));
+    http_resp_free(&r);
+    /* a revision reached while the request waits */
+    int64_t want = g_rev + 1;
+    watch *w = watch_open(url("/keys/e/?resourceVersion=%" PRId64, want));
+    usleep(200 * 1000);
+    put("/e/c", "late");
+    cr_assert(watch_wait_end(w, 5000));
+    cr_assert_eq(watch_code(w), 200);
+    watch_close(w);
+}
+
+Test(custom, exact_below_floor_is_expired)
+{
+    fixture_cfg cfg = {.ring_events = 4};
+    fixture_start(&cfg);
+    int64_t first = put("/x/a", "0");
+    for (int i = 0; i < 10; i++)
+        put("/x/a", "more");
+    expect_status(url("/keys/x/?resourceVersion=%" PRId64 "&resourceVersionMatch=Exact", first),
+                  410, "Expired");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Consistent reads and readiness
+ * ------------------------------------------------------------------------------------- */
+
+Test(custom, consistent_list_waits_for_etcd)
+{
+    fixture_cfg cfg = {.consistent = true, .wait_ms = 800};
+    fixture_start(&cfg);
+    put("/c/a", "1");
+    atomic_store(&etcd_ahead, 5); /* writes elsewhere in etcd: the cache must catch up */
+    json_t *j = get_json(url("/keys/c/"), 200);
+    char rv[32];
+    snprintf(rv, sizeof(rv), "%" PRId64, g_rev + 5);
+    cr_assert_str_eq(jstr(j, "metadata.resourceVersion"), rv);
+    json_decref(j);
+    /* the upstream cannot make progress: 504 after the wait */
+    atomic_store(&progress_works, false);
+    atomic_store(&etcd_ahead, 50);
+    http_resp r;
+    cr_assert_eq(http_get(url("/keys/c/a"), &r), 0);
+    cr_assert_eq(r.code, 504, "%s", r.body);
+    http_resp_free(&r);
+    /* RV=0 does not wait */
+    j = get_json(url("/keys/c/?resourceVersion=0"), 200);
+    json_decref(j);
+}
+
+Test(custom, not_ready_answers_429)
+{
+    fixture_cfg cfg = {.not_ready = true};
+    fixture_start(&cfg);
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/readyz"), &r), 0);
+    cr_assert_eq(r.code, 503);
+    cr_assert_not_null(strstr(r.body, "not ready"));
+    http_resp_free(&r);
+    const char *paths[] = {"/keys/a", "/keys/a/", "/keys/a/?watch=true", "/api/v1/pods?watch=1"};
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(http_get(url("%s", paths[i]), &r), 0);
+        cr_assert_eq(r.code, 429, "%s", paths[i]);
+        cr_assert_not_null(strcasestr(r.headers, "Retry-After:"), "%s", paths[i]);
+        json_t *j = parse(r.body);
+        cr_assert_str_eq(jstr(j, "reason"), "TooManyRequests");
+        json_decref(j);
+        http_resp_free(&r);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Watch
+ * ------------------------------------------------------------------------------------- */
+
+/* The live-order check, shared by the plain and the coalescing server. */
+static void live_puts_in_order(void)
+{
+    put("/w/seed", "0");
+    watch *w = watch_open(url("/keys/w/?watch=true&resourceVersion=%" PRId64, g_rev));
+    usleep(100 * 1000);
+    int64_t revs[20];
+    for (int i = 0; i < 20; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "/w/%d", i % 5);
+        revs[i] = put(k, "v");
+    }
+    cr_assert(watch_wait_lines(w, 20, 5000), "got %zu lines", watch_nlines(w));
+    cr_assert_eq(watch_code(w), 200);
+    for (int i = 0; i < 20; i++) {
+        json_t *ev = event(w, (size_t)i);
+        cr_assert_str_eq(jstr(ev, "type"), i < 5 ? "ADDED" : "MODIFIED");
+        cr_assert_eq(obj_rv(ev), revs[i]);
+        json_decref(ev);
+    }
+    del("/w/0");
+    cr_assert(watch_wait_lines(w, 21, 5000));
+    json_t *ev = event(w, 20);
+    cr_assert_str_eq(jstr(ev, "type"), "DELETED");
+    json_decref(ev);
+    watch_close(w);
+}
+
+Test(server, watch_sees_live_puts_in_order)
+{
+    live_puts_in_order();
+}
+
+Test(custom, coalesced_resumes_keep_order)
+{
+    fixture_cfg cfg = {.coalesce_ms = 5};
+    fixture_start(&cfg);
+    live_puts_in_order();
+    /* a burst reaches many readers in few sends each, still in order and complete */
+    enum { N = 20, EVENTS = 100 };
+    watch *w[N];
+    for (int i = 0; i < N; i++)
+        w[i] = watch_open(url("/keys/cb/?watch=1&resourceVersion=%" PRId64, g_rev));
+    for (int tries = 0; tries < 500 && watchers_now() < N; tries++)
+        usleep(10 * 1000);
+    int64_t first = g_rev + 1;
+    for (int e = 0; e < EVENTS; e++)
+        put("/cb/k", "{}");
+    for (int i = 0; i < N; i++) {
+        cr_assert(watch_wait_lines(w[i], EVENTS, 10000));
+        json_t *ev = event(w[i], EVENTS - 1);
+        cr_assert_eq(obj_rv(ev), first + EVENTS - 1);
+        json_decref(ev);
+        watch_close(w[i]);
+    }
+}
+
+Test(server, watch_initial_state_and_replay)
+{
+    int64_t r1 = put("/r/a", "1");
+    put("/r/b", "2");
+    put("/r/c", "3");
+    /* RV=0: the state as ADDED events */
+    watch *w = watch_open(url("/keys/r/?watch=1&resourceVersion=0"));
+    cr_assert(watch_wait_lines(w, 3, 5000));
+    for (size_t i = 0; i < 3; i++) {
+        json_t *ev = event(w, i);
+        cr_assert_str_eq(jstr(ev, "type"), "ADDED");
+        json_decref(ev);
+    }
+    watch_close(w);
+    /* RV=N: every change after N */
+    w = watch_open(url("/keys/r/?watch=1&resourceVersion=%" PRId64, r1));
+    cr_assert(watch_wait_lines(w, 2, 5000));
+    json_t *ev = event(w, 0);
+    cr_assert_str_eq(jstr(ev, "object.key"), "/r/b");
+    json_decref(ev);
+    ev = event(w, 1);
+    cr_assert_str_eq(jstr(ev, "object.key"), "/r/c");
+    json_decref(ev);
+    usleep(300 * 1000);
+    cr_assert_eq(watch_nlines(w), 2);
+    watch_close(w);
+    /* the legacy path form, on one named object */
+    put_pod("d", "p1", "a", "n");
+    w = watch_open(url("/api/v1/watch/namespaces/d/pods/p1?resourceVersion=0"));
+    cr_assert(watch_wait_lines(w, 1, 5000));
+    ev = event(w, 0);
+    cr_assert_str_eq(jstr(ev, "object.metadata.name"), "p1");
+    json_decref(ev);
+    watch_close(w);
+}
+
+Test(custom, watch_too_old_gets_one_410_event)
+{
+    fixture_cfg cfg = {.ring_events = 4};
+    fixture_start(&cfg);
+    int64_t first = put("/o/a", "0");
+    for (int i = 0; i < 10; i++)
+        put("/o/a", "x");
+    watch *w = watch_open(url("/keys/o/?watch=true&resourceVersion=%" PRId64, first));
+    cr_assert(watch_wait_end(w, 5000));
+    cr_assert_eq(watch_code(w), 200);
+    cr_assert(watch_complete_chunked(w));
+    cr_assert_eq(watch_nlines(w), 1);
+    json_t *ev = event(w, 0);
+    cr_assert_str_eq(jstr(ev, "type"), "ERROR");
+    cr_assert_str_eq(jstr(ev, "object.kind"), "Status");
+    cr_assert_str_eq(jstr(ev, "object.reason"), "Expired");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(ev, "object"), "code")), 410);
+    char want[64];
+    snprintf(want, sizeof(want), "too old resource version: %" PRId64 " (", first);
+    cr_assert_not_null(strstr(jstr(ev, "object.message"), want), "%s", jstr(ev, "object.message"));
+    json_decref(ev);
+    watch_close(w);
+}
+
+Test(server, watch_timeout_ends_cleanly)
+{
+    watch *w = watch_open(url("/keys/t/?watch=1&timeoutSeconds=1"));
+    cr_assert(watch_wait_end(w, 4000), "the stream did not end");
+    cr_assert_eq(watch_code(w), 200);
+    cr_assert(watch_complete_chunked(w));
+    watch_close(w);
+}
+
+Test(custom, bookmarks_before_timeout)
+{
+    fixture_cfg cfg = {.bookmark_ms = 500};
+    fixture_start(&cfg);
+    put("/b/a", "1");
+    watch *w = watch_open(url("/keys/b/?watch=1&allowWatchBookmarks=true&timeoutSeconds=3&"
+                              "resourceVersion=%" PRId64,
+                              g_rev));
+    cr_assert(watch_wait_end(w, 6000));
+    cr_assert(watch_complete_chunked(w));
+    size_t n = watch_nlines(w), bookmarks = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = event(w, i);
+        if (strcmp(jstr(ev, "type"), "BOOKMARK") == 0) {
+            bookmarks++;
+            cr_assert_str_eq(jstr(ev, "object.kind"), "KeyValue");
+            cr_assert_geq(obj_rv(ev), g_rev);
+        }
+        json_decref(ev);
+    }
+    cr_assert_geq(bookmarks, 1);
+    watch_close(w);
+}
+
+Test(server, send_initial_events_then_end_bookmark)
+{
+    put_pod("ns", "a", "x", "n1");
+    put_pod("ns", "b", "x", "n1");
+    watch *w = watch_open(url("/api/v1/namespaces/ns/pods?watch=1&sendInitialEvents=true&"
+                              "allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"));
+    cr_assert(watch_wait_lines(w, 3, 5000));
+    json_t *ev = event(w, 0);
+    cr_assert_str_eq(jstr(ev, "type"), "ADDED");
+    json_decref(ev);
+    ev = event(w, 2);
+    cr_assert_str_eq(jstr(ev, "type"), "BOOKMARK");
+    cr_assert_str_eq(jstr(ev, "object.kind"), "Pod");
+    json_t *ann =
+        json_object_get(json_object_get(json_object_get(ev, "object"), "metadata"), "annotations");
+    cr_assert_str_eq(json_string_value(json_object_get(ann, "k8s.io/initial-events-end")), "true");
+    json_decref(ev);
+    watch_close(w);
+}
+
+Test(server, selector_transitions)
+{
+    int64_t start = put_pod("s", "p", "db", "n1");
+    watch *w = watch_open(url("/api/v1/namespaces/s/pods?watch=1&labelSelector=app%%3Dweb&"
+                              "resourceVersion=%" PRId64,
+                              start));
+    usleep(100 * 1000);
+    put_pod("s", "p", "db", "n2");  /* never matches: not sent */
+    put_pod("s", "p", "web", "n2"); /* starts matching: ADDED */
+    put_pod("s", "p", "web", "n3"); /* MODIFIED */
+    put_pod("s", "p", "db", "n3");  /* stops matching: DELETED */
+    put_pod("s", "q", "db", "n3");  /* never matches */
+    cr_assert(watch_wait_lines(w, 3, 5000));
+    const char *types[] = {"ADDED", "MODIFIED", "DELETED"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *ev = event(w, i);
+        cr_assert_str_eq(jstr(ev, "type"), types[i]);
+        json_decref(ev);
+    }
+    usleep(300 * 1000);
+    cr_assert_eq(watch_nlines(w), 3);
+    watch_close(w);
+}
+
+Test(custom, index_field_selector)
+{
+    fixture_cfg cfg = {.index_field = "spec.nodeName"};
+    fixture_start(&cfg);
+    watch *w = watch_open(url("/api/v1/pods?watch=1&fieldSelector=spec.nodeName%%3Dnode-7&"
+                              "resourceVersion=%" PRId64,
+                              g_rev));
+    usleep(100 * 1000);
+    put_pod("a", "p1", "x", "node-1");
+    put_pod("a", "p2", "x", "node-7");
+    put_pod("b", "p3", "x", "node-7");
+    cr_assert(watch_wait_lines(w, 2, 5000));
+    json_t *ev = event(w, 1);
+    cr_assert_str_eq(jstr(ev, "object.metadata.name"), "p3");
+    json_decref(ev);
+    watch_close(w);
+    expect_status(url("/api/v1/pods?fieldSelector=spec.other%%3Dx"), 400, "BadRequest");
+}
+
+Test(server, many_watchers_see_the_identical_stream)
+{
+    enum { N = 200, EVENTS = 30 };
+    watch *w[N];
+    int64_t from = g_rev;
+    for (int i = 0; i < N; i++)
+        w[i] = watch_open(url("/keys/m/?watch=1&resourceVersion=%" PRId64, from));
+    for (int tries = 0; tries < 500 && watchers_now() < N; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(watchers_now(), N);
+    for (int e = 0; e < EVENTS; e++) {
+        char k[32];
+        snprintf(k, sizeof(k), "/m/%d", e % 7);
+        put(k, "{\"n\":1}");
+    }
+    char *ref = NULL;
+    for (int i = 0; i < N; i++) {
+        cr_assert(watch_wait_lines(w[i], EVENTS, 10000), "watcher %d got %zu", i,
+                  watch_nlines(w[i]));
+        char *last = watch_line(w[i], EVENTS - 1);
+        if (!ref)
+            ref = last;
+        else {
+            cr_assert_str_eq(last, ref);
+            free(last);
+        }
+        for (size_t l = 0; l < EVENTS; l += 7) {
+            char *a = watch_line(w[i], l), *b = watch_line(w[0], l);
+            cr_assert_str_eq(a, b);
+            free(a);
+            free(b);
+        }
+    }
+    free(ref);
+    for (int i = 0; i < N; i++)
+        watch_close(w[i]);
+}
+
+Test(server, big_objects_through_small_buffers)
+{
+    /* objects far larger than a connection's buffer arrive whole, in order */
+    enum { SIZE = 64 * 1024 };
+    char *v = malloc(SIZE + 64);
+    watch *w = watch_open(url("/keys/big/?watch=1&resourceVersion=%" PRId64, g_rev));
+    usleep(100 * 1000);
+    for (int i = 0; i < 5; i++) {
+        int n = snprintf(v, SIZE, "{\"i\":%d,\"pad\":\"", i);
+        memset(v + n, 'a' + i, SIZE - n - 2);
+        strcpy(v + SIZE - 2, "\"}");
+        put("/big/k", v);
+    }
+    cr_assert(watch_wait_lines(w, 5, 10000));
+    for (size_t i = 0; i < 5; i++) {
+        json_t *ev = event(w, i);
+        json_t *val = parse(jstr(ev, "object.value"));
+        cr_assert_eq(json_integer_value(json_object_get(val, "i")), (json_int_t)i);
+        cr_assert_eq(strlen(jstr(val, "pad")), SIZE - 2 - strlen("{\"i\":0,\"pad\":\""));
+        json_decref(val);
+        json_decref(ev);
+    }
+    watch_close(w);
+    /* and a big list through the same server */
+    char key[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "/biglist/%03d", i);
+        put(key, v);
+    }
+    json_t *j = get_json(url("/keys/biglist/?resourceVersion=0"), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 40);
+    json_decref(j);
+    free(v);
+}
+
+Test(server, request_headers_within_the_buffer)
+{
+    /* a bearer token of a few hundred bytes to 2 KiB fits the default 4 KiB buffer */
+    char hdr[2200];
+    strcpy(hdr, "Authorization: Bearer ");
+    size_t n = strlen(hdr);
+    memset(hdr + n, 'x', 2000);
+    hdr[n + 2000] = '\0';
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, hdr);
+    curl_easy_setopt(c, CURLOPT_URL, url("/healthz"));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fwrite);
+    FILE *devnull = fopen("/dev/null", "w");
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+    long code;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    cr_assert_eq(code, 200);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    fclose(devnull);
+}
+
+Test(custom, consistent_watch_starts_from_etcd_revision)
+{
+    fixture_cfg cfg = {.consistent = true};
+    fixture_start(&cfg);
+    put("/cw/a", "1");
+    atomic_store(&etcd_ahead, 3);
+    watch *w = watch_open(url("/keys/cw/?watch=1&allowWatchBookmarks=true&"
+                              "sendInitialEvents=true&resourceVersionMatch=NotOlderThan"));
+    cr_assert(watch_wait_lines(w, 2, 5000));
+    json_t *ev = event(w, 0);
+    cr_assert_str_eq(jstr(ev, "type"), "ADDED");
+    json_decref(ev);
+    ev = event(w, 1);
+    cr_assert_str_eq(jstr(ev, "type"), "BOOKMARK");
+    cr_assert_eq(obj_rv(ev), g_rev + 3, "the initial state is as of etcd's revision");
+    json_decref(ev);
+    watch_close(w);
+}
+
+Test(server, readers_hanging_up_mid_stream)
+{
+    enum { N = 50 };
+    watch *w[N];
+    for (int i = 0; i < N; i++)
+        w[i] = watch_open(url("/keys/h/?watch=1&resourceVersion=%" PRId64, g_rev));
+    for (int tries = 0; tries < 500 && watchers_now() < N; tries++)
+        usleep(10 * 1000);
+    put("/h/a", "1");
+    for (int i = 0; i < N; i++)
+        cr_assert(watch_wait_lines(w[i], 1, 5000));
+    /* half hang up while suspended, half while events flow */
+    for (int i = 0; i < N / 2; i++)
+        watch_close(w[i]);
+    for (int i = N / 2; i < N; i++) {
+        put("/h/b", "{\"big\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+        watch_close(w[i]);
+    }
+    for (int tries = 0; tries < 300 && watchers_now() > 0; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(watchers_now(), 0, "watchers left: %" PRIu64, watchers_now());
+    for (int tries = 0; tries < 300; tries++) {
+        pthread_mutex_lock(&hook->mu);
+        size_t n = srv->n_streams;
+        pthread_mutex_unlock(&hook->mu);
+        if (n == 0)
+            break;
+        usleep(10 * 1000);
+    }
+    pthread_mutex_lock(&hook->mu);
+    cr_assert_eq(srv->n_streams, 0);
+    pthread_mutex_unlock(&hook->mu);
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+}
+
+Test(shutdown, stop_ends_streams_cleanly)
+{
+    watch *w[5];
+    for (int i = 0; i < 5; i++)
+        w[i] = watch_open(url("/keys/z/?watch=1"));
+    for (int tries = 0; tries < 500 && watchers_now() < 5; tries++)
+        usleep(10 * 1000);
+    put("/z/a", "1");
+    for (int i = 0; i < 5; i++)
+        cr_assert(watch_wait_lines(w[i], 1, 5000));
+    wc_http_stop(srv);
+    for (int i = 0; i < 5; i++) {
+        cr_assert(watch_wait_end(w[i], 5000));
+        cr_assert(watch_complete_chunked(w[i]), "stream %d ended with %d", i, watch_result(w[i]));
+        watch_close(w[i]);
+    }
+    wc_cacher_free(cache);
+    wc_http_hook_free(hook);
+    curl_global_cleanup();
+}

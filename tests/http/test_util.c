@@ -1,0 +1,137 @@
+/*
+ * Helpers without sockets: the Status object, JSON escaping, the strict decoders.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "http_internal.h"
+
+Test(status, exact_shape)
+{
+    wc_http_error e;
+    cr_assert_eq(wc_http_fail(&e, WC_EINVAL, 400, "BadRequest", "bad \"%s\"", "limit"), WC_EINVAL);
+    size_t len;
+    char *s = wc_http_status_json(&e, &len);
+    cr_assert_str_eq(s, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+                        "\"status\":\"Failure\",\"message\":\"bad \\\"limit\\\"\","
+                        "\"reason\":\"BadRequest\",\"code\":400}");
+    cr_assert_eq(len, strlen(s));
+    free(s);
+}
+
+Test(status, details)
+{
+    wc_http_error e;
+    wc_http_fail(&e, WC_ETIMEDOUT, 504, "Timeout", "Too large resource version: 9, current: 3");
+    e.cause = "ResourceVersionTooLarge";
+    e.retry_after = 1;
+    size_t len;
+    char *s = wc_http_status_json(&e, &len);
+    json_error_t je;
+    json_t *j = json_loads(s, 0, &je);
+    cr_assert_not_null(j, "%s", s);
+    cr_assert_eq(json_integer_value(json_object_get(j, "code")), 504);
+    json_t *d = json_object_get(j, "details");
+    cr_assert_eq(json_integer_value(json_object_get(d, "retryAfterSeconds")), 1);
+    json_t *c0 = json_array_get(json_object_get(d, "causes"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(c0, "reason")), "ResourceVersionTooLarge");
+    json_decref(j);
+    free(s);
+}
+
+Test(status, hostile_message_is_valid_json)
+{
+    wc_http_error e;
+    char q[WC_HTTP_QUOTE_MAX];
+    const char evil[] = "\"}\n\x01\xff\xc3\x28 end";
+    wc_http_fail(&e, WC_EINVAL, 400, "BadRequest", "value \"%s\"",
+                 wc_http_quote(evil, sizeof(evil) - 1, q));
+    size_t len;
+    char *s = wc_http_status_json(&e, &len);
+    json_error_t je;
+    json_t *j = json_loads(s, 0, &je);
+    cr_assert_not_null(j, "%s: %s", s, je.text);
+    json_decref(j);
+    free(s);
+}
+
+Test(json, escaping)
+{
+    wc_http_buf b = {0};
+    wc_http_buf_json(&b, "a\"b\\c\n\x01\xe2\x82\xac\xff", 11);
+    cr_assert_str_eq(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\xe2\x82\xac\\ufffd\"");
+    wc_http_buf_free(&b);
+    /* overlong encodings and surrogates are not valid UTF-8 */
+    wc_http_buf_json(&b, "\xc0\xaf\xed\xa0\x80", 5);
+    cr_assert_eq(strstr(b.p, "\xc0"), NULL);
+    cr_assert_eq(strstr(b.p, "\xed"), NULL);
+    wc_http_buf_free(&b);
+}
+
+Test(quote, bounds)
+{
+    char q[WC_HTTP_QUOTE_MAX];
+    char big[300];
+    memset(big, '\xff', sizeof(big));
+    wc_http_quote(big, sizeof(big), q);
+    cr_assert_lt(strlen(q), sizeof(q));
+    cr_assert_str_eq(wc_http_quote("a\\b", 3, q), "a\\x5cb");
+}
+
+Test(unescape, strict)
+{
+    char out[64];
+    size_t n;
+    cr_assert_eq(wc_http_unescape("a%20b%2f%2F", 11, out, &n), 0);
+    cr_assert_str_eq(out, "a b//");
+    cr_assert_eq(n, 5);
+    const char *badv[] = {"%", "%2", "%zz", "%g0", "a%00b", "%0"};
+    for (size_t i = 0; i < sizeof(badv) / sizeof(badv[0]); i++)
+        cr_assert_eq(wc_http_unescape(badv[i], strlen(badv[i]), out, &n), WC_EINVAL, "%s", badv[i]);
+    cr_assert_eq(wc_http_unescape("ab", 3, out, &n), WC_EINVAL); /* an embedded NUL */
+}
+
+Test(base64url, round_trip_and_strictness)
+{
+    for (size_t len = 0; len < 40; len++) {
+        unsigned char in[40];
+        for (size_t i = 0; i < len; i++)
+            in[i] = (unsigned char)(i * 37 + len);
+        char enc[64];
+        size_t el = wc_http_b64url_encode(in, len, enc);
+        cr_assert_eq(el, strlen(enc));
+        unsigned char dec[64];
+        size_t dl;
+        cr_assert_eq(wc_http_b64url_decode(enc, el, dec, &dl), 0);
+        cr_assert_eq(dl, len);
+        cr_assert_eq(memcmp(dec, in, len), 0);
+    }
+    unsigned char dec[16];
+    size_t dl;
+    cr_assert_eq(wc_http_b64url_decode("YQ==", 4, dec, &dl), WC_EINVAL);
+    cr_assert_eq(wc_http_b64url_decode("Y", 1, dec, &dl), WC_EINVAL);
+    cr_assert_eq(wc_http_b64url_decode("YR", 2, dec, &dl), WC_EINVAL); /* trailing bits */
+    cr_assert_eq(wc_http_b64url_decode("a+b/", 4, dec, &dl), WC_EINVAL);
+}
+
+Test(parse, bools_and_uints)
+{
+    bool b;
+    cr_assert_eq(wc_http_parse_bool("True", &b), 0);
+    cr_assert(b);
+    cr_assert_eq(wc_http_parse_bool("F", &b), 0);
+    cr_assert(!b);
+    cr_assert_eq(wc_http_parse_bool("yes", &b), WC_EINVAL);
+    cr_assert_eq(wc_http_parse_bool("", &b), WC_EINVAL);
+    int64_t v;
+    cr_assert_eq(wc_http_parse_uint("0", 10, &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(wc_http_parse_uint("10", 10, &v), 0);
+    cr_assert_eq(wc_http_parse_uint("11", 10, &v), WC_EINVAL);
+    cr_assert_eq(wc_http_parse_uint("", 10, &v), WC_EINVAL);
+    cr_assert_eq(wc_http_parse_uint(" 1", 10, &v), WC_EINVAL);
+    cr_assert_eq(wc_http_parse_uint("9223372036854775807", INT64_MAX, &v), 0);
+    cr_assert_eq(v, INT64_MAX);
+    cr_assert_eq(wc_http_parse_uint("99999999999999999999", INT64_MAX, &v), WC_EINVAL);
+}

@@ -1,0 +1,414 @@
+/* The daemon harness; see harness.h. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *const *args,
+                         bool wait_ready)
+{
+    memset(d, 0, sizeof(*d));
+    const char *bin = getenv("WCACHED_BIN");
+    if (!bin)
+        bin = "daemon/wcached";
+    snprintf(d->log_path, sizeof(d->log_path), "/tmp/wcached-test-%d-%ld.log", (int)getpid(),
+             (long)mono_ms());
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--etcd-endpoints";
+    argv[n++] = endpoints;
+    for (int i = 0; args && args[i] && n < 62; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    d->pid = pid;
+    /* Wait for "listening on http://HOST:PORT" in the log. */
+    int64_t until = mono_ms() + 10000;
+    while (mono_ms() < until) {
+        FILE *f = fopen(d->log_path, "r");
+        char line[512];
+        while (f && fgets(line, sizeof(line), f)) {
+            char *p = strstr(line, "listening on http://");
+            if (p) {
+                p += strlen("listening on ");
+                size_t len = strcspn(p, " \n");
+                if (len >= sizeof(d->base))
+                    len = sizeof(d->base) - 1;
+                memcpy(d->base, p, len);
+                d->base[len] = '\0';
+            }
+        }
+        if (f)
+            fclose(f);
+        if (d->base[0])
+            break;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            d->pid = 0;
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    if (!d->base[0])
+        return -1;
+    while (wait_ready && mono_ms() < until) {
+        wc_test_resp r;
+        if (wc_test_get(d->base, "/readyz", &r) == 0 && r.code == 200) {
+            wc_test_resp_free(&r);
+            return 0;
+        }
+        wc_test_resp_free(&r);
+        sleep_ms(20);
+    }
+    return wait_ready ? -1 : 0;
+}
+
+int wc_test_daemon_stop(wc_test_daemon *d, int sig)
+{
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, sig);
+    int st = 0;
+    int64_t until = mono_ms() + 15000;
+    while (waitpid(d->pid, &st, WNOHANG) == 0) {
+        if (mono_ms() > until) {
+            kill(d->pid, SIGKILL);
+            waitpid(d->pid, &st, 0);
+            break;
+        }
+        sleep_ms(10);
+    }
+    d->pid = 0;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    wc_test_resp *r = arg;
+    size_t n = size * nmemb;
+    char *b = realloc(r->body, r->len + n + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, ptr, n);
+    r->body = b;
+    r->len += n;
+    r->body[r->len] = '\0';
+    return n;
+}
+
+static size_t header(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    wc_test_resp *r = arg;
+    size_t n = size * nmemb;
+    if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0)
+        sscanf(ptr + 12, " %15s", r->retry_after);
+    if (n > 13 && strncasecmp(ptr, "Content-Type:", 13) == 0)
+        sscanf(ptr + 13, " %63[^\r\n]", r->content_type);
+    return n;
+}
+
+int wc_test_get(const char *base, const char *path, wc_test_resp *r)
+{
+    memset(r, 0, sizeof(*r));
+    char url[8192];
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    CURL *h = curl_easy_init();
+    if (!h)
+        return -1;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->code);
+    curl_easy_cleanup(h);
+    if (!r->body) {
+        r->body = calloc(1, 1);
+    }
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+void wc_test_resp_free(wc_test_resp *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+json_t *wc_test_resp_json(const wc_test_resp *r)
+{
+    return json_loadb(r->body, r->len, 0, NULL);
+}
+
+struct wc_test_watch {
+    CURLM *m;
+    CURL *h;
+    char *buf;
+    size_t len, cap;
+    bool done;
+    long code;
+};
+
+static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    wc_test_watch *w = arg;
+    size_t n = size * nmemb;
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = (w->len + n + 1) * 2;
+        char *b = realloc(w->buf, cap);
+        if (!b)
+            return 0;
+        w->buf = b;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, ptr, n);
+    w->len += n;
+    return n;
+}
+
+/* Drives the transfer for up to timeout_ms. */
+static void pump(wc_test_watch *w, int timeout_ms)
+{
+    int running = 0;
+    curl_multi_perform(w->m, &running);
+    if (running && timeout_ms > 0) {
+        curl_multi_poll(w->m, NULL, 0, timeout_ms, NULL);
+        curl_multi_perform(w->m, &running);
+    }
+    if (!running)
+        w->done = true;
+    if (!w->code)
+        curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->code);
+}
+
+wc_test_watch *wc_test_watch_open(const char *base, const char *path)
+{
+    wc_test_watch *w = calloc(1, sizeof(*w));
+    char url[8192];
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    w->m = curl_multi_init();
+    w->h = curl_easy_init();
+    curl_easy_setopt(w->h, CURLOPT_URL, url);
+    curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, watch_write);
+    curl_easy_setopt(w->h, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(w->h, CURLOPT_PATH_AS_IS, 1L);
+    curl_multi_add_handle(w->m, w->h);
+    int64_t until = mono_ms() + 5000;
+    while (!w->code && !w->done && mono_ms() < until)
+        pump(w, 50);
+    if (!w->code) {
+        wc_test_watch_close(w);
+        return NULL;
+    }
+    return w;
+}
+
+long wc_test_watch_code(wc_test_watch *w)
+{
+    return w->code;
+}
+
+json_t *wc_test_watch_next(wc_test_watch *w, int timeout_ms)
+{
+    int64_t until = mono_ms() + timeout_ms;
+    for (;;) {
+        char *nl = w->buf ? memchr(w->buf, '\n', w->len) : NULL;
+        if (nl) {
+            size_t len = (size_t)(nl - w->buf);
+            json_t *j = json_loadb(w->buf, len, 0, NULL);
+            memmove(w->buf, nl + 1, w->len - len - 1);
+            w->len -= len + 1;
+            return j ? j : json_string("<unparsable line>");
+        }
+        if (w->done)
+            return NULL;
+        int64_t left = until - mono_ms();
+        if (left <= 0)
+            return NULL;
+        pump(w, left > 100 ? 100 : (int)left);
+    }
+}
+
+bool wc_test_watch_ended(wc_test_watch *w)
+{
+    return w->done && !(w->buf && memchr(w->buf, '\n', w->len));
+}
+
+void wc_test_watch_close(wc_test_watch *w)
+{
+    if (!w)
+        return;
+    curl_multi_remove_handle(w->m, w->h);
+    curl_easy_cleanup(w->h);
+    curl_multi_cleanup(w->m);
+    free(w->buf);
+    free(w);
+}
+
+const char *wc_test_ev_type(json_t *ev)
+{
+    return json_string_value(json_object_get(ev, "type"));
+}
+
+int64_t wc_test_ev_rv(json_t *ev)
+{
+    json_t *md = json_object_get(json_object_get(ev, "object"), "metadata");
+    const char *s = json_string_value(json_object_get(md, "resourceVersion"));
+    return s ? atoll(s) : -1;
+}
+
+const char *wc_test_ev_key(json_t *ev)
+{
+    json_t *o = json_object_get(ev, "object");
+    json_t *k = json_object_get(o, "key");
+    if (!k)
+        k = json_object_get(json_object_get(o, "metadata"), "name");
+    return json_string_value(k);
+}
+
+static char *b64(const char *s)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(s);
+    char *out = malloc((n + 2) / 3 * 4 + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned char)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned char)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)s[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static char *unb64(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(n + 1);
+    size_t o = 0;
+    unsigned v = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n && s[i] != '='; i++) {
+        const char *tab = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *p = strchr(tab, s[i]);
+        if (!p)
+            continue;
+        v = (v << 6) | (unsigned)(p - tab);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((v >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+int wc_test_etcd_history(const char *client_url, const char *prefix, int64_t from, int ms,
+                         wc_test_hist **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    /* range_end: the prefix with its last byte incremented. */
+    char *end = strdup(prefix);
+    end[strlen(end) - 1]++;
+    char *k = b64(prefix), *e = b64(end);
+    char body[512];
+    snprintf(
+        body, sizeof(body),
+        "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\",\"start_revision\":\"%lld\"}}", k,
+        e, (long long)from);
+    free(end);
+    free(k);
+    free(e);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/v3/watch", client_url);
+    wc_test_resp r = {0};
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)ms);
+    curl_easy_perform(h); /* ends by the timeout: a watch never ends by itself */
+    curl_easy_cleanup(h);
+    if (!r.body)
+        return -1;
+    size_t cap = 64;
+    wc_test_hist *hist = malloc(cap * sizeof(*hist));
+    for (char *save = NULL, *line = strtok_r(r.body, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, 0, NULL);
+        json_t *evs = json_object_get(json_object_get(j, "result"), "events");
+        for (size_t i = 0; i < json_array_size(evs); i++) {
+            json_t *ev = json_array_get(evs, i);
+            json_t *kv = json_object_get(ev, "kv");
+            if (*n == cap) {
+                cap *= 2;
+                hist = realloc(hist, cap * sizeof(*hist));
+            }
+            hist[*n].key = unb64(json_string_value(json_object_get(kv, "key")));
+            hist[*n].mod_rev = atoll(json_string_value(json_object_get(kv, "mod_revision")));
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            hist[*n].deleted = type && strcmp(type, "DELETE") == 0;
+            (*n)++;
+        }
+        json_decref(j);
+    }
+    wc_test_resp_free(&r);
+    *out = hist;
+    return 0;
+}
+
+void wc_test_hist_free(wc_test_hist *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(h[i].key);
+    free(h);
+}
