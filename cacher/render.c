@@ -108,7 +108,7 @@ static json_t *lossy_string(const char *s, size_t n)
     return j;
 }
 
-static json_t *render_keys(const wc_kv *kv, int64_t rev)
+static json_t *render_keys(const wc_kv *kv, int64_t rev, int64_t mod_rev)
 {
     char rv[24];
     snprintf(rv, sizeof(rv), "%" PRId64, rev);
@@ -142,7 +142,7 @@ static json_t *render_keys(const wc_kv *kv, int64_t rev)
         free(b);
     }
     json_object_set_new(o, "createRevision", json_integer(kv->create_rev));
-    json_object_set_new(o, "modRevision", json_integer(rev));
+    json_object_set_new(o, "modRevision", json_integer(mod_rev));
     json_object_set_new(o, "version", json_integer(kv->version));
     json_object_set_new(o, "lease", json_integer(kv->lease));
     return o;
@@ -172,12 +172,12 @@ static json_t *render_k8s(const wc_kv *kv, int64_t rev)
     return o;
 }
 
-char *wc_render_kv(const wc_kv *kv, wc_family family, int64_t rev, size_t *len)
+char *wc_render_kv(const wc_kv *kv, wc_family family, int64_t rev, int64_t mod_rev, size_t *len)
 {
     *len = 0;
     if (family == WC_FAMILY_K8S && !kv->obj)
         return NULL;
-    json_t *o = family == WC_FAMILY_K8S ? render_k8s(kv, rev) : render_keys(kv, rev);
+    json_t *o = family == WC_FAMILY_K8S ? render_k8s(kv, rev) : render_keys(kv, rev, mod_rev);
     if (!o)
         return NULL;
     char *s = json_dumps(o, JSON_COMPACT);
@@ -190,7 +190,8 @@ char *wc_render_kv(const wc_kv *kv, wc_family family, int64_t rev, size_t *len)
 /* The cache pattern shared by states and events: load-acquire, else encode once under the
  * stripe lock and publish with a release store. */
 static const char *cached(_Atomic(char *) *slot, size_t *slot_len, const void *owner,
-                          const wc_kv *kv, wc_family family, int64_t rev, size_t *len)
+                          const wc_kv *kv, wc_family family, int64_t rev, int64_t mod_rev,
+                          size_t *len)
 {
     char *s = atomic_load_explicit(slot, memory_order_acquire);
     if (!s) {
@@ -199,7 +200,7 @@ static const char *cached(_Atomic(char *) *slot, size_t *slot_len, const void *o
         s = atomic_load_explicit(slot, memory_order_acquire);
         if (!s) {
             size_t n = 0;
-            s = wc_render_kv(kv, family, rev, &n);
+            s = wc_render_kv(kv, family, rev, mod_rev, &n);
             if (s) {
                 *slot_len = n;
                 atomic_store_explicit(slot, s, memory_order_release);
@@ -217,7 +218,8 @@ const char *wc_kv_render(wc_kv *kv, wc_family family, size_t *len)
         *len = 0;
         return NULL;
     }
-    return cached(&kv->render[family], &kv->render_len[family], kv, kv, family, kv->mod_rev, len);
+    return cached(&kv->render[family], &kv->render_len[family], kv, kv, family, kv->mod_rev,
+                  kv->mod_rev, len);
 }
 
 const char *wc_event_render_deleted(wc_event *ev, wc_family family, size_t *len)
@@ -227,5 +229,17 @@ const char *wc_event_render_deleted(wc_event *ev, wc_family family, size_t *len)
         return NULL;
     }
     return cached(&ev->del_render[family], &ev->del_render_len[family], ev, ev->prev, family,
-                  ev->rev, len);
+                  ev->rev, ev->rev, len);
+}
+
+const char *wc_event_render_current(wc_event *ev, wc_family family, size_t *len)
+{
+    if (!ev->kv || (family == WC_FAMILY_K8S && !ev->kv->obj)) {
+        *len = 0;
+        return NULL;
+    }
+    if (ev->kv->mod_rev == ev->rev)
+        return wc_kv_render(ev->kv, family, len);
+    return cached(&ev->cur_render[family], &ev->cur_render_len[family], ev, ev->kv, family,
+                  ev->rev, ev->kv->mod_rev, len);
 }
