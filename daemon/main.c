@@ -56,6 +56,8 @@ typedef struct daemon_state {
     pthread_mutex_t mu;
     wc_upstream_state up_state;
     char up_reason[128];
+    const char *const *endpoints; /* for the endpoint metric */
+    size_t n_endpoints;
     char logged_down[128]; /* the last "down" reason logged, and when: repeats are rate-limited */
     time_t logged_down_at;
     atomic_uint_fast64_t up_changes[3]; /* transitions into each state */
@@ -248,7 +250,7 @@ static int parse_options(int argc, char **argv, options *o, bool *done)
  * The upstream's sink: etcd's changes into the cacher
  * ------------------------------------------------------------------------------------- */
 
-static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev)
+static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, bool reset)
 {
     daemon_state *d = arg;
     wc_kv **arr = malloc((n ? n : 1) * sizeof(*arr));
@@ -265,8 +267,13 @@ static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev)
     }
     if (rc == 0) {
         bool first = !wc_cacher_ready(d->cacher);
-        rc = wc_cacher_replace(d->cacher, arr, n, rev, false);
-        if (rc == 0)
+        rc = wc_cacher_replace(d->cacher, arr, n, rev, reset);
+        if (rc == 0 && reset && !first)
+            wc_log(WC_LOG_WARN,
+                   "cache: etcd's history went back or another cluster answers: dropped the "
+                   "history, ended every stream, reloaded %zu keys at revision %" PRId64,
+                   n, rev);
+        else if (rc == 0)
             wc_log(WC_LOG_INFO, "cache: %s %zu keys at revision %" PRId64,
                    first ? "loaded" : "relisted", n, rev);
         else
@@ -377,6 +384,41 @@ static void http_metrics(void *arg, FILE *out)
     for (int i = 0; i < 3; i++)
         fprintf(out, "wcached_upstream_state_changes_total{state=\"%s\"} %" PRIu64 "\n",
                 state_names[i], (uint64_t)atomic_load(&d->up_changes[i]));
+    wc_upstream_stats us;
+    wc_upstream_stats_get(d->upstream, &us);
+    fputs("# HELP wcached_upstream_reconnects_total Upstream watches ended, by cause.\n"
+          "# TYPE wcached_upstream_reconnects_total counter\n",
+          out);
+    for (int i = 0; i < WC_UPC_COUNT; i++)
+        fprintf(out, "wcached_upstream_reconnects_total{cause=\"%s\"} %" PRIu64 "\n",
+                wc_upstream_cause_name((wc_upstream_cause)i), us.reconnects[i]);
+    fprintf(out,
+            "# HELP wcached_upstream_relists_total Lists after the first one.\n"
+            "# TYPE wcached_upstream_relists_total counter\n"
+            "wcached_upstream_relists_total %" PRIu64 "\n"
+            "# HELP wcached_upstream_resets_total Lists that dropped the history (another "
+            "cluster, or one that went back).\n"
+            "# TYPE wcached_upstream_resets_total counter\n"
+            "wcached_upstream_resets_total %" PRIu64 "\n",
+            us.relists, us.resets);
+    fputs("# HELP wcached_upstream_endpoint The etcd endpoint in use (1).\n"
+          "# TYPE wcached_upstream_endpoint gauge\n",
+          out);
+    for (size_t i = 0; i < d->n_endpoints; i++)
+        fprintf(out, "wcached_upstream_endpoint{url=\"%s\"} %d\n", d->endpoints[i],
+                i == us.endpoint);
+    int64_t lag = us.etcd_rev - wc_cacher_rev(d->cacher);
+    fprintf(out,
+            "# HELP wcached_upstream_lag_revisions etcd's newest reported revision minus the "
+            "cache's.\n"
+            "# TYPE wcached_upstream_lag_revisions gauge\n"
+            "wcached_upstream_lag_revisions %" PRId64 "\n"
+            "# HELP wcached_upstream_last_message_age_seconds Time since the last message on "
+            "the upstream watch (-1 before the first).\n"
+            "# TYPE wcached_upstream_last_message_age_seconds gauge\n"
+            "wcached_upstream_last_message_age_seconds %.3f\n",
+            lag > 0 ? lag : 0,
+            us.last_msg_age_ms < 0 ? -1.0 : (double)us.last_msg_age_ms / 1000.0);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -435,7 +477,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    daemon_state d = {.index_field = (char *)index_field, .up_state = WC_UP_CONNECTING};
+    daemon_state d = {.index_field = (char *)index_field,
+                      .up_state = WC_UP_CONNECTING,
+                      .endpoints = endpoints,
+                      .n_endpoints = n_endpoints};
     pthread_mutex_init(&d.mu, NULL);
     wc_http_hook *hook = wc_http_hook_new();
     wc_cacher_opts co;

@@ -49,6 +49,13 @@ struct wc_upstream {
     atomic_size_t cur; /* the endpoint in use */
     CURLM *multi;      /* the watch's; curl_multi_wakeup is the only use off the thread */
     unsigned seed;     /* jitter; the thread's own */
+    uint64_t cluster_id; /* of the cluster the cache's history came from; the thread's own */
+
+    /* Metrics, written by the thread, read by any. */
+    atomic_uint_fast64_t reconnects[WC_UPC_COUNT];
+    atomic_uint_fast64_t relists, resets;
+    atomic_int_fast64_t etcd_rev;
+    atomic_int_fast64_t last_msg; /* ms on the monotonic clock; 0 before the first */
 };
 
 /* libcurl's global set-up is not thread-safe: done once, before any handle is made. */
@@ -62,6 +69,14 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Remembers the newest revision etcd reported, for the lag metric. */
+static void saw_header(wc_upstream *u, int64_t rev)
+{
+    int_fast64_t cur = atomic_load(&u->etcd_rev);
+    while (rev > cur && !atomic_compare_exchange_weak(&u->etcd_rev, &cur, rev))
+        ;
 }
 
 static void set_state(wc_upstream *u, wc_upstream_state st, const char *reason)
@@ -141,7 +156,8 @@ static int post(const char *endpoint, const char *path, const char *body, long t
 
 /* Lists the range in pages at one revision and hands it to the sink. 0 and *rev, or an error
  * with a reason. */
-static int list(wc_upstream *u, const char *endpoint, int64_t *rev, char *reason, size_t reason_len)
+static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
+                wc_upstream_cause *cause, char *reason, size_t reason_len)
 {
     wc_wire_kv *all = NULL;
     size_t n = 0, cap = 0;
@@ -171,8 +187,31 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, char *reason
                      rc == WC_EEXPIRED ? "revision compacted while listing" : wc_strerror(rc));
             break;
         }
-        if (at == 0)
+        saw_header(u, page.header.revision);
+        if (at == 0) {
             at = page.header.revision;
+            /* Never backwards: a list from another cluster, or from before what the cache
+             * holds, is not used unless the caller decided to drop the history. */
+            if (!reset && u->cluster_id && page.header.cluster_id != u->cluster_id) {
+                *cause = WC_UPC_WENT_BACK;
+                snprintf(reason, reason_len,
+                         "%s: another cluster (id %" PRIu64 ", was %" PRIu64 ")", endpoint,
+                         page.header.cluster_id, u->cluster_id);
+                rc = WC_ESTALE;
+            } else if (!reset && at < *rev) {
+                *cause = WC_UPC_BEHIND;
+                snprintf(reason, reason_len,
+                         "%s: at revision %" PRId64 ", behind the cache's %" PRId64, endpoint,
+                         at, *rev);
+                rc = WC_ESTALE;
+            } else {
+                u->cluster_id = page.header.cluster_id;
+            }
+            if (rc) {
+                wc_range_resp_free(&page);
+                break;
+            }
+        }
         if (n + page.n > cap) {
             size_t ncap = cap ? cap * 2 : 1024;
             while (ncap < n + page.n)
@@ -217,7 +256,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, char *reason
         } else {
             for (size_t i = 0; i < n; i++)
                 specs[i] = all[i].spec;
-            rc = u->sink.replace ? u->sink.replace(u->sink.arg, specs, n, at) : 0;
+            rc = u->sink.replace ? u->sink.replace(u->sink.arg, specs, n, at, reset) : 0;
             if (rc)
                 snprintf(reason, reason_len, "the cache refused the list at %" PRId64 ": %s", at,
                          wc_strerror(rc));
@@ -240,6 +279,7 @@ typedef enum watch_end {
     END_STOPPED,   /* asked to stop */
     END_BROKEN,    /* transport or etcd error: back off and try the next endpoint */
     END_COMPACTED, /* the revision needed is gone: relist */
+    END_WENT_BACK, /* another cluster answers: relist and drop the history */
 } watch_end;
 
 typedef struct watch_ctx {
@@ -252,16 +292,19 @@ typedef struct watch_ctx {
     bool created;
     bool failed;
     watch_end end;
+    wc_upstream_cause cause;
     int64_t last_msg;
     char reason[256];
 } watch_ctx;
 
-static void fail_watch(watch_ctx *w, watch_end end, const char *fmt, const char *detail)
+static void fail_watch(watch_ctx *w, watch_end end, wc_upstream_cause cause, const char *fmt,
+                       const char *detail)
 {
     if (w->failed)
         return;
     w->failed = true;
     w->end = end;
+    w->cause = cause;
     snprintf(w->reason, sizeof(w->reason), fmt, detail);
 }
 
@@ -301,15 +344,25 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     wc_upstream *u = w->u;
     switch (r->kind) {
     case WC_WATCH_ERROR:
-        fail_watch(w, END_BROKEN, "etcd: %s", r->message);
+        fail_watch(w, END_BROKEN, WC_UPC_ETCD, "etcd: %s", r->message);
         return;
     case WC_WATCH_CANCELED:
         if (r->compact_revision > 0)
-            fail_watch(w, END_COMPACTED, "history compacted (%s)", "relisting");
+            fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "history compacted (%s)", "relisting");
         else
-            fail_watch(w, END_BROKEN, "watch canceled: %s", r->message);
+            fail_watch(w, END_BROKEN, WC_UPC_ETCD, "watch canceled: %s", r->message);
         return;
     case WC_WATCH_CREATED:
+        /* Never backwards: the member must be of the cluster the history came from, and not
+         * behind the revision the cache holds. */
+        if (u->cluster_id && r->header.cluster_id && r->header.cluster_id != u->cluster_id) {
+            fail_watch(w, END_WENT_BACK, WC_UPC_WENT_BACK, "%s", "another cluster answers");
+            return;
+        }
+        if (r->header.revision > 0 && r->header.revision < *w->rev) {
+            fail_watch(w, END_BROKEN, WC_UPC_BEHIND, "%s", "member behind the cache's revision");
+            return;
+        }
         w->created = true;
         set_state(u, WC_UP_LIVE, "");
         return;
@@ -333,7 +386,7 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         else
             rc = u->sink.put ? u->sink.put(u->sink.arg, s) : 0;
         if (rc != 0 && rc != WC_ESTALE && rc != WC_ENOENT)
-            fail_watch(w, END_COMPACTED, "the cache refused a change (%s): relisting",
+            fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "the cache refused a change (%s): relisting",
                        wc_strerror(rc));
         last = s->mod_rev;
     }
@@ -350,9 +403,10 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
     watch_ctx *w = arg;
     size_t n = size * nmemb;
     w->last_msg = now_ms();
+    atomic_store(&w->u->last_msg, w->last_msg);
     int rc = wc_linebuf_feed(&w->lines, ptr, n);
     if (rc) {
-        fail_watch(w, END_BROKEN, "watch stream: %s", wc_strerror(rc));
+        fail_watch(w, END_BROKEN, WC_UPC_PROTOCOL, "watch stream: %s", wc_strerror(rc));
         return 0;
     }
     const char *line;
@@ -363,9 +417,10 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
         wc_watch_resp r;
         rc = wc_etcd_parse_watch(line, len, &r);
         if (rc) {
-            fail_watch(w, END_BROKEN, "watch stream: %s from etcd", wc_strerror(rc));
+            fail_watch(w, END_BROKEN, WC_UPC_PROTOCOL, "watch stream: %s from etcd", wc_strerror(rc));
             break;
         }
+        saw_header(w->u, r.header.revision);
         handle(w, &r);
         wc_watch_resp_free(&r);
     }
@@ -373,8 +428,8 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 /* Watches from *rev + 1 until the stream breaks or the upstream stops. */
-static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, char *reason,
-                       size_t reason_len)
+static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev,
+                       wc_upstream_cause *cause, char *reason, size_t reason_len)
 {
     watch_ctx w;
     memset(&w, 0, sizeof(w));
@@ -417,7 +472,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, char 
         while ((m = curl_multi_info_read(u->multi, &left)) != NULL) {
             if (m->msg == CURLMSG_DONE && m->easy_handle == h) {
                 if (!w.failed)
-                    fail_watch(&w, END_BROKEN, "watch stream ended: %s",
+                    fail_watch(&w, END_BROKEN, WC_UPC_TRANSPORT, "watch stream ended: %s",
                                m->data.result == CURLE_OK ? "closed by etcd"
                                                           : curl_easy_strerror(m->data.result));
                 running = 0;
@@ -437,7 +492,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, char 
             last_ask = now;
         }
         if (now - w.last_msg > STALL_MS) {
-            fail_watch(&w, END_BROKEN, "watch stream silent for %s s: treated as broken", "15");
+            fail_watch(&w, END_BROKEN, WC_UPC_STALLED, "watch stream silent for %s s: treated as broken", "15");
             break;
         }
         curl_multi_poll(u->multi, NULL, 0, 500, NULL);
@@ -447,6 +502,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, char 
     curl_slist_free_all(hdr);
     wc_linebuf_free(&w.lines);
     snprintf(reason, reason_len, "%s", w.reason);
+    *cause = w.cause;
     return w.end;
 }
 
@@ -473,36 +529,64 @@ static int64_t next_backoff(wc_upstream *u, int64_t prev)
     return b / 2 + (int64_t)(rand_r(&u->seed) % (unsigned)(b / 2 + 1));
 }
 
+/*
+ * The thread. Never backwards: the list is a linearizable read, so a list that reports another
+ * cluster, or a revision older than the cache's, proves the history the cache holds is gone
+ * (a different cluster at the address, or one restored from an older snapshot); the next list
+ * then resets the cache instead of diffing. A watch created on a member that is behind only
+ * proves that member is behind: the thread tries the others, and after a few such members it
+ * lists to find out which case it is.
+ */
 static void *run(void *arg)
 {
     wc_upstream *u = arg;
-    int64_t rev = 0;
-    bool need_list = true;
+    int64_t rev = 0; /* the revision the sink holds */
+    bool need_list = true, reset = false, listed = false;
+    int behind = 0; /* watches in a row created on a member behind the cache */
     int64_t backoff = 0;
     char reason[256];
     while (!atomic_load(&u->stop)) {
         const char *ep = u->endpoints[atomic_load(&u->cur) % u->n_endpoints];
         int64_t started = now_ms();
+        wc_upstream_cause cause = WC_UPC_TRANSPORT;
         if (need_list) {
-            set_state(u, WC_UP_CONNECTING, "listing");
-            int rc = list(u, ep, &rev, reason, sizeof(reason));
-            if (rc != 0) {
+            set_state(u, WC_UP_CONNECTING, reset ? "relisting, dropping the history" : "listing");
+            int rc = list(u, ep, &rev, reset, &cause, reason, sizeof(reason));
+            if (rc == 0) {
+                if (listed)
+                    atomic_fetch_add(&u->relists, 1);
+                if (reset)
+                    atomic_fetch_add(&u->resets, 1);
+                listed = true;
+                need_list = reset = false;
+                behind = 0;
+            } else {
+                if (rc == WC_ESTALE)
+                    reset = true; /* proven: another cluster, or one that went back */
+                atomic_fetch_add(&u->reconnects[cause], 1);
                 set_state(u, WC_UP_DOWN, reason);
                 backoff = next_backoff(u, backoff);
                 atomic_store(&u->cur, (atomic_load(&u->cur) + 1) % u->n_endpoints);
                 pause_ms(u, backoff);
                 continue;
             }
-            need_list = false;
         }
         set_state(u, WC_UP_CONNECTING, "watching");
-        watch_end end = watch(u, ep, &rev, reason, sizeof(reason));
+        watch_end end = watch(u, ep, &rev, &cause, reason, sizeof(reason));
         if (end == END_STOPPED)
             break;
-        if (end == END_COMPACTED) {
+        atomic_fetch_add(&u->reconnects[cause], 1);
+        if (end == END_COMPACTED || end == END_WENT_BACK) {
             set_state(u, WC_UP_CONNECTING, reason);
             need_list = true;
             continue;
+        }
+        if (cause == WC_UPC_BEHIND) {
+            if (++behind >= 3)
+                need_list = true; /* let a linearizable read tell a lagging member from a
+                                     cluster that went back */
+        } else {
+            behind = 0;
         }
         set_state(u, WC_UP_DOWN, reason);
         if (now_ms() - started > 10000)
@@ -629,4 +713,26 @@ void wc_upstream_request_progress(wc_upstream *u)
 {
     atomic_store(&u->progress_wanted, true);
     curl_multi_wakeup(u->multi);
+}
+
+static const char *const cause_names[WC_UPC_COUNT] = {
+    "transport", "stalled", "etcd", "protocol", "compacted", "behind", "went_back",
+};
+
+const char *wc_upstream_cause_name(wc_upstream_cause c)
+{
+    return (unsigned)c < WC_UPC_COUNT ? cause_names[c] : "unknown";
+}
+
+void wc_upstream_stats_get(wc_upstream *u, wc_upstream_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < WC_UPC_COUNT; i++)
+        out->reconnects[i] = atomic_load(&u->reconnects[i]);
+    out->relists = atomic_load(&u->relists);
+    out->resets = atomic_load(&u->resets);
+    out->endpoint = atomic_load(&u->cur) % u->n_endpoints;
+    out->etcd_rev = atomic_load(&u->etcd_rev);
+    int64_t last = atomic_load(&u->last_msg);
+    out->last_msg_age_ms = last ? now_ms() - last : -1;
 }

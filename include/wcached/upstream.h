@@ -28,8 +28,13 @@ typedef enum wc_upstream_state {
  * returning a negative code other than WC_ESTALE/WC_ENOENT makes the upstream relist. */
 typedef struct wc_upstream_sink {
     void *arg;
-    /* A whole snapshot of the range at `rev`, in key order (initial list or relist). */
-    int (*replace)(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev);
+    /*
+     * A whole snapshot of the range at `rev`, in key order (initial list or relist). `reset`
+     * says the history is not continuous with what was handed over before — a different
+     * cluster answers, or the cluster went back (restored from an older snapshot) — so the
+     * receiver must drop its history rather than turn the difference into events.
+     */
+    int (*replace)(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, bool reset);
     int (*put)(void *arg, const wc_kv_spec *kv);
     int (*del)(void *arg, const char *key, size_t key_len, int64_t rev);
     /* Called for every progress notification, AND after each watch response that carried
@@ -61,6 +66,32 @@ void wc_upstream_free(wc_upstream *u);
  * thread. 0 and *rev, or WC_EIO when no endpoint answers within timeout_ms.
  */
 int wc_upstream_current_rev(wc_upstream *u, int64_t *rev, int64_t timeout_ms);
+
+/* Why the watch was (re)opened, for metrics. */
+typedef enum wc_upstream_cause {
+    WC_UPC_TRANSPORT = 0, /* connection refused, reset, timed out */
+    WC_UPC_STALLED,       /* open but silent past the stall bound */
+    WC_UPC_ETCD,          /* etcd said no: an error object, a canceled watch */
+    WC_UPC_PROTOCOL,      /* garbage on the wire */
+    WC_UPC_COMPACTED,     /* the revision needed was compacted: relist */
+    WC_UPC_BEHIND,        /* the member is behind the cache: try another */
+    WC_UPC_WENT_BACK,     /* another cluster, or one restored from the past: reset */
+    WC_UPC_COUNT
+} wc_upstream_cause;
+
+/* Counters and gauges for /metrics; any thread. */
+typedef struct wc_upstream_stats {
+    uint64_t reconnects[WC_UPC_COUNT];
+    uint64_t relists; /* lists after the first */
+    uint64_t resets;  /* lists that dropped the history (WC_UPC_WENT_BACK) */
+    size_t endpoint;  /* index into the endpoints in use */
+    int64_t etcd_rev; /* newest revision etcd has reported in any header */
+    int64_t last_msg_age_ms; /* since the last message on the watch; -1 before the first */
+} wc_upstream_stats;
+
+void wc_upstream_stats_get(wc_upstream *u, wc_upstream_stats *out);
+/* The cause's name for a metric label ("transport", "stalled", ...). */
+const char *wc_upstream_cause_name(wc_upstream_cause c);
 
 /*
  * Asks the live watch for a progress notification, so the cache's revision catches up with

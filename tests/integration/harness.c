@@ -412,3 +412,23 @@ void wc_test_hist_free(wc_test_hist *h, size_t n)
         free(h[i].key);
     free(h);
 }
+
+double wc_test_metric(const char *base, const char *name)
+{
+    wc_test_resp r;
+    if (wc_test_get(base, "/metrics", &r) != 0)
+        return -1;
+    double v = -1;
+    size_t n = strlen(name);
+    for (char *p = r.body; p && *p;) {
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+            v = atof(p + n + 1);
+            break;
+        }
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    wc_test_resp_free(&r);
+    return v;
+}

@@ -60,6 +60,10 @@ json_t *wc_test_watch_next(wc_test_watch *w, int timeout_ms);
 bool wc_test_watch_ended(wc_test_watch *w);
 void wc_test_watch_close(wc_test_watch *w);
 
+/* The value of one sample on base's /metrics (name with its labels, e.g.
+ * `wcached_watchers` or `x_total{cause="etcd"}`), or -1. */
+double wc_test_metric(const char *base, const char *name);
+
 /* Event accessors. */
 const char *wc_test_ev_type(json_t *ev);
 int64_t wc_test_ev_rv(json_t *ev);

@@ -423,22 +423,9 @@ Test(daemon, send_initial_events_then_the_end_bookmark_then_live)
     wc_test_watch_close(w);
 }
 
-/* A gauge's value from /metrics, or -1. */
 static double metric(const char *name)
 {
-    wc_test_resp r;
-    if (wc_test_get(daemon_.base, "/metrics", &r) != 0)
-        return -1;
-    double v = -1;
-    size_t n = strlen(name);
-    for (char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
-            v = atof(p + n + 1);
-            break;
-        }
-    }
-    wc_test_resp_free(&r);
-    return v;
+    return wc_test_metric(daemon_.base, name);
 }
 
 static bool wait_metric(const char *name, double want)

@@ -52,6 +52,8 @@ static pid_t spawn(struct wc_test_etcd *e, int i, bool fresh)
     snprintf(client, sizeof(client), "http://127.0.0.1:%d", e->client_port[i]);
     snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer_port[i]);
     snprintf(log, sizeof(log), "%s/%s.log", e->dir, name);
+    char token[192];
+    snprintf(token, sizeof(token), "%s-%d", e->dir, e->generation);
     pid_t pid = fork();
     if (pid != 0)
         return pid;
@@ -63,7 +65,7 @@ static pid_t spawn(struct wc_test_etcd *e, int i, bool fresh)
     execlp("etcd", "etcd", "--name", name, "--data-dir", data, "--listen-client-urls", client,
            "--advertise-client-urls", client, "--listen-peer-urls", peer,
            "--initial-advertise-peer-urls", peer, "--initial-cluster", e->cluster,
-           "--initial-cluster-state", fresh ? "new" : "existing", "--initial-cluster-token", e->dir,
+           "--initial-cluster-state", fresh ? "new" : "existing", "--initial-cluster-token", token,
            "--log-level", "warn", (char *)NULL);
     _exit(127);
 }
@@ -171,6 +173,27 @@ int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i)
     e->pid[i] = spawn(e, i, false);
     int64_t until = mono_ms() + 20000;
     while (!healthy(e->client_url[i])) {
+        if (mono_ms() > until)
+            return -1;
+        sleep_ms(50);
+    }
+    return 0;
+}
+
+int wc_test_etcd_replace_cluster(struct wc_test_etcd *e)
+{
+    if (e->members != 1)
+        return -1;
+    wc_test_etcd_kill_member(e, 0);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s/m0'", e->dir);
+    if (system(cmd) != 0)
+        return -1;
+    /* A new token makes a new cluster ID. */
+    e->generation++;
+    e->pid[0] = spawn(e, 0, true);
+    int64_t until = mono_ms() + 20000;
+    while (!healthy(e->client_url[0])) {
         if (mono_ms() > until)
             return -1;
         sleep_ms(50);

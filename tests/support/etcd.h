@@ -20,6 +20,7 @@ struct wc_test_etcd {
     char dir[128];       /* data dirs live below it */
     char endpoints[256]; /* every client URL, comma-separated */
     char cluster[512];   /* --initial-cluster */
+    int generation;      /* bumped by wc_test_etcd_replace_cluster: a new cluster token */
 };
 
 /* Starts `members` (1..3) members as one cluster and waits until it answers. 0 or -1. */
@@ -29,6 +30,10 @@ void wc_test_etcd_stop(struct wc_test_etcd *e);
 /* kill -9 one member; restart it on the same ports and data, waiting until it answers. */
 void wc_test_etcd_kill_member(struct wc_test_etcd *e, int i);
 int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i);
+
+/* Replaces a one-member cluster with a brand-new cluster (new data, new cluster ID) on the
+ * same ports, as when another cluster comes up at the same address. 0 or -1. */
+int wc_test_etcd_replace_cluster(struct wc_test_etcd *e);
 
 const char *wc_test_etcd_client_url(struct wc_test_etcd *e, int i);
 

@@ -42,9 +42,9 @@ static void add(rec x)
     pthread_mutex_unlock(&R.mu);
 }
 
-static int s_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev)
+static int s_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, bool reset)
 {
-    rec x = {.kind = 'R', .rev = rev, .n = n};
+    rec x = {.kind = reset ? 'X' : 'R', .rev = rev, .n = n};
     for (size_t i = 0; i < n; i++)
         if (kvs[i].mod_rev > x.max_mod)
             x.max_mod = kvs[i].mod_rev;

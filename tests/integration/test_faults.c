@@ -1,0 +1,319 @@
+/*
+ * Upstream faults with real etcd members: members killed under load, the whole cluster
+ * restarted with history compacted while wcached is frozen, another cluster at the same
+ * address. Readers behave like Kubernetes reflectors (watch from an RV; when a stream ends,
+ * watch again from the last RV seen) and their streams are checked against etcd's own history
+ * or final state: every change once, in order, no gap, and no reader forced to relist.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "etcd.h"
+#include "harness.h"
+
+static struct wc_test_etcd etcd;
+static wc_test_daemon daemon_;
+
+static void stop_all(void)
+{
+    if (daemon_.pid > 0) {
+        kill(daemon_.pid, SIGCONT);
+        wc_test_daemon_stop(&daemon_, SIGTERM);
+    }
+    wc_test_etcd_stop(&etcd);
+}
+
+TestSuite(faults, .fini = stop_all, .timeout = 300);
+
+/* ---- the reflector ------------------------------------------------------------------ */
+
+typedef struct reflector {
+    pthread_t th;
+    int64_t start_rv;
+    _Atomic int64_t rv;
+    wc_test_hist *ev;
+    size_t n, cap;
+    _Atomic int expired; /* 410s: the reader would have had to relist */
+    _Atomic int rewatches;
+    atomic_bool stop;
+} reflector;
+
+static void *reflect(void *arg)
+{
+    reflector *r = arg;
+    atomic_store(&r->rv, r->start_rv);
+    while (!atomic_load(&r->stop)) {
+        char path[160];
+        snprintf(path, sizeof(path),
+                 "/keys/f/?watch=1&allowWatchBookmarks=true&resourceVersion=%" PRId64,
+                 atomic_load(&r->rv));
+        wc_test_watch *w = wc_test_watch_open(daemon_.base, path);
+        if (!w || wc_test_watch_code(w) != 200) {
+            wc_test_watch_close(w);
+            usleep(100000);
+            continue;
+        }
+        while (!atomic_load(&r->stop)) {
+            json_t *ev = wc_test_watch_next(w, 200);
+            if (!ev) {
+                if (wc_test_watch_ended(w))
+                    break;
+                continue;
+            }
+            const char *type = wc_test_ev_type(ev);
+            if (type && strcmp(type, "ERROR") == 0) {
+                atomic_fetch_add(&r->expired, 1);
+            } else if (type && strcmp(type, "BOOKMARK") != 0) {
+                if (r->n == r->cap) {
+                    r->cap = r->cap ? r->cap * 2 : 256;
+                    r->ev = realloc(r->ev, r->cap * sizeof(*r->ev));
+                }
+                r->ev[r->n].key = strdup(wc_test_ev_key(ev));
+                r->ev[r->n].mod_rev = wc_test_ev_rv(ev);
+                r->ev[r->n].deleted = strcmp(type, "DELETED") == 0;
+                r->n++;
+            }
+            int64_t rv = wc_test_ev_rv(ev);
+            if (rv > atomic_load(&r->rv))
+                atomic_store(&r->rv, rv);
+            json_decref(ev);
+        }
+        wc_test_watch_close(w);
+        atomic_fetch_add(&r->rewatches, 1);
+    }
+    return NULL;
+}
+
+static void start_readers(reflector *rs, int n, int64_t rv)
+{
+    for (int i = 0; i < n; i++) {
+        memset(&rs[i], 0, sizeof(rs[i]));
+        rs[i].start_rv = rv;
+        pthread_create(&rs[i].th, NULL, reflect, &rs[i]);
+    }
+}
+
+/* Waits until every reader has seen `rev`, then stops them. */
+static void finish_readers(reflector *rs, int n, int64_t rev)
+{
+    for (int i = 0; i < n; i++) {
+        for (int t = 0; t < 600 && atomic_load(&rs[i].rv) < rev; t++)
+            usleep(50000);
+        cr_expect_geq(atomic_load(&rs[i].rv), rev, "reader %d stuck at %" PRId64, i,
+                      atomic_load(&rs[i].rv));
+    }
+    for (int i = 0; i < n; i++) {
+        atomic_store(&rs[i].stop, true);
+        pthread_join(rs[i].th, NULL);
+    }
+}
+
+static void free_readers(reflector *rs, int n)
+{
+    for (int i = 0; i < n; i++)
+        wc_test_hist_free(rs[i].ev, rs[i].n);
+}
+
+/* Every reader's stream is exactly etcd's history after its start: each change once, in
+ * order, no gap. */
+static void check_against_history(reflector *rs, int n)
+{
+    wc_test_hist *h = NULL;
+    size_t nh = 0;
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(wc_test_etcd_history(wc_test_etcd_client_url(&etcd, 0), "/f/", rs[i].start_rv + 1, 2000, &h,
+                                          &nh),
+                     0);
+        cr_expect_eq(rs[i].n, nh, "reader %d saw %zu changes, etcd has %zu", i, rs[i].n, nh);
+        for (size_t k = 0; k < nh && k < rs[i].n; k++) {
+            cr_assert_eq(rs[i].ev[k].mod_rev, h[k].mod_rev, "reader %d change %zu", i, k);
+            cr_assert_str_eq(rs[i].ev[k].key, h[k].key, "reader %d change %zu", i, k);
+            cr_assert_eq(rs[i].ev[k].deleted, h[k].deleted, "reader %d change %zu", i, k);
+        }
+        cr_expect_eq(atomic_load(&rs[i].expired), 0, "reader %d had to relist", i);
+        wc_test_hist_free(h, nh);
+    }
+}
+
+/* ---- writers ------------------------------------------------------------------------ */
+
+typedef struct writer {
+    pthread_t th;
+    atomic_bool stop;
+    _Atomic int writes;
+} writer;
+
+static void *write_loop(void *arg)
+{
+    writer *w = arg;
+    char key[32], val[32];
+    for (int i = 0; !atomic_load(&w->stop) && i < 100000; i++) {
+        snprintf(key, sizeof(key), "/f/k%02d", i % 20);
+        snprintf(val, sizeof(val), "v%d", i);
+        int rc = (i % 11 == 10) ? wc_test_etcd_delete(&etcd, key, NULL)
+                                : wc_test_etcd_put(&etcd, key, val, NULL);
+        if (rc == 0)
+            atomic_fetch_add(&w->writes, 1);
+        usleep(rc == 0 ? 5000 : 50000); /* ~150 writes/s; slower while members are down */
+    }
+    return NULL;
+}
+
+static int64_t put(const char *key, const char *value)
+{
+    int64_t rev = -1;
+    for (int i = 0; i < 100 && wc_test_etcd_put(&etcd, key, value, &rev) != 0; i++)
+        usleep(100000);
+    cr_assert_gt(rev, 0, "put %s", key);
+    return rev;
+}
+
+/* ---- the tests ---------------------------------------------------------------------- */
+
+Test(faults, killing_each_member_in_turn_loses_nothing)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 3), 0);
+    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0,
+                 "see %s", daemon_.log_path);
+    int64_t start = put("/f/start", "0");
+    enum { N = 4 };
+    reflector rs[N];
+    start_readers(rs, N, start);
+    writer w = {0};
+    pthread_create(&w.th, NULL, write_loop, &w);
+    /* wcached reads from member 0 first: it goes down first. */
+    for (int m = 0; m < 3; m++) {
+        usleep(1500000);
+        wc_test_etcd_kill_member(&etcd, m);
+        usleep(1500000);
+        cr_assert_eq(wc_test_etcd_restart_member(&etcd, m), 0, "member %d restarts", m);
+    }
+    usleep(1000000);
+    atomic_store(&w.stop, true);
+    pthread_join(w.th, NULL);
+    int64_t end = put("/f/end", "1");
+    finish_readers(rs, N, end);
+    check_against_history(rs, N);
+    cr_expect_gt(atomic_load(&w.writes), 100, "a steady write load ran: %d writes",
+                 atomic_load(&w.writes));
+    double reconnects = wc_test_metric(daemon_.base,
+                                       "wcached_upstream_reconnects_total{cause=\"transport\"}");
+    cr_expect_geq(reconnects, 1, "the upstream did fail over");
+    free_readers(rs, N);
+}
+
+Test(faults, whole_cluster_restart_and_compaction_while_frozen)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0);
+    /* The expected final state, kept by the test as it writes. */
+    char keys[10][16], vals[10][16];
+    bool present[10] = {0};
+    for (int i = 0; i < 10; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "/f/k%d", i);
+        snprintf(vals[i], sizeof(vals[i]), "a%d", i);
+        put(keys[i], vals[i]);
+        present[i] = true;
+    }
+    int64_t start = put("/f/start", "0");
+    enum { N = 3 };
+    reflector rs[N];
+    start_readers(rs, N, start);
+    usleep(500000);
+    /* Frozen, then cut off: the whole cluster restarts before anything else is written, so
+     * no change can reach wcached through a socket buffer. */
+    kill(daemon_.pid, SIGSTOP);
+    cr_assert_eq(wc_test_etcd_restart_member(&etcd, 0), 0);
+    int64_t last = 0;
+    for (int i = 0; i < 10; i++) {
+        if (i % 3 == 0) {
+            wc_test_etcd_delete(&etcd, keys[i], &last);
+            present[i] = false;
+        } else {
+            snprintf(vals[i], sizeof(vals[i]), "b%d", i);
+            last = put(keys[i], vals[i]);
+        }
+    }
+    cr_assert_eq(wc_test_etcd_compact(&etcd, last), 0);
+    kill(daemon_.pid, SIGCONT);
+    int64_t end = put("/f/end", "1");
+    finish_readers(rs, N, end);
+    /* Every reader's view, applied change by change from the start, equals etcd's state. */
+    for (int r = 0; r < N; r++) {
+        cr_expect_eq(atomic_load(&rs[r].expired), 0, "reader %d had to relist", r);
+        for (int i = 0; i < 10; i++) {
+            int last_ev = -1;
+            for (size_t k = 0; k < rs[r].n; k++)
+                if (strcmp(rs[r].ev[k].key, keys[i]) == 0)
+                    last_ev = (int)k;
+            bool deleted = last_ev >= 0 && rs[r].ev[last_ev].deleted;
+            if (!present[i])
+                cr_expect(deleted, "reader %d: %s should be gone", r, keys[i]);
+            else
+                cr_expect(last_ev >= 0 && !deleted, "reader %d: %s should be there (changed)",
+                          r, keys[i]);
+        }
+        for (size_t k = 1; k < rs[r].n; k++)
+            cr_expect_geq(rs[r].ev[k].mod_rev, rs[r].ev[k - 1].mod_rev, "reader %d in order", r);
+    }
+    json_t *l = NULL;
+    wc_test_resp resp;
+    cr_assert_eq(wc_test_get(daemon_.base, "/keys/f/", &resp), 0);
+    l = wc_test_resp_json(&resp);
+    size_t want = 2; /* /f/start and /f/end */
+    for (int i = 0; i < 10; i++)
+        want += present[i];
+    cr_assert_eq(json_array_size(json_object_get(l, "items")), want, "%s", resp.body);
+    json_decref(l);
+    wc_test_resp_free(&resp);
+    cr_expect_geq(wc_test_metric(daemon_.base, "wcached_upstream_relists_total"), 1);
+    free_readers(rs, N);
+}
+
+Test(faults, another_cluster_at_the_same_address_resets_instead_of_going_back)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0);
+    int64_t old = 0;
+    for (int i = 0; i < 30; i++)
+        old = put("/f/old", "x");
+    wc_test_watch *w = wc_test_watch_open(daemon_.base, "/keys/f/?watch=1");
+    cr_assert_not_null(w);
+    cr_assert_eq(wc_test_etcd_replace_cluster(&etcd), 0);
+    int64_t fresh = put("/f/new", "y");
+    cr_assert_lt(fresh, old, "the new cluster's revisions are lower");
+    /* The old stream ends: its revisions mean nothing in the new cluster. */
+    json_t *ev;
+    while ((ev = wc_test_watch_next(w, 15000)) != NULL)
+        json_decref(ev);
+    cr_assert(wc_test_watch_ended(w), "the stream from the old cluster was ended");
+    wc_test_watch_close(w);
+    for (int i = 0; i < 200 && wc_test_metric(daemon_.base, "wcached_upstream_resets_total") < 1;
+         i++)
+        usleep(50000);
+    cr_assert_eq(wc_test_metric(daemon_.base, "wcached_upstream_resets_total"), 1);
+    /* The cache now serves the new cluster, and only it. */
+    wc_test_resp r;
+    cr_assert_eq(wc_test_get(daemon_.base, "/keys/f/", &r), 0);
+    json_t *l = wc_test_resp_json(&r);
+    json_t *items = json_object_get(l, "items");
+    cr_assert_eq(json_array_size(items), 1, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "key")),
+                     "/f/new");
+    json_decref(l);
+    wc_test_resp_free(&r);
+    /* A reader resuming from the old cluster's revision is not served a stream of the new
+     * cluster's changes as if they came after it. */
+    char path[128];
+    snprintf(path, sizeof(path), "/keys/f/?watch=1&resourceVersion=%" PRId64, old);
+    cr_assert_eq(wc_test_get(daemon_.base, path, &r), 0);
+    cr_assert_neq(r.code, 200, "%ld %s", r.code, r.body);
+    wc_test_resp_free(&r);
+}
