@@ -27,6 +27,8 @@
  * triggered) and resumes a stream whose reader left, which then ends with an error. The same
  * thread calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers) and frees
  * completed streams: only after its next epoll_wait, so an event still naming one is harmless.
+ * With wc_http_opts.coalesce_ms it also runs the batch itself, that long after the first wake,
+ * so that under a high event rate each reader gets several events per send.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -324,6 +324,35 @@ Test(server, discovery_and_runtime_resources)
     json_decref(j);
 }
 
+Test(server, start_errors)
+{
+    wc_http_opts o;
+    wc_http_opts_default(&o);
+    o.cacher = cache;
+    o.hook = hook;
+    wc_http *h2 = NULL;
+    const char *bad_listen[] = {"nope",         "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999",
+                                "127.0.0.1:8x", "[::1:80"};
+    for (size_t i = 0; i < sizeof(bad_listen) / sizeof(bad_listen[0]); i++) {
+        o.listen = bad_listen[i];
+        cr_assert_eq(wc_http_start(&o, &h2), WC_EINVAL, "%s", bad_listen[i]);
+    }
+    o.listen = wc_http_address(srv); /* taken */
+    cr_assert_eq(wc_http_start(&o, &h2), WC_EIO);
+    o.listen = "127.0.0.1:0";
+    const char *specs[] = {"example.com/v1/widgets=Widget", "not a spec", NULL};
+    o.resources = specs;
+    cr_assert_eq(wc_http_start(&o, &h2), WC_EINVAL);
+    o.resources = NULL;
+    o.cacher = NULL;
+    cr_assert_eq(wc_http_start(&o, &h2), WC_EINVAL);
+    o.cacher = cache;
+    o.hook = NULL;
+    cr_assert_eq(wc_http_start(&o, &h2), WC_EINVAL);
+    cr_assert_null(h2);
+    wc_http_stop(NULL);
+}
+
 Test(server, not_found_method_hostile)
 {
     expect_status(url("/nope"), 404, "NotFound");
