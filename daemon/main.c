@@ -9,6 +9,7 @@
  * SIGINT stops the upstream, ends every stream cleanly and exits 0.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -43,6 +44,7 @@ typedef struct options {
     char *log_level;
     char *slow_budget;
     char *http_threads;
+    char *cacert, *cert, *key, *user, *password, *password_file;
     char *resources[MAX_RESOURCES];
     size_t n_resources;
     char env_resources[8192]; /* WCACHED_RESOURCE, split in place */
@@ -56,6 +58,7 @@ typedef struct daemon_state {
     pthread_mutex_t mu;
     wc_upstream_state up_state;
     char up_reason[128];
+    char last_failure[256];       /* the last "down" reason, kept while retrying, for /readyz */
     const char *const *endpoints; /* for the endpoint metric */
     size_t n_endpoints;
     char logged_down[128]; /* the last "down" reason logged, and when: repeats are rate-limited */
@@ -78,6 +81,13 @@ static const char usage_text[] =
     "  --resource SPEC                add a Kubernetes resource, [GROUP/]VERSION/PLURAL=Kind\n"
     "                                 [:PATH][:cluster|:namespaced]; repeatable\n"
     "  --http-threads N               HTTP event-loop threads (default 1)\n"
+    "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https endpoints)\n"
+    "  --etcd-cert FILE, --etcd-key FILE\n"
+    "                                 client certificate and key (PEM) for etcd's\n"
+    "                                 --client-cert-auth\n"
+    "  --etcd-user USER               etcd user (etcd auth); the password comes from\n"
+    "                                 WCACHED_ETCD_PASSWORD or --etcd-password-file\n"
+    "  --etcd-password-file FILE      file whose first line is the etcd password\n"
     "  --log-level LEVEL              error|warn|info|debug (default info)\n"
     "  --help, --version\n"
     "Every option may also be given as WCACHED_<OPTION> (e.g. WCACHED_ETCD_ENDPOINTS); a flag\n"
@@ -177,6 +187,12 @@ static int parse_options(int argc, char **argv, options *o, bool *done)
         {"log-level", &o->log_level},
         {"slow-reader-budget", &o->slow_budget},
         {"http-threads", &o->http_threads},
+        {"etcd-cacert", &o->cacert},
+        {"etcd-cert", &o->cert},
+        {"etcd-key", &o->key},
+        {"etcd-user", &o->user},
+        {"etcd-password", &o->password},
+        {"etcd-password-file", &o->password_file},
         {"resource", NULL},
     };
     size_t ndefs = sizeof(defs) / sizeof(*defs);
@@ -322,8 +338,10 @@ static void sink_state(void *arg, wc_upstream_state st, const char *reason)
         snprintf(d->logged_down, sizeof(d->logged_down), "%s", why);
         d->logged_down_at = now;
     }
+    if (st == WC_UP_DOWN)
+        snprintf(d->last_failure, sizeof(d->last_failure), "%s", why);
     if (st == WC_UP_LIVE)
-        d->logged_down[0] = '\0';
+        d->logged_down[0] = d->last_failure[0] = '\0';
     pthread_mutex_unlock(&d->mu);
     if ((unsigned)st < 3)
         atomic_fetch_add(&d->up_changes[st], 1);
@@ -342,15 +360,15 @@ static void sink_state(void *arg, wc_upstream_state st, const char *reason)
 static bool http_ready(void *arg, char *reason, size_t reason_len)
 {
     daemon_state *d = arg;
-    if (!wc_cacher_ready(d->cacher)) {
-        snprintf(reason, reason_len, "initial list not loaded yet");
-        return false;
-    }
+    bool loaded = wc_cacher_ready(d->cacher);
     pthread_mutex_lock(&d->mu);
-    bool live = d->up_state == WC_UP_LIVE;
+    bool live = loaded && d->up_state == WC_UP_LIVE;
     if (!live)
-        snprintf(reason, reason_len, "upstream watch is %s%s%s", state_names[d->up_state],
-                 d->up_reason[0] ? ": " : "", d->up_reason);
+        snprintf(reason, reason_len, "%supstream watch is %s%s%s%s%s",
+                 loaded ? "" : "initial list not loaded yet; ", state_names[d->up_state],
+                 d->up_reason[0] ? ": " : "", d->up_reason,
+                 d->last_failure[0] && d->up_state != WC_UP_DOWN ? "; last failure: " : "",
+                 d->up_state != WC_UP_DOWN ? d->last_failure : "");
     pthread_mutex_unlock(&d->mu);
     return live;
 }
@@ -417,8 +435,7 @@ static void http_metrics(void *arg, FILE *out)
             "the upstream watch (-1 before the first).\n"
             "# TYPE wcached_upstream_last_message_age_seconds gauge\n"
             "wcached_upstream_last_message_age_seconds %.3f\n",
-            lag > 0 ? lag : 0,
-            us.last_msg_age_ms < 0 ? -1.0 : (double)us.last_msg_age_ms / 1000.0);
+            lag > 0 ? lag : 0, us.last_msg_age_ms < 0 ? -1.0 : (double)us.last_msg_age_ms / 1000.0);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -467,6 +484,33 @@ int main(int argc, char **argv)
         return fail_usage("--log-level: '%s' is not one of error, warn, info, debug", o.log_level);
     wc_log_set_level((wc_log_level)level);
     const char *index_field = o.index_field && *o.index_field ? o.index_field : NULL;
+    const char *files[] = {o.cacert, o.cert, o.key, o.password_file};
+    const char *file_flags[] = {"--etcd-cacert", "--etcd-cert", "--etcd-key",
+                                "--etcd-password-file"};
+    for (size_t i = 0; i < 4; i++) {
+        if (files[i] && access(files[i], R_OK) != 0) {
+            fprintf(stderr, "wcached: %s: cannot read '%s': %s\n", file_flags[i], files[i],
+                    strerror(errno));
+            return 2;
+        }
+    }
+    if ((o.cert == NULL) != (o.key == NULL))
+        return fail_usage("%s", "--etcd-cert and --etcd-key go together");
+    char password[512] = "";
+    if (o.password_file) {
+        FILE *pf = fopen(o.password_file, "r");
+        if (!pf || !fgets(password, sizeof(password), pf)) {
+            if (pf)
+                fclose(pf);
+            return fail_usage("--etcd-password-file: '%s' holds no password", o.password_file);
+        }
+        fclose(pf);
+        password[strcspn(password, "\r\n")] = '\0';
+    } else if (o.password) {
+        snprintf(password, sizeof(password), "%s", o.password);
+    }
+    if (password[0] && !o.user)
+        return fail_usage("%s", "an etcd password needs --etcd-user");
     const char *prefix = o.prefix ? o.prefix : "";
 
     /* Signals are taken by sigwait in this thread only: block them before any thread starts. */
@@ -498,6 +542,11 @@ int main(int argc, char **argv)
         .n_endpoints = n_endpoints,
         .prefix = prefix,
         .prefix_len = strlen(prefix),
+        .cacert = o.cacert,
+        .cert = o.cert,
+        .key = o.key,
+        .user = o.user,
+        .password = password,
         .sink = {.arg = &d,
                  .replace = sink_replace,
                  .put = sink_put,
@@ -506,6 +555,7 @@ int main(int argc, char **argv)
                  .state = sink_state},
     };
     d.upstream = d.cacher ? wc_upstream_new(&uo) : NULL;
+    memset(password, 0, sizeof(password)); /* the upstream keeps its own copy */
     if (!d.upstream) {
         wc_log(WC_LOG_ERROR, "out of memory at start-up");
         return 1;

@@ -16,6 +16,7 @@
  */
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,10 +47,14 @@ struct wc_upstream {
     bool started;
     atomic_bool stop;
     atomic_bool progress_wanted;
-    atomic_size_t cur; /* the endpoint in use */
-    CURLM *multi;      /* the watch's; curl_multi_wakeup is the only use off the thread */
-    unsigned seed;     /* jitter; the thread's own */
-    uint64_t cluster_id; /* of the cluster the cache's history came from; the thread's own */
+    atomic_size_t cur;         /* the endpoint in use */
+    CURLM *multi;              /* the watch's; curl_multi_wakeup is the only use off the thread */
+    unsigned seed;             /* jitter; the thread's own */
+    uint64_t cluster_id;       /* of the cluster the cache's history came from; the thread's own */
+    char *cacert, *cert, *key; /* TLS, or NULL */
+    char *user, *password;     /* etcd auth, or NULL */
+    pthread_mutex_t token_mu;  /* guards token, which any thread's request may renew */
+    char *token;
 
     /* Metrics, written by the thread, read by any. */
     atomic_uint_fast64_t reconnects[WC_UPC_COUNT];
@@ -111,10 +116,56 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* POSTs `body` to endpoint+path. 0 with the response in *out (caller frees out->p), or
- * WC_EIO with a reason. */
-static int post(const char *endpoint, const char *path, const char *body, long timeout_ms, buf *out,
-                char *reason, size_t reason_len)
+/* The token to send, copied (NULL without auth or before the first authentication). */
+static char *token_copy(wc_upstream *u)
+{
+    pthread_mutex_lock(&u->token_mu);
+    char *t = u->token ? strdup(u->token) : NULL;
+    pthread_mutex_unlock(&u->token_mu);
+    return t;
+}
+
+/* Forgets a token etcd no longer takes, unless another thread already renewed it. */
+static void drop_token(wc_upstream *u, const char *stale)
+{
+    pthread_mutex_lock(&u->token_mu);
+    if (u->token && (!stale || strcmp(u->token, stale) == 0)) {
+        free(u->token);
+        u->token = NULL;
+    }
+    pthread_mutex_unlock(&u->token_mu);
+}
+
+/* True when etcd's answer says the request's credentials were not good (enough). */
+static bool auth_refused(const char *body)
+{
+    return body && (strstr(body, "invalid auth token") || strstr(body, "user name is empty") ||
+                    strstr(body, "auth: revision in header is old"));
+}
+
+/* TLS options and headers shared by every request. `token` may be NULL. */
+static struct curl_slist *prepare(wc_upstream *u, CURL *h, const char *token)
+{
+    if (u->cacert)
+        curl_easy_setopt(h, CURLOPT_CAINFO, u->cacert);
+    if (u->cert)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, u->cert);
+    if (u->key)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, u->key);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (token) {
+        char line[1024];
+        snprintf(line, sizeof(line), "Authorization: %s", token);
+        hdr = curl_slist_append(hdr, line);
+    }
+    return hdr;
+}
+
+/* One POST of `body` to endpoint+path with `token`. 0 with the response in *out (caller frees
+ * out->p), or WC_EIO/WC_ENOMEM with a reason. */
+static int post_once(wc_upstream *u, const char *endpoint, const char *path, const char *body,
+                     const char *token, long timeout_ms, buf *out, char *reason, size_t reason_len)
 {
     memset(out, 0, sizeof(*out));
     char url[1024];
@@ -122,7 +173,7 @@ static int post(const char *endpoint, const char *path, const char *body, long t
     CURL *h = curl_easy_init();
     if (!h)
         return WC_ENOMEM;
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *hdr = prepare(u, h, token);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
@@ -130,7 +181,6 @@ static int post(const char *endpoint, const char *path, const char *body, long t
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 3000 ? timeout_ms : 3000L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(h);
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -148,6 +198,77 @@ static int post(const char *endpoint, const char *path, const char *body, long t
         return WC_EIO;
     }
     return 0;
+}
+
+/*
+ * Obtains a token for the configured user from `endpoint`. 0, or WC_EIO with a reason that
+ * names the user and what etcd said, never the password.
+ */
+static int authenticate(wc_upstream *u, const char *endpoint, char *reason, size_t reason_len)
+{
+    json_t *req = json_pack("{s:s,s:s}", "name", u->user, "password", u->password);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!body)
+        return WC_ENOMEM;
+    buf resp;
+    int rc = post_once(u, endpoint, "/v3/auth/authenticate", body, NULL, 10000, &resp, reason,
+                       reason_len);
+    /* The body held the password: clear it before freeing. */
+    memset(body, 0, strlen(body));
+    free(body);
+    if (rc)
+        return rc;
+    json_t *j = json_loadb(resp.p, resp.len, 0, NULL);
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    if (!tok) {
+        const char *msg = json_string_value(json_object_get(j, "message"));
+        snprintf(reason, reason_len, "%s: authentication as '%s' failed: %s", endpoint, u->user,
+                 msg ? msg : "no token in the answer");
+        rc = WC_EIO;
+    } else {
+        pthread_mutex_lock(&u->token_mu);
+        free(u->token);
+        u->token = strdup(tok);
+        rc = u->token ? 0 : WC_ENOMEM;
+        pthread_mutex_unlock(&u->token_mu);
+    }
+    json_decref(j);
+    free(resp.p);
+    return rc;
+}
+
+/* Makes sure a token is held when etcd auth is configured. */
+static int ensure_token(wc_upstream *u, const char *endpoint, char *reason, size_t reason_len)
+{
+    if (!u->user)
+        return 0;
+    pthread_mutex_lock(&u->token_mu);
+    bool have = u->token != NULL;
+    pthread_mutex_unlock(&u->token_mu);
+    return have ? 0 : authenticate(u, endpoint, reason, reason_len);
+}
+
+/* POSTs with the current token, authenticating first when needed and once more when etcd
+ * says the token is no longer valid. */
+static int post(wc_upstream *u, const char *endpoint, const char *path, const char *body,
+                long timeout_ms, buf *out, char *reason, size_t reason_len)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = ensure_token(u, endpoint, reason, reason_len);
+        if (rc)
+            return rc;
+        char *token = token_copy(u);
+        rc = post_once(u, endpoint, path, body, token, timeout_ms, out, reason, reason_len);
+        if (rc == 0 && u->user && attempt == 0 && auth_refused(out->p)) {
+            drop_token(u, token);
+            free(token);
+            free(out->p);
+            continue;
+        }
+        free(token);
+        return rc;
+    }
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -175,7 +296,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
             break;
         }
         buf resp;
-        rc = post(endpoint, "/v3/kv/range", body, 30000, &resp, reason, reason_len);
+        rc = post(u, endpoint, "/v3/kv/range", body, 30000, &resp, reason, reason_len);
         free(body);
         if (rc)
             break;
@@ -201,8 +322,8 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
             } else if (!reset && at < *rev) {
                 *cause = WC_UPC_BEHIND;
                 snprintf(reason, reason_len,
-                         "%s: at revision %" PRId64 ", behind the cache's %" PRId64, endpoint,
-                         at, *rev);
+                         "%s: at revision %" PRId64 ", behind the cache's %" PRId64, endpoint, at,
+                         *rev);
                 rc = WC_ESTALE;
             } else {
                 u->cluster_id = page.header.cluster_id;
@@ -344,13 +465,14 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     wc_upstream *u = w->u;
     switch (r->kind) {
     case WC_WATCH_ERROR:
-        fail_watch(w, END_BROKEN, WC_UPC_ETCD, "etcd: %s", r->message);
-        return;
     case WC_WATCH_CANCELED:
-        if (r->compact_revision > 0)
+        if (r->compact_revision > 0) {
             fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "history compacted (%s)", "relisting");
-        else
-            fail_watch(w, END_BROKEN, WC_UPC_ETCD, "watch canceled: %s", r->message);
+            return;
+        }
+        if (u->user && auth_refused(r->message))
+            drop_token(u, NULL); /* expired or revoked: authenticate again on the next try */
+        fail_watch(w, END_BROKEN, WC_UPC_ETCD, "etcd: %s", r->message);
         return;
     case WC_WATCH_CREATED:
         /* Never backwards: the member must be of the cluster the history came from, and not
@@ -386,8 +508,8 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         else
             rc = u->sink.put ? u->sink.put(u->sink.arg, s) : 0;
         if (rc != 0 && rc != WC_ESTALE && rc != WC_ENOENT)
-            fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "the cache refused a change (%s): relisting",
-                       wc_strerror(rc));
+            fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED,
+                       "the cache refused a change (%s): relisting", wc_strerror(rc));
         last = s->mod_rev;
     }
     if (!w->failed && last > 0) {
@@ -417,7 +539,8 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
         wc_watch_resp r;
         rc = wc_etcd_parse_watch(line, len, &r);
         if (rc) {
-            fail_watch(w, END_BROKEN, WC_UPC_PROTOCOL, "watch stream: %s from etcd", wc_strerror(rc));
+            fail_watch(w, END_BROKEN, WC_UPC_PROTOCOL, "watch stream: %s from etcd",
+                       wc_strerror(rc));
             break;
         }
         saw_header(w->u, r.header.revision);
@@ -428,8 +551,8 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 /* Watches from *rev + 1 until the stream breaks or the upstream stops. */
-static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev,
-                       wc_upstream_cause *cause, char *reason, size_t reason_len)
+static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, wc_upstream_cause *cause,
+                       char *reason, size_t reason_len)
 {
     watch_ctx w;
     memset(&w, 0, sizeof(w));
@@ -448,8 +571,15 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev,
     w.send_len = (size_t)n;
     char url[1024];
     snprintf(url, sizeof(url), "%s/v3/watch", endpoint);
+    if (ensure_token(u, endpoint, reason, reason_len) != 0) {
+        *cause = WC_UPC_ETCD;
+        wc_linebuf_free(&w.lines);
+        return END_BROKEN;
+    }
+    char *token = token_copy(u);
     CURL *h = curl_easy_init();
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *hdr = prepare(u, h, token);
+    free(token);
     hdr = curl_slist_append(hdr, "Transfer-Encoding: chunked");
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -460,7 +590,6 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev,
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_multi_add_handle(u->multi, h);
     w.last_msg = now_ms();
     int64_t last_ask = now_ms();
@@ -492,7 +621,8 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev,
             last_ask = now;
         }
         if (now - w.last_msg > STALL_MS) {
-            fail_watch(&w, END_BROKEN, WC_UPC_STALLED, "watch stream silent for %s s: treated as broken", "15");
+            fail_watch(&w, END_BROKEN, WC_UPC_STALLED,
+                       "watch stream silent for %s s: treated as broken", "15");
             break;
         }
         curl_multi_poll(u->multi, NULL, 0, 500, NULL);
@@ -637,6 +767,17 @@ wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
     u->end_b64 = end ? wc_b64_encode(end, elen) : NULL;
     free(end);
     u->page = o->page_size ? o->page_size : PAGE_DEFAULT;
+    pthread_mutex_init(&u->token_mu, NULL);
+    const char *const src[] = {o->cacert, o->cert, o->key, o->user, o->password};
+    char **dst[] = {&u->cacert, &u->cert, &u->key, &u->user, &u->password};
+    for (size_t i = 0; i < 5; i++) {
+        if (src[i] && *src[i]) {
+            *dst[i] = strdup(src[i]);
+            ok = ok && *dst[i] != NULL;
+        }
+    }
+    if (u->user && !u->password)
+        u->password = strdup("");
     u->sink = o->sink;
     u->multi = curl_multi_init();
     u->seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)u;
@@ -674,6 +815,16 @@ void wc_upstream_free(wc_upstream *u)
     free(u->prefix);
     free(u->key_b64);
     free(u->end_b64);
+    free(u->cacert);
+    free(u->cert);
+    free(u->key);
+    free(u->user);
+    if (u->password) {
+        memset(u->password, 0, strlen(u->password));
+        free(u->password);
+    }
+    free(u->token);
+    pthread_mutex_destroy(&u->token_mu);
     free(u);
 }
 
@@ -692,7 +843,7 @@ int wc_upstream_current_rev(wc_upstream *u, int64_t *rev, int64_t timeout_ms)
         buf resp;
         char reason[256];
         long left = (long)(until - now_ms());
-        rc = post(ep, "/v3/kv/range", body, left > 0 ? left : 1, &resp, reason, sizeof(reason));
+        rc = post(u, ep, "/v3/kv/range", body, left > 0 ? left : 1, &resp, reason, sizeof(reason));
         if (rc)
             continue;
         wc_range_resp r;

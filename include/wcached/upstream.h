@@ -51,6 +51,13 @@ typedef struct wc_upstream_opts {
     const char *prefix; /* key range; "" or NULL for the whole keyspace */
     size_t prefix_len;
     size_t page_size;   /* range page (default 1000) */
+    /* TLS to etcd (PEM file paths; NULL when unused): the CA that signed etcd's certificate,
+     * and a client certificate and key for etcd's --client-cert-auth. */
+    const char *cacert, *cert, *key;
+    /* etcd user and password (NULL when etcd auth is off): a token is obtained with
+     * /v3/auth/authenticate and obtained again when etcd says it is no longer valid. The
+     * password is kept in memory only and never logged. */
+    const char *user, *password;
     wc_upstream_sink sink;
 } wc_upstream_opts;
 

@@ -128,8 +128,8 @@ static void check_against_history(reflector *rs, int n)
     wc_test_hist *h = NULL;
     size_t nh = 0;
     for (int i = 0; i < n; i++) {
-        cr_assert_eq(wc_test_etcd_history(wc_test_etcd_client_url(&etcd, 0), "/f/", rs[i].start_rv + 1, 2000, &h,
-                                          &nh),
+        cr_assert_eq(wc_test_etcd_history(wc_test_etcd_client_url(&etcd, 0), "/f/",
+                                          rs[i].start_rv + 1, 2000, &h, &nh),
                      0);
         cr_expect_eq(rs[i].n, nh, "reader %d saw %zu changes, etcd has %zu", i, rs[i].n, nh);
         for (size_t k = 0; k < nh && k < rs[i].n; k++) {
@@ -180,8 +180,8 @@ static int64_t put(const char *key, const char *value)
 Test(faults, killing_each_member_in_turn_loses_nothing)
 {
     cr_assert_eq(wc_test_etcd_start(&etcd, 3), 0);
-    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0,
-                 "see %s", daemon_.log_path);
+    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0, "see %s",
+                 daemon_.log_path);
     int64_t start = put("/f/start", "0");
     enum { N = 4 };
     reflector rs[N];
@@ -203,8 +203,8 @@ Test(faults, killing_each_member_in_turn_loses_nothing)
     check_against_history(rs, N);
     cr_expect_gt(atomic_load(&w.writes), 100, "a steady write load ran: %d writes",
                  atomic_load(&w.writes));
-    double reconnects = wc_test_metric(daemon_.base,
-                                       "wcached_upstream_reconnects_total{cause=\"transport\"}");
+    double reconnects =
+        wc_test_metric(daemon_.base, "wcached_upstream_reconnects_total{cause=\"transport\"}");
     cr_expect_geq(reconnects, 1, "the upstream did fail over");
     free_readers(rs, N);
 }
@@ -257,8 +257,8 @@ Test(faults, whole_cluster_restart_and_compaction_while_frozen)
             if (!present[i])
                 cr_expect(deleted, "reader %d: %s should be gone", r, keys[i]);
             else
-                cr_expect(last_ev >= 0 && !deleted, "reader %d: %s should be there (changed)",
-                          r, keys[i]);
+                cr_expect(last_ev >= 0 && !deleted, "reader %d: %s should be there (changed)", r,
+                          keys[i]);
         }
         for (size_t k = 1; k < rs[r].n; k++)
             cr_expect_geq(rs[r].ev[k].mod_rev, rs[r].ev[k - 1].mod_rev, "reader %d in order", r);
@@ -305,8 +305,7 @@ Test(faults, another_cluster_at_the_same_address_resets_instead_of_going_back)
     json_t *l = wc_test_resp_json(&r);
     json_t *items = json_object_get(l, "items");
     cr_assert_eq(json_array_size(items), 1, "%s", r.body);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "key")),
-                     "/f/new");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "key")), "/f/new");
     json_decref(l);
     wc_test_resp_free(&r);
     /* A reader resuming from the old cluster's revision is not served a stream of the new

@@ -49,7 +49,8 @@ static pid_t spawn(struct wc_test_etcd *e, int i, bool fresh)
     char name[16], data[192], client[64], peer[64], log[192];
     snprintf(name, sizeof(name), "m%d", i);
     snprintf(data, sizeof(data), "%s/%s", e->dir, name);
-    snprintf(client, sizeof(client), "http://127.0.0.1:%d", e->client_port[i]);
+    snprintf(client, sizeof(client), "%s://127.0.0.1:%d", e->tls ? "https" : "http",
+             e->client_port[i]);
     snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer_port[i]);
     snprintf(log, sizeof(log), "%s/%s.log", e->dir, name);
     char token[192];
@@ -62,6 +63,19 @@ static pid_t spawn(struct wc_test_etcd *e, int i, bool fresh)
     FILE *f = freopen(log, "a", stderr);
     (void)f;
     dup2(2, 1);
+    if (e->tls) {
+        char cert[256], key[256], ca[256];
+        snprintf(cert, sizeof(cert), "%s/certs/server.crt", e->dir);
+        snprintf(key, sizeof(key), "%s/certs/server.key", e->dir);
+        snprintf(ca, sizeof(ca), "%s/certs/ca.crt", e->dir);
+        execlp("etcd", "etcd", "--name", name, "--data-dir", data, "--listen-client-urls", client,
+               "--advertise-client-urls", client, "--listen-peer-urls", peer,
+               "--initial-advertise-peer-urls", peer, "--initial-cluster", e->cluster,
+               "--initial-cluster-state", fresh ? "new" : "existing", "--initial-cluster-token",
+               token, "--log-level", "warn", "--cert-file", cert, "--key-file", key,
+               "--trusted-ca-file", ca, "--client-cert-auth", (char *)NULL);
+        _exit(127);
+    }
     execlp("etcd", "etcd", "--name", name, "--data-dir", data, "--listen-client-urls", client,
            "--advertise-client-urls", client, "--listen-peer-urls", peer,
            "--initial-advertise-peer-urls", peer, "--initial-cluster", e->cluster,
@@ -84,7 +98,23 @@ static size_t sink(char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 /* POSTs to one member; returns the parsed body, or NULL. */
-static json_t *call(const char *url_base, const char *path, const char *body, long timeout_ms)
+static void secure(struct wc_test_etcd *e, CURL *h, struct curl_slist **hdr)
+{
+    if (e->tls) {
+        curl_easy_setopt(h, CURLOPT_CAINFO, wc_test_etcd_cert(e, "ca.crt"));
+        curl_easy_setopt(h, CURLOPT_SSLCERT, wc_test_etcd_cert(e, "client.crt"));
+        curl_easy_setopt(h, CURLOPT_SSLKEY, wc_test_etcd_cert(e, "client.key"));
+    }
+    if (e->token[0]) {
+        char line[300];
+        snprintf(line, sizeof(line), "Authorization: %s", e->token);
+        *hdr = curl_slist_append(*hdr, line);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdr);
+    }
+}
+
+static json_t *call(struct wc_test_etcd *e, const char *url_base, const char *path,
+                    const char *body, long timeout_ms)
 {
     char url[256];
     snprintf(url, sizeof(url), "%s%s", url_base, path);
@@ -95,14 +125,17 @@ static json_t *call(const char *url_base, const char *path, const char *body, lo
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    struct curl_slist *hdr = NULL;
+    secure(e, h, &hdr);
     CURLcode rc = curl_easy_perform(h);
     curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
     json_t *j = rc == CURLE_OK && out ? json_loads(out, 0, NULL) : NULL;
     free(out);
     return j;
 }
 
-static bool healthy(const char *url_base)
+static bool healthy(struct wc_test_etcd *e, const char *url_base)
 {
     char url[256];
     snprintf(url, sizeof(url), "%s/health", url_base);
@@ -112,22 +145,98 @@ static bool healthy(const char *url_base)
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
+    struct curl_slist *hdr = NULL;
+    secure(e, h, &hdr);
     CURLcode rc = curl_easy_perform(h);
     curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
     bool ok = rc == CURLE_OK && out && strstr(out, "\"true\"");
     free(out);
     return ok;
 }
 
+static int start(struct wc_test_etcd *e, int members, bool tls);
+
 int wc_test_etcd_start(struct wc_test_etcd *e, int members)
 {
+    return start(e, members, false);
+}
+
+int wc_test_etcd_start_tls(struct wc_test_etcd *e, int members)
+{
+    return start(e, members, true);
+}
+
+const char *wc_test_etcd_cert(struct wc_test_etcd *e, const char *name)
+{
+    static __thread char paths[6][256];
+    static __thread int next;
+    char *p = paths[next++ % 6];
+    snprintf(p, 256, "%s/certs/%s", e->dir, name);
+    return p;
+}
+
+int wc_test_etcd_enable_auth(struct wc_test_etcd *e, const char *user, const char *password)
+{
+    json_t *b = json_pack("{s:s,s:s}", "name", user, "password", password);
+    char *ub = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    b = json_pack("{s:s,s:s}", "user", user, "role", "root");
+    char *gb = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    const char *steps[][2] = {{"/v3/auth/role/add", "{\"name\":\"root\"}"},
+                              {"/v3/auth/user/add", ub},
+                              {"/v3/auth/user/grant", gb},
+                              {"/v3/auth/enable", "{}"}};
+    int rc = 0;
+    for (size_t i = 0; i < 4 && rc == 0; i++) {
+        json_t *j = call(e, e->client_url[0], steps[i][0], steps[i][1], 10000);
+        rc = j && json_object_get(j, "header") ? 0 : -1;
+        json_decref(j);
+    }
+    free(ub);
+    free(gb);
+    return rc ? rc : wc_test_etcd_login(e, user, password);
+}
+
+int wc_test_etcd_login(struct wc_test_etcd *e, const char *user, const char *password)
+{
+    json_t *b = json_pack("{s:s,s:s}", "name", user, "password", password);
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    e->token[0] = '\0';
+    json_t *j = NULL;
+    for (int i = 0; i < 50 && !json_string_value(json_object_get(j, "token")); i++) {
+        json_decref(j);
+        j = call(e, e->client_url[0], "/v3/auth/authenticate", body, 10000);
+        if (!json_string_value(json_object_get(j, "token")))
+            sleep_ms(100);
+    }
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    if (tok)
+        snprintf(e->token, sizeof(e->token), "%s", tok);
+    json_decref(j);
+    free(body);
+    return tok ? 0 : -1;
+}
+
+static int start(struct wc_test_etcd *e, int members, bool tls)
+{
     memset(e, 0, sizeof(*e));
+    e->tls = tls;
     if (members < 1 || members > WC_TEST_ETCD_MAX)
         return -1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(e->dir, sizeof(e->dir), "/tmp/wcached-etcd-XXXXXX");
     if (!mkdtemp(e->dir))
         return -1;
+    if (tls) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "mkdir -p '%s/certs' && '%s' '%s/certs'", e->dir,
+                 WC_TEST_MAKE_CERTS, e->dir);
+        if (system(cmd) != 0)
+            return -1;
+    }
     e->members = members;
     size_t off = 0, eoff = 0;
     for (int i = 0; i < members; i++) {
@@ -135,8 +244,8 @@ int wc_test_etcd_start(struct wc_test_etcd *e, int members)
         e->peer_port[i] = free_port();
         if (e->client_port[i] < 0 || e->peer_port[i] < 0)
             return -1;
-        snprintf(e->client_url[i], sizeof(e->client_url[i]), "http://127.0.0.1:%d",
-                 e->client_port[i]);
+        snprintf(e->client_url[i], sizeof(e->client_url[i]), "%s://127.0.0.1:%d",
+                 tls ? "https" : "http", e->client_port[i]);
         off += (size_t)snprintf(e->cluster + off, sizeof(e->cluster) - off,
                                 "%sm%d=http://127.0.0.1:%d", i ? "," : "", i, e->peer_port[i]);
         eoff += (size_t)snprintf(e->endpoints + eoff, sizeof(e->endpoints) - eoff, "%s%s",
@@ -146,7 +255,7 @@ int wc_test_etcd_start(struct wc_test_etcd *e, int members)
         e->pid[i] = spawn(e, i, true);
     int64_t until = mono_ms() + 20000;
     for (int i = 0; i < members; i++) {
-        while (!healthy(e->client_url[i])) {
+        while (!healthy(e, e->client_url[i])) {
             if (mono_ms() > until) {
                 wc_test_etcd_stop(e);
                 return -1;
@@ -172,7 +281,7 @@ int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i)
     wc_test_etcd_kill_member(e, i);
     e->pid[i] = spawn(e, i, false);
     int64_t until = mono_ms() + 20000;
-    while (!healthy(e->client_url[i])) {
+    while (!healthy(e, e->client_url[i])) {
         if (mono_ms() > until)
             return -1;
         sleep_ms(50);
@@ -193,7 +302,7 @@ int wc_test_etcd_replace_cluster(struct wc_test_etcd *e)
     e->generation++;
     e->pid[0] = spawn(e, 0, true);
     int64_t until = mono_ms() + 20000;
-    while (!healthy(e->client_url[0])) {
+    while (!healthy(e, e->client_url[0])) {
         if (mono_ms() > until)
             return -1;
         sleep_ms(50);
@@ -246,7 +355,7 @@ static int64_t write_any(struct wc_test_etcd *e, const char *path, const char *b
     for (int i = 0; i < e->members; i++) {
         if (e->pid[i] <= 0)
             continue;
-        json_t *j = call(e->client_url[i], path, body, 10000);
+        json_t *j = call(e, e->client_url[i], path, body, 10000);
         const char *rev =
             json_string_value(json_object_get(json_object_get(j, "header"), "revision"));
         int64_t r = rev ? atoll(rev) : -1;

@@ -21,10 +21,23 @@ struct wc_test_etcd {
     char endpoints[256]; /* every client URL, comma-separated */
     char cluster[512];   /* --initial-cluster */
     int generation;      /* bumped by wc_test_etcd_replace_cluster: a new cluster token */
+    bool tls;            /* https client URLs; certificates in dir/certs (make-certs.sh) */
+    char token[256];     /* set by wc_test_etcd_enable_auth: writes authenticate with it */
 };
 
 /* Starts `members` (1..3) members as one cluster and waits until it answers. 0 or -1. */
 int wc_test_etcd_start(struct wc_test_etcd *e, int members);
+/* The same, with client TLS (etcd --client-cert-auth): certificates are made with openssl in
+ * dir/certs as ca.crt, server.{crt,key} and client.{crt,key}. */
+int wc_test_etcd_start_tls(struct wc_test_etcd *e, int members);
+/* A path under the cluster's certificate dir, e.g. "ca.crt" (static buffer per name). */
+const char *wc_test_etcd_cert(struct wc_test_etcd *e, const char *name);
+/* Adds user `user` with `password` and the root role, enables auth, and keeps a token for the
+ * helpers' own writes. 0 or -1. */
+int wc_test_etcd_enable_auth(struct wc_test_etcd *e, const char *user, const char *password);
+/* Obtains a fresh token for the helpers' writes (after a restart made etcd forget it). */
+int wc_test_etcd_login(struct wc_test_etcd *e, const char *user, const char *password);
+
 /* Kills every member and removes the data. Safe to call twice or after a failed start. */
 void wc_test_etcd_stop(struct wc_test_etcd *e);
 /* kill -9 one member; restart it on the same ports and data, waiting until it answers. */
