@@ -15,6 +15,7 @@
  * was compacted it relists, and the cacher turns the difference into events.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "wcached/upstream.h"
@@ -550,6 +552,31 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
     return w->failed ? 0 : n;
 }
 
+/*
+ * True when etcd closed the watch's connection and every byte it sent has been read. libcurl
+ * does not end a transfer whose request body is still open (the upload is paused between
+ * progress requests), so it would not report this itself: the socket would sit in CLOSE-WAIT
+ * until the next progress request failed to send.
+ */
+static bool peer_closed(curl_socket_t fd)
+{
+    if (fd == CURL_SOCKET_BAD)
+        return false;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+/* Remembers the watch's socket (libcurl calls this once it is made). */
+static int note_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        *(curl_socket_t *)arg = fd;
+    return CURL_SOCKOPT_OK;
+}
+
 /* Watches from *rev + 1 until the stream breaks or the upstream stops. */
 static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, wc_upstream_cause *cause,
                        char *reason, size_t reason_len)
@@ -590,6 +617,9 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, wc_up
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_socket_t sock = CURL_SOCKET_BAD;
+    curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, note_socket);
+    curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, &sock);
     curl_multi_add_handle(u->multi, h);
     w.last_msg = now_ms();
     int64_t last_ask = now_ms();
@@ -609,6 +639,10 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, wc_up
         }
         if (w.failed || !running)
             break;
+        if (peer_closed(sock)) {
+            fail_watch(&w, END_BROKEN, WC_UPC_TRANSPORT, "%s", "etcd closed the watch stream");
+            break;
+        }
         if (atomic_load(&u->stop)) {
             w.end = END_STOPPED;
             break;

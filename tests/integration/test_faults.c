@@ -316,3 +316,61 @@ Test(faults, another_cluster_at_the_same_address_resets_instead_of_going_back)
     cr_assert_neq(r.code, 200, "%ld %s", r.code, r.body);
     wc_test_resp_free(&r);
 }
+
+Test(faults, while_etcd_is_down_the_last_state_is_served)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0);
+    put("/f/a", "1");
+    int64_t rev = put("/f/b", "2");
+    /* Wait until the cache has it, then take etcd away. */
+    char path[96];
+    snprintf(path, sizeof(path),
+             "/keys/f/?resourceVersion=%" PRId64 "&resourceVersionMatch=NotOlderThan", rev);
+    wc_test_resp r;
+    cr_assert_eq(wc_test_get(daemon_.base, path, &r), 0);
+    cr_assert_eq(r.code, 200);
+    wc_test_resp_free(&r);
+    wc_test_watch *live = wc_test_watch_open(daemon_.base, "/keys/f/?watch=1&resourceVersion=0");
+    cr_assert_not_null(live);
+    wc_test_etcd_kill_member(&etcd, 0);
+    for (int i = 0; i < 100; i++) {
+        if (wc_test_get(daemon_.base, "/readyz", &r) == 0 && r.code == 503)
+            break;
+        wc_test_resp_free(&r);
+        usleep(50000);
+    }
+    cr_assert_eq(r.code, 503, "/readyz says the upstream is gone");
+    cr_assert_not_null(strstr(r.body, "upstream"), "%s", r.body);
+    wc_test_resp_free(&r);
+    /* Any-state reads and new watches are still served from the cache. */
+    cr_assert_eq(wc_test_get(daemon_.base, "/keys/f/?resourceVersion=0", &r), 0);
+    cr_assert_eq(r.code, 200, "%s", r.body);
+    json_t *l = wc_test_resp_json(&r);
+    cr_assert_eq(json_array_size(json_object_get(l, "items")), 2);
+    json_decref(l);
+    wc_test_resp_free(&r);
+    wc_test_watch *w = wc_test_watch_open(daemon_.base, "/keys/f/?watch=1&resourceVersion=0");
+    cr_assert_not_null(w);
+    cr_assert_eq(wc_test_watch_code(w), 200);
+    int n = 0;
+    json_t *ev;
+    while ((ev = wc_test_watch_next(w, 1500)) != NULL) {
+        if (strcmp(wc_test_ev_type(ev), "ADDED") == 0)
+            n++;
+        json_decref(ev);
+    }
+    cr_assert_eq(n, 2, "the last known state");
+    cr_assert_not(wc_test_watch_ended(live), "streams already open stay open");
+    /* etcd comes back and the streams carry on. */
+    cr_assert_eq(wc_test_etcd_restart_member(&etcd, 0), 0);
+    int64_t after = put("/f/c", "3");
+    bool seen = false;
+    while (!seen && (ev = wc_test_watch_next(live, 15000)) != NULL) {
+        seen = wc_test_ev_rv(ev) == after;
+        json_decref(ev);
+    }
+    cr_assert(seen, "the change after etcd came back reached the open stream");
+    wc_test_watch_close(w);
+    wc_test_watch_close(live);
+}
