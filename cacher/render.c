@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "wcached/b64.h"
 
 /* Guards the first encoding of a kv or event (hashed by address). Never held across I/O. */
 #define RENDER_STRIPES 64
@@ -62,28 +63,6 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-static char *base64(const unsigned char *s, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? tab[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* A JSON string for bytes that may not be UTF-8: invalid bytes become U+FFFD. */
 static json_t *lossy_string(const char *s, size_t n)
 {
@@ -126,7 +105,7 @@ static json_t *render_keys(const wc_kv *kv, int64_t rev, int64_t mod_rev)
     json_object_set_new(o, "key", name);
     name = NULL;
     if (!utf8_valid((const unsigned char *)kv->key, kv->key_len)) {
-        char *b = base64((const unsigned char *)kv->key, kv->key_len);
+        char *b = wc_b64_encode(kv->key, kv->key_len, WC_B64_STD);
         if (!b)
             goto fail;
         json_object_set_new(o, "keyBase64", json_string(b));
@@ -135,7 +114,7 @@ static json_t *render_keys(const wc_kv *kv, int64_t rev, int64_t mod_rev)
     if (utf8_valid((const unsigned char *)kv->value, kv->value_len)) {
         json_object_set_new(o, "value", json_stringn(kv->value, kv->value_len));
     } else {
-        char *b = base64((const unsigned char *)kv->value, kv->value_len);
+        char *b = wc_b64_encode(kv->value, kv->value_len, WC_B64_STD);
         if (!b)
             goto fail;
         json_object_set_new(o, "valueBase64", json_string(b));
@@ -240,6 +219,6 @@ const char *wc_event_render_current(wc_event *ev, wc_family family, size_t *len)
     }
     if (ev->kv->mod_rev == ev->rev)
         return wc_kv_render(ev->kv, family, len);
-    return cached(&ev->cur_render[family], &ev->cur_render_len[family], ev, ev->kv, family,
-                  ev->rev, ev->kv->mod_rev, len);
+    return cached(&ev->cur_render[family], &ev->cur_render_len[family], ev, ev->kv, family, ev->rev,
+                  ev->kv->mod_rev, len);
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "http_internal.h"
+#include "wcached/b64.h"
 
 /* ---------------------------------------------------------------------------------------
  * Buffer
@@ -259,72 +260,14 @@ int wc_http_unescape(const char *s, size_t n, char *out, size_t *out_len)
     return 0;
 }
 
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 size_t wc_http_b64url_encode(const void *in, size_t n, char *out)
 {
-    const unsigned char *u = in;
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = (unsigned)u[i] << 16 | (unsigned)u[i + 1] << 8 | u[i + 2];
-        out[o++] = B64URL[v >> 18];
-        out[o++] = B64URL[(v >> 12) & 63];
-        out[o++] = B64URL[(v >> 6) & 63];
-        out[o++] = B64URL[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)u[i] << 16;
-        out[o++] = B64URL[v >> 18];
-        out[o++] = B64URL[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)u[i] << 16 | (unsigned)u[i + 1] << 8;
-        out[o++] = B64URL[v >> 18];
-        out[o++] = B64URL[(v >> 12) & 63];
-        out[o++] = B64URL[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
+    return wc_b64_encode_to(in, n, out, WC_B64_URL);
 }
 
 int wc_http_b64url_decode(const char *in, size_t n, void *out, size_t *out_len)
 {
-    unsigned char *u = out;
-    size_t o = 0;
-    if (n % 4 == 1)
-        return WC_EINVAL;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val(in[i]);
-        if (v < 0)
-            return WC_EINVAL;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            u[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) /* non-zero trailing bits: not what an encoder makes */
-        return WC_EINVAL;
-    *out_len = o;
-    return 0;
+    return wc_b64_decode_to(in, n, out, out_len, WC_B64_URL);
 }
 
 int wc_http_parse_bool(const char *s, bool *out)

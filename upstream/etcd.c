@@ -28,6 +28,7 @@
 
 #include "wcached/upstream.h"
 #include "wire.h"
+#include "wcached/b64.h"
 
 #define PAGE_DEFAULT 1000
 #define MAX_LINE ((size_t)64 << 20)
@@ -366,7 +367,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
         memcpy(next, last->key, last->key_len);
         next[last->key_len] = '\0';
         free(key_b64);
-        key_b64 = wc_b64_encode(next, last->key_len + 1);
+        key_b64 = wc_b64_encode(next, last->key_len + 1, WC_B64_STD);
         free(next);
         if (!key_b64)
             rc = WC_ENOMEM;
@@ -797,8 +798,8 @@ wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
         memcpy(u->prefix, key, klen);
         u->prefix_len = plen;
     }
-    u->key_b64 = wc_b64_encode(key, klen);
-    u->end_b64 = end ? wc_b64_encode(end, elen) : NULL;
+    u->key_b64 = wc_b64_encode(key, klen, WC_B64_STD);
+    u->end_b64 = end ? wc_b64_encode(end, elen, WC_B64_STD) : NULL;
     free(end);
     u->page = o->page_size ? o->page_size : PAGE_DEFAULT;
     pthread_mutex_init(&u->token_mu, NULL);

@@ -1,5 +1,6 @@
 /* etcd's JSON gateway wire; see wire.h. */
 #include "wire.h"
+#include "wcached/b64.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -67,73 +68,18 @@ bool wc_linebuf_next(wc_linebuf *lb, const char **line, size_t *len)
 
 /* ---- encodings ------------------------------------------------------------------------ */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
 int wc_b64_decode(const char *s, size_t n, char **out, size_t *out_len)
 {
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return WC_EPROTO;
     char *buf = malloc(n / 4 * 3 + 3);
     if (!buf)
         return WC_ENOMEM;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_value((unsigned char)s[i]);
-        if (v < 0) {
-            free(buf);
-            return WC_EPROTO;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[o++] = (char)((acc >> bits) & 0xff);
-        }
+    if (wc_b64_decode_to(s, n, buf, out_len, WC_B64_STD) != 0) {
+        free(buf);
+        return WC_EPROTO;
     }
-    buf[o] = '\0';
+    buf[*out_len] = '\0';
     *out = buf;
-    *out_len = o;
     return 0;
-}
-
-char *wc_b64_encode(const char *s, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)u[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)u[i + 1] << 8;
-        if (i + 2 < n)
-            v |= u[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? tab[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
 }
 
 size_t wc_etcd_range_end(const char *prefix, size_t n, char *out)

@@ -36,11 +36,9 @@ bool wc_linebuf_next(wc_linebuf *lb, const char **line, size_t *len);
 
 /* ---- encodings ------------------------------------------------------------------------ */
 
-/* Decodes standard base64 (padding optional) into a new buffer with a NUL after it.
+/* Decodes etcd's base64 (wcached/b64.h, standard kind) into a new buffer with a NUL after it.
  * 0, WC_EPROTO for a bad character or length, or WC_ENOMEM. */
 int wc_b64_decode(const char *s, size_t n, char **out, size_t *out_len);
-/* Encodes into a new NUL-terminated string, or NULL. */
-char *wc_b64_encode(const char *s, size_t n);
 
 /* The range_end of a prefix as etcd computes it (the prefix with its last byte below 0xff
  * incremented, trailing 0xff dropped; "\0", meaning "to the end", when nothing is left).
