@@ -44,6 +44,7 @@ typedef struct options {
     char *log_level;
     char *slow_budget;
     char *http_threads;
+    char *coalesce;
     char *cacert, *cert, *key, *user, *password, *password_file;
     char *resources[MAX_RESOURCES];
     size_t n_resources;
@@ -81,6 +82,8 @@ static const char usage_text[] =
     "  --resource SPEC                add a Kubernetes resource, [GROUP/]VERSION/PLURAL=Kind\n"
     "                                 [:PATH][:cluster|:namespaced]; repeatable\n"
     "  --http-threads N               HTTP event-loop threads (default 1)\n"
+    "  --coalesce-ms MS               gather a reader's events for up to MS before sending them,\n"
+    "                                 trading that much latency for fewer sends (default 0)\n"
     "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https endpoints)\n"
     "  --etcd-cert FILE, --etcd-key FILE\n"
     "                                 client certificate and key (PEM) for etcd's\n"
@@ -187,6 +190,7 @@ static int parse_options(int argc, char **argv, options *o, bool *done)
         {"log-level", &o->log_level},
         {"slow-reader-budget", &o->slow_budget},
         {"http-threads", &o->http_threads},
+        {"coalesce-ms", &o->coalesce},
         {"etcd-cacert", &o->cacert},
         {"etcd-cert", &o->cert},
         {"etcd-key", &o->key},
@@ -474,6 +478,9 @@ int main(int argc, char **argv)
     if (o.slow_budget && !parse_num(o.slow_budget, 1, 3600000, &budget))
         return fail_usage("--slow-reader-budget: '%s' is not milliseconds from 1 to 3600000",
                           o.slow_budget);
+    long long coalesce = 0;
+    if (o.coalesce && !parse_num(o.coalesce, 0, 1000, &coalesce))
+        return fail_usage("--coalesce-ms: '%s' is not milliseconds from 0 to 1000", o.coalesce);
     if (o.http_threads && !parse_num(o.http_threads, 1, 64, &threads))
         return fail_usage("--http-threads: '%s' is not a number from 1 to 64", o.http_threads);
     if (o.index_field && *o.index_field && !valid_field_path(o.index_field))
@@ -574,6 +581,7 @@ int main(int argc, char **argv)
     ho.hook = hook;
     ho.resources = resources;
     ho.threads = (unsigned)threads;
+    ho.coalesce_ms = coalesce;
     ho.cb_arg = &d;
     ho.ready = http_ready;
     ho.current_rev = http_current_rev;

@@ -584,3 +584,22 @@ Test(daemon, bad_flags_exit_2_with_one_line)
     snprintf(cmd, sizeof(cmd), "WCACHED_LISTEN=bad %s --listen 127.0.0.1:x >/dev/null 2>&1", bin);
     cr_assert_eq(WEXITSTATUS(system(cmd)), 2);
 }
+
+Test(daemon, coalesced_sends_keep_every_event_in_order)
+{
+    const char *args[] = {"--coalesce-ms", "20", NULL};
+    start(args);
+    int64_t rv = put("/co/seed", "0");
+    char path[96];
+    snprintf(path, sizeof(path), "/keys/co/?watch=1&resourceVersion=%" PRId64, rv);
+    wc_test_watch *w = wc_test_watch_open(daemon_.base, path);
+    cr_assert_not_null(w);
+    int64_t revs[30];
+    for (int i = 0; i < 30; i++)
+        revs[i] = put("/co/k", "v");
+    json_t **evs = read_events(w, 30);
+    for (int i = 0; i < 30; i++)
+        cr_assert_eq(wc_test_ev_rv(evs[i]), revs[i], "event %d", i);
+    free_events(evs, 30);
+    wc_test_watch_close(w);
+}
