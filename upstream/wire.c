@@ -54,6 +54,8 @@ int wc_linebuf_feed(wc_linebuf *lb, const char *data, size_t n)
 
 bool wc_linebuf_next(wc_linebuf *lb, const char **line, size_t *len)
 {
+    if (!lb->buf)
+        return false;
     char *start = lb->buf + lb->off;
     char *nl = lb->len > lb->off ? memchr(start, '\n', lb->len - lb->off) : NULL;
     if (!nl)

@@ -231,3 +231,15 @@ Test(wire, range_end_of_a_prefix)
     cr_assert_eq(wc_etcd_range_end("\xff\xff", 2, out), 1);
     cr_assert_eq(out[0], '\0', "all 0xff: to the end of the keyspace");
 }
+
+Test(wire, an_empty_line_buffer_has_no_line)
+{
+    wc_linebuf lb;
+    wc_linebuf_init(&lb, 100);
+    const char *line;
+    size_t len;
+    cr_assert_not(wc_linebuf_next(&lb, &line, &len), "found by fuzz_etcd_wire");
+    cr_assert_eq(wc_linebuf_feed(&lb, "", 0), 0);
+    cr_assert_not(wc_linebuf_next(&lb, &line, &len));
+    wc_linebuf_free(&lb);
+}
