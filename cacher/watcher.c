@@ -110,11 +110,6 @@ static void frame_bookmark(wc_watcher *w, int64_t rev, bool initial_end)
 static int refill(wc_watcher *w)
 {
     w->res_n = w->res_i = w->res_off = 0;
-    if (w->res_cap > 4 * WC_BATCH) {
-        free(w->res);
-        w->res = NULL;
-        w->res_cap = 0;
-    }
     for (;;) {
         /* 1. The initial state. */
         if (w->init_i < w->init_n) {
@@ -184,6 +179,13 @@ static int refill(wc_watcher *w)
         if (n == 0 && !bookmark) {
             if (state == WC_W_ENDED)
                 return WC_EOF;
+            /* Going idle: an idle stream should cost little, so give back the room a burst
+             * (initial state, catch-up) took; a steady stream keeps its small array. */
+            if (w->res_cap > 16) {
+                free(w->res);
+                w->res = NULL;
+                w->res_cap = 0;
+            }
             return 0;
         }
         if (res_reserve(w, n + 1) != 0) {
