@@ -101,31 +101,12 @@ size_t wc_etcd_range_end(const char *prefix, size_t n, char *out)
 
 /* ---- responses ------------------------------------------------------------------------ */
 
-/* An int64 as the gateway sends it: a decimal string, or (tolerated) a JSON integer. Absent
- * means 0. */
-static int get_int64(json_t *obj, const char *name, int64_t *out)
-{
-    json_t *v = json_object_get(obj, name);
-    *out = 0;
-    if (!v)
-        return 0;
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return 0;
-    }
-    if (!json_is_string(v))
-        return WC_EPROTO;
-    const char *s = json_string_value(v);
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end)
-        return WC_EPROTO;
-    *out = x;
-    return 0;
-}
-
-static int get_uint64(json_t *obj, const char *name, uint64_t *out)
+/*
+ * A 64-bit number as the gateway sends it: a decimal string, or (tolerated) a JSON integer.
+ * Absent means 0. Signed fields (revisions) and unsigned ones (cluster and member IDs, which
+ * use all 64 bits) share the parsing; the unsigned kind refuses a sign.
+ */
+static int get_number(json_t *obj, const char *name, bool is_signed, uint64_t *out)
 {
     json_t *v = json_object_get(obj, name);
     *out = 0;
@@ -140,11 +121,26 @@ static int get_uint64(json_t *obj, const char *name, uint64_t *out)
     const char *s = json_string_value(v);
     char *end = NULL;
     errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || end == s || *end || *s == '-')
+    if (is_signed)
+        *out = (uint64_t)strtoll(s, &end, 10);
+    else
+        *out = strtoull(s, &end, 10);
+    if (errno || end == s || *end || (!is_signed && *s == '-'))
         return WC_EPROTO;
-    *out = x;
     return 0;
+}
+
+static int get_int64(json_t *obj, const char *name, int64_t *out)
+{
+    uint64_t u;
+    int rc = get_number(obj, name, true, &u);
+    *out = (int64_t)u;
+    return rc;
+}
+
+static int get_uint64(json_t *obj, const char *name, uint64_t *out)
+{
+    return get_number(obj, name, false, out);
 }
 
 static int parse_header(json_t *h, wc_wire_header *out)

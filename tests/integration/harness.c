@@ -1,5 +1,6 @@
 /* The daemon harness; see harness.h. */
 #include "harness.h"
+#include "etcd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -306,27 +307,6 @@ const char *wc_test_ev_key(json_t *ev)
     return json_string_value(k);
 }
 
-static char *b64(const char *s)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(s);
-    char *out = malloc((n + 2) / 3 * 4 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned char)s[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned char)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)s[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? tab[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
 static char *unb64(const char *s)
 {
     size_t n = strlen(s);
@@ -358,7 +338,7 @@ int wc_test_etcd_history(const char *client_url, const char *prefix, int64_t fro
     /* range_end: the prefix with its last byte incremented. */
     char *end = strdup(prefix);
     end[strlen(end) - 1]++;
-    char *k = b64(prefix), *e = b64(end);
+    char *k = wc_test_b64(prefix), *e = wc_test_b64(end);
     char body[512];
     snprintf(
         body, sizeof(body),

@@ -329,7 +329,7 @@ const char *wc_test_etcd_client_url(struct wc_test_etcd *e, int i)
     return e->client_url[i];
 }
 
-static char *b64(const char *s)
+char *wc_test_b64(const char *s)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t n = strlen(s), o = 0;
@@ -368,7 +368,7 @@ static int64_t write_any(struct wc_test_etcd *e, const char *path, const char *b
 
 int wc_test_etcd_put(struct wc_test_etcd *e, const char *key, const char *value, int64_t *rev)
 {
-    char *k = b64(key), *v = b64(value);
+    char *k = wc_test_b64(key), *v = wc_test_b64(value);
     char *body = malloc(strlen(k) + strlen(v) + 64);
     sprintf(body, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
     int64_t r = write_any(e, "/v3/kv/put", body);
@@ -382,7 +382,7 @@ int wc_test_etcd_put(struct wc_test_etcd *e, const char *key, const char *value,
 
 int wc_test_etcd_delete(struct wc_test_etcd *e, const char *key, int64_t *rev)
 {
-    char *k = b64(key);
+    char *k = wc_test_b64(key);
     char *body = malloc(strlen(k) + 32);
     sprintf(body, "{\"key\":\"%s\"}", k);
     int64_t r = write_any(e, "/v3/kv/deleterange", body);

@@ -50,6 +50,10 @@ int wc_test_etcd_replace_cluster(struct wc_test_etcd *e);
 
 const char *wc_test_etcd_client_url(struct wc_test_etcd *e, int i);
 
+/* Standard base64 of a NUL-terminated string, in a new string (the tests' own copy: this
+ * library is built without sanitizers to drive a TSan daemon). */
+char *wc_test_b64(const char *s);
+
 /* Writes through the JSON gateway of the first live member; *rev gets the write's revision.
  * 0 or -1. */
 int wc_test_etcd_put(struct wc_test_etcd *e, const char *key, const char *value, int64_t *rev);
