@@ -984,21 +984,22 @@ static char *blocking_request(const struct sockaddr_in *sa, const char *req, siz
     return s.p;
 }
 
-/* The resourceVersion of the readers' (empty) range, from a one-item list: they watch from it,
- * so that wcached sends no initial state and makes no consistent read per watch. */
+/* The resourceVersion of the readers' (empty) range, from a one-item list at RV=0 (no
+ * consistent read, so no request reaches etcd for it): they watch from it, so that wcached
+ * sends no initial state and makes no consistent read per watch. */
 static int64_t wcached_list_rv(void)
 {
     char req[512];
     int n;
     if (O.wl == WL_SELECTIVE)
         n = snprintf(req, sizeof(req),
-                     "GET /api/v1/namespaces/%s/pods?limit=1 HTTP/1.1\r\nHost: %s\r\n"
+                     "GET /api/v1/namespaces/%s/pods?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: %s\r\n"
                      "Connection: close\r\n\r\n",
                      O.run, O.server_host);
     else
         n = snprintf(
             req, sizeof(req),
-            "GET /keys/bench/%s/?limit=1 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", O.run,
+            "GET /keys/bench/%s/?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", O.run,
             O.server_host);
     int status;
     char *body = blocking_request(&O.server, req, (size_t)n, &status);

@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# The benchmark: wcached against etcd direct and nchan, side by side in one run, on workloads
+# W1-W6 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the same run.
+#
+#   bench/bench.sh [--quick] [--only W1,W2,...] [--out DIR]
+#
+# Installs what is missing (Debian), builds a release, starts a throw-away etcd (data dir in
+# /dev/shm, so fsync is cheap for every peer alike), wcached in front of it and nginx with nchan,
+# all on free loopback ports; drives them with build/release/bench/wcload; writes DIR/results.txt
+# (one RESULT line per run), DIR/report.md (the tables and the TARGETS ratios) and the plots
+# DIR/latency.png and DIR/cpu.png. --quick runs every workload small (a few minutes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+quick=0
+only=W1,W2,W3,W4,W5,W6
+out=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) quick=1 ;;
+    --only) only=${2:?--only needs a list}; shift ;;
+    --out) out=${2:?--out needs a directory}; shift ;;
+    *) echo "usage: bench/bench.sh [--quick] [--only W1,W2,...] [--out DIR]" >&2; exit 2 ;;
+    esac
+    shift
+done
+out=${out:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+want() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
+# --- what the benchmark needs -------------------------------------------------------------
+missing=()
+for pkg in $(grep -v '^#' .ci/packages) nginx-light libnginx-mod-nchan iperf3 gnuplot-nox; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+        missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing: ${missing[*]}"
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+echo "== building (release)"
+[ -f build/release/build.ninja ] || meson setup build/release --buildtype=release >/dev/null
+ninja -C build/release >/dev/null
+wcload=$root/build/release/bench/wcload
+wcached=$root/build/release/daemon/wcached
+ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -ge 10300 ] || echo "warning: open files limited to $(ulimit -n): 10,000 readers will not fit"
+
+# --- the servers ----------------------------------------------------------------------------
+tmp=$(mktemp -d /dev/shm/wcbench.XXXXXX)
+pids=()
+cleanup() {
+    trap - EXIT INT TERM
+    [ -f "$tmp/nginx/nginx.pid" ] && kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    local p=$1
+    while ss -Hltn "sport = :$p" | grep -q . || ss -Hltn "sport = :$((p + 1))" | grep -q .; do
+        p=$((p + 2))
+    done
+    echo "$p"
+}
+etcd_port=$(free_port 32379)
+wc_port=$(free_port 38080)
+nchan_port=$(free_port 38090)
+iperf_port=$(free_port 38201)
+ETCD=127.0.0.1:$etcd_port WC=127.0.0.1:$wc_port NCHAN=127.0.0.1:$nchan_port
+
+echo "== etcd on $ETCD, wcached on $WC, nchan on $NCHAN; results in $out"
+etcd --name bench --data-dir "$tmp/etcd" \
+    --listen-client-urls "http://$ETCD" --advertise-client-urls "http://$ETCD" \
+    --listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
+    --initial-cluster "bench=http://127.0.0.1:$((etcd_port + 1))" \
+    --quota-backend-bytes 8589934592 --log-level error >"$tmp/etcd.log" 2>&1 &
+etcd_pid=$!
+pids+=("$etcd_pid")
+for _ in $(seq 100); do curl -fs "http://$ETCD/health" >/dev/null && break; sleep 0.1; done
+
+# wcached as the benchmark runs it: two HTTP threads (the machine has two cores) and 5 ms send
+# coalescing (several events per send under load); see docs/BENCHMARKS.md.
+WCACHED_FLAGS=${WCACHED_FLAGS:---http-threads 2 --coalesce-ms 5}
+wc_pid=
+start_wcached() {
+    [ -n "$wc_pid" ] && kill "$wc_pid" 2>/dev/null && wait "$wc_pid" 2>/dev/null
+    local t0
+    t0=$(date +%s%N)
+    # shellcheck disable=SC2086
+    "$wcached" --etcd-endpoints "http://$ETCD" --listen "$WC" --index-field spec.nodeName \
+        $WCACHED_FLAGS >>"$tmp/wcached.log" 2>&1 &
+    wc_pid=$!
+    pids+=("$wc_pid")
+    for _ in $(seq 600); do curl -fs "http://$WC/readyz" >/dev/null && break; sleep 0.01; done
+    wc_ready_ms=$((($(date +%s%N) - t0) / 1000000))
+}
+start_wcached
+
+mkdir -p "$tmp/nginx"
+sed -e "s|@DIR@|$tmp/nginx|g" -e "s|@PORT@|$nchan_port|g" bench/nchan.conf.in >"$tmp/nginx/nginx.conf"
+nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log"
+for _ in $(seq 50); do [ -s "$tmp/nginx/nginx.pid" ] && break; sleep 0.1; done
+sleep 0.3
+nginx_pids() { # the workers: they do the fan-out
+    pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | awk '{printf "--pid nginx%d=%s ", NR, $1}'
+}
+
+# --- the machine and the wire ---------------------------------------------------------------
+{
+    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "cores=$(nproc)"
+    echo "memory_gib=$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
+    echo "kernel=$(uname -r)"
+    echo "etcd=$(etcd --version | head -1)"
+    echo "nginx=$(nginx -v 2>&1)"
+    echo "nchan=$(dpkg-query -W -f='${Version}' libnginx-mod-nchan)"
+    echo "wcached=$(git describe --always --dirty 2>/dev/null || echo unknown) flags: $WCACHED_FLAGS"
+    echo "quick=$quick"
+} >"$out/machine.txt"
+iperf3 -s -1 -p "$iperf_port" >/dev/null 2>&1 &
+sleep 0.5
+gbit=$(iperf3 -c 127.0.0.1 -p "$iperf_port" -t 3 -f g | awk '/receiver/ {print $(NF-2)}')
+echo "loopback_gbit=$gbit" >>"$out/machine.txt"
+echo "== loopback: $gbit Gbit/s (iperf3, one stream)"
+
+# --- the runs ---------------------------------------------------------------------------------
+results=$out/results.txt
+: >"$results"
+runid() { echo "$1-$2-$3-$RANDOM$RANDOM" | tr 'A-Z' 'a-z'; }
+peer_args() {
+    case $1 in
+    wcached) echo "--server $WC --etcd $ETCD --pid wcached=$wc_pid --pid etcd=$etcd_pid" ;;
+    etcd) echo "--server $ETCD --etcd $ETCD --pid etcd=$etcd_pid" ;;
+    nchan) echo "--server $NCHAN $(nginx_pids)" ;;
+    esac
+}
+# load TAG PEER ARGS...: one wcload run, its RESULT line tagged and kept
+load() {
+    local tag=$1 peer=$2
+    shift 2
+    local line
+    # shellcheck disable=SC2046
+    if line=$("$wcload" --peer "$peer" $(peer_args "$peer") --run "$(runid "$tag" "$peer" "$$")" "$@" |
+        grep '^RESULT'); then
+        echo "$tag ${line#RESULT }" | tee -a "$results" | cut -c1-160
+    else
+        echo "$tag peer=$peer failed=1" | tee -a "$results"
+    fi
+}
+# metric URL NAME: the value of NAME (or the sum of the series starting with NAME, when NAME
+# carries labels)
+metric() {
+    curl -fs "$1" | awk -v m="$2" '(index(m, "{") ? index($0, m) == 1 : $1 == m) {s += $NF}
+        END {print s + 0}'
+}
+wc_metric() { metric "http://$WC/metrics" "$1"; }
+etcd_metric() { metric "http://$ETCD/metrics" "$1"; }
+
+peers="wcached etcd nchan"
+if [ $quick = 1 ]; then
+    w1_readers="50 200" w1_events=2000 w2_readers=2000 w3_small=500 w3_big=2000 w3_nodes=100
+    w3_events=2000 w4_readers=1000 w4_events=2000 w5_keys=20000 w6_readers=200
+else
+    w1_readers="100 300 1000" w1_events=10000 w2_readers=10000 w3_small=1000 w3_big=10000
+    w3_nodes=1000 w3_events=5000 w4_readers=10000 w4_events=4000 w5_keys=100000 w6_readers=1000
+fi
+# etcd direct cannot keep 1,000 events/s to many readers (the writer waits for it): fewer events
+# keep its runs short; every figure is per delivery or per event, so the counts need not match.
+etcd_events() { echo $(($1 / 4)); }
+
+if want W2; then
+    echo "== W2: idle streams"
+    start_wcached # a fresh process: no memory freed by earlier runs to hide the streams' cost
+    for p in $peers; do
+        if [ "$p" = wcached ]; then
+            # etcd's watcher count while wcached holds every stream: it should stay 1
+            load W2 "$p" --workload idle --readers "$w2_readers" --hold 5 &
+            for _ in $(seq 300); do
+                [ "$(wc_metric wcached_http_streams)" -ge "$w2_readers" ] && break
+                sleep 0.1
+            done
+            during=$(etcd_metric etcd_debugging_mvcc_watcher_total)
+            wait $!
+            echo "W2x peer=wcached etcd_watchers=$during" >>"$results"
+        else
+            load W2 "$p" --workload idle --readers "$w2_readers" --hold 3
+        fi
+    done
+fi
+
+if want W1; then
+    echo "== W1: fan-out, 1,000 events/s"
+    for n in $w1_readers; do
+        for p in $peers; do
+            ev=$w1_events
+            [ "$p" = etcd ] && ev=$(etcd_events "$w1_events")
+            load W1 "$p" --workload fanout --readers "$n" --events "$ev" --rate 1000
+        done
+    done
+fi
+
+if want W3; then
+    echo "== W3: selective, $w3_nodes nodes"
+    for n in $w3_small $w3_big; do
+        for p in $peers; do
+            load W3 "$p" --workload selective --readers "$n" --nodes "$w3_nodes" \
+                --events "$w3_events" --rate 1000
+        done
+    done
+fi
+
+if want W6; then
+    echo "== W6: one slow reader among the fast ones"
+    for p in $peers; do
+        ev=$w1_events
+        [ "$p" = etcd ] && ev=$(etcd_events "$w1_events")
+        slow0=$( [ "$p" = wcached ] && wc_metric 'wcached_watchers_terminated_total{reason="slow"}' || echo 0)
+        load W6 "$p" --workload slow --readers "$w6_readers" --slow 1 --events "$ev" --rate 1000
+        if [ "$p" = wcached ]; then
+            echo "W6x peer=wcached slow_terminated=$(($(wc_metric 'wcached_watchers_terminated_total{reason="slow"}') - slow0))" >>"$results"
+        fi
+    done
+fi
+
+if want W4; then
+    echo "== W4: reconnect storm"
+    for p in $peers; do
+        r0=$(etcd_metric 'grpc_server_started_total{grpc_method="Range"')
+        w0=$(etcd_metric 'grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch"')
+        load W4 "$p" --workload storm --readers "$w4_readers" --events "$w4_events" --rate 1000
+        r1=$(etcd_metric 'grpc_server_started_total{grpc_method="Range"')
+        w1=$(etcd_metric 'grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch"')
+        echo "W4x peer=$p etcd_ranges=$((r1 - r0)) etcd_watches=$((w1 - w0))" >>"$results"
+    done
+fi
+
+if want W5; then
+    echo "== W5: cold start and big lists, $w5_keys keys"
+    run=$(runid w5 all $$)
+    "$wcload" --peer etcd --workload load --etcd "$ETCD" --run "$run" --keys "$w5_keys" >/dev/null
+    start_wcached
+    # median of 5 of curl's total time, in ms
+    timed() {
+        for _ in 1 2 3 4 5; do curl -fs -o /dev/null -w '%{time_total}\n' "$@"; done |
+            sort -n | sed -n 3p | awk '{printf "%.1f", $1 * 1000}'
+    }
+    b64() { printf '%s' "$1" | base64 -w0; }
+    end=$(b64 "/bench/${run}0")
+    key=$(b64 "/bench/$run/")
+    etcd_all='{"key":"'$key'","range_end":"'$end'"}'
+    etcd_page='{"key":"'$key'","range_end":"'$end'","limit":"500"}'
+    echo "W5 peer=wcached keys=$w5_keys ready_ms=$wc_ready_ms list_ms=$(timed "http://$WC/keys/bench/$run/") page_ms=$(timed "http://$WC/keys/bench/$run/?limit=500") list_rv0_ms=$(timed "http://$WC/keys/bench/$run/?resourceVersion=0") rss_wcached_kib=$(awk '/VmRSS/ {print $2}' /proc/$wc_pid/status)" | tee -a "$results"
+    echo "W5 peer=etcd keys=$w5_keys ready_ms=- list_ms=$(timed -X POST "http://$ETCD/v3/kv/range" -d "$etcd_all") page_ms=$(timed -X POST "http://$ETCD/v3/kv/range" -d "$etcd_page") list_rv0_ms=- rss_etcd_kib=$(awk '/VmRSS/ {print $2}' /proc/$etcd_pid/status)" | tee -a "$results"
+    echo "W5 peer=nchan keys=$w5_keys ready_ms=- list_ms=- page_ms=- list_rv0_ms=- (no storage)" | tee -a "$results"
+fi
+
+cp "$tmp/wcached.log" "$out/wcached.log" 2>/dev/null || true
+bench/report.sh "$out"

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# Turns a benchmark's DIR/results.txt and DIR/machine.txt into DIR/report.md (the tables per
+# workload and the TARGETS table with the same-run ratios) and the plots DIR/latency.png and
+# DIR/cpu.png. bench/bench.sh calls it; it can be run again on a kept results directory.
+#
+#   bench/report.sh DIR
+set -euo pipefail
+dir=${1:?usage: bench/report.sh DIR}
+[ -f "$dir/results.txt" ] || { echo "report: no $dir/results.txt" >&2; exit 2; }
+
+awk -v dir="$dir" '
+function num(v) { return (v == "" || v == "-") ? -1 : v + 0 }
+function f1(v) { return v < 0 ? "-" : sprintf("%.1f", v) }
+function f2(v) { return v < 0 ? "-" : sprintf("%.2f", v) }
+function f0(v) { return v < 0 ? "-" : sprintf("%.0f", v) }
+function ms(us) { return us < 0 ? "-" : sprintf("%.1f", us / 1000) }
+function ratio(a, b) { return (a < 0 || b <= 0) ? "-" : sprintf("%.2f", a / b) }
+function yes(c) { return c ? "yes" : "**no**" }
+function yn(c) { return c ? "yes" : "no" }
+function pct(a, b) { return (a < 0 || b <= 0) ? "-" : sprintf("%.1f", a / b * 100) }
+# the sum of the fields of run k whose names start with prefix and end with suffix; -1: none
+function sum(k, prefix, suffix,   ns, c, i, nm, s, any) {
+    s = 0; any = 0; c = split(NAMES[k], ns, " ")
+    for (i = 1; i <= c; i++) {
+        nm = ns[i]
+        if (index(nm, prefix) == 1 && substr(nm, length(nm) - length(suffix) + 1) == suffix &&
+            F[k, nm] != "-") { s += F[k, nm]; any = 1 }
+    }
+    return any ? s : -1
+}
+function get(k, name) { return ((k, name) in F) ? num(F[k, name]) : -1 }
+
+FILENAME ~ /machine.txt$/ { i = index($0, "="); M[substr($0, 1, i - 1)] = substr($0, i + 1); next }
+{
+    tag = $1; peer = ""; readers = ""
+    for (i = 2; i <= NF; i++) {
+        j = index($i, "="); if (!j) continue
+        name = substr($i, 1, j - 1); val = substr($i, j + 1)
+        if (name == "peer") peer = val
+        if (name == "readers") readers = val
+        kv[name] = val
+    }
+    k = tag SUBSEP peer SUBSEP readers
+    if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    for (name in kv) { F[k, name] = kv[name]; NAMES[k] = NAMES[k] " " name }
+    delete kv
+    if (tag == "W1") { R1[readers] = 1 }
+    if (tag == "W3") { R3[readers] = 1 }
+}
+END {
+    out = dir "/report.md"
+    loop_mbs = num(M["loopback_gbit"]) * 1000 / 8
+    print "# wcached benchmark" > out
+    print "" > out
+    printf "Machine: %s, %s cores, %s GiB, kernel %s. %s; %s; nchan %s. wcached %s.\n",
+        M["cpu"], M["cores"], M["memory_gib"], M["kernel"], M["etcd"], M["nginx"], M["nchan"],
+        M["wcached"] > out
+    printf "Run %s%s. Loopback bandwidth (iperf3, one stream, same run): %s Gbit/s.\n\n",
+        M["date"], (M["quick"] == 1 ? " (--quick)" : ""), M["loopback_gbit"] > out
+    print "Server CPU counts wcached and etcd for wcached, etcd for etcd direct, the nginx workers for nchan." > out
+    print "Latency: put acknowledged -> line parsed by the reader (0 when the line came first)." > out
+    print "" > out
+
+    # W1 ---------------------------------------------------------------------------------------
+    nr = 0; for (r in R1) rs[++nr] = r + 0
+    asort_n(rs, nr)
+    if (nr) {
+        print "## W1 fan-out (every reader watches the whole prefix; writer asked 1,000 events/s)\n" > out
+        print "| readers | peer | events/s done | deliveries (in order / asked) | complete readers | re-watches | p50 ms | p99 ms | max ms | server CPU s | CPU s per M deliveries | of which wcached | MB/s delivered | % of loopback |" > out
+        print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" > out
+        for (i = 1; i <= nr; i++) for (pi = 1; pi <= 3; pi++) {
+            p = P[pi]; k = "W1" SUBSEP p SUBSEP rs[i]
+            if (!(k in seen)) continue
+            cpu = sum(k, "cpu_", "_s"); d = get(k, "deliveries")
+            per = (cpu >= 0 && d > 0) ? cpu / d * 1e6 : -1
+            mbs = get(k, "wall_s") > 0 ? get(k, "bytes") / get(k, "wall_s") / 1e6 : -1
+            W1cpu[p, rs[i]] = per; W1p99[p, rs[i]] = get(k, "lat_p99_us"); W1mbs[p, rs[i]] = mbs
+            own = (p == "wcached" && d > 0) ? get(k, "cpu_wcached_s") / d * 1e6 : -1
+            printf "| %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                rs[i], p, f0(get(k, "rate_done")), f0(d), f0(get(k, "deliveries_expected")),
+                f0(get(k, "complete")), rs[i], f0(get(k, "rewatches")), ms(get(k, "lat_p50_us")),
+                ms(get(k, "lat_p99_us")), ms(get(k, "lat_max_us")), f2(cpu), f2(per), f2(own), f0(mbs),
+                pct(mbs, loop_mbs) > out
+            printf "%s %s %s %s %s\n", rs[i], p, get(k, "lat_p50_us") / 1000,
+                get(k, "lat_p99_us") / 1000, per > dir "/w1.dat"
+        }
+        print "" > out
+        top = rs[nr]
+    }
+
+    # W2 ---------------------------------------------------------------------------------------
+    any = 0
+    for (pi = 1; pi <= 3; pi++) {
+        p = P[pi]
+        for (j = 1; j <= n; j++) {
+            split(order[j], o, SUBSEP); if (o[1] != "W2" || o[2] != p) continue
+            k = order[j]
+            if (!any) {
+                print "## W2 idle streams\n" > out
+                print "| peer | streams | all accepted in ms | server RSS before MiB | after MiB | KiB per stream |" > out
+                print "|---|---|---|---|---|---|" > out
+                any = 1
+            }
+            # wcached: its own RSS (the streams live there); etcd direct: etcd; nchan: the workers
+            pre = p == "wcached" ? "rss_wcached" : p == "etcd" ? "rss_etcd" : "rss_nginx"
+            a = sum(k, pre, "_kib"); pre0 = p == "wcached" ? "rss0_wcached" : p == "etcd" ? "rss0_etcd" : "rss0_nginx"
+            b = sum(k, pre0, "_kib")
+            per = (a >= 0 && b >= 0 && o[3] > 0) ? (a - b) / o[3] : -1
+            W2kib[p] = per; W2ms[p] = get(k, "connect_ms"); W2n = o[3]
+            printf "| %s | %s | %s | %s | %s | %s |\n", p, o[3], f0(get(k, "connect_ms")),
+                f1(b / 1024), f1(a / 1024), f2(per) > out
+        }
+    }
+    if (any) {
+        kx = "W2x" SUBSEP "wcached" SUBSEP ""
+        W2w = get(kx, "etcd_watchers")
+        printf "\netcd watchers while wcached held the streams: %s.\n\n", f0(W2w) > out
+    }
+
+    # W3 ---------------------------------------------------------------------------------------
+    nr3 = 0; for (r in R3) r3[++nr3] = r + 0
+    asort_n(r3, nr3)
+    if (nr3) {
+        print "## W3 selective (fieldSelector=spec.nodeName=node-i; etcd direct: a key prefix per node; nchan: a channel per node)\n" > out
+        print "| readers | peer | events/s done | deliveries (in order / asked) | complete readers | p99 ms | server CPU s | wcached CPU us per upstream event | server CPU us per upstream event |" > out
+        print "|---|---|---|---|---|---|---|---|---|" > out
+        for (i = 1; i <= nr3; i++) for (pi = 1; pi <= 3; pi++) {
+            p = P[pi]; k = "W3" SUBSEP p SUBSEP r3[i]
+            if (!(k in seen)) continue
+            cpu = sum(k, "cpu_", "_s"); ev = get(k, "events")
+            wc = p == "wcached" ? get(k, "cpu_wcached_s") / ev * 1e6 : -1
+            W3wc[p, r3[i]] = wc; W3all[p, r3[i]] = ev > 0 ? cpu / ev * 1e6 : -1
+            printf "| %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s |\n", r3[i], p,
+                f0(get(k, "rate_done")), f0(get(k, "deliveries")), f0(get(k, "deliveries_expected")),
+                f0(get(k, "complete")), r3[i], ms(get(k, "lat_p99_us")), f2(cpu), f0(wc),
+                f0(W3all[p, r3[i]]) > out
+        }
+        print "" > out
+    }
+
+    # W4 ---------------------------------------------------------------------------------------
+    any = 0
+    for (pi = 1; pi <= 3; pi++) {
+        p = P[pi]
+        for (j = 1; j <= n; j++) {
+            split(order[j], o, SUBSEP); if (o[1] != "W4" || o[2] != p) continue
+            k = order[j]; kx = "W4x" SUBSEP p SUBSEP ""
+            if (!any) {
+                print "## W4 reconnect storm (every reader drops, events are written, all re-watch at once from their last position)\n" > out
+                print "| peer | readers | all caught up in ms | deliveries (in order / asked) | server CPU s in the storm | requests that reached etcd (range / watch) |" > out
+                print "|---|---|---|---|---|---|" > out
+                any = 1
+            }
+            W4ms[p] = get(k, "catchup_ms"); W4r[p] = get(kx, "etcd_ranges"); W4w[p] = get(kx, "etcd_watches")
+            printf "| %s | %s | %s | %s / %s | %s | %s / %s |\n", p, o[3], f0(W4ms[p]),
+                f0(get(k, "deliveries")), f0(get(k, "deliveries_expected")),
+                f2(sum(k, "cpu_", "_s")), f0(W4r[p]), f0(W4w[p]) > out
+        }
+    }
+    if (any) print "\nnchan resumes EventSource subscribers from Last-Event-ID; etcd direct readers re-watch from their last revision + 1.\n" > out
+
+    # W5 ---------------------------------------------------------------------------------------
+    any = 0
+    for (pi = 1; pi <= 3; pi++) {
+        p = P[pi]; k = "W5" SUBSEP p SUBSEP ""
+        if (!(k in seen)) continue
+        if (!any) {
+            print "## W5 cold start and big lists (keys of ~1 KiB; median of 5)\n" > out
+            print "| peer | keys | ready ms | unpaged list ms | unpaged list, RV=0, ms | 500-item page ms |" > out
+            print "|---|---|---|---|---|---|" > out
+            any = 1
+        }
+        W5ready[p] = get(k, "ready_ms"); W5list[p] = get(k, "list_ms"); W5page[p] = get(k, "page_ms")
+        W5keys = get(k, "keys")
+        printf "| %s | %s | %s | %s | %s | %s |\n", p, f0(W5keys), f0(W5ready[p]), f1(W5list[p]),
+            f1(get(k, "list_rv0_ms")), f2(W5page[p]) > out
+    }
+    if (any) print "" > out
+
+    # W6 ---------------------------------------------------------------------------------------
+    any = 0
+    for (pi = 1; pi <= 3; pi++) {
+        p = P[pi]
+        for (j = 1; j <= n; j++) {
+            split(order[j], o, SUBSEP); if (o[1] != "W6" || o[2] != p) continue
+            k = order[j]
+            if (!any) {
+                print "## W6 one slow reader (1 byte/s) among the fast ones\n" > out
+                print "| peer | fast readers | events/s done | fast p99 ms | W1 p99 ms, same readers | ratio | fast readers complete | slow stream ended by the server |" > out
+                print "|---|---|---|---|---|---|---|---|" > out
+                any = 1
+            }
+            W6p99[p] = get(k, "lat_p99_us"); W6n = o[3]
+            ended = p == "wcached" ? get("W6x" SUBSEP p SUBSEP "", "slow_terminated") : get(k, "slow_ended")
+            W6end[p] = ended
+            printf "| %s | %s | %s | %s | %s | %s | %s / %s | %s |\n", p, o[3], f0(get(k, "rate_done")),
+                ms(W6p99[p]), ms(W1p99[p, o[3]]), ratio(W6p99[p], W1p99[p, o[3]]),
+                f0(get(k, "complete")), o[3], yn(ended > 0) > out
+        }
+    }
+    if (any) print "" > out
+
+    # TARGETS ----------------------------------------------------------------------------------
+    print "## TARGETS, same run\n" > out
+    print "| id | goal | wcached | etcd direct | nchan | wcached / etcd | wcached / nchan | met |" > out
+    print "|---|---|---|---|---|---|---|---|" > out
+    if (nr) {
+        a = W1cpu["wcached", top]; b = W1cpu["etcd", top]; c = W1cpu["nchan", top]
+        printf "| W1 | CPU s per M deliveries (%s readers) <= 1/10 etcd and <= nchan | %s | %s | %s | %s | %s | %s |\n",
+            top, f2(a), f2(b), f2(c), ratio(a, b), ratio(a, c), yes(a >= 0 && a <= b / 10 && a <= c) > out
+        a = W1p99["wcached", top]
+        printf "| W1 | p99 latency <= 20 ms (%s readers) | %s | %s | %s | %s | %s | %s |\n", top,
+            ms(a), ms(W1p99["etcd", top]), ms(W1p99["nchan", top]), ratio(a, W1p99["etcd", top]),
+            ratio(a, W1p99["nchan", top]), yes(a >= 0 && a <= 20000) > out
+        a = W1mbs["wcached", top]
+        printf "| W1 | delivered bytes/s >= 25%% of loopback (%s MB/s) | %s MB/s | %s MB/s | %s MB/s | %s | %s | %s |\n",
+            f0(loop_mbs), f0(a), f0(W1mbs["etcd", top]), f0(W1mbs["nchan", top]),
+            ratio(a, W1mbs["etcd", top]), ratio(a, W1mbs["nchan", top]),
+            yes(a >= 0 && loop_mbs > 0 && a >= loop_mbs / 4) > out
+    }
+    if ("wcached" in W2kib) {
+        a = W2kib["wcached"]
+        printf "| W2 | <= 4 KiB RSS per idle stream (%s streams) | %s KiB | %s KiB | %s KiB | %s | %s | %s |\n",
+            W2n, f2(a), f2(W2kib["etcd"]), f2(W2kib["nchan"]), ratio(a, W2kib["etcd"]),
+            ratio(a, W2kib["nchan"]), yes(a >= 0 && a <= 4) > out
+        a = W2ms["wcached"]
+        printf "| W2 | all accepted in < 2 s | %s ms | %s ms | %s ms | %s | %s | %s |\n", f0(a),
+            f0(W2ms["etcd"]), f0(W2ms["nchan"]), ratio(a, W2ms["etcd"]), ratio(a, W2ms["nchan"]),
+            yes(a >= 0 && a < 2000) > out
+        printf "| W2 | etcd sees exactly 1 watch | %s | %s | - | - | - | %s |\n", f0(W2w), W2n,
+            yes(W2w == 1) > out
+    }
+    if (nr3 >= 2) {
+        lo = r3[1]; hi = r3[nr3]
+        a = W3wc["wcached", lo] > 0 ? W3wc["wcached", hi] / W3wc["wcached", lo] : -1
+        printf "| W3 | wcached CPU per upstream event flat (within 20%%) from %s to %s readers | %s -> %s us (x%s) | %s -> %s us | %s -> %s us | - | - | %s |\n",
+            lo, hi, f0(W3wc["wcached", lo]), f0(W3wc["wcached", hi]), f2(a), f0(W3all["etcd", lo]),
+            f0(W3all["etcd", hi]), f0(W3all["nchan", lo]), f0(W3all["nchan", hi]),
+            yes(a > 0 && a <= 1.2) > out
+    }
+    if ("wcached" in W4ms) {
+        a = W4ms["wcached"]
+        printf "| W4 | all caught up in < 2 s | %s ms | %s ms | %s ms | %s | %s | %s |\n", f0(a),
+            f0(W4ms["etcd"]), f0(W4ms["nchan"]), ratio(a, W4ms["etcd"]), ratio(a, W4ms["nchan"]),
+            yes(a >= 0 && a < 2000) > out
+        printf "| W4 | zero extra requests reach etcd | %s | %s | - | - | - | %s |\n",
+            f0(W4r["wcached"] + W4w["wcached"]), f0(W4r["etcd"] + W4w["etcd"]),
+            yes(W4r["wcached"] + W4w["wcached"] == 0) > out
+    }
+    if ("wcached" in W5ready) {
+        printf "| W5 | ready in < 3 s (%s keys) | %s ms | - | - | - | - | %s |\n", W5keys,
+            f0(W5ready["wcached"]), yes(W5ready["wcached"] >= 0 && W5ready["wcached"] < 3000) > out
+        printf "| W5 | unpaged list in < 300 ms | %s ms | %s ms | - | %s | - | %s |\n",
+            f1(W5list["wcached"]), f1(W5list["etcd"]), ratio(W5list["wcached"], W5list["etcd"]),
+            yes(W5list["wcached"] >= 0 && W5list["wcached"] < 300) > out
+        printf "| W5 | 500-item page in < 5 ms | %s ms | %s ms | - | %s | - | %s |\n",
+            f2(W5page["wcached"]), f2(W5page["etcd"]), ratio(W5page["wcached"], W5page["etcd"]),
+            yes(W5page["wcached"] >= 0 && W5page["wcached"] < 5) > out
+    }
+    if ("wcached" in W6p99) {
+        a = W6p99["wcached"]; b = W1p99["wcached", W6n]
+        printf "| W6 | fast readers p99 within 2x of W1 (%s readers) | %s ms (W1 %s) | %s ms | %s ms | %s | %s | %s |\n",
+            W6n, ms(a), ms(b), ms(W6p99["etcd"]), ms(W6p99["nchan"]), ratio(a, W6p99["etcd"]),
+            ratio(a, W6p99["nchan"]), yes(a >= 0 && b > 0 && a <= 2 * b) > out
+        printf "| W6 | the slow reader is ended within the budget | %s | %s | %s | - | - | %s |\n",
+            yn(W6end["wcached"] > 0), yn(W6end["etcd"] > 0), yn(W6end["nchan"] > 0),
+            yes(W6end["wcached"] > 0) > out
+    }
+}
+function asort_n(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t } }
+BEGIN { P[1] = "wcached"; P[2] = "etcd"; P[3] = "nchan" }
+' "$dir/machine.txt" "$dir/results.txt"
+
+# --- plots ------------------------------------------------------------------------------------
+if [ -s "$dir/w1.dat" ] && command -v gnuplot >/dev/null; then
+    for p in wcached etcd nchan; do
+        awk -v p="$p" '$2 == p' "$dir/w1.dat" | sort -n >"$dir/w1-$p.dat"
+    done
+    gnuplot <<EOF
+set terminal pngcairo size 900,540 noenhanced
+set grid
+set key top left
+set xlabel "readers (W1 fan-out, 1,000 events/s asked)"
+set logscale y
+set output "$dir/latency.png"
+set ylabel "latency, ms (log)"
+set title "W1 delivery latency: put acknowledged -> line parsed"
+plot "$dir/w1-wcached.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 title "wcached p99", \
+     "$dir/w1-wcached.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 title "wcached p50", \
+     "$dir/w1-etcd.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 title "etcd direct p99", \
+     "$dir/w1-etcd.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 title "etcd direct p50", \
+     "$dir/w1-nchan.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 title "nchan p99", \
+     "$dir/w1-nchan.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 title "nchan p50"
+set output "$dir/cpu.png"
+set ylabel "server CPU-seconds per million deliveries (log)"
+set title "W1 server CPU per delivery (wcached: wcached + etcd; etcd direct: etcd; nchan: nginx workers)"
+plot "$dir/w1-wcached.dat" using 1:5 with linespoints lw 2 title "wcached", \
+     "$dir/w1-etcd.dat" using 1:5 with linespoints lw 2 title "etcd direct", \
+     "$dir/w1-nchan.dat" using 1:5 with linespoints lw 2 title "nchan"
+EOF
+fi
+rm -f "$dir"/w1-*.dat
+cat "$dir/report.md"
