@@ -156,12 +156,16 @@ static void deliver(wc_cacher *c, wc_watcher *w, wc_event *ev, int64_t now)
     if (!wc_filter_has_key(&w->f, k->key, k->key_len))
         return;
     pthread_mutex_lock(&w->mu);
-    if (w->in_n == w->in_cap) {
+    if (w->in_n == w->in_size && w->in_size < w->in_cap) {
+        size_t size = w->in_size * 2 < w->in_cap ? w->in_size * 2 : w->in_cap;
+        (void)wc_watcher_in_resize(w, size); /* without memory: full, as if at the bound */
+    }
+    if (w->in_n == w->in_size) {
         w->state = WC_W_CATCHUP;
         w->lag_since = now;
         c->st.watchers_lagging++;
     } else {
-        w->in[(w->in_head + w->in_n) % w->in_cap] = wc_event_ref(ev);
+        w->in[(w->in_head + w->in_n) % w->in_size] = wc_event_ref(ev);
         w->in_n++;
         w->pos = ev->seq;
         if (w->want_wake) {
@@ -799,7 +803,7 @@ static wc_watcher *watcher_new(wc_cacher *c, const wc_watch_opts *o)
 static void watcher_free(wc_watcher *w)
 {
     for (size_t i = 0; i < w->in_n; i++)
-        wc_event_unref(w->in[(w->in_head + i) % w->in_cap]);
+        wc_event_unref(w->in[(w->in_head + i) % w->in_size]);
     free(w->in);
     for (size_t i = w->init_i; i < w->init_n; i++)
         wc_kv_unref(w->init[i]);
@@ -826,7 +830,8 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *o, wc_watcher **out, int6
         return WC_ENOMEM;
     const char *pinned = c->index_field ? wc_selector_exact(w->f.fields, c->index_field) : NULL;
     w->in_cap = c->index_field && !pinned ? c->o.input_cap_wide : c->o.input_cap;
-    w->in = malloc(w->in_cap * sizeof(*w->in));
+    w->in_size = w->in_cap < WC_IN_SMALL ? w->in_cap : WC_IN_SMALL;
+    w->in = malloc(w->in_size * sizeof(*w->in));
     wc_bucket *fresh = NULL;
     if (pinned) {
         fresh = calloc(1, sizeof(*fresh));

@@ -24,6 +24,22 @@ static const char PRE_MODIFIED[] = "{\"type\":\"MODIFIED\",\"object\":";
 static const char PRE_DELETED[] = "{\"type\":\"DELETED\",\"object\":";
 static const char POST[] = "}\n";
 
+int wc_watcher_in_resize(wc_watcher *w, size_t size)
+{
+    if (size < w->in_n || size == 0)
+        return WC_EINVAL;
+    wc_event **in = malloc(size * sizeof(*in));
+    if (!in)
+        return WC_ENOMEM;
+    for (size_t i = 0; i < w->in_n; i++)
+        in[i] = w->in[(w->in_head + i) % w->in_size];
+    free(w->in);
+    w->in = in;
+    w->in_head = 0;
+    w->in_size = size;
+    return 0;
+}
+
 static int res_reserve(wc_watcher *w, size_t n)
 {
     if (w->res_cap >= n)
@@ -167,6 +183,8 @@ static int refill(wc_watcher *w)
         }
         if (n == 0 && !bookmark && state == WC_W_LIVE)
             w->want_wake = true;
+        if (n == 0 && w->in_size > WC_IN_SMALL)
+            (void)wc_watcher_in_resize(w, WC_IN_SMALL); /* idle: give back a burst's room */
         pthread_mutex_unlock(&w->mu);
 
         if (n == 0 && !bookmark && state == WC_W_CATCHUP) {

@@ -67,8 +67,9 @@ struct wc_watcher {
 
     /* (w) */
     pthread_mutex_t mu;
-    wc_event **in;
-    size_t in_cap, in_head, in_n;
+    wc_event **in; /* a ring of in_size slots, grown on demand up to in_cap */
+    size_t in_cap; /* the queue's bound (10, or 1000 for a watcher the index cannot narrow) */
+    size_t in_size, in_head, in_n;
     bool want_wake;
     bool bookmark_pending;
     int64_t bookmark_rv;
@@ -116,5 +117,14 @@ void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why);
  * position has left the ring. Returns the count. Takes c->mu.
  */
 size_t wc_watcher_catch_up(wc_watcher *w, wc_event **out, size_t max);
+
+/* The input queue starts with room for IN_SMALL events and doubles, up to in_cap, only when a
+ * burst fills it; an idle watcher gives the room back. So 10,000 idle wide watchers do not
+ * hold 1,000 slots each. */
+#define WC_IN_SMALL 16
+
+/* Moves the queued events into a ring of `size` slots (>= in_n). 0, or WC_ENOMEM with nothing
+ * changed. Holds w->mu. */
+int wc_watcher_in_resize(wc_watcher *w, size_t size);
 
 #endif

@@ -355,6 +355,47 @@ Test(watcher, unindexed_watcher_gets_the_wide_queue_when_an_index_exists)
     wc_cacher_free(c);
 }
 
+Test(watcher, wide_queue_grows_to_its_bound_in_order_and_no_further)
+{
+    /* The wide queue starts small and grows under a burst: it must keep the order across a
+     * growth that happens with the ring wrapped, hold exactly 1000 events, and lag at 1001. */
+    wc_cacher *c = new_cacher(5000, "spec.nodeName");
+    make_ready(c, 1);
+    wc_watcher *wide = watch(c, watch_opts("/p/", 1));
+    seen s = {0};
+    read_all(wide, &s, 8192);
+    int64_t r = 2;
+    for (; r < 12; r++) /* moves the queue's head off its first slot */
+        put_pod(c, "/p/x", NULL, "n", r);
+    read_all(wide, &s, 8192);
+    cr_assert_eq(s.n, 10);
+    seen_free(&s);
+    for (; r < 1012; r++) /* 1000: the bound, reached by doubling from the small start */
+        put_pod(c, "/p/x", NULL, "n", r);
+    wc_cacher_stats st;
+    wc_cacher_stats_get(c, &st);
+    cr_assert_eq(st.watchers_lagging, 0);
+    put_pod(c, "/p/x", NULL, "n", r++);
+    wc_cacher_stats_get(c, &st);
+    cr_assert_eq(st.watchers_lagging, 1);
+    /* Everything arrives once, in order: the 1000 queued, then the last from the ring. */
+    for (int i = 0; i < 4 && s.n < 1001; i++)
+        read_all(wide, &s, 8192);
+    cr_assert_eq(s.n, 1001);
+    for (size_t i = 0; i < s.n; i++)
+        expect_event(&s, i, "MODIFIED", "/p/x", 12 + (int64_t)i);
+    seen_free(&s);
+    /* Drained and idle, then another burst: the queue serves it again from its small start. */
+    for (int64_t k = 0; k < 100; k++, r++)
+        put_pod(c, "/p/x", NULL, "n", r);
+    read_all(wide, &s, 8192);
+    cr_assert_eq(s.n, 100);
+    expect_event(&s, 99, "MODIFIED", "/p/x", r - 1);
+    seen_free(&s);
+    wc_watcher_close(wide);
+    wc_cacher_free(c);
+}
+
 Test(watcher, overflowing_reader_catches_up_from_the_ring_without_gap)
 {
     wc_cacher *c = new_cacher(1000, NULL);
