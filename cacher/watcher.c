@@ -172,7 +172,7 @@ static int refill(wc_watcher *w)
         pthread_mutex_lock(&w->mu);
         while (n < WC_BATCH && w->in_n > 0) {
             batch[n++] = w->in[w->in_head];
-            w->in_head = (w->in_head + 1) % w->in_cap;
+            w->in_head = (w->in_head + 1) % w->in_size;
             w->in_n--;
         }
         state = w->state;

@@ -365,12 +365,17 @@ Test(watcher, wide_queue_grows_to_its_bound_in_order_and_no_further)
     seen s = {0};
     read_all(wide, &s, 8192);
     int64_t r = 2;
-    for (; r < 12; r++) /* moves the queue's head off its first slot */
-        put_pod(c, "/p/x", NULL, "n", r);
-    read_all(wide, &s, 8192);
-    cr_assert_eq(s.n, 10);
-    seen_free(&s);
-    for (; r < 1012; r++) /* 1000: the bound, reached by doubling from the small start */
+    /* Rounds of 10 in, 10 out walk the queue's head around its small start, more than once. */
+    for (int round = 0; round < 5; round++) {
+        for (int k = 0; k < 10; k++, r++)
+            put_pod(c, "/p/x", NULL, "n", r);
+        read_all(wide, &s, 8192);
+        cr_assert_eq(s.n, 10);
+        expect_event(&s, 9, "MODIFIED", "/p/x", r - 1);
+        seen_free(&s);
+    }
+    int64_t first = r;
+    for (; r < first + 1000; r++) /* 1000: the bound, reached by doubling from the small start */
         put_pod(c, "/p/x", NULL, "n", r);
     wc_cacher_stats st;
     wc_cacher_stats_get(c, &st);
@@ -383,7 +388,7 @@ Test(watcher, wide_queue_grows_to_its_bound_in_order_and_no_further)
         read_all(wide, &s, 8192);
     cr_assert_eq(s.n, 1001);
     for (size_t i = 0; i < s.n; i++)
-        expect_event(&s, i, "MODIFIED", "/p/x", 12 + (int64_t)i);
+        expect_event(&s, i, "MODIFIED", "/p/x", first + (int64_t)i);
     seen_free(&s);
     /* Drained and idle, then another burst: the queue serves it again from its small start. */
     for (int64_t k = 0; k < 100; k++, r++)
