@@ -31,18 +31,7 @@ out=$(cd "$out" && pwd)
 want() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 # --- what the benchmark needs -------------------------------------------------------------
-missing=()
-for pkg in $(grep -v '^#' .ci/packages) nginx-light libnginx-mod-nchan iperf3 gnuplot-nox; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
-        missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing: ${missing[*]}"
-    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
-fi
+.ci/install-missing nginx-light libnginx-mod-nchan iperf3 gnuplot-nox
 echo "== building (release)"
 [ -f build/release/build.ninja ] || meson setup build/release --buildtype=release >/dev/null
 ninja -C build/release >/dev/null

@@ -42,6 +42,7 @@ FILENAME ~ /machine.txt$/ { i = index($0, "="); M[substr($0, 1, i - 1)] = substr
     }
     k = tag SUBSEP peer SUBSEP readers
     if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    ONE[tag, peer] = k # the run of a workload measured once per peer
     for (name in kv) { F[k, name] = kv[name]; NAMES[k] = NAMES[k] " " name }
     delete kv
     if (tag == "W1") { R1[readers] = 1 }
@@ -92,9 +93,8 @@ END {
     any = 0
     for (pi = 1; pi <= 3; pi++) {
         p = P[pi]
-        for (j = 1; j <= n; j++) {
-            split(order[j], o, SUBSEP); if (o[1] != "W2" || o[2] != p) continue
-            k = order[j]
+        if (("W2", p) in ONE) {
+            k = ONE["W2", p]; split(k, o, SUBSEP)
             if (!any) {
                 print "## W2 idle streams\n" > out
                 print "| peer | streams | all accepted in ms | server RSS before MiB | after MiB | KiB per stream |" > out
@@ -142,9 +142,8 @@ END {
     any = 0
     for (pi = 1; pi <= 3; pi++) {
         p = P[pi]
-        for (j = 1; j <= n; j++) {
-            split(order[j], o, SUBSEP); if (o[1] != "W4" || o[2] != p) continue
-            k = order[j]; kx = "W4x" SUBSEP p SUBSEP ""
+        if (("W4", p) in ONE) {
+            k = ONE["W4", p]; split(k, o, SUBSEP); kx = "W4x" SUBSEP p SUBSEP ""
             if (!any) {
                 print "## W4 reconnect storm (every reader drops, events are written, all re-watch at once from their last position)\n" > out
                 print "| peer | readers | all caught up in ms | deliveries (in order / asked) | server CPU s in the storm | requests that reached etcd (range / watch) |" > out
@@ -181,9 +180,8 @@ END {
     any = 0
     for (pi = 1; pi <= 3; pi++) {
         p = P[pi]
-        for (j = 1; j <= n; j++) {
-            split(order[j], o, SUBSEP); if (o[1] != "W6" || o[2] != p) continue
-            k = order[j]
+        if (("W6", p) in ONE) {
+            k = ONE["W6", p]; split(k, o, SUBSEP)
             if (!any) {
                 print "## W6 one slow reader (1 byte/s) among the fast ones\n" > out
                 print "| peer | fast readers | events/s done | fast p99 ms | W1 p99 ms, same readers | ratio | fast readers complete | slow stream ended by the server |" > out

@@ -11,7 +11,7 @@
  * message before its publisher's answer), and, as slat_*, from the put's sending. Server CPU and
  * RSS come from /proc/PID/stat and /proc/PID/status of the processes named with --pid.
  *
- * It prints one line, "RESULT key=value ...", which bench/run.sh collects. A figure that the
+ * It prints one line, "RESULT key=value ...", which bench/bench.sh collects. A figure that the
  * workload does not measure prints as "-".
  */
 #include <errno.h>
@@ -292,16 +292,23 @@ static void close_reset(int fd)
     close(fd);
 }
 
-static void out_append(writer *w, const char *p, size_t n)
+/* Appends n bytes to a growable buffer (*buf, *len, *cap), keeping a NUL after them. */
+static void grow_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 {
-    if (w->out_len + n > w->out_cap) {
-        w->out_cap = (w->out_len + n) * 2;
-        w->out = realloc(w->out, w->out_cap);
-        if (!w->out)
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *buf = realloc(*buf, *cap);
+        if (!*buf)
             die("out of memory");
     }
-    memcpy(w->out + w->out_len, p, n);
-    w->out_len += n;
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+static void out_append(writer *w, const char *p, size_t n)
+{
+    grow_append(&w->out, &w->out_len, &w->out_cap, p, n);
 }
 
 static void out_printf(writer *w, const char *fmt, ...)
@@ -736,15 +743,7 @@ static void reader_body(void *arg, const char *p, size_t n)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) {
-            size_t k = (size_t)(end - p);
-            if (r->line_len + k > r->line_cap) {
-                r->line_cap = (r->line_len + k) * 2;
-                r->line = realloc(r->line, r->line_cap);
-                if (!r->line)
-                    die("out of memory");
-            }
-            memcpy(r->line + r->line_len, p, k);
-            r->line_len += k;
+            grow_append(&r->line, &r->line_len, &r->line_cap, p, (size_t)(end - p));
             return;
         }
         if (r->line_len) {
@@ -944,15 +943,7 @@ typedef struct sink {
 static void sink_body(void *arg, const char *p, size_t n)
 {
     sink *s = arg;
-    if (s->len + n + 1 > s->cap) {
-        s->cap = (s->len + n + 1) * 2;
-        s->p = realloc(s->p, s->cap);
-        if (!s->p)
-            die("out of memory");
-    }
-    memcpy(s->p + s->len, p, n);
-    s->len += n;
-    s->p[s->len] = '\0';
+    grow_append(&s->p, &s->len, &s->cap, p, n);
 }
 
 /* Sends one request on a new connection and returns the whole body (NUL-terminated). */
@@ -992,15 +983,16 @@ static int64_t wcached_list_rv(void)
     char req[512];
     int n;
     if (O.wl == WL_SELECTIVE)
-        n = snprintf(req, sizeof(req),
-                     "GET /api/v1/namespaces/%s/pods?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: %s\r\n"
-                     "Connection: close\r\n\r\n",
-                     O.run, O.server_host);
-    else
         n = snprintf(
             req, sizeof(req),
-            "GET /keys/bench/%s/?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", O.run,
-            O.server_host);
+            "GET /api/v1/namespaces/%s/pods?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: %s\r\n"
+            "Connection: close\r\n\r\n",
+            O.run, O.server_host);
+    else
+        n = snprintf(req, sizeof(req),
+                     "GET /keys/bench/%s/?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: "
+                     "%s\r\nConnection: close\r\n\r\n",
+                     O.run, O.server_host);
     int status;
     char *body = blocking_request(&O.server, req, (size_t)n, &status);
     if (status != 200)
@@ -1070,8 +1062,7 @@ static double proc_cpu_s(int pid)
     if (!p)
         return -1;
     unsigned long long ut, st;
-    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
-     */
+    /* after ")": state ppid pgrp session tty tpgid flags 4 fault counts, utime, stime */
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);

@@ -11,21 +11,7 @@ port=${WCACHED_PORT:-8080}
 etcd_port=${ETCD_PORT:-23790}
 etcd_peer=$((etcd_port + 1))
 
-if [ "${SKIP_INSTALL:-0}" != 1 ]; then
-    missing=()
-    while read -r pkg; do
-        case $pkg in '#'* | '') continue ;; esac
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
-            missing+=("$pkg")
-    done <.ci/packages
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "== installing: ${missing[*]}"
-        if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" >/dev/null
-    fi
-fi
+[ "${SKIP_INSTALL:-0}" = 1 ] || .ci/install-missing
 
 echo "== building"
 [ -f build/release/build.ninja ] || meson setup build/release --buildtype=release >/dev/null
