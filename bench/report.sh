@@ -283,18 +283,18 @@ set logscale y
 set output "$dir/latency.png"
 set ylabel "latency, ms (log)"
 set title "W1 delivery latency: put acknowledged -> line parsed"
-plot "$dir/w1-wcached.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 title "wcached p99", \
-     "$dir/w1-wcached.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 title "wcached p50", \
-     "$dir/w1-etcd.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 title "etcd direct p99", \
-     "$dir/w1-etcd.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 title "etcd direct p50", \
-     "$dir/w1-nchan.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 title "nchan p99", \
-     "$dir/w1-nchan.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 title "nchan p50"
+plot "$dir/w1-wcached.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 lc 1 title "wcached p99", \
+     "$dir/w1-wcached.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 lc 1 title "wcached p50", \
+     "$dir/w1-etcd.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 lc 2 title "etcd direct p99", \
+     "$dir/w1-etcd.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 lc 2 title "etcd direct p50", \
+     "$dir/w1-nchan.dat" using 1:(\$4>0?\$4:1/0) with linespoints lw 2 lc 3 title "nchan p99", \
+     "$dir/w1-nchan.dat" using 1:(\$3>0?\$3:1/0) with linespoints dt 2 lc 3 title "nchan p50"
 set output "$dir/cpu.png"
 set ylabel "server CPU-seconds per million deliveries (log)"
 set title "W1 server CPU per delivery (wcached: wcached + etcd; etcd direct: etcd; nchan: nginx workers)"
-plot "$dir/w1-wcached.dat" using 1:5 with linespoints lw 2 title "wcached", \
-     "$dir/w1-etcd.dat" using 1:5 with linespoints lw 2 title "etcd direct", \
-     "$dir/w1-nchan.dat" using 1:5 with linespoints lw 2 title "nchan"
+plot "$dir/w1-wcached.dat" using 1:5 with linespoints lw 2 lc 1 title "wcached", \
+     "$dir/w1-etcd.dat" using 1:5 with linespoints lw 2 lc 2 title "etcd direct", \
+     "$dir/w1-nchan.dat" using 1:5 with linespoints lw 2 lc 3 title "nchan"
 EOF
 fi
 rm -f "$dir"/w1-*.dat
