@@ -317,6 +317,62 @@ Test(faults, another_cluster_at_the_same_address_resets_instead_of_going_back)
     wc_test_resp_free(&r);
 }
 
+Test(faults, a_member_restored_from_an_older_snapshot_does_not_take_the_cache_back)
+{
+    /* The same cluster (same ID) comes back from a backup older than what the cache holds:
+     * its revisions restart below the cache's. Serving its changes as new would replay old
+     * revisions to readers; wcached must notice, reset, and refuse the lost revisions. */
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0);
+    put("/f/kept", "before the snapshot");
+    cr_assert_eq(wc_test_etcd_snapshot(&etcd, "backup.db"), 0);
+    int64_t old = 0;
+    for (int i = 0; i < 30; i++)
+        old = put("/f/lost", "after the snapshot");
+    wc_test_watch *w = wc_test_watch_open(daemon_.base, "/keys/f/?watch=1");
+    cr_assert_not_null(w);
+    for (int i = 0; i < 200 && wc_test_metric(daemon_.base, "wcached_cache_revision") < old; i++)
+        usleep(50000);
+    cr_assert_eq(wc_test_etcd_restore(&etcd, "backup.db"), 0);
+    int64_t fresh = put("/f/new", "after the restore");
+    cr_assert_lt(fresh, old, "the restored cluster's revisions are lower");
+    /* The stream from before the restore ends: its revisions are gone from etcd. */
+    json_t *ev;
+    while ((ev = wc_test_watch_next(w, 20000)) != NULL)
+        json_decref(ev);
+    cr_assert(wc_test_watch_ended(w), "the stream from before the restore was ended");
+    wc_test_watch_close(w);
+    for (int i = 0; i < 200 && wc_test_metric(daemon_.base, "wcached_upstream_resets_total") < 1;
+         i++)
+        usleep(50000);
+    cr_assert_eq(wc_test_metric(daemon_.base, "wcached_upstream_resets_total"), 1);
+    cr_assert_geq(wc_test_metric(daemon_.base, "wcached_cache_revision"), fresh);
+    /* The cache now holds the restored state: the key written after the snapshot is gone. */
+    wc_test_resp r;
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(wc_test_get(daemon_.base, "/keys/f/", &r), 0);
+        if (r.code == 200 && strstr(r.body, "/f/new"))
+            break;
+        wc_test_resp_free(&r);
+        usleep(50000);
+    }
+    json_t *l = wc_test_resp_json(&r);
+    json_t *items = json_object_get(l, "items");
+    cr_assert_eq(json_array_size(items), 2, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "key")),
+                     "/f/kept");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 1), "key")), "/f/new");
+    json_decref(l);
+    wc_test_resp_free(&r);
+    /* A reader resuming from a lost revision is not served the restored cluster's changes as
+     * if they came after it. */
+    char path[128];
+    snprintf(path, sizeof(path), "/keys/f/?watch=1&resourceVersion=%" PRId64, old);
+    cr_assert_eq(wc_test_get(daemon_.base, path, &r), 0);
+    cr_assert_neq(r.code, 200, "%ld %s", r.code, r.body);
+    wc_test_resp_free(&r);
+}
+
 Test(faults, while_etcd_is_down_the_last_state_is_served)
 {
     cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);

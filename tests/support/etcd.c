@@ -310,6 +310,42 @@ int wc_test_etcd_replace_cluster(struct wc_test_etcd *e)
     return 0;
 }
 
+int wc_test_etcd_snapshot(struct wc_test_etcd *e, const char *name)
+{
+    if (e->members != 1 || e->tls)
+        return -1;
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "ETCDCTL_API=3 etcdctl --endpoints '%s' snapshot save '%s/%s' >>'%s/ctl.log' 2>&1",
+             e->client_url[0], e->dir, name, e->dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int wc_test_etcd_restore(struct wc_test_etcd *e, const char *name)
+{
+    if (e->members != 1 || e->tls)
+        return -1;
+    wc_test_etcd_kill_member(e, 0);
+    char cmd[2048];
+    /* The same token as the running cluster's (see spawn): the same cluster ID. */
+    snprintf(cmd, sizeof(cmd),
+             "rm -rf '%s/m0' && ETCDCTL_API=3 etcdctl snapshot restore '%s/%s' --name m0 "
+             "--data-dir '%s/m0' --initial-cluster '%s' --initial-cluster-token '%s-%d' "
+             "--initial-advertise-peer-urls 'http://127.0.0.1:%d' >>'%s/ctl.log' 2>&1",
+             e->dir, e->dir, name, e->dir, e->cluster, e->dir, e->generation, e->peer_port[0],
+             e->dir);
+    if (system(cmd) != 0)
+        return -1;
+    e->pid[0] = spawn(e, 0, false);
+    int64_t until = mono_ms() + 20000;
+    while (!healthy(e, e->client_url[0])) {
+        if (mono_ms() > until)
+            return -1;
+        sleep_ms(50);
+    }
+    return 0;
+}
+
 void wc_test_etcd_stop(struct wc_test_etcd *e)
 {
     for (int i = 0; i < e->members; i++)

@@ -48,6 +48,13 @@ int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i);
  * same ports, as when another cluster comes up at the same address. 0 or -1. */
 int wc_test_etcd_replace_cluster(struct wc_test_etcd *e);
 
+/* Saves a snapshot of a one-member cluster to dir/name (etcdctl snapshot save). 0 or -1. */
+int wc_test_etcd_snapshot(struct wc_test_etcd *e, const char *name);
+/* Replaces a one-member cluster's data with the snapshot dir/name restored as the SAME cluster
+ * (same name, peer URL and token, so the same cluster ID) and restarts it: the cluster's
+ * revision goes back to the snapshot's, as after a restore from an older backup. 0 or -1. */
+int wc_test_etcd_restore(struct wc_test_etcd *e, const char *name);
+
 const char *wc_test_etcd_client_url(struct wc_test_etcd *e, int i);
 
 /* Standard base64 of a NUL-terminated string, in a new string (the tests' own copy: this
