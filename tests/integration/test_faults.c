@@ -277,6 +277,31 @@ Test(faults, whole_cluster_restart_and_compaction_while_frozen)
     free_readers(rs, N);
 }
 
+/* Reads w until it ends (it must), closes it, and waits for the daemon's one upstream reset. */
+static void expect_one_reset(wc_test_watch *w)
+{
+    json_t *ev;
+    while ((ev = wc_test_watch_next(w, 20000)) != NULL)
+        json_decref(ev);
+    cr_assert(wc_test_watch_ended(w), "the stream from before the reset was ended");
+    wc_test_watch_close(w);
+    for (int i = 0; i < 200 && wc_test_metric(daemon_.base, "wcached_upstream_resets_total") < 1;
+         i++)
+        usleep(50000);
+    cr_assert_eq(wc_test_metric(daemon_.base, "wcached_upstream_resets_total"), 1);
+}
+
+/* A watch from `rv`, a revision the reset made meaningless, is refused (not streamed). */
+static void expect_watch_refused(int64_t rv)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/keys/f/?watch=1&resourceVersion=%" PRId64, rv);
+    wc_test_resp r;
+    cr_assert_eq(wc_test_get(daemon_.base, path, &r), 0);
+    cr_assert_neq(r.code, 200, "%ld %s", r.code, r.body);
+    wc_test_resp_free(&r);
+}
+
 Test(faults, another_cluster_at_the_same_address_resets_instead_of_going_back)
 {
     cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
@@ -290,15 +315,7 @@ Test(faults, another_cluster_at_the_same_address_resets_instead_of_going_back)
     int64_t fresh = put("/f/new", "y");
     cr_assert_lt(fresh, old, "the new cluster's revisions are lower");
     /* The old stream ends: its revisions mean nothing in the new cluster. */
-    json_t *ev;
-    while ((ev = wc_test_watch_next(w, 15000)) != NULL)
-        json_decref(ev);
-    cr_assert(wc_test_watch_ended(w), "the stream from the old cluster was ended");
-    wc_test_watch_close(w);
-    for (int i = 0; i < 200 && wc_test_metric(daemon_.base, "wcached_upstream_resets_total") < 1;
-         i++)
-        usleep(50000);
-    cr_assert_eq(wc_test_metric(daemon_.base, "wcached_upstream_resets_total"), 1);
+    expect_one_reset(w);
     /* The cache now serves the new cluster, and only it. */
     wc_test_resp r;
     cr_assert_eq(wc_test_get(daemon_.base, "/keys/f/", &r), 0);
@@ -310,11 +327,7 @@ Test(faults, another_cluster_at_the_same_address_resets_instead_of_going_back)
     wc_test_resp_free(&r);
     /* A reader resuming from the old cluster's revision is not served a stream of the new
      * cluster's changes as if they came after it. */
-    char path[128];
-    snprintf(path, sizeof(path), "/keys/f/?watch=1&resourceVersion=%" PRId64, old);
-    cr_assert_eq(wc_test_get(daemon_.base, path, &r), 0);
-    cr_assert_neq(r.code, 200, "%ld %s", r.code, r.body);
-    wc_test_resp_free(&r);
+    expect_watch_refused(old);
 }
 
 Test(faults, a_member_restored_from_an_older_snapshot_does_not_take_the_cache_back)
@@ -337,15 +350,7 @@ Test(faults, a_member_restored_from_an_older_snapshot_does_not_take_the_cache_ba
     int64_t fresh = put("/f/new", "after the restore");
     cr_assert_lt(fresh, old, "the restored cluster's revisions are lower");
     /* The stream from before the restore ends: its revisions are gone from etcd. */
-    json_t *ev;
-    while ((ev = wc_test_watch_next(w, 20000)) != NULL)
-        json_decref(ev);
-    cr_assert(wc_test_watch_ended(w), "the stream from before the restore was ended");
-    wc_test_watch_close(w);
-    for (int i = 0; i < 200 && wc_test_metric(daemon_.base, "wcached_upstream_resets_total") < 1;
-         i++)
-        usleep(50000);
-    cr_assert_eq(wc_test_metric(daemon_.base, "wcached_upstream_resets_total"), 1);
+    expect_one_reset(w);
     cr_assert_geq(wc_test_metric(daemon_.base, "wcached_cache_revision"), fresh);
     /* The cache now holds the restored state: the key written after the snapshot is gone. */
     wc_test_resp r;
@@ -366,11 +371,7 @@ Test(faults, a_member_restored_from_an_older_snapshot_does_not_take_the_cache_ba
     wc_test_resp_free(&r);
     /* A reader resuming from a lost revision is not served the restored cluster's changes as
      * if they came after it. */
-    char path[128];
-    snprintf(path, sizeof(path), "/keys/f/?watch=1&resourceVersion=%" PRId64, old);
-    cr_assert_eq(wc_test_get(daemon_.base, path, &r), 0);
-    cr_assert_neq(r.code, 200, "%ld %s", r.code, r.body);
-    wc_test_resp_free(&r);
+    expect_watch_refused(old);
 }
 
 Test(faults, while_etcd_is_down_the_last_state_is_served)

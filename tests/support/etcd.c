@@ -276,10 +276,9 @@ void wc_test_etcd_kill_member(struct wc_test_etcd *e, int i)
     }
 }
 
-int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i)
+/* Waits up to 20 s for member i to answer. 0 or -1. */
+static int wait_healthy(struct wc_test_etcd *e, int i)
 {
-    wc_test_etcd_kill_member(e, i);
-    e->pid[i] = spawn(e, i, false);
     int64_t until = mono_ms() + 20000;
     while (!healthy(e, e->client_url[i])) {
         if (mono_ms() > until)
@@ -287,6 +286,13 @@ int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i)
         sleep_ms(50);
     }
     return 0;
+}
+
+int wc_test_etcd_restart_member(struct wc_test_etcd *e, int i)
+{
+    wc_test_etcd_kill_member(e, i);
+    e->pid[i] = spawn(e, i, false);
+    return wait_healthy(e, i);
 }
 
 int wc_test_etcd_replace_cluster(struct wc_test_etcd *e)
@@ -301,13 +307,7 @@ int wc_test_etcd_replace_cluster(struct wc_test_etcd *e)
     /* A new token makes a new cluster ID. */
     e->generation++;
     e->pid[0] = spawn(e, 0, true);
-    int64_t until = mono_ms() + 20000;
-    while (!healthy(e, e->client_url[0])) {
-        if (mono_ms() > until)
-            return -1;
-        sleep_ms(50);
-    }
-    return 0;
+    return wait_healthy(e, 0);
 }
 
 int wc_test_etcd_snapshot(struct wc_test_etcd *e, const char *name)
@@ -337,13 +337,7 @@ int wc_test_etcd_restore(struct wc_test_etcd *e, const char *name)
     if (system(cmd) != 0)
         return -1;
     e->pid[0] = spawn(e, 0, false);
-    int64_t until = mono_ms() + 20000;
-    while (!healthy(e, e->client_url[0])) {
-        if (mono_ms() > until)
-            return -1;
-        sleep_ms(50);
-    }
-    return 0;
+    return wait_healthy(e, 0);
 }
 
 void wc_test_etcd_stop(struct wc_test_etcd *e)
