@@ -947,11 +947,11 @@ void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why)
     pthread_mutex_lock(&w->mu);
     w->state = WC_W_ENDED;
     w->end_reason = why;
-    if (w->want_wake) {
-        w->want_wake = false;
-        if (w->wake)
-            w->wake(w->wake_arg);
-    }
+    /* An end is news even to a reader that is not waiting: one stuck behind a full socket
+     * must hear it to cut its stream off. */
+    w->want_wake = false;
+    if (w->wake)
+        w->wake(w->wake_arg);
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -277,6 +277,14 @@ int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n)
     return 0;
 }
 
+bool wc_watcher_ended(wc_watcher *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool ended = w->state == WC_W_ENDED;
+    pthread_mutex_unlock(&w->mu);
+    return ended;
+}
+
 wc_end_reason wc_watcher_end_reason(wc_watcher *w)
 {
     pthread_mutex_lock(&w->mu);

@@ -6,9 +6,10 @@
  *   server.c  MHD hands over a connection -> authorize -> route.c (path) -> query.c (params)
  *             -> a read that must wait for the cache goes to waiter.c and comes back
  *             -> get / list (one response) or watch (stream.c)
- *   stream.c  watch streams: content reader, suspend on nothing-to-read, batched resume from
- *             the cacher's after_dispatch hook, the ticker thread (wc_cacher_tick and
- *             detection of readers that left while suspended)
+ *   stream.c  watch streams: MHD sends the headers, then the socket moves to a pump thread
+ *             that sends each woken stream's events as chunks (one poke per published
+ *             change, from the cacher's after_dispatch hook), notices readers that left and
+ *             ticks the cacher
  *   resources.c, metrics.c, util.c: the resource table and discovery, /metrics, helpers.
  */
 #ifndef WC_HTTP_INTERNAL_H
@@ -230,17 +231,13 @@ int wc_http_continue_decode(const char *tok, size_t len, int64_t *rv, char **key
 typedef struct wc_http_stream wc_http_stream;
 typedef struct wc_http_req wc_http_req;
 
+typedef struct wc_http_pump wc_http_pump; /* stream.c */
+
 struct wc_http_hook {
-    /* Guards `marked`, `inflight`, every stream's (h) fields and every server's (h) fields. */
+    /* Guards every pump's (h) fields (its marked list and its streams), every stream's (h)
+     * fields and every server's (h) fields. Held only for list moves and eventfd writes. */
     pthread_mutex_t mu;
-    pthread_cond_t idle;    /* signalled when inflight drops to 0; uses mu */
-    wc_http_stream *marked; /* suspended streams with something to read, to resume */
-    unsigned inflight;      /* batches taken off `marked` (or pokes) not yet done */
-    /* Optional coalescing: with a flush_fd, after_dispatch only pokes it (once per window) and
-     * the ticker of the server that set it resumes every marked stream `coalesce_ms` later, so
-     * a reader gets several events per send, for up to that much extra latency. */
-    int flush_fd;       /* eventfd, or -1 */
-    bool flush_pending; /* poked, not flushed yet */
+    wc_http_pump *pumps; /* of every server on this hook, through hook_next */
 };
 
 /* What MHD's per-request pointer points to: a request until its stream starts, then the
@@ -256,6 +253,7 @@ struct wc_http_req {
     wc_http_route route;
     wc_http_query query;
     bool watch;
+    bool http10; /* the request was HTTP/1.0: no chunked body */
     /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
     bool need_current;      /* ask etcd for its current revision first */
     int64_t target;         /* revision the cache must reach */
@@ -268,21 +266,28 @@ struct wc_http_req {
 struct wc_http_stream {
     wc_http_tag tag;
     struct wc_http *srv;
-    struct MHD_Connection *conn;
-    wc_watcher *w; /* NULL for a stream of fixed bytes only */
-    char *pre;     /* bytes sent before the watcher's (the 410 ERROR event), or NULL */
-    size_t pre_len, pre_off;
-    int fd; /* the connection's socket, watched by the ticker for hang-ups */
-    bool in_epoll;
-    /* (h): guarded by hook->mu. `woken` and `gone` are also read and cleared by the reader
-     * without the lock (atomics), but only ever set with it held. */
-    wc_http_stream *prev, *next; /* srv->streams */
-    wc_http_stream *mark_next;   /* hook->marked */
-    atomic_bool woken;           /* the watcher woke since the reader last looked */
-    bool suspended;   /* the reader suspended (or is about to) and nobody resumed it yet */
-    bool marked;      /* on hook->marked (implies suspended) */
-    atomic_bool gone; /* the reader hung up */
-    bool done;        /* MHD completed the request; freed by the ticker */
+    /* Set on MHD's thread before the handoff, then read-only. */
+    struct MHD_Connection *conn; /* until the handoff */
+    wc_watcher *w; /* NULL for a stream of fixed bytes only (the 410 ERROR event) */
+    char *pre;     /* bytes sent before the watcher's, or NULL */
+    size_t pre_len;
+    bool chunked; /* HTTP/1.1: chunked body; HTTP/1.0: raw bytes, the end is the close */
+    int fd;       /* our duplicate of the socket, from the handoff on; -1 before */
+    /* (h): guarded by hook->mu */
+    wc_http_pump *pump;          /* NULL until the handoff */
+    wc_http_stream *prev, *next; /* pump->streams */
+    wc_http_stream *mark_next;   /* pump->marked */
+    bool marked;
+    /* (p): its pump's thread only */
+    size_t pre_off;
+    char *out; /* bytes a full socket did not take, or NULL */
+    size_t out_len;
+    bool blocked; /* the socket is full: wait for EPOLLOUT */
+    bool gone;    /* the reader hung up */
+    bool ending;  /* the body's end is sent or being sent: close after it */
+    bool closed;  /* finished; freed at the end of the round */
+    bool queued;  /* on this round's work list */
+    wc_http_stream *work_next;
 };
 
 struct wc_http {
@@ -296,18 +301,12 @@ struct wc_http {
     wc_http_hook *hook;
 
     /* (h): guarded by hook->mu */
-    wc_http_stream *streams; /* every open stream (utlist DL) */
-    size_t n_streams, n_suspended;
-    wc_http_stream *graveyard; /* completed streams, freed by the ticker after its next wait */
-    atomic_bool stopping;      /* set under the lock, read by readers without it */
-
-    /* The ticker (stream.c) */
-    pthread_t ticker;
-    bool ticker_started;
-    int epfd;     /* the ticker's epoll: stream sockets (EPOLLRDHUP), stop_fd, flush_fd */
-    int stop_fd;  /* eventfd: ends the ticker's wait */
-    int flush_fd; /* eventfd: after_dispatch asks for a coalesced flush; -1 when not used */
-
+    size_t n_streams;     /* watch streams from their start to their end */
+    atomic_bool stopping; /* set under the lock, read by the pumps without it */
+    /* The pumps (stream.c): they send the streams' bodies; the first one ticks the cacher. */
+    wc_http_pump **pumps;
+    unsigned n_pumps;
+    atomic_uint next_pump;
     /* The waiter (waiter.c); wait_mu guards the (q) fields of requests and these. */
     pthread_t waiter;
     bool waiter_started;
@@ -318,7 +317,7 @@ struct wc_http {
 
     /* Counters, atomics read by /metrics without a lock. */
     atomic_uint_fast64_t codes[600];
-    atomic_uint_fast64_t resume_batches, resumes, hangups, consistent_reads;
+    atomic_uint_fast64_t sends, handoffs, hangups, consistent_reads;
 };
 
 /* The cacher's clock. */
@@ -326,15 +325,19 @@ int64_t wc_http_now(const wc_http *h);
 
 /* stream.c */
 wc_http_stream *wc_http_stream_new(wc_http *h);
-void wc_http_stream_free(wc_http_stream *s); /* before it was attached */
+void wc_http_stream_free(wc_http_stream *s); /* before wc_http_stream_opened */
 void wc_http_stream_wake(void *arg);         /* wc_watch_opts.wake */
+/* The response carrying s was queued on conn: from here on_completed ends s. */
+void wc_http_stream_opened(wc_http_stream *s, struct MHD_Connection *conn, bool chunked);
+/* The content reader of a stream's response: takes the socket on its first call (the headers
+ * are sent) and ends MHD's side of the response. */
 ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
-void wc_http_stream_attach(wc_http_stream *s, struct MHD_Connection *conn);
+/* MHD is done with the connection: hands the stream to a pump, or frees it if it never got
+ * its socket. */
 void wc_http_stream_completed(wc_http_stream *s);
-int wc_http_ticker_start(wc_http *h);
-void wc_http_streams_end(wc_http *h); /* stopping: resume every stream so it ends */
-void wc_http_ticker_stop(wc_http *h);
-void wc_http_graveyard_free(wc_http *h);
+int wc_http_pumps_start(wc_http *h);
+void wc_http_streams_end(wc_http *h); /* stopping: every stream ends its body cleanly */
+void wc_http_pumps_stop(wc_http *h);  /* after MHD stopped: cuts off what is left, joins */
 
 /* waiter.c */
 int wc_http_waiter_start(wc_http *h);

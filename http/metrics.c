@@ -69,14 +69,11 @@ char *wc_http_metrics(wc_http *h, size_t *len)
                 st.ended[i]);
 
     pthread_mutex_lock(&h->hook->mu);
-    uint64_t streams = h->n_streams, suspended = h->n_suspended;
+    uint64_t streams = h->n_streams;
     pthread_mutex_unlock(&h->hook->mu);
     one(f, "wcached_http_streams", "gauge", "Watch streams open.", streams);
-    one(f, "wcached_http_streams_suspended", "gauge",
-        "Watch streams suspended with nothing to send.", suspended);
-    one(f, "wcached_http_resume_batches_total", "counter", "Batches of stream resumes.",
-        atomic_load(&h->resume_batches));
-    one(f, "wcached_http_resumes_total", "counter", "Stream resumes.", atomic_load(&h->resumes));
+    one(f, "wcached_http_stream_sends_total", "counter",
+        "Chunks of watch-stream bytes written to sockets.", atomic_load(&h->sends));
     one(f, "wcached_http_hangups_total", "counter",
         "Readers that hung up while their stream was open.", atomic_load(&h->hangups));
     one(f, "wcached_http_consistent_reads_total", "counter",

@@ -27,7 +27,6 @@
 #include "http_internal.h"
 
 #define MAX_PARAMS 64
-#define STREAM_BLOCK 256 /* MHD's own buffer per stream: used only without chunking (HTTP/1.0) */
 #define LIST_BLOCK (32 * 1024) /* bytes per content-reader call of a list */
 #define DRAIN_MS 3000          /* how long stop waits for streams to end */
 
@@ -428,18 +427,22 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
         wc_http_stream_free(s);
         return respond_err(h, conn, rc, q->rv, false);
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+    /* MHD only sends the headers: its first call of the reader hands the socket to a pump
+     * (stream.c), so the block size does not matter. The connection is not reused after a
+     * watch, and the headers say so. */
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64,
                                                                   wc_http_stream_read, s, NULL);
     if (!resp) {
         wc_http_stream_free(s);
         return MHD_NO;
     }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (respond(h, conn, 200, resp, "application/json") != MHD_YES) {
         wc_http_stream_free(s);
         return MHD_NO;
     }
     /* From here MHD's per-request pointer is the stream; the request is done with. */
-    wc_http_stream_attach(s, conn);
+    wc_http_stream_opened(s, conn, !r->http10);
     *con_cls = s;
     req_free(r);
     return MHD_YES;
@@ -622,7 +625,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **con_cls)
 {
     wc_http *h = cls;
-    (void)version;
     (void)upload_data;
     wc_http_req *r = *con_cls;
     if (!r) {
@@ -631,6 +633,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         r->tag = WC_HTTP_TAG_REQ;
         r->conn = conn;
+        r->http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
         *con_cls = r;
         return first_call(h, conn, r, url, method, con_cls);
     }
@@ -719,15 +722,10 @@ static void destroy(wc_http *h)
 {
     if (h->d)
         MHD_stop_daemon(h->d);
+    h->d = NULL;
     if (h->listen_fd != MHD_INVALID_SOCKET)
         close(h->listen_fd);
-    wc_http_graveyard_free(h);
-    if (h->epfd >= 0)
-        close(h->epfd);
-    if (h->flush_fd >= 0)
-        close(h->flush_fd);
-    if (h->stop_fd >= 0)
-        close(h->stop_fd);
+    wc_http_pumps_stop(h);
     wc_http_resources_free(h->res);
     free(h->k8s_prefix);
     free(h->index_field);
@@ -758,7 +756,6 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
     h->o = *o;
     h->o.resources = NULL;
     h->hook = o->hook;
-    h->epfd = h->stop_fd = h->flush_fd = -1;
     h->listen_fd = MHD_INVALID_SOCKET;
     pthread_mutex_init(&h->wait_mu, NULL);
     pthread_cond_init(&h->wait_cond, NULL);
@@ -779,7 +776,7 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
     for (const char *const *spec = o->resources; rc == 0 && spec && *spec; spec++)
         rc = wc_http_resources_add(h->res, *spec);
     if (rc == 0)
-        rc = wc_http_ticker_start(h);
+        rc = wc_http_pumps_start(h);
     if (rc == 0)
         rc = wc_http_waiter_start(h);
     if (rc != 0) {
@@ -793,7 +790,9 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
     if (limit == 0) /* leave a few descriptors for the process's other files */
         limit = nofile > 1000064 ? 1000000u
                                  : (nofile > 128 ? (unsigned)(nofile - 64) : (unsigned)nofile / 2);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+    /* MHD_USE_TURBO: among other things MHD then closes a connection without shutdown(),
+     * which would also end the half a watch stream's pump now holds. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
@@ -840,7 +839,7 @@ void wc_http_stop(wc_http *h)
     if (h->d)
         h->listen_fd = MHD_quiesce_daemon(h->d);
     wc_http_waiter_stop(h);
-    if (h->ticker_started) {
+    if (h->n_pumps) {
         wc_http_streams_end(h);
         int64_t until = wc_http_mono_ms() + DRAIN_MS;
         for (;;) {
@@ -852,6 +851,5 @@ void wc_http_stop(wc_http *h)
             usleep(5000);
         }
     }
-    wc_http_ticker_stop(h);
-    destroy(h);
+    destroy(h); /* MHD first: no handoff can reach a pump that stopped */
 }

@@ -1,41 +1,49 @@
 /*
- * Watch streams without a thread each.
+ * Watch streams, sent by wcached's own pumps once libmicrohttpd has sent the headers.
  *
- * A stream is one chunked response whose body MHD pulls through wc_http_stream_read(), which
- * copies bytes out of the stream's watcher. When the watcher has nothing (WC_EAGAIN) the
- * reader suspends its connection, so an idle stream costs no CPU and no thread. The watcher's
- * wake callback runs on the producer (or tick) thread with cacher locks held, so it only
- * MARKS the stream in the shared hook; the cacher's after_dispatch hook, called once per
- * published change with no lock held, then resumes every marked stream in one batch (each
- * MHD_resume_connection makes MHD walk its suspended list once, so one batch per change keeps
- * that walk per change, not per watcher).
+ * MHD parses the request and sends the response headers of a watch; the first time it asks
+ * the stream's content reader for body bytes (the headers are on the wire by then), the
+ * reader takes a duplicate of the socket and tells MHD the response is over. MHD frees its
+ * connection and its memory pool, closes its descriptor (MHD_USE_TURBO: without a shutdown()
+ * that would end our half too) and calls on_completed, which hands the stream to one of the
+ * server's pumps. From then on a stream is its watcher, a socket and a few words of state:
  *
- * The lost wake-up and the resume of a vanished connection are ruled out by a little state
- * machine under hook->mu (fields marked (h) in http_internal.h):
- *   reader:  woken = false; read -> EAGAIN; lock; if woken: read again; else suspended = true;
- *            unlock; MHD_suspend_connection()
- *   wake:    lock; woken = true; if suspended and not marked: mark; unlock
- *   batch:   lock; take the marked list, suspended = false for each; unlock; resume each
- * A wake that lands between the EAGAIN and `suspended = true` is seen through `woken`. A
- * resume that lands between `suspended = true` and MHD_suspend_connection() is not lost
- * either: MHD then skips the suspension (its `resuming` flag) and calls the reader again.
- * Exactly one party flips `suspended` back, and only it calls MHD_resume_connection, while
- * the connection is still suspended (or its reader still running): never on a completed one.
+ *   producer thread                          pump thread (one per --http-threads)
+ *   watcher has something: wake() marks  ->  epoll_wait wakes on the pump's eventfd, which
+ *   the stream on its pump's list;           after_dispatch poked once per change (or, with
+ *   after_dispatch pokes each pump with      coalesce_ms, that long after the first poke);
+ *   marks, once per published change         takes the marked list and, for each stream,
+ *                                            reads the watcher into the pump's scratch buffer,
+ *                                            frames it as one HTTP chunk and send()s it
  *
- * A suspended connection does not notice its reader hanging up (MHD does not poll it), so the
- * ticker thread keeps every stream's socket in an epoll set of its own (EPOLLRDHUP only, edge
- * triggered) and resumes a stream whose reader left, which then ends with an error. The same
- * thread calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers) and frees
- * completed streams: only after its next epoll_wait, so an event still naming one is harmless.
- * With wc_http_opts.coalesce_ms it also runs the batch itself, that long after the first wake,
- * so that under a high event rate each reader gets several events per send.
+ * An idle stream holds no buffer: bytes are only kept per stream when the socket took part of
+ * a send (pending, until EPOLLOUT). A stream whose socket is full reads nothing more from its
+ * watcher, so the cacher sees it lag and ends it after the slow-reader budget; that end
+ * cannot be written behind the unsent bytes, so such a stream is cut off at once (aborted)
+ * and its reader resumes from its last resourceVersion. The same epoll set tells the pump of
+ * readers that hang up (EPOLLRDHUP, or a read of 0), so no stream outlives its reader.
+ *
+ * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers), and
+ * after many handoffs gives the heap MHD's freed connections left behind back to the system:
+ * those 4 KiB pools are freed between the streams' small long-lived blocks, so without it the
+ * holes, not the streams, would be most of a crowd of idle streams' RSS.
+ * A stream is freed only by its pump, at the end of a round, after its descriptor left the
+ * epoll set and its watcher was closed (no wake can name it after wc_watcher_close returns).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <utlist.h>
 
@@ -43,9 +51,32 @@
 #include "wcached/log.h"
 
 #define TICK_MS 1000
+#define SCRATCH (64 * 1024) /* one chunk's payload at most */
+#define CHUNK_HDR 8         /* room for "%zx\r\n" of a payload below 16 MiB */
+#define ROUND_BYTES (256 * 1024) /* what one stream may send per round before others go */
+#define MAX_EVENTS 256
+#define TRIM_CHURN 1024 /* handoffs between two returns of freed heap to the system */
+
+static const char CHUNK_END[] = "0\r\n\r\n";
+
+struct wc_http_pump {
+    wc_http *srv;
+    unsigned id;
+    pthread_t thread;
+    bool started;
+    int epfd;    /* stream sockets (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge triggered) and wake_fd */
+    int wake_fd; /* eventfd: marks to take, stopping, or quit */
+    char *scratch; /* SCRATCH + CHUNK_HDR + 2 bytes; pump thread only */
+    /* (h): guarded by hook->mu */
+    wc_http_pump *hook_next;  /* hook->pumps */
+    wc_http_stream *marked;   /* streams woken since the last take, through mark_next */
+    wc_http_stream *streams;  /* every stream handed to this pump (utlist DL) */
+    bool poked;               /* wake_fd written since the last take */
+    bool quit;                /* the pump thread is to end; attaches are refused */
+};
 
 /* ---------------------------------------------------------------------------------------
- * The hook: marks and batched resumes
+ * The hook: marks and pokes
  * ------------------------------------------------------------------------------------- */
 
 wc_http_hook *wc_http_hook_new(void)
@@ -54,8 +85,6 @@ wc_http_hook *wc_http_hook_new(void)
     if (!hk)
         return NULL;
     pthread_mutex_init(&hk->mu, NULL);
-    pthread_cond_init(&hk->idle, NULL);
-    hk->flush_fd = -1;
     return hk;
 }
 
@@ -64,95 +93,53 @@ void wc_http_hook_free(wc_http_hook *hk)
     if (!hk)
         return;
     pthread_mutex_destroy(&hk->mu);
-    pthread_cond_destroy(&hk->idle);
     free(hk);
 }
 
-/* Unmarks s and clears `suspended`; the caller resumes it. Holds hk->mu. */
-static void take_locked(wc_http_stream *s)
+/* Writes the pump's eventfd once until its next take. Holds hk->mu: an eventfd write never
+ * blocks, and holding the lock keeps the fd open (pumps close it only after unregistering). */
+static void poke_locked(wc_http_pump *p)
 {
-    s->marked = false;
-    s->suspended = false;
-    s->srv->n_suspended--;
-}
-
-/* Resumes a list linked through mark_next, taken under hk->mu with inflight counted. Reads
- * each link before resuming, since a resumed stream may complete and be freed at once. */
-static void resume_list(wc_http_hook *hk, wc_http_stream *s)
-{
-    while (s) {
-        wc_http_stream *next = s->mark_next;
-        wc_http *h = s->srv;
-        struct MHD_Connection *conn = s->conn;
-        atomic_fetch_add_explicit(&h->resumes, 1, memory_order_relaxed);
-        MHD_resume_connection(conn);
-        s = next;
-    }
-    pthread_mutex_lock(&hk->mu);
-    if (--hk->inflight == 0)
-        pthread_cond_broadcast(&hk->idle);
-    pthread_mutex_unlock(&hk->mu);
-}
-
-/* Takes every marked stream for one batch. Holds hk->mu. */
-static wc_http_stream *take_marked_locked(wc_http_hook *hk)
-{
-    wc_http_stream *list = hk->marked;
-    hk->marked = NULL;
-    hk->flush_pending = false;
-    if (!list)
-        return NULL;
-    for (wc_http_stream *s = list; s; s = s->mark_next)
-        take_locked(s);
-    hk->inflight++;
-    atomic_fetch_add_explicit(&list->srv->resume_batches, 1, memory_order_relaxed);
-    return list;
+    if (p->poked)
+        return;
+    p->poked = true;
+    uint64_t one = 1;
+    ssize_t wr = write(p->wake_fd, &one, sizeof(one));
+    (void)wr; /* EAGAIN: the counter is full, so the pump is to wake anyway */
 }
 
 void wc_http_after_dispatch(void *arg)
 {
     wc_http_hook *hk = arg;
     pthread_mutex_lock(&hk->mu);
-    if (hk->marked && hk->flush_fd >= 0) {
-        /* Coalescing: poke the flusher once per window; inflight keeps the fd open for us. */
-        int fd = hk->flush_pending ? -1 : hk->flush_fd;
-        hk->flush_pending = true;
-        if (fd >= 0)
-            hk->inflight++;
-        pthread_mutex_unlock(&hk->mu);
-        if (fd >= 0) {
-            uint64_t one = 1;
-            ssize_t wr = write(fd, &one, sizeof(one));
-            (void)wr;
-            pthread_mutex_lock(&hk->mu);
-            if (--hk->inflight == 0)
-                pthread_cond_broadcast(&hk->idle);
-            pthread_mutex_unlock(&hk->mu);
-        }
-        return;
-    }
-    wc_http_stream *list = take_marked_locked(hk);
+    for (wc_http_pump *p = hk->pumps; p; p = p->hook_next)
+        if (p->marked)
+            poke_locked(p);
     pthread_mutex_unlock(&hk->mu);
-    if (list)
-        resume_list(hk, list);
+}
+
+/* Puts s on its pump's marked list. Holds hk->mu. */
+static void mark_locked(wc_http_stream *s)
+{
+    if (s->marked || !s->pump)
+        return;
+    s->marked = true;
+    s->mark_next = s->pump->marked;
+    s->pump->marked = s;
 }
 
 void wc_http_stream_wake(void *arg)
 {
     wc_http_stream *s = arg;
     wc_http_hook *hk = s->srv->hook;
+    /* Before the handoff nobody reads the watcher; the handoff marks the stream itself. */
     pthread_mutex_lock(&hk->mu);
-    s->woken = true;
-    if (s->suspended && !s->marked) {
-        s->marked = true;
-        s->mark_next = hk->marked;
-        hk->marked = s;
-    }
+    mark_locked(s);
     pthread_mutex_unlock(&hk->mu);
 }
 
 /* ---------------------------------------------------------------------------------------
- * The stream
+ * The stream, on MHD's side
  * ------------------------------------------------------------------------------------- */
 
 wc_http_stream *wc_http_stream_new(wc_http *h)
@@ -166,15 +153,109 @@ wc_http_stream *wc_http_stream_new(wc_http *h)
     return s;
 }
 
-void wc_http_stream_free(wc_http_stream *s)
+/* Frees a stream nobody else can see any more. */
+static void stream_free(wc_http_stream *s)
 {
-    if (!s)
-        return;
     if (s->w)
         wc_watcher_close(s->w);
+    if (s->fd >= 0)
+        close(s->fd);
     free(s->pre);
+    free(s->out);
     free(s);
 }
+
+void wc_http_stream_free(wc_http_stream *s)
+{
+    if (s)
+        stream_free(s);
+}
+
+void wc_http_stream_opened(wc_http_stream *s, struct MHD_Connection *conn, bool chunked)
+{
+    wc_http *h = s->srv;
+    s->conn = conn;
+    s->chunked = chunked;
+    pthread_mutex_lock(&h->hook->mu);
+    h->n_streams++;
+    pthread_mutex_unlock(&h->hook->mu);
+}
+
+ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    wc_http_stream *s = cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    /* The headers are sent: take the socket. MHD ends its side without a byte more (no chunk
+     * terminator on an error end) and calls on_completed, which hands s to a pump. */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && s->fd < 0)
+        s->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+    /* MHD leaves a connection closed this way for its timeout sweep to collect, and until it
+     * does, its descriptor keeps our socket from closing when the stream ends. A connection
+     * with a timeout of its own is looked at on every turn of MHD's loop, and a resume wakes
+     * the loop for that turn now. */
+    MHD_set_connection_option(s->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
+    MHD_resume_connection(s->conn);
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* One stream fewer; frees it. Called without hook->mu. */
+static void stream_gone(wc_http_stream *s)
+{
+    wc_http *h = s->srv;
+    pthread_mutex_lock(&h->hook->mu);
+    h->n_streams--;
+    pthread_mutex_unlock(&h->hook->mu);
+    stream_free(s);
+}
+
+void wc_http_stream_completed(wc_http_stream *s)
+{
+    wc_http *h = s->srv;
+    if (s->fd < 0) { /* ended before any body byte (HEAD, a reader that left, an MHD error) */
+        stream_gone(s);
+        return;
+    }
+    int fl = fcntl(s->fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(s->fd, F_SETFL, fl | O_NONBLOCK);
+    int one = 1, zero = 0;
+    /* MHD may have corked the headers, waiting for a body it will never send. */
+    (void)setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
+    (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    s->conn = NULL;
+    atomic_fetch_add_explicit(&h->handoffs, 1, memory_order_relaxed);
+
+    unsigned n = h->n_pumps;
+    wc_http_pump *p = h->pumps[n > 1 ? atomic_fetch_add(&h->next_pump, 1) % n : 0];
+    wc_http_hook *hk = h->hook;
+    pthread_mutex_lock(&hk->mu);
+    bool ok = !p->quit;
+    if (ok) {
+        /* Under the lock, so that the pump cannot take, end and free s before it is in the
+         * epoll set; the first round then reads whatever the watcher already holds. */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = s};
+        ok = epoll_ctl(p->epfd, EPOLL_CTL_ADD, s->fd, &ev) == 0;
+    }
+    if (ok) {
+        s->pump = p;
+        DL_APPEND2(p->streams, s, prev, next);
+        mark_locked(s);
+        poke_locked(p);
+    }
+    pthread_mutex_unlock(&hk->mu);
+    if (!ok)
+        stream_gone(s);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The stream, on its pump
+ * ------------------------------------------------------------------------------------- */
 
 /* The server ended a stream: worth a line when the reader did not ask for it. */
 static void log_end(wc_http_stream *s)
@@ -191,263 +272,421 @@ static void log_end(wc_http_stream *s)
     wc_log_level lvl =
         (r == WC_END_SLOW || r == WC_END_EXPIRED || r == WC_END_RESET) ? WC_LOG_INFO : WC_LOG_DEBUG;
     if (wc_log_enabled(lvl))
-        wc_log(lvl, "http: watch stream ended at resourceVersion %" PRId64 ": %s",
-               wc_watcher_rv(s->w), (unsigned)r < WC_END_COUNT ? why[r] : "?");
+        wc_log(lvl, "http: watch stream ended at resourceVersion %" PRId64 ": %s%s",
+               wc_watcher_rv(s->w), (unsigned)r < WC_END_COUNT ? why[r] : "?",
+               s->blocked ? " (cut off: its socket was full)" : "");
 }
 
-ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+/* Ends s on its pump: out of the epoll set, watcher closed, off every list; freed by the
+ * caller at the end of the round. */
+static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
 {
-    wc_http_stream *s = cls;
-    wc_http *h = s->srv;
+    wc_http *h = p->srv;
     wc_http_hook *hk = h->hook;
-    (void)pos;
-    if (s->pre_off < s->pre_len) {
-        size_t n = s->pre_len - s->pre_off;
-        if (n > max)
-            n = max;
-        memcpy(buf, s->pre + s->pre_off, n);
-        s->pre_off += n;
-        return (ssize_t)n;
-    }
-    if (!s->w)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    for (;;) {
-        /* Lock-free on the way in: a wake from here on sets `woken` again, which the locked
-         * check below sees. */
-        atomic_store(&s->woken, false);
-        if (atomic_load(&s->gone))
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (atomic_load(&h->stopping))
-            return MHD_CONTENT_READER_END_OF_STREAM;
-
-        size_t n = 0;
-        int rc = wc_watcher_read(s->w, buf, max, &n);
-        if (rc == 0)
-            return (ssize_t)n;
-        if (rc == WC_EOF) {
-            log_end(s);
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        }
-        if (rc != WC_EAGAIN)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-
-        pthread_mutex_lock(&hk->mu);
-        if (s->woken || s->gone || h->stopping) {
-            pthread_mutex_unlock(&hk->mu);
-            continue;
-        }
-        s->suspended = true;
-        h->n_suspended++;
-        pthread_mutex_unlock(&hk->mu);
-        MHD_suspend_connection(s->conn);
-        return 0;
-    }
-}
-
-void wc_http_stream_attach(wc_http_stream *s, struct MHD_Connection *conn)
-{
-    wc_http *h = s->srv;
-    s->conn = conn;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    s->fd = ci ? ci->connect_fd : -1;
-    pthread_mutex_lock(&h->hook->mu);
-    DL_APPEND(h->streams, s);
-    h->n_streams++;
-    pthread_mutex_unlock(&h->hook->mu);
-    if (s->fd >= 0) {
-        struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = s};
-        s->in_epoll = epoll_ctl(h->epfd, EPOLL_CTL_ADD, s->fd, &ev) == 0;
-    }
-}
-
-void wc_http_stream_completed(wc_http_stream *s)
-{
-    wc_http *h = s->srv;
-    /* After close returns no wake can name s any more (wakes run under the cacher's lock). */
+    if (s->closed)
+        return;
+    s->closed = true;
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     if (s->w) {
-        wc_watcher_close(s->w);
+        wc_watcher_close(s->w); /* no wake names s after this */
         s->w = NULL;
     }
-    /* MHD closes the socket after this callback, so the fd is still ours to remove. */
-    if (s->in_epoll)
-        epoll_ctl(h->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-    pthread_mutex_lock(&h->hook->mu);
-    if (s->suspended && !s->marked) /* not expected: MHD completes no suspended connection */
-        take_locked(s);
-    s->done = true;
-    DL_DELETE(h->streams, s);
+    close(s->fd);
+    s->fd = -1;
+    pthread_mutex_lock(&hk->mu);
+    if (s->marked) { /* woken after this round's take */
+        wc_http_stream **pp = &p->marked;
+        while (*pp != s)
+            pp = &(*pp)->mark_next;
+        *pp = s->mark_next;
+        s->marked = false;
+    }
+    DL_DELETE2(p->streams, s, prev, next);
     h->n_streams--;
-    if (!s->marked) {
-        s->mark_next = h->graveyard;
-        h->graveyard = s;
-    }
-    pthread_mutex_unlock(&h->hook->mu);
+    pthread_mutex_unlock(&hk->mu);
+    s->work_next = *grave;
+    *grave = s;
 }
 
-/* ---------------------------------------------------------------------------------------
- * The ticker
- * ------------------------------------------------------------------------------------- */
-
-void wc_http_graveyard_free(wc_http *h)
+/* Sends what is pending. 1: all sent; 0: the socket is full (EPOLLOUT resumes); -1: the
+ * reader is gone. */
+static int flush_out(wc_http *h, wc_http_stream *s, const char *p, size_t len)
 {
-    pthread_mutex_lock(&h->hook->mu);
-    wc_http_stream *g = h->graveyard;
-    h->graveyard = NULL;
-    pthread_mutex_unlock(&h->hook->mu);
-    while (g) {
-        wc_http_stream *next = g->mark_next;
-        wc_http_stream_free(g);
-        g = next;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t k = send(s->fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            off += (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* Keep the rest; it is the only per-stream copy, and only of a blocked stream. */
+            char *rest = malloc(len - off);
+            if (!rest)
+                return -1;
+            memcpy(rest, p + off, len - off);
+            free(s->out);
+            s->out = rest;
+            s->out_len = len - off;
+            s->blocked = true;
+            return 0;
+        }
+        return -1;
+    }
+    atomic_fetch_add_explicit(&h->sends, 1, memory_order_relaxed);
+    return 1;
+}
+
+/*
+ * Fills the pump's scratch with the next chunk of s: payload at scratch + CHUNK_HDR, framed in
+ * place. Returns the framed bytes (in *start), 0 when the watcher has nothing now, or -1 when
+ * the stream's body is over (the terminator, if any, is in *start with its length in *len).
+ */
+static int next_chunk(wc_http_pump *p, wc_http_stream *s, char **start, size_t *len)
+{
+    char *data = p->scratch + CHUNK_HDR;
+    size_t n = 0;
+    bool eof = false;
+    if (s->pre_off < s->pre_len) {
+        n = s->pre_len - s->pre_off;
+        if (n > SCRATCH)
+            n = SCRATCH;
+        memcpy(data, s->pre + s->pre_off, n);
+        s->pre_off += n;
+    } else if (!s->w || atomic_load(&p->srv->stopping)) {
+        eof = true;
+    } else {
+        int rc = wc_watcher_read(s->w, data, SCRATCH, &n);
+        if (rc == WC_EAGAIN)
+            return 0;
+        if (rc != 0) {
+            if (rc == WC_EOF)
+                log_end(s);
+            eof = true; /* WC_ENOMEM too: end the stream rather than skip an event */
+        }
+    }
+    if (eof) {
+        *start = (char *)CHUNK_END;
+        *len = s->chunked ? sizeof(CHUNK_END) - 1 : 0;
+        return -1;
+    }
+    if (!s->chunked) {
+        *start = data;
+        *len = n;
+        return 1;
+    }
+    char hdr[CHUNK_HDR + 1];
+    int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+    memcpy(data - hl, hdr, (size_t)hl);
+    memcpy(data + n, "\r\n", 2);
+    *start = data - hl;
+    *len = (size_t)hl + n + 2;
+    return 1;
+}
+
+/* Discards what the reader sends (nothing is expected after a watch request); notices EOF. */
+static bool reader_left(wc_http_stream *s)
+{
+    char sink[512];
+    for (;;) {
+        ssize_t k = recv(s->fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (k > 0)
+            continue;
+        if (k == 0)
+            return true;
+        if (errno == EINTR)
+            continue;
+        return errno != EAGAIN && errno != EWOULDBLOCK;
     }
 }
 
-static void *ticker_main(void *arg)
+/* Moves s forward as far as its socket and the round's budget allow. True when it still has
+ * bytes to send this round (the caller gives it another turn). */
+static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
 {
-    wc_http *h = arg;
+    wc_http *h = p->srv;
+    if (s->closed)
+        return false;
+    if (s->gone) {
+        atomic_fetch_add_explicit(&h->hangups, 1, memory_order_relaxed);
+        finish(p, s, grave);
+        return false;
+    }
+    if (s->blocked) {
+        /* A full socket: wait for EPOLLOUT, unless the watcher has ended meanwhile (too slow,
+         * or anything else): its end cannot be sent behind the unsent bytes, so cut it off. */
+        if (s->w && wc_watcher_ended(s->w)) {
+            log_end(s);
+            finish(p, s, grave);
+        }
+        return false;
+    }
+    size_t sent = 0;
+    for (;;) {
+        if (s->out) {
+            char *out = s->out;
+            size_t len = s->out_len;
+            s->out = NULL;
+            s->out_len = 0;
+            int r = flush_out(h, s, out, len);
+            free(out);
+            if (r < 0) {
+                finish(p, s, grave);
+                return false;
+            }
+            if (r == 0)
+                return false;
+            sent += len;
+        }
+        if (s->ending) {
+            finish(p, s, grave);
+            return false;
+        }
+        if (sent >= ROUND_BYTES)
+            return true;
+        char *start;
+        size_t len;
+        int c = next_chunk(p, s, &start, &len);
+        if (c == 0)
+            return false;
+        if (c < 0)
+            s->ending = true;
+        int r = len ? flush_out(h, s, start, len) : 1;
+        if (r < 0) {
+            finish(p, s, grave);
+            return false;
+        }
+        if (r == 0)
+            return false;
+        sent += len;
+    }
+}
+
+/* Returns the freed heap to the system once enough connections came and went since the
+ * last time (see the top of the file). */
+static void trim_heap(wc_http *h, uint64_t *trimmed_at)
+{
+    uint64_t now = atomic_load_explicit(&h->handoffs, memory_order_relaxed);
+    if (now - *trimmed_at < TRIM_CHURN)
+        return;
+    *trimmed_at = now;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+/* Adds s to this round's work once. */
+static void work_add(wc_http_stream **work, wc_http_stream *s)
+{
+    if (s->queued)
+        return;
+    s->queued = true;
+    s->work_next = *work;
+    *work = s;
+}
+
+static void *pump_main(void *arg)
+{
+    wc_http_pump *p = arg;
+    wc_http *h = p->srv;
     wc_http_hook *hk = h->hook;
     int64_t next_tick = wc_http_mono_ms() + TICK_MS;
-    int64_t flush_at = 0; /* when the coalesced batch is due; 0: none */
-    struct epoll_event evs[64];
+    uint64_t trimmed_at = 0; /* h->handoffs at the last trim */
+    int64_t flush_at = 0;  /* with coalescing: when the marked list is due; 0: none */
+    bool swept = false;    /* every stream was visited once after `stopping` */
+    wc_http_stream *again = NULL; /* streams that used up a round's budget */
+    struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         int64_t now = wc_http_mono_ms();
-        int64_t until = flush_at && flush_at < next_tick ? flush_at : next_tick;
-        int n = epoll_wait(h->epfd, evs, 64, until <= now ? 0 : (int)(until - now));
-        if (n < 0 && errno != EINTR)
-            n = 0;
-        bool stop = false;
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == &h->flush_fd) {
-                uint64_t v;
-                ssize_t rd = read(h->flush_fd, &v, sizeof(v));
-                (void)rd;
-                if (!flush_at)
-                    flush_at = wc_http_mono_ms() + h->o.coalesce_ms;
-            }
+        int timeout;
+        if (again) {
+            timeout = 0;
+        } else {
+            int64_t until = p->id == 0 ? next_tick : now + TICK_MS;
+            if (flush_at && flush_at < until)
+                until = flush_at;
+            timeout = until <= now ? 0 : (int)(until - now);
         }
-        wc_http_stream *resume = NULL, *grave, *batch = NULL;
-        pthread_mutex_lock(&hk->mu);
+        int n = epoll_wait(p->epfd, evs, MAX_EVENTS, timeout);
+        if (n < 0)
+            n = 0;
+        wc_http_stream *work = NULL, *grave = NULL;
+        bool poked = false;
+        for (wc_http_stream *s = again, *next; s; s = next) {
+            next = s->work_next;
+            s->queued = false;
+            work_add(&work, s);
+        }
+        again = NULL;
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == p) {
+                uint64_t v;
+                ssize_t rd = read(p->wake_fd, &v, sizeof(v));
+                (void)rd;
+                poked = true;
+                continue;
+            }
+            wc_http_stream *s = evs[i].data.ptr;
+            uint32_t e = evs[i].events;
+            if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+                s->gone = true;
+            else if ((e & EPOLLIN) && reader_left(s))
+                s->gone = true;
+            if (e & EPOLLOUT)
+                s->blocked = false;
+            if (s->gone || (e & EPOLLOUT))
+                work_add(&work, s);
+        }
+        if (poked && h->o.coalesce_ms > 0 && !flush_at)
+            flush_at = wc_http_mono_ms() + h->o.coalesce_ms;
+        bool take = poked && h->o.coalesce_ms <= 0;
         if (flush_at && wc_http_mono_ms() >= flush_at) {
-            batch = take_marked_locked(hk);
+            take = true;
             flush_at = 0;
         }
-        for (int i = 0; i < n; i++) {
-            wc_http_stream *s = evs[i].data.ptr;
-            if ((void *)s == (void *)&h->flush_fd)
-                continue;
-            if (!s) {
-                stop = true;
-                continue;
-            }
-            if (s->done || s->gone)
-                continue;
-            s->gone = true;
-            atomic_fetch_add_explicit(&h->hangups, 1, memory_order_relaxed);
-            /* A marked stream is resumed by the batch already under way. */
-            if (s->suspended && !s->marked) {
-                take_locked(s);
-                s->mark_next = resume;
-                resume = s;
+        bool stopping = atomic_load(&h->stopping);
+        pthread_mutex_lock(&hk->mu);
+        if (take || stopping || p->quit) {
+            wc_http_stream *m = p->marked;
+            p->marked = NULL;
+            p->poked = false;
+            for (; m; m = m->mark_next) {
+                m->marked = false;
+                work_add(&work, m);
             }
         }
-        if (resume)
-            hk->inflight++;
-        /* Every completed stream was removed from the epoll set before it was put here, and
-         * this wait's events are handled: none can name them any more. */
-        grave = h->graveyard;
-        h->graveyard = NULL;
+        if (stopping && !swept) {
+            wc_http_stream *s;
+            DL_FOREACH2(p->streams, s, next) work_add(&work, s);
+            swept = true;
+        }
+        bool quit = p->quit;
         pthread_mutex_unlock(&hk->mu);
-        if (batch)
-            resume_list(hk, batch);
-        if (resume)
-            resume_list(hk, resume);
+
+        for (wc_http_stream *s = work, *next; s; s = next) {
+            next = s->work_next;
+            s->queued = false;
+            if (quit) {
+                finish(p, s, &grave);
+                continue;
+            }
+            if (pump_stream(p, s, &grave)) {
+                s->work_next = again;
+                again = s;
+            }
+        }
+        if (quit) {
+            /* Whatever is left: cut off (the drain before this had its chance). */
+            pthread_mutex_lock(&hk->mu);
+            wc_http_stream *rest = p->streams;
+            pthread_mutex_unlock(&hk->mu);
+            while (rest) {
+                wc_http_stream *s = rest;
+                rest = s->next;
+                finish(p, s, &grave);
+            }
+        }
+        /* Nothing of this round names these any more: out of the epoll set, off the lists. */
         while (grave) {
-            wc_http_stream *next = grave->mark_next;
-            wc_http_stream_free(grave);
+            wc_http_stream *next = grave->work_next;
+            stream_free(grave);
             grave = next;
         }
-        if (stop)
+        if (quit)
             return NULL;
-        if (wc_http_mono_ms() >= next_tick) {
-            wc_cacher_tick(h->o.cacher); /* calls after_dispatch: the batch of its wakes */
+        if (p->id == 0 && wc_http_mono_ms() >= next_tick) {
+            wc_cacher_tick(h->o.cacher); /* calls after_dispatch: the poke for its wakes */
+            trim_heap(h, &trimmed_at);
             next_tick = wc_http_mono_ms() + TICK_MS;
         }
     }
 }
 
-int wc_http_ticker_start(wc_http *h)
+/* ---------------------------------------------------------------------------------------
+ * Life cycle
+ * ------------------------------------------------------------------------------------- */
+
+static void pump_destroy(wc_http_pump *p)
 {
-    h->epfd = epoll_create1(EPOLL_CLOEXEC);
-    h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h->epfd < 0 || h->stop_fd < 0)
-        return WC_EIO;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->stop_fd, &ev) != 0)
-        return WC_EIO;
-    if (h->o.coalesce_ms > 0) {
-        h->flush_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        struct epoll_event fev = {.events = EPOLLIN, .data.ptr = &h->flush_fd};
-        if (h->flush_fd < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->flush_fd, &fev) != 0)
-            return WC_EIO;
-        pthread_mutex_lock(&h->hook->mu);
-        if (h->hook->flush_fd < 0) /* the first server on a shared hook flushes for all */
-            h->hook->flush_fd = h->flush_fd;
-        pthread_mutex_unlock(&h->hook->mu);
-    }
-    if (pthread_create(&h->ticker, NULL, ticker_main, h) != 0)
-        return WC_ENOMEM;
-    h->ticker_started = true;
-    return 0;
+    if (p->epfd >= 0)
+        close(p->epfd);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    free(p->scratch);
+    free(p);
 }
 
-void wc_http_ticker_stop(wc_http *h)
+int wc_http_pumps_start(wc_http *h)
 {
-    if (!h->ticker_started)
-        return;
-    uint64_t one = 1;
-    ssize_t wr = write(h->stop_fd, &one, sizeof(one));
-    (void)wr;
-    pthread_join(h->ticker, NULL);
-    h->ticker_started = false;
+    unsigned n = h->o.threads > 1 ? h->o.threads : 1;
+    h->pumps = calloc(n, sizeof(*h->pumps));
+    if (!h->pumps)
+        return WC_ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        wc_http_pump *p = calloc(1, sizeof(*p));
+        if (!p)
+            return WC_ENOMEM;
+        p->srv = h;
+        p->id = i;
+        p->epfd = epoll_create1(EPOLL_CLOEXEC);
+        p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        p->scratch = malloc(SCRATCH + CHUNK_HDR + 2);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
+        if (p->epfd < 0 || p->wake_fd < 0 || !p->scratch ||
+            epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) != 0) {
+            pump_destroy(p);
+            return WC_EIO;
+        }
+        if (pthread_create(&p->thread, NULL, pump_main, p) != 0) {
+            pump_destroy(p);
+            return WC_ENOMEM;
+        }
+        p->started = true;
+        h->pumps[i] = p;
+        h->n_pumps = i + 1;
+        pthread_mutex_lock(&h->hook->mu);
+        p->hook_next = h->hook->pumps;
+        h->hook->pumps = p;
+        pthread_mutex_unlock(&h->hook->mu);
+    }
+    return 0;
 }
 
 void wc_http_streams_end(wc_http *h)
 {
     wc_http_hook *hk = h->hook;
-    wc_http_stream *resume = NULL;
     pthread_mutex_lock(&hk->mu);
-    h->stopping = true;
-    if (h->flush_fd >= 0 && hk->flush_fd == h->flush_fd) {
-        hk->flush_fd = -1; /* back to resuming in after_dispatch */
-        hk->flush_pending = false;
+    atomic_store(&h->stopping, true);
+    for (unsigned i = 0; i < h->n_pumps; i++) {
+        h->pumps[i]->poked = false; /* this poke must reach it */
+        poke_locked(h->pumps[i]);
     }
-    /* Take this server's streams off the shared marked list, then resume every suspended one:
-     * with `stopping` set, none suspends again and each ends its body cleanly. */
-    wc_http_stream **pp = &hk->marked;
-    while (*pp) {
-        if ((*pp)->srv == h)
-            *pp = (*pp)->mark_next;
-        else
-            pp = &(*pp)->mark_next;
-    }
-    wc_http_stream *s;
-    DL_FOREACH(h->streams, s)
-    {
-        if (s->suspended) {
-            take_locked(s);
-            s->mark_next = resume;
-            resume = s;
-        }
-    }
-    if (resume)
-        hk->inflight++;
     pthread_mutex_unlock(&hk->mu);
-    if (resume)
-        resume_list(hk, resume);
-    /* Batches taken before `stopping` may still be resuming: MHD must see them all resumed
-     * before it stops. */
-    pthread_mutex_lock(&hk->mu);
-    while (hk->inflight)
-        pthread_cond_wait(&hk->idle, &hk->mu);
-    pthread_mutex_unlock(&hk->mu);
+}
+
+void wc_http_pumps_stop(wc_http *h)
+{
+    wc_http_hook *hk = h->hook;
+    for (unsigned i = 0; i < h->n_pumps; i++) {
+        wc_http_pump *p = h->pumps[i];
+        pthread_mutex_lock(&hk->mu);
+        p->quit = true;
+        p->poked = false;
+        poke_locked(p);
+        pthread_mutex_unlock(&hk->mu);
+        pthread_join(p->thread, NULL);
+        pthread_mutex_lock(&hk->mu);
+        wc_http_pump **pp = &hk->pumps;
+        while (*pp && *pp != p)
+            pp = &(*pp)->hook_next;
+        if (*pp)
+            *pp = p->hook_next;
+        pthread_mutex_unlock(&hk->mu);
+        pump_destroy(p);
+    }
+    free(h->pumps);
+    h->pumps = NULL;
+    h->n_pumps = 0;
 }

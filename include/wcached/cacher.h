@@ -254,7 +254,8 @@ typedef struct wc_watch_opts {
     const char *kind;     /* for BOOKMARK objects, e.g. "Pod"; copied */
     const char *api_version; /* e.g. "v1"; copied */
     /*
-     * Called when the watcher goes from nothing-to-read to something-to-read or to ended, from
+     * Called when the watcher goes from nothing-to-read to something-to-read (once per wait of
+     * its reader), and when it ends (whether its reader waits or not), from
      * the producer or tick thread, with cacher locks held: it must only mark the reader for a
      * later batched wake (see after_dispatch) and must not call into the cacher.
      */
@@ -276,6 +277,10 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *opts, wc_watcher **out, i
  * is); or WC_EOF when the stream has ended (*n == 0), after its last frame was read.
  */
 int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n);
+
+/* True once the watcher has ended (its reader will see WC_EOF after what is still queued):
+ * lets a reader that cannot send right now tell an end it must act on from plain new events. */
+bool wc_watcher_ended(wc_watcher *w);
 
 /* Why the stream ended, once wc_watcher_read returned WC_EOF. */
 wc_end_reason wc_watcher_end_reason(wc_watcher *w);

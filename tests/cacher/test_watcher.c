@@ -582,6 +582,31 @@ Test(watcher, wake_fires_once_when_data_arrives_for_a_waiting_reader)
     wc_cacher_free(c);
 }
 
+Test(watcher, an_end_wakes_a_reader_that_is_not_waiting)
+{
+    wc_cacher *c = new_cacher(100, NULL);
+    make_ready(c, 1);
+    wc_watch_opts o = watch_opts("/", 1);
+    o.wake = count_wake;
+    wc_watcher *w = watch(c, o);
+    put(c, "/a", "1", 2);
+    wakes = 0;
+    /* The reader has not read (it is, say, stuck behind a full socket): events do not wake
+     * it, its end does. */
+    put(c, "/a", "2", 3);
+    cr_assert_eq(wakes, 0);
+    cr_assert_not(wc_watcher_ended(w));
+    wc_cacher_free(c); /* ends every watcher */
+    cr_assert_eq(wakes, 1);
+    cr_assert(wc_watcher_ended(w));
+    seen s = {0};
+    read_all(w, &s, 8192);
+    cr_assert(s.eof);
+    cr_assert_eq(wc_watcher_end_reason(w), WC_END_SHUTDOWN);
+    seen_free(&s);
+    wc_watcher_close(w);
+}
+
 Test(watcher, closing_mid_frame_and_freeing_the_cacher_leak_nothing)
 {
     wc_cacher *c = new_cacher(100, NULL);

@@ -1,8 +1,13 @@
 /*
  * The test client (see client.h).
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -258,4 +263,56 @@ void watch_close(watch *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);
+}
+
+int raw_open(unsigned port, int rcvbuf, const char *request)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    size_t off = 0, len = strlen(request);
+    while (off < len) {
+        ssize_t k = send(fd, request + off, len - off, MSG_NOSIGNAL);
+        if (k <= 0) {
+            close(fd);
+            return -1;
+        }
+        off += (size_t)k;
+    }
+    return fd;
+}
+
+int raw_read_to_end(int fd, int timeout_ms, char **out, size_t *len)
+{
+    buf b = {0};
+    buf_add(&b, "", 0);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = -1;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        char chunk[65536];
+        ssize_t k = recv(fd, chunk, sizeof(chunk), 0);
+        if (k <= 0) { /* closed, or reset: either way the server ended it */
+            rc = 0;
+            break;
+        }
+        buf_add(&b, chunk, (size_t)k);
+    }
+    close(fd);
+    *out = b.p;
+    *len = b.len;
+    return rc;
 }

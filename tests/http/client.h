@@ -36,4 +36,12 @@ bool watch_complete_chunked(watch *w); /* ended with CURLE_OK: the chunked body 
 /* Cuts the stream if it is still running (the reader hangs up), joins, frees. */
 void watch_close(watch *w);
 
+/* A raw TCP client, for what libcurl hides: the exact bytes, HTTP/1.0, a reader that stops
+ * reading. raw_open connects to 127.0.0.1:port with a receive buffer of rcvbuf bytes (0: the
+ * default) and sends `request` whole; -1 on failure. */
+int raw_open(unsigned port, int rcvbuf, const char *request);
+/* Reads until the peer closes (or resets), at most timeout_ms; the bytes, NUL-terminated, in
+ * *out (malloc'd). Returns 0 when the peer closed, -1 on timeout. Closes fd. */
+int raw_read_to_end(int fd, int timeout_ms, char **out, size_t *len);
+
 #endif

@@ -28,6 +28,7 @@ typedef struct fixture_cfg {
     bool consistent;     /* wire the current-revision and progress callbacks */
     const char *index_field;
     int64_t coalesce_ms;
+    int64_t slow_budget_ms; /* 0: default */
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -77,6 +78,8 @@ static void fixture_start(const fixture_cfg *cfg)
     if (cfg->bookmark_ms)
         co.bookmark_ms = cfg->bookmark_ms;
     co.index_field = cfg->index_field;
+    if (cfg->slow_budget_ms)
+        co.slow_budget_ms = cfg->slow_budget_ms;
     co.after_dispatch = wc_http_after_dispatch;
     co.hook_arg = hook;
     cache = wc_cacher_new(&co);
@@ -977,6 +980,140 @@ Test(custom, consistent_watch_starts_from_etcd_revision)
     cr_assert_eq(obj_rv(ev), g_rev + 3, "the initial state is as of etcd's revision");
     json_decref(ev);
     watch_close(w);
+}
+
+/* GETs `path` over a raw connection and reads until the server closes it; splits off the
+ * header block (returned, NUL-terminated) from the body (*body). */
+static char *raw_get(const char *request, char **body, size_t *body_len)
+{
+    int fd = raw_open(wc_http_port(srv), 0, request);
+    cr_assert_geq(fd, 0);
+    char *resp;
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &resp, &len), 0, "the server ends the stream");
+    char *end = strstr(resp, "\r\n\r\n");
+    cr_assert_not_null(end, "no header block: %s", resp);
+    *end = '\0';
+    *body = end + 4;
+    *body_len = len - (size_t)(end + 4 - resp);
+    return resp;
+}
+
+Test(server, watch_chunks_are_framed_and_terminated)
+{
+    int64_t rev = put("/tc/a", "1");
+    char req[256];
+    snprintf(req, sizeof(req),
+             "GET /keys/tc/?watch=1&resourceVersion=%" PRId64 "&timeoutSeconds=1 HTTP/1.1\r\n"
+             "Host: x\r\n\r\n",
+             rev - 1);
+    char *body;
+    size_t len;
+    char *hdr = raw_get(req, &body, &len);
+    cr_assert(strstr(hdr, " 200 "), "%s", hdr);
+    cr_assert(strcasestr(hdr, "\r\nTransfer-Encoding: chunked"), "%s", hdr);
+    cr_assert(strcasestr(hdr, "\r\nConnection: close"), "%s", hdr);
+    /* Decode the chunks: every byte must belong to one, and the last is the terminator. */
+    char data[4096];
+    size_t dn = 0, i = 0;
+    for (;;) {
+        char *crlf = strstr(body + i, "\r\n");
+        cr_assert_not_null(crlf, "a chunk header without CRLF at %zu", i);
+        char *endp;
+        unsigned long n = strtoul(body + i, &endp, 16);
+        cr_assert_eq(endp, crlf, "a bad chunk size at %zu", i);
+        i = (size_t)(crlf + 2 - body);
+        if (n == 0) {
+            cr_assert_eq(len - i, 2, "after the last chunk: the empty trailer, then the close");
+            cr_assert_eq(memcmp(body + i, "\r\n", 2), 0);
+            break;
+        }
+        cr_assert_leq(i + n + 2, len, "a chunk cut short");
+        cr_assert_lt(dn + n, sizeof(data));
+        memcpy(data + dn, body + i, n);
+        dn += n;
+        cr_assert_eq(memcmp(body + i + n, "\r\n", 2), 0);
+        i += n + 2;
+    }
+    data[dn] = '\0';
+    cr_assert_eq(data[dn - 1], '\n');
+    data[dn - 1] = '\0';
+    cr_assert_null(strchr(data, '\n'), "one event: %s", data);
+    json_t *ev = parse(data);
+    cr_assert_str_eq(jstr(ev, "type"), "ADDED");
+    cr_assert_str_eq(jstr(ev, "object.key"), "/tc/a");
+    json_decref(ev);
+    free(hdr);
+}
+
+Test(server, watch_over_http10_is_raw_until_close)
+{
+    put("/t10/a", "1");
+    char *body;
+    size_t len;
+    char *hdr = raw_get("GET /keys/t10/?watch=1&timeoutSeconds=1 HTTP/1.0\r\n\r\n", &body, &len);
+    cr_assert(strstr(hdr, " 200 "), "%s", hdr);
+    cr_assert_null(strcasestr(hdr, "Transfer-Encoding"), "no chunking for HTTP/1.0: %s", hdr);
+    /* the body is the event lines themselves, and the close ends it */
+    cr_assert_gt(len, 0);
+    cr_assert_eq(body[len - 1], '\n');
+    body[len - 1] = '\0';
+    cr_assert_null(strchr(body, '\n'), "one event: %s", body);
+    json_t *ev = parse(body);
+    cr_assert_str_eq(jstr(ev, "type"), "ADDED");
+    cr_assert_str_eq(jstr(ev, "object.key"), "/t10/a");
+    json_decref(ev);
+    free(hdr);
+}
+
+Test(custom, reader_whose_socket_stays_full_is_cut_off)
+{
+    enum { N = 200, BIG = 32 * 1024 };
+    fixture_cfg cfg = {.slow_budget_ms = 200};
+    fixture_start(&cfg);
+    char req[256];
+    snprintf(req, sizeof(req),
+             "GET /keys/slow/?watch=1&resourceVersion=%" PRId64 " HTTP/1.1\r\nHost: x\r\n\r\n",
+             g_rev);
+    int fd = raw_open(wc_http_port(srv), 4096, req); /* and then it reads nothing */
+    cr_assert_geq(fd, 0);
+    watch *fast = watch_open(url("/keys/slow/?watch=1&resourceVersion=%" PRId64, g_rev));
+    for (int tries = 0; tries < 500 && watchers_now() < 2; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(watchers_now(), 2);
+    char *v = malloc(BIG + 16);
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(v, BIG + 16, "{\"i\":%d,\"pad\":\"", i);
+        memset(v + n, 'x', BIG - (size_t)n - 2);
+        strcpy(v + BIG - 2, "\"}");
+        put("/slow/k", v);
+    }
+    free(v);
+    cr_assert(watch_wait_lines(fast, N, 20000), "the fast reader got %zu of %d",
+              watch_nlines(fast), N);
+    wc_cacher_stats st;
+    for (int tries = 0; tries < 1000; tries++) {
+        wc_cacher_stats_get(cache, &st);
+        pthread_mutex_lock(&hook->mu);
+        size_t n = srv->n_streams;
+        pthread_mutex_unlock(&hook->mu);
+        if (st.ended[WC_END_SLOW] == 1 && n == 1)
+            break;
+        usleep(10 * 1000);
+    }
+    cr_assert_eq(st.ended[WC_END_SLOW], 1, "the slow watcher is ended");
+    pthread_mutex_lock(&hook->mu);
+    cr_assert_eq(srv->n_streams, 1, "and its stream is gone; the fast one stays");
+    pthread_mutex_unlock(&hook->mu);
+    char *got;
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &got, &len), 0, "the server closed the socket");
+    cr_assert_lt(len, (size_t)N * BIG, "it was cut off, not drained");
+    cr_assert(len < 5 || memcmp(got + len - 5, "0\r\n\r\n", 5) != 0,
+              "a cut-off stream has no clean end");
+    free(got);
+    cr_assert_eq(watch_nlines(fast), N, "nothing more, nothing less for the fast one");
+    watch_close(fast);
 }
 
 Test(server, readers_hanging_up_mid_stream)
