@@ -81,7 +81,7 @@ static const char usage_text[] =
     "                                 (default 2000)\n"
     "  --resource SPEC                add a Kubernetes resource, [GROUP/]VERSION/PLURAL=Kind\n"
     "                                 [:PATH][:cluster|:namespaced]; repeatable\n"
-    "  --http-threads N               HTTP event-loop threads (default 1)\n"
+    "  --http-threads N               HTTP threads for requests, and as many stream pumps (default 1)\n"
     "  --coalesce-ms MS               gather a reader's events for up to MS before sending them,\n"
     "                                 trading that much latency for fewer sends (default 0)\n"
     "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https endpoints)\n"

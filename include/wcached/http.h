@@ -3,9 +3,11 @@
  *
  * Readers speak to it as to a Kubernetes apiserver (GET /api/v1/..., /apis/<group>/<version>/...)
  * or through the raw key space (/keys/<key>); both route families reach the same three verbs
- * (get, list, watch) over the same cache. A watch stream holds no thread: its connection is
- * suspended while its watcher has nothing to read and resumed, in one batch per published
- * change, by the cacher's after_dispatch hook (see wc_http_hook below).
+ * (get, list, watch) over the same cache. libmicrohttpd parses requests and answers gets and
+ * lists; a watch stream leaves it once its headers are sent and is then only its watcher and
+ * its socket, on one of the server's pump threads, which sends it what its watcher has when
+ * the cacher's after_dispatch hook pokes the pump, once per published change (see
+ * wc_http_hook below). An idle stream holds no thread and no buffer.
  *
  * The server knows HTTP and nothing of etcd: what it needs from upstream (readiness, etcd's
  * current revision, progress requests, upstream metrics) comes through callbacks the daemon
@@ -26,8 +28,8 @@ typedef struct wc_http wc_http;
 
 /*
  * The wake batcher shared by the cacher and the server: the watchers' wake callbacks mark
- * streams in it, and the cacher's after_dispatch hook resumes every marked stream in one
- * batch. It exists before both (the cacher needs its hook at wc_cacher_new, the server needs
+ * streams on their pumps' lists, and the cacher's after_dispatch hook pokes every pump that
+ * has marks, once per published change. It exists before both (the cacher needs its hook at wc_cacher_new, the server needs
  * the cacher at wc_http_start) and is freed after both.
  */
 typedef struct wc_http_hook wc_http_hook;
@@ -40,7 +42,7 @@ void wc_http_hook_free(wc_http_hook *hook);
 
 /*
  * The cacher's after_dispatch hook: set wc_cacher_opts.after_dispatch to this function and
- * hook_arg to the wc_http_hook. Resumes the streams marked since the last call. Any thread;
+ * hook_arg to the wc_http_hook. Pokes the pumps of the streams marked since the last call. Any thread;
  * takes no cacher lock.
  */
 void wc_http_after_dispatch(void *hook);
@@ -53,16 +55,15 @@ typedef struct wc_http_opts {
     wc_http_hook *hook;           /* borrowed; the one wired into the cacher's after_dispatch */
     const char *const *resources; /* NULL-terminated extra resource specs (see
                                      wc_http_add_resource), or NULL */
-    unsigned threads;             /* event-loop threads (default 1) */
+    unsigned threads; /* libmicrohttpd's threads, and as many stream pumps (default 1) */
     unsigned max_connections; /* 0: as many as RLIMIT_NOFILE allows (raised to its hard limit) */
-    /* Per-connection buffer in bytes (default 4 KiB, at least 2 KiB): holds the request headers,
-     * then bounds each chunk of a stream. It is most of an idle stream's memory (about 2.2 KiB
-     * plus this), so it trades idle streams' footprint against bytes per send. */
+    /* Per-connection buffer in bytes (default 4 KiB, at least 2 KiB): bounds a request's
+     * headers and its answer's header block. A watch stream gives it back with its headers. */
     size_t conn_memory;
     unsigned idle_timeout_s; /* idle keep-alive connections are closed after this (default 300) */
     int64_t wait_ms;         /* how long a read waits for the cache to catch up (default 3000) */
-    /* 0 (default): every published change resumes the streams it woke at once, in one batch.
-     * N > 0: woken streams are resumed N ms after the first wake, all together: each reader
+    /* 0 (default): every published change has the streams it woke sent at once, in one batch.
+     * N > 0: woken streams are sent N ms after the first wake, all together: each reader
      * then gets several events per send, which cuts CPU per delivery under high event rates,
      * for at most N ms of added latency. */
     int64_t coalesce_ms;
