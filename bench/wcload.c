@@ -49,6 +49,7 @@ typedef struct opts {
     char server_host[64], etcd_host[64];
     const char *run;
     long readers, events, rate, size, nodes, slow, keys;
+    long busy_nodes; /* selective: the writer updates pods on nodes below this only */
     double hold_s, timeout_s;
     int npids;
     char pid_name[MAX_PIDS][32];
@@ -324,7 +325,7 @@ static void out_printf(writer *w, const char *fmt, ...)
 /* The node (selective) and key of sequence number seq. */
 static long node_of(int64_t seq)
 {
-    return O.wl == WL_SELECTIVE ? (long)(seq % O.nodes) : 0;
+    return O.wl == WL_SELECTIVE ? (long)(seq % O.busy_nodes) : 0;
 }
 
 /* The value of sequence number seq: a JSON object of O.size bytes ending in a newline (nchan's
@@ -512,12 +513,13 @@ typedef struct reader {
     int fd;
     enum rstate st;
     bool ready, slow, ended;
+    bool idle; /* selective: its node gets no updates (--busy-nodes) */
     long node;
     hresp h;
     char *line; /* a line split across reads */
     size_t line_len, line_cap;
     int64_t next;   /* the sequence number expected next */
-    int64_t stride; /* 1, or the node count (selective) */
+    int64_t stride; /* 1, or the busy node count (selective) */
     int64_t got;
     long rewatches;
     int64_t rv;    /* last resourceVersion / mod_revision seen */
@@ -650,7 +652,7 @@ static int64_t field_num(const char *p, const char *end, const char *name, size_
 
 static void deliver(reader *r, int64_t seq, int64_t now)
 {
-    if (seq < 0 || seq >= O.events) {
+    if (seq < 0 || seq >= O.events || r->idle) {
         errors++;
         return;
     }
@@ -920,6 +922,8 @@ static bool all_acked(void)
 /* How many of the sequence numbers below `upto` reader r must see. */
 static int64_t expected_of(const reader *r, int64_t upto)
 {
+    if (r->idle)
+        return 0;
     int64_t first = r->stride > 1 ? r->node : 0;
     return upto > first ? (upto - 1 - first) / r->stride + 1 : 0;
 }
@@ -1117,7 +1121,8 @@ static void usage(void)
     fputs("usage: wcload --peer wcached|etcd|nchan --workload "
           "fanout|idle|storm|selective|slow|load\n"
           "  --server HOST:PORT  --etcd HOST:PORT  --run ID\n"
-          "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--slow S] [--keys N]\n"
+          "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--busy-nodes J]\n"
+          "  [--slow S] [--keys N]\n"
           "  [--hold S] [--timeout S] [--pid NAME=PID ...]\n",
           stderr);
     exit(2);
@@ -1213,6 +1218,8 @@ static void parse_args(int argc, char **argv)
             O.size = num(v, f, 64, 1 << 20);
         else if (!strcmp(f, "--nodes"))
             O.nodes = num(v, f, 1, 1000000);
+        else if (!strcmp(f, "--busy-nodes"))
+            O.busy_nodes = num(v, f, 1, 1000000);
         else if (!strcmp(f, "--slow"))
             O.slow = num(v, f, 0, 100000);
         else if (!strcmp(f, "--keys"))
@@ -1241,6 +1248,8 @@ static void parse_args(int argc, char **argv)
         O.slow = 1;
     if (O.wl != WL_SLOW)
         O.slow = 0;
+    if (O.busy_nodes == 0 || O.busy_nodes > O.nodes)
+        O.busy_nodes = O.nodes;
 }
 
 static void raise_nofile(void)
@@ -1343,7 +1352,8 @@ int main(int argc, char **argv)
         R[i].tag = TAG_READER;
         R[i].slow = i >= O.readers;
         R[i].node = O.wl == WL_SELECTIVE ? i % O.nodes : 0;
-        R[i].stride = O.wl == WL_SELECTIVE ? O.nodes : 1;
+        R[i].stride = O.wl == WL_SELECTIVE ? O.busy_nodes : 1;
+        R[i].idle = O.wl == WL_SELECTIVE && R[i].node >= O.busy_nodes;
         R[i].next = R[i].node;
     }
     if (O.peer == PEER_WCACHED)

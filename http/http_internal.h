@@ -317,7 +317,7 @@ struct wc_http {
 
     /* Counters, atomics read by /metrics without a lock. */
     atomic_uint_fast64_t codes[600];
-    atomic_uint_fast64_t sends, handoffs, hangups, consistent_reads;
+    atomic_uint_fast64_t sends, hangups, consistent_reads;
 };
 
 /* The cacher's clock. */

@@ -23,19 +23,13 @@
  * and its reader resumes from its last resourceVersion. The same epoll set tells the pump of
  * readers that hang up (EPOLLRDHUP, or a read of 0), so no stream outlives its reader.
  *
- * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers), and
- * after many handoffs gives the heap MHD's freed connections left behind back to the system:
- * those 4 KiB pools are freed between the streams' small long-lived blocks, so without it the
- * holes, not the streams, would be most of a crowd of idle streams' RSS.
+ * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers).
  * A stream is freed only by its pump, at the end of a round, after its descriptor left the
  * epoll set and its watcher was closed (no wake can name it after wc_watcher_close returns).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -55,7 +49,6 @@
 #define CHUNK_HDR 8         /* room for "%zx\r\n" of a payload below 16 MiB */
 #define ROUND_BYTES (256 * 1024) /* what one stream may send per round before others go */
 #define MAX_EVENTS 256
-#define TRIM_CHURN 1024 /* handoffs between two returns of freed heap to the system */
 
 static const char CHUNK_END[] = "0\r\n\r\n";
 
@@ -228,7 +221,6 @@ void wc_http_stream_completed(wc_http_stream *s)
     (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     (void)setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     s->conn = NULL;
-    atomic_fetch_add_explicit(&h->handoffs, 1, memory_order_relaxed);
 
     unsigned n = h->n_pumps;
     wc_http_pump *p = h->pumps[n > 1 ? atomic_fetch_add(&h->next_pump, 1) % n : 0];
@@ -464,19 +456,6 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
     }
 }
 
-/* Returns the freed heap to the system once enough connections came and went since the
- * last time (see the top of the file). */
-static void trim_heap(wc_http *h, uint64_t *trimmed_at)
-{
-    uint64_t now = atomic_load_explicit(&h->handoffs, memory_order_relaxed);
-    if (now - *trimmed_at < TRIM_CHURN)
-        return;
-    *trimmed_at = now;
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
-}
-
 /* Adds s to this round's work once. */
 static void work_add(wc_http_stream **work, wc_http_stream *s)
 {
@@ -493,7 +472,6 @@ static void *pump_main(void *arg)
     wc_http *h = p->srv;
     wc_http_hook *hk = h->hook;
     int64_t next_tick = wc_http_mono_ms() + TICK_MS;
-    uint64_t trimmed_at = 0; /* h->handoffs at the last trim */
     int64_t flush_at = 0;  /* with coalescing: when the marked list is due; 0: none */
     bool swept = false;    /* every stream was visited once after `stopping` */
     wc_http_stream *again = NULL; /* streams that used up a round's budget */
@@ -598,7 +576,6 @@ static void *pump_main(void *arg)
             return NULL;
         if (p->id == 0 && wc_http_mono_ms() >= next_tick) {
             wc_cacher_tick(h->o.cacher); /* calls after_dispatch: the poke for its wakes */
-            trim_heap(h, &trimmed_at);
             next_tick = wc_http_mono_ms() + TICK_MS;
         }
     }

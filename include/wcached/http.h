@@ -57,7 +57,7 @@ typedef struct wc_http_opts {
                                      wc_http_add_resource), or NULL */
     unsigned threads; /* libmicrohttpd's threads, and as many stream pumps (default 1) */
     unsigned max_connections; /* 0: as many as RLIMIT_NOFILE allows (raised to its hard limit) */
-    /* Per-connection buffer in bytes (default 4 KiB, at least 2 KiB): bounds a request's
+    /* Per-connection buffer in bytes (default 36 KiB, at least 2 KiB): bounds a request's
      * headers and its answer's header block. A watch stream gives it back with its headers. */
     size_t conn_memory;
     unsigned idle_timeout_s; /* idle keep-alive connections are closed after this (default 300) */

@@ -939,28 +939,40 @@ Test(server, big_objects_through_small_buffers)
     free(v);
 }
 
-Test(server, request_headers_within_the_buffer)
+/* GETs /healthz with a bearer token of n bytes; returns the status (0: no answer). */
+static long get_with_token(size_t n)
 {
-    /* a bearer token of a few hundred bytes to 2 KiB fits the default 4 KiB buffer */
-    char hdr[2200];
+    char *hdr = malloc(n + 32);
     strcpy(hdr, "Authorization: Bearer ");
-    size_t n = strlen(hdr);
-    memset(hdr + n, 'x', 2000);
-    hdr[n + 2000] = '\0';
+    size_t off = strlen(hdr);
+    memset(hdr + off, 'x', n);
+    hdr[off + n] = '\0';
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, hdr);
     curl_easy_setopt(c, CURLOPT_URL, url("/healthz"));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fwrite);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
     FILE *devnull = fopen("/dev/null", "w");
     curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-    long code;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    cr_assert_eq(code, 200);
+    long code = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     fclose(devnull);
+    free(hdr);
+    return code;
+}
+
+Test(server, request_headers_within_the_buffer)
+{
+    /* bearer tokens of 2 and 16 KiB (service-account JWTs, OIDC tokens) fit the default
+     * buffer; headers past it get a 4xx answer, not a hang or a reset */
+    cr_assert_eq(get_with_token(2000), 200);
+    cr_assert_eq(get_with_token(16000), 200);
+    long big = get_with_token(64000);
+    cr_assert(big >= 400 && big < 500, "oversized headers: %ld", big);
 }
 
 Test(custom, consistent_watch_starts_from_etcd_revision)
