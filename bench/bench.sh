@@ -214,6 +214,17 @@ if want W3; then
                 --events "$w3_events" --rate 1000
         done
     done
+    # The same with one interested reader per event whatever the count: every reader has a
+    # node of its own, and the writer updates the first $w3_small only, so the readers added
+    # are watchers no event is for. This is what "dispatch costs the interested watchers only"
+    # claims; above, the interested readers per event grow with the readers.
+    echo "== W3i: selective, one interested reader per event"
+    for n in $w3_small $w3_big; do
+        for p in $peers; do
+            load W3i "$p" --workload selective --readers "$n" --nodes "$n" \
+                --busy-nodes "$w3_small" --events "$w3_events" --rate 1000
+        done
+    done
 fi
 
 if want W6; then

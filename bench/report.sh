@@ -47,6 +47,7 @@ FILENAME ~ /machine.txt$/ { i = index($0, "="); M[substr($0, 1, i - 1)] = substr
     delete kv
     if (tag == "W1") { R1[readers] = 1 }
     if (tag == "W3") { R3[readers] = 1 }
+    if (tag == "W3i") { R3i[readers] = 1 }
 }
 END {
     out = dir "/report.md"
@@ -117,26 +118,13 @@ END {
         printf "\netcd watchers while wcached held the streams: %s.\n\n", f0(W2w) > out
     }
 
-    # W3 ---------------------------------------------------------------------------------------
+    # W3, W3i ----------------------------------------------------------------------------------
     nr3 = 0; for (r in R3) r3[++nr3] = r + 0
     asort_n(r3, nr3)
-    if (nr3) {
-        print "## W3 selective (fieldSelector=spec.nodeName=node-i; etcd direct: a key prefix per node; nchan: a channel per node)\n" > out
-        print "| readers | peer | events/s done | deliveries (in order / asked) | complete readers | p99 ms | server CPU s | wcached CPU us per upstream event | server CPU us per upstream event |" > out
-        print "|---|---|---|---|---|---|---|---|---|" > out
-        for (i = 1; i <= nr3; i++) for (pi = 1; pi <= 3; pi++) {
-            p = P[pi]; k = "W3" SUBSEP p SUBSEP r3[i]
-            if (!(k in seen)) continue
-            cpu = sum(k, "cpu_", "_s"); ev = get(k, "events")
-            wc = p == "wcached" ? get(k, "cpu_wcached_s") / ev * 1e6 : -1
-            W3wc[p, r3[i]] = wc; W3all[p, r3[i]] = ev > 0 ? cpu / ev * 1e6 : -1
-            printf "| %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s |\n", r3[i], p,
-                f0(get(k, "rate_done")), f0(get(k, "deliveries")), f0(get(k, "deliveries_expected")),
-                f0(get(k, "complete")), r3[i], ms(get(k, "lat_p99_us")), f2(cpu), f0(wc),
-                f0(W3all[p, r3[i]]) > out
-        }
-        print "" > out
-    }
+    w3_table("W3", r3, nr3, "## W3 selective (fieldSelector=spec.nodeName=node-i; etcd direct: a key prefix per node; nchan: a channel per node)")
+    nr3i = 0; for (r in R3i) r3i[++nr3i] = r + 0
+    asort_n(r3i, nr3i)
+    w3_table("W3i", r3i, nr3i, "## W3i selective, one interested reader per event (every reader on a node of its own; the writer updates the first " r3i[1] " nodes only)")
 
     # W4 ---------------------------------------------------------------------------------------
     any = 0
@@ -228,14 +216,8 @@ END {
         printf "| W2 | etcd sees exactly 1 watch | %s | %s | - | - | - | %s |\n", f0(W2w), W2n,
             yes(W2w == 1) > out
     }
-    if (nr3 >= 2) {
-        lo = r3[1]; hi = r3[nr3]
-        a = W3wc["wcached", lo] > 0 ? W3wc["wcached", hi] / W3wc["wcached", lo] : -1
-        printf "| W3 | wcached CPU per upstream event flat (within 20%%) from %s to %s readers | %s -> %s us (x%s) | %s -> %s us | %s -> %s us | - | - | %s |\n",
-            lo, hi, f0(W3wc["wcached", lo]), f0(W3wc["wcached", hi]), f2(a), f0(W3all["etcd", lo]),
-            f0(W3all["etcd", hi]), f0(W3all["nchan", lo]), f0(W3all["nchan", hi]),
-            yes(a > 0 && a <= 1.2) > out
-    }
+    w3_row("W3", r3, nr3, ", as specified (interested readers per event grow with them)")
+    w3_row("W3i", r3i, nr3i, ", one interested reader per event (W3i)")
     if ("wcached" in W4ms) {
         a = W4ms["wcached"]
         printf "| W4 | all caught up in < 2 s | %s ms | %s ms | %s ms | %s | %s | %s |\n", f0(a),
@@ -264,6 +246,36 @@ END {
             yn(W6end["wcached"] > 0), yn(W6end["etcd"] > 0), yn(W6end["nchan"] > 0),
             yes(W6end["wcached"] > 0) > out
     }
+}
+# The table of a selective run (tag W3 or W3i) over the reader counts rr[1..n]; keeps the CPU
+# per upstream event in W3wc[tag, peer, readers] (wcached alone) and W3all (the whole server).
+function w3_table(tag, rr, n, title,   i, pi, p, k, cpu, ev, wc) {
+    if (!n) return
+    print title "\n" > out
+    print "| readers | peer | events/s done | deliveries (in order / asked) | complete readers | p99 ms | server CPU s | wcached CPU us per upstream event | server CPU us per upstream event |" > out
+    print "|---|---|---|---|---|---|---|---|---|" > out
+    for (i = 1; i <= n; i++) for (pi = 1; pi <= 3; pi++) {
+        p = P[pi]; k = tag SUBSEP p SUBSEP rr[i]
+        if (!(k in seen)) continue
+        cpu = sum(k, "cpu_", "_s"); ev = get(k, "events")
+        wc = p == "wcached" ? get(k, "cpu_wcached_s") / ev * 1e6 : -1
+        W3wc[tag, p, rr[i]] = wc; W3all[tag, p, rr[i]] = ev > 0 ? cpu / ev * 1e6 : -1
+        printf "| %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s |\n", rr[i], p,
+            f0(get(k, "rate_done")), f0(get(k, "deliveries")), f0(get(k, "deliveries_expected")),
+            f0(get(k, "complete")), rr[i], ms(get(k, "lat_p99_us")), f2(cpu), f0(wc),
+            f0(W3all[tag, p, rr[i]]) > out
+    }
+    print "" > out
+}
+# The TARGETS row of a selective run: the CPU per event of wcached, from the fewest to the most readers.
+function w3_row(tag, rr, n, what,   lo, hi, a) {
+    if (n < 2) return
+    lo = rr[1]; hi = rr[n]
+    a = W3wc[tag, "wcached", lo] > 0 ? W3wc[tag, "wcached", hi] / W3wc[tag, "wcached", lo] : -1
+    printf "| W3 | wcached CPU per upstream event flat (within 20%%) from %s to %s readers%s | %s -> %s us (x%s) | %s -> %s us | %s -> %s us | - | - | %s |\n",
+        lo, hi, what, f0(W3wc[tag, "wcached", lo]), f0(W3wc[tag, "wcached", hi]), f2(a),
+        f0(W3all[tag, "etcd", lo]), f0(W3all[tag, "etcd", hi]), f0(W3all[tag, "nchan", lo]),
+        f0(W3all[tag, "nchan", hi]), yes(a > 0 && a <= 1.2) > out
 }
 function asort_n(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t } }
 BEGIN { P[1] = "wcached"; P[2] = "etcd"; P[3] = "nchan" }
