@@ -278,8 +278,108 @@ static int post(wc_upstream *u, const char *endpoint, const char *path, const ch
  * The list
  * ------------------------------------------------------------------------------------- */
 
+/* The body of a range request for the page starting at key_b64, at revision `at` (0: now). */
+static char *range_body(const wc_upstream *u, const char *key_b64, int64_t at)
+{
+    char atbuf[48] = "";
+    if (at > 0)
+        snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
+    char *body = NULL;
+    if (asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\",\"limit\":\"%zu\"%s}", key_b64,
+                 u->end_b64, u->page, atbuf) < 0)
+        return NULL;
+    return body;
+}
+
+/* The start of the page after one that ended with `key`: that key plus a NUL byte, in base64. */
+static char *next_start(const char *key, size_t key_len)
+{
+    char *next = malloc(key_len + 1);
+    if (!next)
+        return NULL;
+    memcpy(next, key, key_len);
+    next[key_len] = '\0';
+    char *b64 = wc_b64_encode(next, key_len + 1, WC_B64_STD);
+    free(next);
+    return b64;
+}
+
+/* A range request under way on a thread of its own while the page before it is parsed. */
+typedef struct prefetch {
+    wc_upstream *u;
+    const char *endpoint;
+    char *body; /* what was asked; the page is used only if the list asks the same */
+    pthread_t thread;
+    bool started;
+    buf resp;
+    int rc;
+    char reason[256];
+} prefetch;
+
+static void *prefetch_main(void *arg)
+{
+    prefetch *f = arg;
+    f->rc = post(f->u, f->endpoint, "/v3/kv/range", f->body, 30000, &f->resp, f->reason,
+                 sizeof(f->reason));
+    return NULL;
+}
+
+/* Waits for f and forgets it; its page is freed unless the caller took it. */
+static void prefetch_end(prefetch *f)
+{
+    if (!f->started)
+        return;
+    pthread_join(f->thread, NULL);
+    if (f->rc == 0)
+        free(f->resp.p);
+    free(f->body);
+    f->started = false;
+}
+
+/*
+ * Guesses from a page's raw text what the next request will be, before the page is parsed:
+ * the gateway writes base64 (which has no quotes) for keys and values, so the last "key":"
+ * is the last key's, the first "revision":" the header's, and "more":true says a page
+ * follows. A wrong guess costs a request: the list checks it against the parsed page.
+ */
+static char *guess_next_body(const wc_upstream *u, const char *raw, size_t len, int64_t at)
+{
+    if (!memmem(raw, len, "\"more\":true", 11))
+        return NULL;
+    if (at == 0) {
+        const char *r = memmem(raw, len, "\"revision\":\"", 12);
+        if (!r)
+            return NULL;
+        at = strtoll(r + 12, NULL, 10);
+        if (at <= 0)
+            return NULL;
+    }
+    static const char K[] = "\"key\":\"";
+    const char *last = NULL;
+    for (const char *p = raw; (p = memmem(p, len - (size_t)(p - raw), K, sizeof(K) - 1));
+         p += sizeof(K) - 1)
+        last = p + sizeof(K) - 1;
+    if (!last)
+        return NULL;
+    const char *end = memchr(last, '"', len - (size_t)(last - raw));
+    if (!end)
+        return NULL;
+    size_t n = (size_t)(end - last);
+    char *key = malloc(3 * (n / 4) + 2);
+    size_t key_len = 0;
+    char *body = NULL;
+    if (key && wc_b64_decode_to(last, n, key, &key_len, WC_B64_STD) == 0) {
+        char *start = next_start(key, key_len);
+        body = start ? range_body(u, start, at) : NULL;
+        free(start);
+    }
+    free(key);
+    return body;
+}
+
 /* Lists the range in pages at one revision and hands it to the sink. 0 and *rev, or an error
- * with a reason. */
+ * with a reason. While a page is parsed, the next one is already asked for (see
+ * guess_next_body), so etcd's work on it and ours on this one overlap. */
 static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
                 wc_upstream_cause *cause, char *reason, size_t reason_len)
 {
@@ -288,21 +388,38 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
     int64_t at = 0;
     char *key_b64 = strdup(u->key_b64);
     int rc = key_b64 ? 0 : WC_ENOMEM;
+    prefetch pf = {.u = u, .endpoint = endpoint};
     while (rc == 0) {
-        char *body = NULL;
-        char atbuf[48] = "";
-        if (at > 0)
-            snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
-        if (asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\",\"limit\":\"%zu\"%s}", key_b64,
-                     u->end_b64, u->page, atbuf) < 0) {
+        char *body = range_body(u, key_b64, at);
+        if (!body) {
             rc = WC_ENOMEM;
             break;
         }
         buf resp;
-        rc = post(u, endpoint, "/v3/kv/range", body, 30000, &resp, reason, reason_len);
+        if (pf.started && strcmp(pf.body, body) == 0) {
+            pthread_join(pf.thread, NULL);
+            pf.started = false;
+            free(pf.body);
+            rc = pf.rc;
+            resp = pf.resp;
+            if (rc)
+                snprintf(reason, reason_len, "%s", pf.reason);
+        } else {
+            prefetch_end(&pf);
+            rc = post(u, endpoint, "/v3/kv/range", body, 30000, &resp, reason, reason_len);
+        }
         free(body);
         if (rc)
             break;
+        pf.body = guess_next_body(u, resp.p, resp.len, at);
+        if (pf.body) {
+            if (pthread_create(&pf.thread, NULL, prefetch_main, &pf) == 0)
+                pf.started = true;
+            else {
+                free(pf.body);
+                pf.body = NULL;
+            }
+        }
         wc_range_resp page;
         rc = wc_etcd_parse_range(resp.p, resp.len, &page);
         free(resp.p);
@@ -357,21 +474,13 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
         free(page.kvs);
         if (!more)
             break;
-        /* The next page starts just after the last key: that key plus a NUL byte. */
         const wc_kv_spec *last = &all[n - 1].spec;
-        char *next = malloc(last->key_len + 1);
-        if (!next) {
-            rc = WC_ENOMEM;
-            break;
-        }
-        memcpy(next, last->key, last->key_len);
-        next[last->key_len] = '\0';
         free(key_b64);
-        key_b64 = wc_b64_encode(next, last->key_len + 1, WC_B64_STD);
-        free(next);
+        key_b64 = next_start(last->key, last->key_len);
         if (!key_b64)
             rc = WC_ENOMEM;
     }
+    prefetch_end(&pf);
     free(key_b64);
     if (rc == 0) {
         wc_kv_spec *specs = malloc((n ? n : 1) * sizeof(*specs));

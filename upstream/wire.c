@@ -234,7 +234,280 @@ void wc_range_resp_free(wc_range_resp *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* ---- the range response's fast path ---------------------------------------------------
+ *
+ * A cold start parses a few hundred MB of range responses; jansson builds a tree of them,
+ * byte by byte. The gateway's answer always has one shape (an object of "header", "kvs",
+ * "more", "count"; 64-bit numbers as decimal strings; keys and values as base64, which needs
+ * no escapes), so a scanner for exactly that shape takes each kv straight from the text. It
+ * declines (WC_EAGAIN) anything else: escapes, JSON numbers, error objects, repeated fields,
+ * trailing bytes. Then the jansson parser below answers, so the fast path changes no result,
+ * only the time; the tests and the fuzz target hold both to that.
+ */
+
+typedef struct scan {
+    const char *p, *end;
+} scan;
+
+static void ws(scan *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
+        c->p++;
+}
+
+static bool eat(scan *c, char ch)
+{
+    ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A string of printable ASCII without escapes: its bytes in [*s, *s + *n). */
+static bool str(scan *c, const char **s, size_t *n)
+{
+    if (!eat(c, '"'))
+        return false;
+    const char *b = c->p;
+    while (c->p < c->end && *c->p != '"') {
+        unsigned char ch = (unsigned char)*c->p;
+        if (ch == '\\' || ch < 0x20 || ch >= 0x7f)
+            return false;
+        c->p++;
+    }
+    if (c->p == c->end)
+        return false;
+    *s = b;
+    *n = (size_t)(c->p - b);
+    c->p++;
+    return true;
+}
+
+/* A 64-bit number as a decimal string, with get_number's rules. */
+static bool num(scan *c, bool is_signed, uint64_t *out)
+{
+    const char *s;
+    size_t n;
+    char tmp[32];
+    if (!str(c, &s, &n) || n == 0 || n >= sizeof(tmp))
+        return false;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *end = NULL;
+    errno = 0;
+    *out = is_signed ? (uint64_t)strtoll(tmp, &end, 10) : strtoull(tmp, &end, 10);
+    return !errno && end == tmp + n && (is_signed || *tmp != '-');
+}
+
+/* The fields of one object, `name: value` pairs handed to `field` one by one. */
+static bool object(scan *c, bool (*field)(scan *c, const char *k, size_t kn, void *arg),
+                   void *arg)
+{
+    if (!eat(c, '{'))
+        return false;
+    if (eat(c, '}'))
+        return true;
+    do {
+        const char *k;
+        size_t kn;
+        if (!str(c, &k, &kn) || !eat(c, ':') || !field(c, k, kn, arg))
+            return false;
+    } while (eat(c, ','));
+    return eat(c, '}');
+}
+
+#define IS(k, kn, lit) ((kn) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
+
+/* Each field at most once: jansson would keep the last of two, so two go to jansson. */
+static bool once(unsigned *seen, unsigned bit)
+{
+    if (*seen & bit)
+        return false;
+    *seen |= bit;
+    return true;
+}
+
+typedef struct header_scan {
+    wc_wire_header *h;
+    unsigned seen;
+} header_scan;
+
+static bool header_field(scan *c, const char *k, size_t kn, void *arg)
+{
+    header_scan *hs = arg;
+    uint64_t v;
+    if (IS(k, kn, "cluster_id"))
+        return once(&hs->seen, 1) && num(c, false, &hs->h->cluster_id);
+    if (IS(k, kn, "member_id"))
+        return once(&hs->seen, 2) && num(c, false, &hs->h->member_id);
+    if (IS(k, kn, "revision") && once(&hs->seen, 4) && num(c, true, &v)) {
+        hs->h->revision = (int64_t)v;
+        return true;
+    }
+    if (IS(k, kn, "raft_term") && once(&hs->seen, 8) && num(c, true, &v)) {
+        hs->h->raft_term = (int64_t)v;
+        return true;
+    }
+    return false;
+}
+
+typedef struct kv_scan {
+    const char *key, *value;
+    size_t key_n, value_n;
+    int64_t create_rev, mod_rev, version, lease;
+    unsigned seen;
+} kv_scan;
+
+static bool kv_field(scan *c, const char *k, size_t kn, void *arg)
+{
+    kv_scan *ks = arg;
+    uint64_t v;
+    int64_t *dst = NULL;
+    if (IS(k, kn, "key"))
+        return once(&ks->seen, 1) && str(c, &ks->key, &ks->key_n);
+    if (IS(k, kn, "value"))
+        return once(&ks->seen, 2) && str(c, &ks->value, &ks->value_n);
+    if (IS(k, kn, "create_revision") && once(&ks->seen, 4))
+        dst = &ks->create_rev;
+    else if (IS(k, kn, "mod_revision") && once(&ks->seen, 8))
+        dst = &ks->mod_rev;
+    else if (IS(k, kn, "version") && once(&ks->seen, 16))
+        dst = &ks->version;
+    else if (IS(k, kn, "lease") && once(&ks->seen, 32))
+        dst = &ks->lease;
+    if (!dst || !num(c, true, &v))
+        return false;
+    *dst = (int64_t)v;
+    return true;
+}
+
+/* Decodes a base64 span into a new buffer (an empty one for an absent field). */
+static bool b64_field(const char *s, size_t n, char **buf, size_t *len)
+{
+    if (!s) {
+        *buf = calloc(1, 1);
+        *len = 0;
+        return *buf != NULL;
+    }
+    return wc_b64_decode(s, n, buf, len) == 0;
+}
+
+typedef struct range_scan {
+    wc_range_resp *r;
+    size_t cap;
+    unsigned seen;
+} range_scan;
+
+static bool kvs_array(scan *c, range_scan *rs)
+{
+    wc_range_resp *r = rs->r;
+    if (!eat(c, '['))
+        return false;
+    if (eat(c, ']'))
+        return true;
+    do {
+        kv_scan ks = {0};
+        if (!object(c, kv_field, &ks))
+            return false;
+        if (r->n == rs->cap) {
+            size_t cap = rs->cap ? rs->cap * 2 : 1024;
+            wc_wire_kv *kvs = realloc(r->kvs, cap * sizeof(*kvs));
+            if (!kvs)
+                return false;
+            r->kvs = kvs;
+            rs->cap = cap;
+        }
+        wc_wire_kv *kv = &r->kvs[r->n];
+        memset(kv, 0, sizeof(*kv));
+        size_t klen = 0, vlen = 0;
+        bool ok = b64_field(ks.key, ks.key_n, &kv->key_buf, &klen) &&
+                  b64_field(ks.value, ks.value_n, &kv->value_buf, &vlen) && klen > 0 &&
+                  ks.mod_rev >= 0 && ks.create_rev >= 0;
+        if (!ok) {
+            wc_wire_kv_free(kv);
+            return false;
+        }
+        kv->spec = (wc_kv_spec){.key = kv->key_buf,
+                                .key_len = klen,
+                                .value = kv->value_buf,
+                                .value_len = vlen,
+                                .create_rev = ks.create_rev,
+                                .mod_rev = ks.mod_rev,
+                                .version = ks.version,
+                                .lease = ks.lease};
+        r->n++;
+    } while (eat(c, ','));
+    return eat(c, ']');
+}
+
+static bool range_field(scan *c, const char *k, size_t kn, void *arg)
+{
+    range_scan *rs = arg;
+    uint64_t v;
+    if (IS(k, kn, "header")) {
+        header_scan hs = {.h = &rs->r->header};
+        return once(&rs->seen, 1) && object(c, header_field, &hs);
+    }
+    if (IS(k, kn, "kvs"))
+        return once(&rs->seen, 2) && kvs_array(c, rs);
+    if (IS(k, kn, "count") && once(&rs->seen, 4) && num(c, true, &v)) {
+        rs->r->count = (int64_t)v;
+        return true;
+    }
+    if (IS(k, kn, "more") && once(&rs->seen, 8)) {
+        ws(c);
+        if (c->end - c->p >= 4 && memcmp(c->p, "true", 4) == 0) {
+            c->p += 4;
+            rs->r->more = true;
+            return true;
+        }
+        if (c->end - c->p >= 5 && memcmp(c->p, "false", 5) == 0) {
+            c->p += 5;
+            return true;
+        }
+    }
+    return false; /* anything else ("error", "code", ...) is for jansson */
+}
+
+int wc_etcd_parse_range_fast(const char *body, size_t len, wc_range_resp *out)
+{
+    memset(out, 0, sizeof(*out));
+    scan c = {.p = body, .end = body + len};
+    range_scan rs = {.r = out};
+    bool ok = object(&c, range_field, &rs) && (ws(&c), c.p == c.end) &&
+              out->header.revision > 0;
+    if (ok)
+        return 0;
+    wc_range_resp_free(out);
+    return WC_EAGAIN;
+}
+
 int wc_etcd_parse_range(const char *body, size_t len, wc_range_resp *out)
+{
+    if (wc_etcd_parse_range_fast(body, len, out) == 0)
+        return 0;
+    return wc_etcd_parse_range_json(body, len, out);
+}
+
+bool wc_range_resp_equal(const wc_range_resp *a, const wc_range_resp *b)
+{
+    if (memcmp(&a->header, &b->header, sizeof(a->header)) != 0 || a->count != b->count ||
+        a->more != b->more || a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++) {
+        const wc_kv_spec *x = &a->kvs[i].spec, *y = &b->kvs[i].spec;
+        if (x->key_len != y->key_len || x->value_len != y->value_len ||
+            memcmp(x->key, y->key, x->key_len) != 0 ||
+            memcmp(x->value, y->value, x->value_len) != 0 || x->create_rev != y->create_rev ||
+            x->mod_rev != y->mod_rev || x->version != y->version || x->lease != y->lease)
+            return false;
+    }
+    return true;
+}
+
+int wc_etcd_parse_range_json(const char *body, size_t len, wc_range_resp *out)
 {
     memset(out, 0, sizeof(*out));
     json_t *root = json_loadb(body, len, 0, NULL);

@@ -71,6 +71,12 @@ typedef struct wc_range_resp {
 /* Parses a /v3/kv/range response body: 0; WC_EEXPIRED when the revision asked for was
  * compacted; WC_EIO for another error etcd reported; WC_EPROTO; WC_ENOMEM. */
 int wc_etcd_parse_range(const char *body, size_t len, wc_range_resp *out);
+/* The two ways wc_etcd_parse_range takes: a scanner for the gateway's usual shape, which
+ * answers 0 or declines with WC_EAGAIN (and *out empty), and jansson for everything. On what
+ * the fast path takes, both give the same result (wc_range_resp_equal). */
+int wc_etcd_parse_range_fast(const char *body, size_t len, wc_range_resp *out);
+int wc_etcd_parse_range_json(const char *body, size_t len, wc_range_resp *out);
+bool wc_range_resp_equal(const wc_range_resp *a, const wc_range_resp *b);
 void wc_range_resp_free(wc_range_resp *r);
 
 typedef enum wc_watch_kind {

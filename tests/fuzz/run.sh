@@ -15,6 +15,7 @@ clang $cflags -Iupstream upstream/wire.c cacher/b64.c tests/fuzz/fuzz_etcd_wire.
 failed=0
 for t in fuzz_kv fuzz_selector fuzz_etcd_wire; do
     mkdir -p "$out/corpus-$t"
+    [ -d "tests/fuzz/seeds/$t" ] && cp -n "tests/fuzz/seeds/$t"/* "$out/corpus-$t/"
     echo "== $t for ${secs}s"
     if ! (cd "$out" && UBSAN_OPTIONS=halt_on_error=1 "./$t" -max_total_time="$secs" "corpus-$t" \
         >"$t.log" 2>&1); then

@@ -154,6 +154,84 @@ Test(wire, range_errors)
     cr_assert_eq(wc_etcd_parse_range(norev, strlen(norev), &r), WC_EPROTO);
 }
 
+Test(wire, range_fast_path_takes_the_usual_shape_and_agrees_with_jansson)
+{
+    /* What the gateway sends (RANGE, and one of several kvs with a lease and an empty value),
+     * and shapes it never sends but a JSON parser must take: the fast path may decline those,
+     * and where it does not, its answer must be jansson's to the byte. */
+    static const char MANY[] =
+        "{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":\"10276657743932975437\","
+        "\"revision\":\"12\",\"raft_term\":\"2\"},\"kvs\":[{\"key\":\"L2EvMQ==\",\"create_revision\":"
+        "\"2\",\"mod_revision\":\"9\",\"version\":\"3\",\"value\":\"eyJ4IjoxfQ==\"},{\"key\":"
+        "\"L2EvMg==\",\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":\"1\",\"value\":"
+        "\"\",\"lease\":\"7587870043346712068\"},{\"key\":\"L2EvMw==\",\"create_revision\":\"5\","
+        "\"mod_revision\":\"5\",\"version\":\"1\"}],\"more\":true,\"count\":\"30\"}";
+    struct {
+        const char *body;
+        bool fast; /* the fast path must take it */
+    } cases[] = {
+        {RANGE, true},
+        {MANY, true},
+        {"{\"header\":{\"revision\":\"9\"}}", true},
+        {" {\"header\" : {\"revision\":\"9\"} , \"kvs\" : [ ] , \"more\" : false }\n", true},
+        /* jansson's: escapes, numbers, repeated fields, errors, trailing bytes, bad fields */
+        {"{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"key\":\"L2Ev\\u004dQ==\","
+         "\"mod_revision\":\"9\"}]}", false},
+        {"{\"header\":{\"revision\":9},\"count\":3}", false},
+        {"{\"header\":{\"revision\":\"9\"},\"header\":{\"revision\":\"10\"}}", false},
+        {"{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"key\":\"YQ==\",\"key\":\"Yg==\","
+         "\"mod_revision\":\"9\"}]}", false},
+        {"{\"error\":\"etcdserver: mvcc: required revision has been compacted\",\"code\":11}",
+         false},
+        {"{\"header\":{\"revision\":\"9\"}} x", false},
+        {"{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"value\":\"YQ==\",\"mod_revision\":\"9\"}]}",
+         false},
+        {"{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"key\":\"!!\",\"mod_revision\":\"9\"}]}",
+         false},
+        {"{\"header\":{\"revision\":\"9\"},\"more\":\"yes\"}", false},
+        {"{\"header\":{\"revision\":\"9\"},\"extra\":{\"a\":[1,2]}}", false},
+        {"{\"header\":{\"revision\":\"-3\"}}", false},
+        {"{\"header\":{\"member_id\":\"-3\",\"revision\":\"9\"}}", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        const char *b = cases[i].body;
+        wc_range_resp fast, ref;
+        int frc = wc_etcd_parse_range_fast(b, strlen(b), &fast);
+        int rrc = wc_etcd_parse_range_json(b, strlen(b), &ref);
+        if (cases[i].fast)
+            cr_assert_eq(frc, 0, "case %zu: the fast path must take %s", i, b);
+        if (frc == 0) {
+            cr_assert_eq(rrc, 0, "case %zu: jansson refuses what the fast path took: %s", i, b);
+            cr_assert(wc_range_resp_equal(&fast, &ref), "case %zu: the answers differ: %s", i, b);
+            wc_range_resp_free(&fast);
+        } else {
+            cr_assert_eq(frc, WC_EAGAIN, "case %zu", i);
+            cr_assert_eq(fast.n, 0);
+            cr_assert_null(fast.kvs);
+        }
+        /* the parser the upstream calls answers as jansson does */
+        wc_range_resp got;
+        int grc = wc_etcd_parse_range(b, strlen(b), &got);
+        cr_assert_eq(grc, rrc, "case %zu: %d, jansson %d: %s", i, grc, rrc, b);
+        if (grc == 0) {
+            cr_assert(wc_range_resp_equal(&got, &ref), "case %zu", i);
+            wc_range_resp_free(&got);
+        }
+        if (rrc == 0)
+            wc_range_resp_free(&ref);
+    }
+    wc_range_resp r;
+    cr_assert_eq(wc_etcd_parse_range(MANY, strlen(MANY), &r), 0);
+    cr_assert_eq(r.n, 3);
+    cr_assert_eq(r.kvs[1].spec.lease, 7587870043346712068LL);
+    cr_assert_eq(r.kvs[1].spec.value_len, 0);
+    cr_assert_eq(r.kvs[2].spec.value_len, 0);
+    cr_assert_eq(r.kvs[0].spec.mod_rev, 9);
+    cr_assert_eq(memcmp(r.kvs[0].spec.value, "{\"x\":1}", 7), 0);
+    cr_assert_eq(r.header.cluster_id, 14841639068965178418ULL);
+    wc_range_resp_free(&r);
+}
+
 Test(wire, lines_split_at_every_byte_position)
 {
     char stream[2048];
