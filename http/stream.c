@@ -378,14 +378,20 @@ static int next_chunk(wc_http_pump *p, wc_http_stream *s, char **start, size_t *
     return 1;
 }
 
-/* Discards what the reader sends (nothing is expected after a watch request); notices EOF. */
+/* Discards what the reader sends (nothing is expected after a watch request); notices EOF.
+ * A reader that sends more than a little is not waiting for its stream: it is let go. */
 static bool reader_left(wc_http_stream *s)
 {
-    char sink[512];
+    char sink[4096];
+    size_t taken = 0;
     for (;;) {
         ssize_t k = recv(s->fd, sink, sizeof(sink), MSG_DONTWAIT);
-        if (k > 0)
+        if (k > 0) {
+            taken += (size_t)k;
+            if (taken > 16 * sizeof(sink))
+                return true;
             continue;
+        }
         if (k == 0)
             return true;
         if (errno == EINTR)
