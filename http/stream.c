@@ -423,35 +423,29 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
     }
     size_t sent = 0;
     for (;;) {
+        /* What a full socket left over first; then, unless the body is over or the round's
+         * share is used, the next chunk. */
+        char *own = NULL, *start;
+        size_t len;
         if (s->out) {
-            char *out = s->out;
-            size_t len = s->out_len;
+            own = start = s->out;
+            len = s->out_len;
             s->out = NULL;
             s->out_len = 0;
-            int r = flush_out(h, s, out, len);
-            free(out);
-            if (r < 0) {
-                finish(p, s, grave);
-                return false;
-            }
-            if (r == 0)
-                return false;
-            sent += len;
-        }
-        if (s->ending) {
+        } else if (s->ending) {
             finish(p, s, grave);
             return false;
-        }
-        if (sent >= ROUND_BYTES)
+        } else if (sent >= ROUND_BYTES) {
             return true;
-        char *start;
-        size_t len;
-        int c = next_chunk(p, s, &start, &len);
-        if (c == 0)
-            return false;
-        if (c < 0)
-            s->ending = true;
+        } else {
+            int c = next_chunk(p, s, &start, &len);
+            if (c == 0)
+                return false;
+            if (c < 0)
+                s->ending = true;
+        }
         int r = len ? flush_out(h, s, start, len) : 1;
+        free(own);
         if (r < 0) {
             finish(p, s, grave);
             return false;

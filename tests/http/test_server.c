@@ -1011,6 +1011,19 @@ static char *raw_get(const char *request, char **body, size_t *body_len)
     return resp;
 }
 
+/* The n bytes at `lines` are exactly one line: an ADDED event of /keys `key`. Writes into them. */
+static void expect_one_added(char *lines, size_t n, const char *key)
+{
+    cr_assert_gt(n, 0);
+    cr_assert_eq(lines[n - 1], '\n');
+    lines[n - 1] = '\0';
+    cr_assert_null(strchr(lines, '\n'), "one event: %s", lines);
+    json_t *ev = parse(lines);
+    cr_assert_str_eq(jstr(ev, "type"), "ADDED");
+    cr_assert_str_eq(jstr(ev, "object.key"), key);
+    json_decref(ev);
+}
+
 Test(server, watch_chunks_are_framed_and_terminated)
 {
     int64_t rev = put("/tc/a", "1");
@@ -1027,7 +1040,7 @@ Test(server, watch_chunks_are_framed_and_terminated)
     cr_assert(strcasestr(hdr, "\r\nConnection: close"), "%s", hdr);
     /* Decode the chunks: every byte must belong to one, and the last is the terminator. */
     char data[4096];
-    size_t dn = 0, i = 0;
+    size_t dn = 0, i = 0; /* payload bytes gathered; position in the body */
     for (;;) {
         char *crlf = strstr(body + i, "\r\n");
         cr_assert_not_null(crlf, "a chunk header without CRLF at %zu", i);
@@ -1047,14 +1060,7 @@ Test(server, watch_chunks_are_framed_and_terminated)
         cr_assert_eq(memcmp(body + i + n, "\r\n", 2), 0);
         i += n + 2;
     }
-    data[dn] = '\0';
-    cr_assert_eq(data[dn - 1], '\n');
-    data[dn - 1] = '\0';
-    cr_assert_null(strchr(data, '\n'), "one event: %s", data);
-    json_t *ev = parse(data);
-    cr_assert_str_eq(jstr(ev, "type"), "ADDED");
-    cr_assert_str_eq(jstr(ev, "object.key"), "/tc/a");
-    json_decref(ev);
+    expect_one_added(data, dn, "/tc/a");
     free(hdr);
 }
 
@@ -1067,14 +1073,7 @@ Test(server, watch_over_http10_is_raw_until_close)
     cr_assert(strstr(hdr, " 200 "), "%s", hdr);
     cr_assert_null(strcasestr(hdr, "Transfer-Encoding"), "no chunking for HTTP/1.0: %s", hdr);
     /* the body is the event lines themselves, and the close ends it */
-    cr_assert_gt(len, 0);
-    cr_assert_eq(body[len - 1], '\n');
-    body[len - 1] = '\0';
-    cr_assert_null(strchr(body, '\n'), "one event: %s", body);
-    json_t *ev = parse(body);
-    cr_assert_str_eq(jstr(ev, "type"), "ADDED");
-    cr_assert_str_eq(jstr(ev, "object.key"), "/t10/a");
-    json_decref(ev);
+    expect_one_added(body, len, "/t10/a");
     free(hdr);
 }
 
