@@ -59,17 +59,19 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Ports below the ephemeral range (32768 up, usually), so that no client connection of a run
+# (thousands of them) can hold one a server is about to bind; taken in any state counts.
 free_port() {
     local p=$1
-    while ss -Hltn "sport = :$p" | grep -q . || ss -Hltn "sport = :$((p + 1))" | grep -q .; do
+    while ss -Htan "sport = :$p" | grep -q . || ss -Htan "sport = :$((p + 1))" | grep -q .; do
         p=$((p + 2))
     done
     echo "$p"
 }
-etcd_port=$(free_port 32379)
-wc_port=$(free_port 38080)
-nchan_port=$(free_port 38090)
-iperf_port=$(free_port 38201)
+etcd_port=$(free_port 22379)
+wc_port=$(free_port 28080)
+nchan_port=$(free_port 28090)
+iperf_port=$(free_port 28201)
 ETCD=127.0.0.1:$etcd_port WC=127.0.0.1:$wc_port NCHAN=127.0.0.1:$nchan_port
 
 echo "== etcd on $ETCD, wcached on $WC, nchan on $NCHAN; results in $out"
