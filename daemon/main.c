@@ -45,6 +45,7 @@ typedef struct options {
     char *slow_budget;
     char *http_threads;
     char *coalesce;
+    char *max_connections;
     char *cacert, *cert, *key, *user, *password, *password_file;
     char *resources[MAX_RESOURCES];
     size_t n_resources;
@@ -84,6 +85,8 @@ static const char usage_text[] =
     "  --http-threads N               HTTP threads for requests, and as many stream pumps (default 1)\n"
     "  --coalesce-ms MS               gather a reader's events for up to MS before sending them,\n"
     "                                 trading that much latency for fewer sends (default 0)\n"
+    "  --max-connections N            connections and watch streams at once (default: the open\n"
+    "                                 files limit, raised to its hard limit, less 64)\n"
     "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https endpoints)\n"
     "  --etcd-cert FILE, --etcd-key FILE\n"
     "                                 client certificate and key (PEM) for etcd's\n"
@@ -191,6 +194,7 @@ static int parse_options(int argc, char **argv, options *o, bool *done)
         {"slow-reader-budget", &o->slow_budget},
         {"http-threads", &o->http_threads},
         {"coalesce-ms", &o->coalesce},
+        {"max-connections", &o->max_connections},
         {"etcd-cacert", &o->cacert},
         {"etcd-cert", &o->cert},
         {"etcd-key", &o->key},
@@ -525,6 +529,10 @@ int main(int argc, char **argv)
     long long coalesce = 0;
     if (o.coalesce && !parse_num(o.coalesce, 0, 1000, &coalesce))
         return fail_usage("--coalesce-ms: '%s' is not milliseconds from 0 to 1000", o.coalesce);
+    long long max_conns = 0;
+    if (o.max_connections && !parse_num(o.max_connections, 1, 10000000, &max_conns))
+        return fail_usage("--max-connections: '%s' is not a number from 1 to 10000000",
+                          o.max_connections);
     if (o.http_threads && !parse_num(o.http_threads, 1, 64, &threads))
         return fail_usage("--http-threads: '%s' is not a number from 1 to 64", o.http_threads);
     if (o.index_field && *o.index_field && !valid_field_path(o.index_field))
@@ -626,6 +634,7 @@ int main(int argc, char **argv)
     ho.resources = resources;
     ho.threads = (unsigned)threads;
     ho.coalesce_ms = coalesce;
+    ho.max_connections = (unsigned)max_conns;
     ho.cb_arg = &d;
     ho.ready = http_ready;
     ho.current_rev = http_current_rev;

@@ -317,11 +317,18 @@ struct wc_http {
 
     /* Counters, atomics read by /metrics without a lock. */
     atomic_uint_fast64_t codes[600];
-    atomic_uint_fast64_t sends, hangups, consistent_reads;
+    atomic_uint_fast64_t sends, hangups, consistent_reads, refused;
+    /* The descriptor budget (server.c on_accept): MHD's connections plus the open streams. */
+    size_t max_conns;
+    atomic_size_t mhd_conns;
 };
 
 /* The cacher's clock. */
 int64_t wc_http_now(const wc_http *h);
+
+/* server.c: the connection's socket became a stream's; MHD's count of it ends here, not when
+ * MHD collects the connection. Call on the connection's MHD thread. */
+void wc_http_conn_uncount(wc_http *h, struct MHD_Connection *conn);
 
 /* stream.c */
 wc_http_stream *wc_http_stream_new(wc_http *h);

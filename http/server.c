@@ -666,6 +666,62 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* MHD's connections, counted for the budget below until they close or become streams. The
+ * slot is the connection's socket context; MHD's thread of the connection is the only one to
+ * touch it. */
+typedef struct conn_slot {
+    bool counted;
+} conn_slot;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    wc_http *h = cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_slot *c = calloc(1, sizeof(*c));
+        if (c) {
+            c->counted = true;
+            atomic_fetch_add(&h->mhd_conns, 1);
+        }
+        *socket_context = c;
+        return;
+    }
+    conn_slot *c = *socket_context;
+    if (c && c->counted)
+        atomic_fetch_sub(&h->mhd_conns, 1);
+    free(c);
+    *socket_context = NULL;
+}
+
+void wc_http_conn_uncount(wc_http *h, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_slot *c = ci ? ci->socket_context : NULL;
+    if (c && c->counted) {
+        c->counted = false;
+        atomic_fetch_sub(&h->mhd_conns, 1);
+    }
+}
+
+/* One budget of descriptors for MHD's connections and the streams it handed to the pumps
+ * (MHD's own limit no longer sees those): a connection past it is closed at once, and the
+ * client retries, rather than the process running out of descriptors. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    wc_http *h = cls;
+    (void)addr;
+    (void)addrlen;
+    pthread_mutex_lock(&h->hook->mu);
+    size_t streams = h->n_streams;
+    pthread_mutex_unlock(&h->hook->mu);
+    if (atomic_load(&h->mhd_conns) + streams < h->max_conns)
+        return MHD_YES;
+    atomic_fetch_add_explicit(&h->refused, 1, memory_order_relaxed);
+    return MHD_NO;
+}
+
 /* The path reaches the router still percent-encoded (route.c decodes each segment), and so do
  * query values (query.c); MHD has already turned '+' into ' ' in the query. */
 static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
@@ -799,8 +855,10 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    h->max_conns = limit;
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.conn_memory,
         MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 16384u,

@@ -184,14 +184,19 @@ ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
      * terminator on an error end) and calls on_completed, which hands s to a pump. */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci && s->fd < 0)
+    if (ci && s->fd < 0) {
         s->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+        if (s->fd < 0)
+            wc_log(WC_LOG_WARN, "http: a watch stream could not take its socket: %s",
+                   strerror(errno));
+    }
     /* MHD leaves a connection closed this way for its timeout sweep to collect, and until it
      * does, its descriptor keeps our socket from closing when the stream ends. A connection
-     * with a timeout of its own is looked at on every turn of MHD's loop, and a resume wakes
-     * the loop for that turn now. */
+     * with a timeout of its own is looked at on every turn of MHD's loop, and MHD's loop
+     * wakes for the earliest such timeout: within a second, or at once when busy. */
     MHD_set_connection_option(s->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
-    MHD_resume_connection(s->conn);
+    if (s->fd >= 0)
+        wc_http_conn_uncount(s->srv, s->conn); /* counted as a stream from now on */
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
@@ -413,11 +418,16 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
         return false;
     }
     if (s->blocked) {
-        /* A full socket: wait for EPOLLOUT, unless the watcher has ended meanwhile (too slow,
-         * or anything else): its end cannot be sent behind the unsent bytes, so cut it off. */
-        if (s->w && wc_watcher_ended(s->w)) {
-            log_end(s);
-            finish(p, s, grave);
+        /* A full socket: wait for EPOLLOUT, unless the watcher was ended for lagging (too slow,
+         * or out of the ring): a reader that far behind would take the rest of its stream
+         * only to be told to re-watch, so it is cut off now. Any other end (timeoutSeconds, a
+         * reset, shutdown) is sent when the socket takes it. */
+        if (!s->ending && s->w && wc_watcher_ended(s->w)) {
+            wc_end_reason r = wc_watcher_end_reason(s->w);
+            if (r == WC_END_SLOW || r == WC_END_EXPIRED) {
+                log_end(s);
+                finish(p, s, grave);
+            }
         }
         return false;
     }

@@ -324,7 +324,9 @@ static void *prefetch_main(void *arg)
     return NULL;
 }
 
-/* Waits for f and forgets it; its page is freed unless the caller took it. */
+/* Waits for f and forgets it; its page is freed unless the caller took it. On a wrong guess or
+ * an error this waits for the page asked for, which etcd answers as fast as the one before it;
+ * a request stuck on a hung member waits out its timeout either way. */
 static void prefetch_end(prefetch *f)
 {
     if (!f->started)

@@ -56,7 +56,10 @@ typedef struct wc_http_opts {
     const char *const *resources; /* NULL-terminated extra resource specs (see
                                      wc_http_add_resource), or NULL */
     unsigned threads; /* libmicrohttpd's threads, and as many stream pumps (default 1) */
-    unsigned max_connections; /* 0: as many as RLIMIT_NOFILE allows (raised to its hard limit) */
+    /* Connections and watch streams at once (a stream leaves libmicrohttpd after its headers,
+     * so this counts both); past it a new connection is closed at once. 0: RLIMIT_NOFILE
+     * (raised to its hard limit) less a reserve of 64. */
+    unsigned max_connections;
     /* Per-connection buffer in bytes (default 36 KiB, at least 2 KiB): bounds a request's
      * headers and its answer's header block. A watch stream gives it back with its headers. */
     size_t conn_memory;

@@ -29,6 +29,7 @@ typedef struct fixture_cfg {
     const char *index_field;
     int64_t coalesce_ms;
     int64_t slow_budget_ms; /* 0: default */
+    unsigned max_connections; /* 0: default */
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -98,6 +99,7 @@ static void fixture_start(const fixture_cfg *cfg)
     o.wait_ms = cfg->wait_ms ? cfg->wait_ms : 1000;
     o.metrics = cb_metrics;
     o.coalesce_ms = cfg->coalesce_ms;
+    o.max_connections = cfg->max_connections;
     if (cfg->consistent) {
         o.current_rev = cb_current_rev;
         o.request_progress = cb_progress;
@@ -1125,6 +1127,85 @@ Test(custom, reader_whose_socket_stays_full_is_cut_off)
     free(got);
     cr_assert_eq(watch_nlines(fast), N, "nothing more, nothing less for the fast one");
     watch_close(fast);
+}
+
+Test(custom, a_full_socket_still_gets_a_clean_end_at_timeout)
+{
+    enum { N = 100, BIG = 32 * 1024 };
+    fixture_cfg cfg = {.slow_budget_ms = 60000}; /* never too slow here */
+    fixture_start(&cfg);
+    char req[256];
+    snprintf(req, sizeof(req),
+             "GET /keys/full/?watch=1&timeoutSeconds=1&resourceVersion=%" PRId64
+             " HTTP/1.1\r\nHost: x\r\n\r\n",
+             g_rev);
+    int fd = raw_open(wc_http_port(srv), 4096, req); /* reads nothing until the timeout */
+    cr_assert_geq(fd, 0);
+    for (int tries = 0; tries < 500 && watchers_now() < 1; tries++)
+        usleep(10 * 1000);
+    char *v = malloc(BIG + 16);
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(v, BIG + 16, "{\"i\":%d,\"pad\":\"", i);
+        memset(v + n, 'x', BIG - (size_t)n - 2);
+        strcpy(v + BIG - 2, "\"}");
+        put("/full/k", v);
+    }
+    free(v);
+    wc_cacher_stats st;
+    for (int tries = 0; tries < 1000; tries++) {
+        wc_cacher_stats_get(cache, &st);
+        if (st.ended[WC_END_TIMEOUT] == 1)
+            break;
+        usleep(10 * 1000);
+    }
+    cr_assert_eq(st.ended[WC_END_TIMEOUT], 1, "the watcher timed out while its socket was full");
+    cr_assert_eq(st.ended[WC_END_SLOW], 0);
+    char *got;
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 20000, &got, &len), 0);
+    cr_assert_geq(len, 5);
+    cr_assert_eq(memcmp(got + len - 5, "0\r\n\r\n", 5), 0,
+                 "the stream ends with the chunked terminator once the reader reads");
+    free(got);
+}
+
+static size_t streams_now(void)
+{
+    pthread_mutex_lock(&hook->mu);
+    size_t n = srv->n_streams;
+    pthread_mutex_unlock(&hook->mu);
+    return n;
+}
+
+Test(custom, connections_past_the_budget_are_closed_at_once)
+{
+    enum { N = 3 };
+    fixture_cfg cfg = {.max_connections = N};
+    fixture_start(&cfg);
+    watch *w[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = watch_open(url("/keys/mc/?watch=1"));
+        for (int tries = 0; tries < 500 && streams_now() < (size_t)i + 1; tries++)
+            usleep(10 * 1000);
+    }
+    cr_assert_eq(streams_now(), N);
+    /* streams count against the budget though libmicrohttpd no longer holds them */
+    http_resp r;
+    cr_assert_neq(http_get(url("/healthz"), &r), 0, "a connection past the budget is closed");
+    http_resp_free(&r);
+    cr_assert_geq(atomic_load(&srv->refused), 1);
+    put("/mc/a", "1");
+    for (int i = 0; i < N; i++)
+        cr_assert(watch_wait_lines(w[i], 1, 5000), "the open streams go on");
+    /* one leaves: there is room again */
+    watch_close(w[0]);
+    for (int tries = 0; tries < 500 && streams_now() > N - 1; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+    for (int i = 1; i < N; i++)
+        watch_close(w[i]);
 }
 
 Test(server, readers_hanging_up_mid_stream)
