@@ -1079,6 +1079,20 @@ Test(server, watch_over_http10_is_raw_until_close)
     free(hdr);
 }
 
+/* Puts n JSON values of `size` bytes each to `key`, one after the other. */
+static void put_big(const char *key, int n, size_t size)
+{
+    char *v = malloc(size + 16);
+    cr_assert_not_null(v);
+    for (int i = 0; i < n; i++) {
+        int k = snprintf(v, size + 16, "{\"i\":%d,\"pad\":\"", i);
+        memset(v + k, 'x', size - (size_t)k - 2);
+        strcpy(v + size - 2, "\"}");
+        put(key, v);
+    }
+    free(v);
+}
+
 Test(custom, reader_whose_socket_stays_full_is_cut_off)
 {
     enum { N = 200, BIG = 32 * 1024 };
@@ -1094,14 +1108,7 @@ Test(custom, reader_whose_socket_stays_full_is_cut_off)
     for (int tries = 0; tries < 500 && watchers_now() < 2; tries++)
         usleep(10 * 1000);
     cr_assert_eq(watchers_now(), 2);
-    char *v = malloc(BIG + 16);
-    for (int i = 0; i < N; i++) {
-        int n = snprintf(v, BIG + 16, "{\"i\":%d,\"pad\":\"", i);
-        memset(v + n, 'x', BIG - (size_t)n - 2);
-        strcpy(v + BIG - 2, "\"}");
-        put("/slow/k", v);
-    }
-    free(v);
+    put_big("/slow/k", N, BIG);
     cr_assert(watch_wait_lines(fast, N, 20000), "the fast reader got %zu of %d",
               watch_nlines(fast), N);
     wc_cacher_stats st;
@@ -1143,14 +1150,7 @@ Test(custom, a_full_socket_still_gets_a_clean_end_at_timeout)
     cr_assert_geq(fd, 0);
     for (int tries = 0; tries < 500 && watchers_now() < 1; tries++)
         usleep(10 * 1000);
-    char *v = malloc(BIG + 16);
-    for (int i = 0; i < N; i++) {
-        int n = snprintf(v, BIG + 16, "{\"i\":%d,\"pad\":\"", i);
-        memset(v + n, 'x', BIG - (size_t)n - 2);
-        strcpy(v + BIG - 2, "\"}");
-        put("/full/k", v);
-    }
-    free(v);
+    put_big("/full/k", N, BIG);
     wc_cacher_stats st;
     for (int tries = 0; tries < 1000; tries++) {
         wc_cacher_stats_get(cache, &st);
