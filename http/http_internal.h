@@ -332,7 +332,7 @@ void wc_http_conn_uncount(wc_http *h, struct MHD_Connection *conn);
 
 /* stream.c */
 wc_http_stream *wc_http_stream_new(wc_http *h);
-void wc_http_stream_free(wc_http_stream *s); /* before wc_http_stream_opened */
+void wc_http_stream_free(wc_http_stream *s); /* once nobody else can see it; NULL ok */
 void wc_http_stream_wake(void *arg);         /* wc_watch_opts.wake */
 /* The response carrying s was queued on conn: from here on_completed ends s. */
 void wc_http_stream_opened(wc_http_stream *s, struct MHD_Connection *conn, bool chunked);

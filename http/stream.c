@@ -146,9 +146,11 @@ wc_http_stream *wc_http_stream_new(wc_http *h)
     return s;
 }
 
-/* Frees a stream nobody else can see any more. */
-static void stream_free(wc_http_stream *s)
+/* Frees a stream nobody else can see any more; NULL is allowed. */
+void wc_http_stream_free(wc_http_stream *s)
 {
+    if (!s)
+        return;
     if (s->w)
         wc_watcher_close(s->w);
     if (s->fd >= 0)
@@ -156,12 +158,6 @@ static void stream_free(wc_http_stream *s)
     free(s->pre);
     free(s->out);
     free(s);
-}
-
-void wc_http_stream_free(wc_http_stream *s)
-{
-    if (s)
-        stream_free(s);
 }
 
 void wc_http_stream_opened(wc_http_stream *s, struct MHD_Connection *conn, bool chunked)
@@ -207,7 +203,7 @@ static void stream_gone(wc_http_stream *s)
     pthread_mutex_lock(&h->hook->mu);
     h->n_streams--;
     pthread_mutex_unlock(&h->hook->mu);
-    stream_free(s);
+    wc_http_stream_free(s);
 }
 
 void wc_http_stream_completed(wc_http_stream *s)
@@ -579,7 +575,7 @@ static void *pump_main(void *arg)
         /* Nothing of this round names these any more: out of the epoll set, off the lists. */
         while (grave) {
             wc_http_stream *next = grave->work_next;
-            stream_free(grave);
+            wc_http_stream_free(grave);
             grave = next;
         }
         if (quit)
