@@ -216,99 +216,105 @@ static void publish(wc_cacher *c, wc_event *ev)
     }
 }
 
-/* Moves the revisions forward for a change at `rev`: the revision before it is complete. */
-static void advance(wc_cacher *c, int64_t rev)
+/*
+ * Publishes one change of a batch. `kv` is the new state (a reference, consumed) or NULL for a
+ * delete. A change at or below the last complete revision, or below the batch's previous one,
+ * is a duplicate: counted and skipped, like a delete of a key the cache does not hold. Holds
+ * c->mu. Returns 0, WC_ESTALE, WC_ENOENT or WC_ENOMEM.
+ */
+static int apply_one(wc_cacher *c, const wc_change *ch, wc_kv *kv)
 {
-    if (rev > c->rev) {
-        if (c->rev > c->rev_done) {
-            c->rev_done = c->rev;
-            pthread_cond_broadcast(&c->rev_cond);
-        }
-        c->rev = rev;
+    const wc_kv_spec *s = &ch->kv;
+    int64_t rev = s->mod_rev;
+    wc_kv *cur = wc_store_get(&c->store, s->key, s->key_len);
+    if (rev < c->rev || rev <= c->rev_done || (cur && cur->mod_rev >= rev)) {
+        c->st.events_stale++;
+        wc_kv_unref(kv);
+        return WC_ESTALE;
     }
+    if (ch->deleted && !cur) {
+        c->st.deletes_unknown++;
+        return WC_ENOENT;
+    }
+    wc_event *ev = ch->deleted ? wc_event_new(WC_EV_DELETED, rev, NULL, cur)
+                               : wc_event_new(cur ? WC_EV_MODIFIED : WC_EV_ADDED, rev, kv, cur);
+    if (!ev) {
+        wc_kv_unref(kv);
+        return WC_ENOMEM;
+    }
+    wc_kv *old = NULL;
+    if (ch->deleted) {
+        wc_store_del(&c->store, s->key, s->key_len, &old);
+    } else if (wc_store_put(&c->store, kv, &old) != 0) {
+        wc_kv_unref(kv);
+        wc_event_unref(ev);
+        return WC_ENOMEM;
+    }
+    wc_kv_unref(old); /* the event holds its own reference */
+    c->rev = rev;
+    publish(c, ev);
+    return 0;
+}
+
+/* Marks every change up to the cache's newest revision complete. Holds c->mu. */
+static void complete(wc_cacher *c)
+{
+    if (c->rev > c->rev_done) {
+        c->rev_done = c->rev;
+        pthread_cond_broadcast(&c->rev_cond);
+    }
+}
+
+int wc_cacher_apply(wc_cacher *c, const wc_change *ch, size_t n)
+{
+    if (n == 0)
+        return 0;
+    /* Parse outside the lock: the producer's lock hold time is what readers wait on. */
+    wc_kv *one, **kvs = n == 1 ? &one : calloc(n, sizeof(*kvs));
+    if (!kvs)
+        return WC_ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        kvs[i] = ch[i].deleted ? NULL : wc_kv_new(&ch[i].kv, c->index_field);
+        if (!ch[i].deleted && !kvs[i])
+            rc = WC_ENOMEM;
+    }
+    size_t done = 0, applied = 0;
+    pthread_mutex_lock(&c->mu);
+    if (rc == 0 && !c->ready)
+        rc = WC_ENOTREADY;
+    for (; rc == 0 && done < n; done++) {
+        int r = apply_one(c, &ch[done], kvs[done]);
+        if (r == 0)
+            applied++;
+        else if (r == WC_ENOMEM)
+            rc = r;
+        else if (n == 1)
+            rc = r; /* one change: say why it was skipped */
+    }
+    /* A batch left half-applied (no memory) keeps its revision open: the upstream relists. */
+    if (rc == 0 || rc == WC_ESTALE || rc == WC_ENOENT)
+        complete(c);
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = done; i < n; i++)
+        wc_kv_unref(kvs[i]);
+    if (kvs != &one)
+        free(kvs);
+    if (applied)
+        after_dispatch(c);
+    return rc;
 }
 
 int wc_cacher_put(wc_cacher *c, const wc_kv_spec *spec)
 {
-    /* Parse outside the lock: the producer's lock hold time is what readers wait on. */
-    wc_kv *kv = wc_kv_new(spec, c->index_field);
-    if (!kv)
-        return WC_ENOMEM;
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    if (!c->ready) {
-        rc = WC_ENOTREADY;
-        goto out;
-    }
-    int64_t rev = spec->mod_rev;
-    wc_kv *cur = wc_store_get(&c->store, spec->key, spec->key_len);
-    if (rev < c->rev || (rev == c->rev_done) || (cur && cur->mod_rev >= rev)) {
-        c->st.events_stale++;
-        rc = WC_ESTALE;
-        goto out;
-    }
-    wc_event *ev = wc_event_new(cur ? WC_EV_MODIFIED : WC_EV_ADDED, rev, kv, cur);
-    if (!ev) {
-        rc = WC_ENOMEM;
-        goto out;
-    }
-    wc_kv *old = NULL;
-    if (wc_store_put(&c->store, wc_kv_ref(kv), &old) != 0) {
-        wc_kv_unref(kv);
-        wc_event_unref(ev);
-        rc = WC_ENOMEM;
-        goto out;
-    }
-    wc_kv_unref(old); /* the event holds its own reference */
-    advance(c, rev);
-    publish(c, ev);
-out:
-    pthread_mutex_unlock(&c->mu);
-    wc_kv_unref(kv);
-    if (rc == 0)
-        after_dispatch(c);
-    return rc;
+    wc_change ch = {.kv = *spec};
+    return wc_cacher_apply(c, &ch, 1);
 }
 
 int wc_cacher_delete(wc_cacher *c, const char *key, size_t key_len, int64_t rev)
 {
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    if (!c->ready) {
-        rc = WC_ENOTREADY;
-        goto out;
-    }
-    if (rev < c->rev || rev == c->rev_done) {
-        c->st.events_stale++;
-        rc = WC_ESTALE;
-        goto out;
-    }
-    wc_kv *cur = wc_store_get(&c->store, key, key_len);
-    if (!cur) {
-        c->st.deletes_unknown++;
-        rc = WC_ENOENT;
-        goto out;
-    }
-    if (cur->mod_rev >= rev) {
-        c->st.events_stale++;
-        rc = WC_ESTALE;
-        goto out;
-    }
-    wc_event *ev = wc_event_new(WC_EV_DELETED, rev, NULL, cur);
-    if (!ev) {
-        rc = WC_ENOMEM;
-        goto out;
-    }
-    wc_kv *old = NULL;
-    wc_store_del(&c->store, key, key_len, &old);
-    wc_kv_unref(old);
-    advance(c, rev);
-    publish(c, ev);
-out:
-    pthread_mutex_unlock(&c->mu);
-    if (rc == 0)
-        after_dispatch(c);
-    return rc;
+    wc_change ch = {.kv = {.key = key, .key_len = key_len, .mod_rev = rev}, .deleted = true};
+    return wc_cacher_apply(c, &ch, 1);
 }
 
 int wc_cacher_progress(wc_cacher *c, int64_t rev)
@@ -322,10 +328,7 @@ int wc_cacher_progress(wc_cacher *c, int64_t rev)
         rc = WC_ESTALE;
     } else {
         c->rev = rev;
-        if (rev > c->rev_done) {
-            c->rev_done = rev;
-            pthread_cond_broadcast(&c->rev_cond);
-        }
+        complete(c);
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
@@ -351,16 +354,78 @@ static int load(wc_cacher *c, wc_kv **sorted, size_t n)
     return 0;
 }
 
-/*
- * Turns the difference between the store and the sorted list into events at `rev`, applied
- * as one change. Events are made first so that an allocation failure changes nothing.
- */
-static int diff_into_events(wc_cacher *c, wc_kv **sorted, size_t n, int64_t rev)
+/* Events of a relist in the order they are published: by revision, then by key. */
+static int cmp_event_ptr(const void *a, const void *b)
 {
-    size_t cap = 16, ne = 0;
+    const wc_event *x = *(wc_event *const *)a, *y = *(wc_event *const *)b;
+    if (x->rev != y->rev)
+        return x->rev < y->rev ? -1 : 1;
+    const wc_kv *kx = x->kv ? x->kv : x->prev, *ky = y->kv ? y->kv : y->prev;
+    return wc_key_cmp(kx->key, kx->key_len, ky->key, ky->key_len);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Gives the relist's deletions (the events of evs with rev 0, in key order) revisions of their
+ * own: etcd no longer knows when a key was deleted, only that it was after the cache's revision
+ * and at or before the list's `rev`. They take the newest revisions of that gap that no put of
+ * the relist uses, in key order; when the gap has fewer free revisions than deletions (keys
+ * changed in one transaction), the rest share `rev`. Returns WC_ENOMEM with nothing changed.
+ * Holds c->mu.
+ */
+static int date_deletions(wc_cacher *c, wc_event **evs, size_t ne, size_t ndel, int64_t rev)
+{
+    int64_t *used = malloc((ne + ndel + 1) * sizeof(*used));
+    if (!used)
+        return WC_ENOMEM;
+    int64_t *free_revs = used + ne; /* ndel slots after the puts' revisions */
+    size_t nused = 0, nfree = 0;
+    for (size_t k = 0; k < ne; k++)
+        if (evs[k]->type != WC_EV_DELETED)
+            used[nused++] = evs[k]->rev;
+    qsort(used, nused, sizeof(*used), cmp_i64);
+    size_t u = nused;
+    for (int64_t r = rev; r > c->rev && nfree < ndel; r--) {
+        while (u > 0 && used[u - 1] > r)
+            u--;
+        if (u > 0 && used[u - 1] == r)
+            continue;
+        free_revs[nfree++] = r; /* newest first */
+    }
+    size_t d = 0;
+    for (size_t k = 0; k < ne; k++)
+        if (evs[k]->type == WC_EV_DELETED) {
+            evs[k]->rev = d < nfree ? free_revs[nfree - 1 - d] : rev;
+            d++;
+        }
+    free(used);
+    return 0;
+}
+
+/*
+ * Turns the difference between the store and the sorted list at `rev` into events that tell
+ * the truth: a new or changed key at its own mod_revision, a deletion at a revision of the gap
+ * (see date_deletions), published in revision order as one change. Events are made first, so
+ * an allocation failure changes nothing. Sets *diverged, and changes nothing, when the list
+ * cannot follow the cache's history: a key changed at or below the cache's complete revision,
+ * or a deletion with no revision left after it. The store has room for every new key. Holds
+ * c->mu.
+ */
+static int diff_into_events(wc_cacher *c, wc_kv **sorted, size_t n, int64_t rev, bool *diverged)
+{
+    size_t cap = 16, ne = 0, ndel = 0;
     wc_event **evs = malloc(cap * sizeof(*evs));
     if (!evs)
         return WC_ENOMEM;
+    *diverged = false;
+    /* A change the cache has not seen is newer than its complete revision, and not older than
+     * the newest revision it published (a batch may have been cut short after it). */
+    int64_t lo = c->rev;
     size_t i = 0, j = 0;
     const wc_store *s = &c->store;
     while (i < s->n || j < n) {
@@ -369,51 +434,64 @@ static int diff_into_events(wc_cacher *c, wc_kv **sorted, size_t n, int64_t rev)
         int cmp = !a ? 1 : !b ? -1 : wc_key_cmp(a->key, a->key_len, b->key, b->key_len);
         wc_event *ev = NULL;
         if (cmp < 0) {
-            ev = wc_event_new(WC_EV_DELETED, rev, NULL, a);
+            ev = wc_event_new(WC_EV_DELETED, 0, NULL, a);
+            ndel++;
             i++;
-        } else if (cmp > 0) {
-            ev = wc_event_new(WC_EV_ADDED, rev, b, NULL);
-            j++;
         } else {
-            if (a->mod_rev != b->mod_rev || a->value_len != b->value_len ||
-                memcmp(a->value, b->value, a->value_len) != 0)
-                ev = wc_event_new(WC_EV_MODIFIED, rev, b, a);
-            i++;
+            bool same = cmp == 0 && a->mod_rev == b->mod_rev;
+            if (same && (a->value_len != b->value_len ||
+                         memcmp(a->value, b->value, a->value_len) != 0)) {
+                *diverged = true; /* one revision, two values */
+                goto fail;
+            }
+            i += cmp == 0;
             j++;
-            if (!ev && (a->mod_rev == b->mod_rev))
+            if (same)
                 continue;
+            if (b->mod_rev > rev || b->mod_rev < lo || b->mod_rev <= c->rev_done) {
+                *diverged = true;
+                goto fail;
+            }
+            ev = wc_event_new(cmp == 0 ? WC_EV_MODIFIED : WC_EV_ADDED, b->mod_rev, b,
+                              cmp == 0 ? a : NULL);
         }
         if (!ev)
-            goto nomem;
+            goto fail;
         if (ne == cap) {
             wc_event **more = realloc(evs, cap * 2 * sizeof(*evs));
             if (!more) {
                 wc_event_unref(ev);
-                goto nomem;
+                goto fail;
             }
             evs = more;
             cap *= 2;
         }
         evs[ne++] = ev;
     }
+    if (ndel > 0 && rev <= c->rev_done) {
+        *diverged = true; /* a key is gone, but no revision has passed */
+        goto fail;
+    }
+    if (date_deletions(c, evs, ne, ndel, rev) != 0)
+        goto fail;
+    qsort(evs, ne, sizeof(*evs), cmp_event_ptr);
     for (size_t k = 0; k < ne; k++) {
         wc_kv *old = NULL;
         if (evs[k]->type == WC_EV_DELETED)
             wc_store_del(&c->store, evs[k]->prev->key, evs[k]->prev->key_len, &old);
         else
-            wc_store_put(&c->store, wc_kv_ref(evs[k]->kv), &old); /* room exists: see below */
+            wc_store_put(&c->store, wc_kv_ref(evs[k]->kv), &old); /* room was reserved */
         wc_kv_unref(old);
     }
-    advance(c, rev);
     for (size_t k = 0; k < ne; k++)
         publish(c, evs[k]);
     free(evs);
     return 0;
-nomem:
+fail:
     for (size_t k = 0; k < ne; k++)
         wc_event_unref(evs[k]);
     free(evs);
-    return WC_ENOMEM;
+    return *diverged ? 0 : WC_ENOMEM;
 }
 
 int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bool force)
@@ -436,49 +514,40 @@ int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bo
     int rc = 0;
     bool dispatched = false;
     pthread_mutex_lock(&c->mu);
+    bool reset = !c->ready || force;
     if (c->ready && rev < c->rev && !force) {
         c->st.events_stale++;
         rc = WC_ESTALE;
-    } else if (!c->ready || force) {
+    } else if (!reset) {
+        rc = wc_store_reserve(&c->store, c->store.n + m);
+        if (rc == 0)
+            rc = diff_into_events(c, sorted, m, rev, &reset);
+        if (rc == 0 && !reset) {
+            if (rev > c->rev)
+                c->rev = rev;
+            complete(c);
+            c->st.relists++;
+            dispatched = true;
+        }
+    }
+    if (rc == 0 && reset) {
         if (c->ready) {
+            /* The list cannot follow the history the watchers saw: end them all. */
             wc_end_reason why = WC_END_RESET;
             each_watcher(c, end_with, &why);
             dispatched = true;
             c->st.relists++;
+            c->st.resets++;
         }
         wc_store_free(&c->store);
         /* Make room first so that loading cannot fail half-way. */
-        c->store.v = malloc((m ? m : 1) * sizeof(*c->store.v));
-        if (!c->store.v) {
-            rc = WC_ENOMEM;
-        } else {
-            c->store.cap = m ? m : 1;
+        rc = wc_store_reserve(&c->store, m);
+        if (rc == 0)
             rc = load(c, sorted, m);
-        }
         wc_ring_reset(&c->ring, rev, c->seq);
         c->rev = c->rev_done = rev;
         c->ready = rc == 0;
         pthread_cond_broadcast(&c->rev_cond);
-    } else {
-        /* Reserve room for every new key so the store cannot fail while applying. */
-        size_t need = c->store.n + m;
-        if (need > c->store.cap) {
-            wc_kv **v = realloc(c->store.v, need * sizeof(*v));
-            if (!v)
-                rc = WC_ENOMEM;
-            else {
-                c->store.v = v;
-                c->store.cap = need;
-            }
-        }
-        if (rc == 0)
-            rc = diff_into_events(c, sorted, m, rev);
-        if (rc == 0) {
-            c->rev = c->rev_done = rev > c->rev ? rev : c->rev;
-            pthread_cond_broadcast(&c->rev_cond);
-            c->st.relists++;
-            dispatched = true;
-        }
     }
     pthread_mutex_unlock(&c->mu);
     free(sorted);

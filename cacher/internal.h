@@ -45,8 +45,6 @@ struct wc_event {
     size_t bytes; /* what the ring accounts for it */
     _Atomic(char *) del_render[WC_FAMILY_COUNT];
     size_t del_render_len[WC_FAMILY_COUNT];
-    _Atomic(char *) cur_render[WC_FAMILY_COUNT]; /* only when kv->mod_rev != rev: see below */
-    size_t cur_render_len[WC_FAMILY_COUNT];
 };
 
 /* Makes an event holding new references to kv and prev. NULL on allocation failure. */
@@ -58,14 +56,6 @@ wc_event *wc_event_new(wc_ev_type type, int64_t rev, wc_kv *kv, wc_kv *prev);
  * serve the value.
  */
 const char *wc_event_render_deleted(wc_event *ev, wc_family family, size_t *len);
-
-/*
- * The object of an ADDED or MODIFIED frame: the new state with metadata.resourceVersion set to
- * the event's revision. That is the state's own encoding (shared with lists) for an ordinary
- * change; a relist's synthetic change carries the relist's revision, which is newer than the
- * key's mod_revision, so that a reader resuming from it never replays part of the relist.
- */
-const char *wc_event_render_current(wc_event *ev, wc_family family, size_t *len);
 
 /* Renders `kv` in `family` with metadata.resourceVersion `rev` (and, under /keys,
  * modRevision `mod_rev`) into a new malloc'd string; NULL when the family cannot serve it or on

@@ -165,8 +165,6 @@ wc_event *wc_event_new(wc_ev_type type, int64_t rev, wc_kv *kv, wc_kv *prev)
     for (int f = 0; f < WC_FAMILY_COUNT; f++) {
         atomic_init(&ev->del_render[f], NULL);
         ev->del_render_len[f] = 0;
-        atomic_init(&ev->cur_render[f], NULL);
-        ev->cur_render_len[f] = 0;
     }
     return ev;
 }
@@ -183,7 +181,6 @@ void wc_event_unref(wc_event *ev)
         return;
     for (int f = 0; f < WC_FAMILY_COUNT; f++) {
         free(atomic_load_explicit(&ev->del_render[f], memory_order_relaxed));
-        free(atomic_load_explicit(&ev->cur_render[f], memory_order_relaxed));
     }
     wc_kv_unref(ev->kv);
     wc_kv_unref(ev->prev);

@@ -210,15 +210,3 @@ const char *wc_event_render_deleted(wc_event *ev, wc_family family, size_t *len)
     return cached(&ev->del_render[family], &ev->del_render_len[family], ev, ev->prev, family,
                   ev->rev, ev->rev, len);
 }
-
-const char *wc_event_render_current(wc_event *ev, wc_family family, size_t *len)
-{
-    if (!ev->kv || (family == WC_FAMILY_K8S && !ev->kv->obj)) {
-        *len = 0;
-        return NULL;
-    }
-    if (ev->kv->mod_rev == ev->rev)
-        return wc_kv_render(ev->kv, family, len);
-    return cached(&ev->cur_render[family], &ev->cur_render_len[family], ev, ev->kv, family, ev->rev,
-                  ev->kv->mod_rev, len);
-}

@@ -39,6 +39,18 @@ wc_kv *wc_store_get(const wc_store *s, const char *key, size_t len)
     return NULL;
 }
 
+int wc_store_reserve(wc_store *s, size_t n)
+{
+    if (n <= s->cap)
+        return 0;
+    wc_kv **v = realloc(s->v, n * sizeof(*v));
+    if (!v)
+        return WC_ENOMEM;
+    s->v = v;
+    s->cap = n;
+    return 0;
+}
+
 int wc_store_put(wc_store *s, wc_kv *kv, wc_kv **old)
 {
     *old = NULL;
@@ -54,14 +66,8 @@ int wc_store_put(wc_store *s, wc_kv *kv, wc_kv **old)
         s->v[i] = kv;
         return 0;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        wc_kv **v = realloc(s->v, cap * sizeof(*v));
-        if (!v)
-            return WC_ENOMEM;
-        s->v = v;
-        s->cap = cap;
-    }
+    if (s->n == s->cap && wc_store_reserve(s, s->cap ? s->cap * 2 : 64) != 0)
+        return WC_ENOMEM;
     memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
     s->v[i] = kv;
     s->n++;

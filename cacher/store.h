@@ -31,6 +31,10 @@ wc_kv *wc_store_get(const wc_store *s, const char *key, size_t len);
  */
 int wc_store_put(wc_store *s, wc_kv *kv, wc_kv **old);
 
+/* Makes room for `n` states, so that puts of new keys up to that count cannot fail.
+ * 0, or WC_ENOMEM with nothing changed. */
+int wc_store_reserve(wc_store *s, size_t n);
+
 /* Removes key; its state goes to the caller in *old. Returns 0 or WC_ENOENT. */
 int wc_store_del(wc_store *s, const char *key, size_t len, wc_kv **old);
 

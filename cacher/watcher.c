@@ -85,7 +85,7 @@ static void frame_event(wc_watcher *w, wc_event *ev)
     const char *body = NULL;
     size_t len = 0;
     if (cur) {
-        body = wc_event_render_current(ev, w->f.family, &len);
+        body = wc_kv_render(ev->kv, w->f.family, &len); /* ev->rev is its mod_rev */
         pre = old ? PRE_MODIFIED : PRE_ADDED;
         pre_len = old ? sizeof(PRE_MODIFIED) - 1 : sizeof(PRE_ADDED) - 1;
     } else if (old) {

@@ -354,16 +354,10 @@ static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev,
     return rc;
 }
 
-static int sink_put(void *arg, const wc_kv_spec *kv)
+static int sink_apply(void *arg, const wc_change *changes, size_t n)
 {
     daemon_state *d = arg;
-    return wc_cacher_put(d->cacher, kv);
-}
-
-static int sink_del(void *arg, const char *key, size_t key_len, int64_t rev)
-{
-    daemon_state *d = arg;
-    return wc_cacher_delete(d->cacher, key, key_len, rev);
+    return wc_cacher_apply(d->cacher, changes, n);
 }
 
 static int sink_progress(void *arg, int64_t rev)
@@ -608,8 +602,7 @@ int main(int argc, char **argv)
         .password = password,
         .sink = {.arg = &d,
                  .replace = sink_replace,
-                 .put = sink_put,
-                 .del = sink_del,
+                 .apply = sink_apply,
                  .progress = sink_progress,
                  .state = sink_state},
     };

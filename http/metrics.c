@@ -57,7 +57,10 @@ char *wc_http_metrics(wc_http *h, size_t *len)
         "Deletes of keys the cache did not hold, ignored.", st.deletes_unknown);
     one(f, "wcached_non_object_values_skipped_total", "counter",
         "Values that are not JSON objects, left out of the Kubernetes routes.", st.non_object);
-    one(f, "wcached_relists_total", "counter", "Relists turned into events.", st.relists);
+    one(f, "wcached_relists_total", "counter", "Relists after the first list.", st.relists);
+    one(f, "wcached_cache_resets_total", "counter",
+        "Relists that dropped the history and ended every watch (the list could not follow it).",
+        st.resets);
     one(f, "wcached_watchers", "gauge", "Watchers registered in the cache.", st.watchers);
     one(f, "wcached_watchers_lagging", "gauge", "Watchers whose input queue overflowed.",
         st.watchers_lagging);

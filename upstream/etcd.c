@@ -4,7 +4,7 @@
  * The thread lists the key range in pages pinned to the first page's revision and hands the
  * snapshot to the sink (sink.replace). It then opens one streaming POST /v3/watch from that
  * revision + 1 with prev_kv and progress_notify, and hands every change to the sink in
- * revision order, closing each watch response with sink.progress(last revision) so the cache
+ * revision order, one watch response per sink.apply() (a response holds whole revisions) so the cache
  * never claims a revision half-applied. The request body stays open (chunked upload paused
  * when there is nothing to send): {"progress_request":{}} lines sent on it make etcd answer
  * with a progress notification, which is how the cache's revision catches up with etcd's for
@@ -612,26 +612,25 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     case WC_WATCH_EVENTS:
         break;
     }
-    int64_t last = 0;
-    for (size_t i = 0; i < r->n && !w->failed; i++) {
-        wc_wire_event *e = &r->events[i];
-        const wc_kv_spec *s = &e->kv.spec;
-        int rc;
-        if (e->deleted)
-            rc = u->sink.del ? u->sink.del(u->sink.arg, s->key, s->key_len, s->mod_rev) : 0;
-        else
-            rc = u->sink.put ? u->sink.put(u->sink.arg, s) : 0;
-        if (rc != 0 && rc != WC_ESTALE && rc != WC_ENOENT)
-            fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED,
-                       "the cache refused a change (%s): relisting", wc_strerror(rc));
-        last = s->mod_rev;
+    if (r->n == 0)
+        return;
+    wc_change *ch = malloc(r->n * sizeof(*ch));
+    if (!ch) {
+        fail_watch(w, END_BROKEN, WC_UPC_PROTOCOL, "%s", "out of memory for a watch response");
+        return;
     }
-    if (!w->failed && last > 0) {
-        if (last > *w->rev)
-            *w->rev = last;
-        if (u->sink.progress)
-            u->sink.progress(u->sink.arg, last);
+    for (size_t i = 0; i < r->n; i++)
+        ch[i] = (wc_change){.kv = r->events[i].kv.spec, .deleted = r->events[i].deleted};
+    int rc = u->sink.apply ? u->sink.apply(u->sink.arg, ch, r->n) : 0;
+    free(ch);
+    if (rc != 0 && rc != WC_ESTALE) {
+        fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "the cache refused a change (%s): relisting",
+                   wc_strerror(rc));
+        return;
     }
+    int64_t last = r->events[r->n - 1].kv.spec.mod_rev;
+    if (last > *w->rev)
+        *w->rev = last;
 }
 
 static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)

@@ -142,22 +142,30 @@ void wc_cacher_free(wc_cacher *c);
  * Replaces the whole state with `kvs` (n states in any order, references borrowed), as listed
  * at revision `rev`. The first call loads the cache and makes it ready without any event. A
  * later call (a relist after compaction or a reconnect) turns the difference between the cache
- * and the list into ADDED / MODIFIED / DELETED events at `rev`, so live watchers stay correct.
- * Returns WC_ESTALE and changes nothing if `rev` is older than the cache (unless `force`, for
- * an upstream that was proven to have gone back: then the history is dropped, every watcher is
- * ended and the state replaced).
+ * and the list into events that tell the truth, published in revision order as one change:
+ * ADDED / MODIFIED at the key's own mod_revision, DELETED at a revision of the gap (after the
+ * cache's revision, at or before `rev`) that no other event of the relist uses; only when the
+ * gap has no free revision left do several deletions share `rev`. When the list cannot follow
+ * the cache's history (a key changed at a revision the cache already holds), or with `force`
+ * (an upstream proven to have gone back), the history is dropped instead: every watcher is
+ * ended (WC_END_RESET) and the state replaced. Returns 0; WC_ESTALE, changing nothing, when
+ * `rev` is older than the cache and not `force`; or WC_ENOMEM.
  */
 int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bool force);
 
 /*
- * Publishes a put of `spec` at revision spec->mod_rev: ADDED if the key is new, else MODIFIED.
- * Returns 0, WC_ESTALE for a duplicate or older revision (ignored and counted), WC_ENOTREADY
- * before the first replace, or WC_ENOMEM.
+ * Publishes the changes of one upstream response (n >= 1), in revision order, as one change:
+ * watchers see all of it or none, and its last revision is complete afterwards. A put is ADDED
+ * if the key is new, else MODIFIED, at the put's mod_rev; a delete is at its kv.mod_rev. A change
+ * at or below a revision the cache holds is a duplicate, and a delete of a key the cache does
+ * not hold is ignored: both are counted and skipped. Returns 0 (for one change: WC_ESTALE or
+ * WC_ENOENT when it was skipped), WC_ENOTREADY before the first replace, or WC_ENOMEM (the batch
+ * may be half-applied, its revision not complete: relist).
  */
-int wc_cacher_put(wc_cacher *c, const wc_kv_spec *spec);
+int wc_cacher_apply(wc_cacher *c, const wc_change *changes, size_t n);
 
-/* Publishes a delete of `key` at `rev`. A key the cache does not hold is ignored and counted
- * (returns WC_ENOENT). Other returns as for wc_cacher_put. */
+/* One put or one delete as a batch of its own (a revision with one change). */
+int wc_cacher_put(wc_cacher *c, const wc_kv_spec *spec);
 int wc_cacher_delete(wc_cacher *c, const char *key, size_t key_len, int64_t rev);
 
 /* Advances the cache's revision to `rev` without a change (an upstream progress notification).
@@ -231,6 +239,7 @@ typedef struct wc_cacher_stats {
     uint64_t frames_out;      /* frames handed to readers */
     uint64_t ended[WC_END_COUNT];
     uint64_t relists;
+    uint64_t resets; /* relists that dropped the history and ended every watcher */
 } wc_cacher_stats;
 
 void wc_cacher_stats_get(wc_cacher *c, wc_cacher_stats *out);

@@ -5,6 +5,7 @@
 #ifndef WCACHED_KV_H
 #define WCACHED_KV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,5 +19,14 @@ typedef struct wc_kv_spec {
     int64_t version;
     int64_t lease;
 } wc_kv_spec;
+
+/*
+ * One change of a key as the upstream saw it: a put of `kv`, or (deleted) a delete of kv.key at
+ * revision kv.mod_rev (the other fields unused). Borrowed like a spec.
+ */
+typedef struct wc_change {
+    wc_kv_spec kv;
+    bool deleted;
+} wc_change;
 
 #endif

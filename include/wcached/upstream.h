@@ -25,7 +25,7 @@ typedef enum wc_upstream_state {
 } wc_upstream_state;
 
 /* Where changes go. Every callback runs on the upstream thread, one at a time. A callback
- * returning a negative code other than WC_ESTALE/WC_ENOENT makes the upstream relist. */
+ * returning a negative code other than WC_ESTALE makes the upstream relist. */
 typedef struct wc_upstream_sink {
     void *arg;
     /*
@@ -35,11 +35,13 @@ typedef struct wc_upstream_sink {
      * receiver must drop its history rather than turn the difference into events.
      */
     int (*replace)(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, bool reset);
-    int (*put)(void *arg, const wc_kv_spec *kv);
-    int (*del)(void *arg, const char *key, size_t key_len, int64_t rev);
-    /* Called for every progress notification, AND after each watch response that carried
-     * events, with its last event's revision: it marks that revision complete (a txn's events
-     * all arrive in one response, and the cache must not claim a revision half-applied). */
+    /*
+     * The changes of one watch response, in revision order (n >= 1). etcd never splits a
+     * revision across responses, so every revision in a batch is whole: the receiver applies the
+     * batch as one change and may treat its last revision as complete.
+     */
+    int (*apply)(void *arg, const wc_change *changes, size_t n);
+    /* Called for every progress notification: every change up to `rev` has been handed over. */
     int (*progress)(void *arg, int64_t rev);
     /* State changes, with a short reason for logs and /readyz (static or valid for the call). */
     void (*state)(void *arg, wc_upstream_state st, const char *reason);

@@ -63,6 +63,20 @@ static inline int del(wc_cacher *c, const char *key, int64_t rev)
     return wc_cacher_delete(c, key, strlen(key), rev);
 }
 
+/* A transaction: puts of keys[i] = values[i] (a NULL value deletes the key), all at `rev`,
+ * published as one batch. */
+static inline int txn(wc_cacher *c, int64_t rev, const char *const *keys,
+                      const char *const *values, size_t n)
+{
+    wc_change ch[64];
+    cr_assert_leq(n, 64);
+    for (size_t i = 0; i < n; i++) {
+        ch[i] = (wc_change){.kv = spec_of(keys[i], values[i], rev), .deleted = !values[i]};
+        ch[i].kv.value = values[i] ? values[i] : "";
+    }
+    return wc_cacher_apply(c, ch, n);
+}
+
 /* A pod-like object: {"metadata":{"name":N,"namespace":"ns","labels":{"app":APP}},
  * "spec":{"nodeName":NODE}}; APP or NODE may be NULL to leave them out. */
 static inline char *pod(const char *name, const char *app, const char *node)

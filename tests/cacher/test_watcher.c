@@ -151,16 +151,18 @@ Test(watcher, stale_duplicate_and_unknown_changes_are_ignored_and_counted)
     cr_assert_eq(put(c, "/a", "x", 10), WC_ESTALE);
     cr_assert_eq(put(c, "/a", "1", 11), 0);
     cr_assert_eq(put(c, "/a", "1", 11), WC_ESTALE); /* same key, same rev */
-    cr_assert_eq(put(c, "/b", "1", 11), 0);         /* same txn, another key */
-    cr_assert_eq(del(c, "/nope", 12), WC_ENOENT);
+    cr_assert_eq(put(c, "/b", "1", 11), WC_ESTALE); /* revision 11 was complete */
+    const char *keys[] = {"/b", "/c"}, *vals[] = {"1", "1"};
+    cr_assert_eq(txn(c, 12, keys, vals, 2), 0);
+    cr_assert_eq(del(c, "/nope", 13), WC_ENOENT);
     cr_assert_eq(del(c, "/a", 10), WC_ESTALE);
     cr_assert_eq(wc_cacher_progress(c, 5), WC_ESTALE);
     wc_cacher_stats st;
     wc_cacher_stats_get(c, &st);
-    cr_assert_eq(st.events_in, 2);
-    cr_assert_eq(st.events_stale, 5);
+    cr_assert_eq(st.events_in, 3);
+    cr_assert_eq(st.events_stale, 6);
     cr_assert_eq(st.deletes_unknown, 1);
-    cr_assert_eq(st.keys, 2);
+    cr_assert_eq(st.keys, 3);
     wc_cacher_free(c);
 }
 
@@ -179,15 +181,12 @@ Test(watcher, not_ready_cacher_refuses_changes_and_watches)
     wc_cacher_free(c);
 }
 
-Test(watcher, txn_events_share_a_revision_and_the_revision_completes_after)
+Test(watcher, txn_events_share_a_revision_published_as_one_change)
 {
     wc_cacher *c = new_cacher(100, NULL);
     make_ready(c, 10);
-    put(c, "/a", "1", 11);
-    put(c, "/b", "1", 11);
-    /* The txn at 11 may be half-published: the cache claims only 10. */
-    cr_assert_eq(wc_cacher_rev(c), 10);
-    wc_cacher_progress(c, 11);
+    const char *keys[] = {"/a", "/b"}, *vals[] = {"1", "1"};
+    cr_assert_eq(txn(c, 11, keys, vals, 2), 0);
     cr_assert_eq(wc_cacher_rev(c), 11);
     wc_watcher *w = watch(c, watch_opts("/", 10));
     seen s = {0};

@@ -52,19 +52,13 @@ static int s_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, bo
     return 0;
 }
 
-static int s_put(void *arg, const wc_kv_spec *kv)
+static int s_apply(void *arg, const wc_change *ch, size_t n)
 {
-    rec x = {.kind = 'P', .rev = kv->mod_rev};
-    snprintf(x.key, sizeof(x.key), "%.*s", (int)kv->key_len, kv->key);
-    add(x);
-    return 0;
-}
-
-static int s_del(void *arg, const char *key, size_t len, int64_t rev)
-{
-    rec x = {.kind = 'D', .rev = rev};
-    snprintf(x.key, sizeof(x.key), "%.*s", (int)len, key);
-    add(x);
+    for (size_t i = 0; i < n; i++) {
+        rec x = {.kind = ch[i].deleted ? 'D' : 'P', .rev = ch[i].kv.mod_rev};
+        snprintf(x.key, sizeof(x.key), "%.*s", (int)ch[i].kv.key_len, ch[i].kv.key);
+        add(x);
+    }
     return 0;
 }
 
@@ -112,8 +106,7 @@ static void start_upstream(const char *prefix, size_t page, bool all_members)
                           .prefix_len = strlen(prefix),
                           .page_size = page,
                           .sink = {.replace = s_replace,
-                                   .put = s_put,
-                                   .del = s_del,
+                                   .apply = s_apply,
                                    .progress = s_progress,
                                    .state = s_state}};
     up = wc_upstream_new(&o);
