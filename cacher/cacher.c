@@ -156,11 +156,18 @@ static void deliver(wc_cacher *c, wc_watcher *w, wc_event *ev, int64_t now)
     if (!wc_filter_has_key(&w->f, k->key, k->key_len))
         return;
     pthread_mutex_lock(&w->mu);
-    if (w->in_n == w->in_size && w->in_size < w->in_cap) {
-        size_t size = w->in_size * 2 < w->in_cap ? w->in_size * 2 : w->in_cap;
-        (void)wc_watcher_in_resize(w, size); /* without memory: full, as if at the bound */
+    /* The rest of a revision the watcher has begun always goes in, past the bound if need be
+     * (a transaction is bounded by etcd's own limit), so what a watcher is given ends between
+     * revisions and its stream can end there. */
+    bool begun = w->pos_rev == ev->rev;
+    bool room = begun || w->in_n < w->in_cap;
+    if (room && w->in_n == w->in_size) {
+        size_t size = w->in_size * 2;
+        if (size > w->in_cap && !begun)
+            size = w->in_cap;
+        room = wc_watcher_in_resize(w, size) == 0; /* without memory: full, as at the bound */
     }
-    if (w->in_n == w->in_size) {
+    if (!room) {
         w->state = WC_W_CATCHUP;
         w->lag_since = now;
         c->st.watchers_lagging++;
@@ -168,6 +175,7 @@ static void deliver(wc_cacher *c, wc_watcher *w, wc_event *ev, int64_t now)
         w->in[(w->in_head + w->in_n) % w->in_size] = wc_event_ref(ev);
         w->in_n++;
         w->pos = ev->seq;
+        w->pos_rev = ev->rev;
         if (w->want_wake) {
             w->want_wake = false;
             if (w->wake)
@@ -1039,10 +1047,10 @@ void wc_watcher_close(wc_watcher *w)
         destroy(c);
 }
 
-size_t wc_watcher_catch_up(wc_watcher *w, wc_event **out, size_t max)
+size_t wc_watcher_catch_up(wc_watcher *w, wc_event ***out, size_t *cap, wc_event **stack)
 {
     wc_cacher *c = w->c;
-    size_t n = 0;
+    size_t n = 0, max = *cap;
     pthread_mutex_lock(&c->mu);
     if (!w->registered) {
         pthread_mutex_unlock(&c->mu);
@@ -1054,14 +1062,30 @@ size_t wc_watcher_catch_up(wc_watcher *w, wc_event **out, size_t max)
         return 0;
     }
     size_t i = wc_ring_after_seq(&c->ring, w->pos);
-    /* Look at a bounded window per lock hold, even when most events are filtered out. */
+    /* Look at a bounded window per lock hold, even when most events are filtered out, but
+     * always stop between revisions: the rest of a revision begun is taken, growing the
+     * batch, so that the watcher's position never falls inside a transaction. */
     size_t window = max * 16;
-    for (size_t seen = 0; i < c->ring.n && n < max && seen < window; i++, seen++) {
+    for (size_t seen = 0; i < c->ring.n; i++, seen++) {
         wc_event *ev = wc_ring_at(&c->ring, i);
+        if ((n >= max || seen >= window) && ev->rev != w->pos_rev)
+            break;
         const wc_kv *k = ev->kv ? ev->kv : ev->prev;
+        if (wc_filter_has_key(&w->f, k->key, k->key_len)) {
+            if (n == *cap) {
+                wc_event **more = *out == stack ? malloc(*cap * 2 * sizeof(*more))
+                                                : realloc(*out, *cap * 2 * sizeof(*more));
+                if (!more)
+                    break; /* without memory: stop here, inside the revision */
+                if (*out == stack)
+                    memcpy(more, stack, n * sizeof(*more));
+                *out = more;
+                *cap *= 2;
+            }
+            (*out)[n++] = wc_event_ref(ev);
+        }
         w->pos = ev->seq;
-        if (wc_filter_has_key(&w->f, k->key, k->key_len))
-            out[n++] = wc_event_ref(ev);
+        w->pos_rev = ev->rev;
     }
     if (i == c->ring.n) {
         pthread_mutex_lock(&w->mu);

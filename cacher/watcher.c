@@ -97,6 +97,7 @@ static void frame_event(wc_watcher *w, wc_event *ev)
         return;
     wc_frame *f = push_frame(w, pre, pre_len, body, len);
     f->ev = wc_event_ref(ev);
+    f->rv = ev->rev;
 }
 
 /* A BOOKMARK frame at `rev`; the initial-events-end one carries Kubernetes' annotation. */
@@ -115,8 +116,7 @@ static void frame_bookmark(wc_watcher *w, int64_t rev, bool initial_end)
     f->post = "";
     f->post_len = 0;
     f->own = s;
-    if (rev > w->sent_rv)
-        w->sent_rv = rev;
+    f->rv = rev;
 }
 
 /*
@@ -127,6 +127,9 @@ static int refill(wc_watcher *w)
 {
     w->res_n = w->res_i = w->res_off = 0;
     for (;;) {
+        /* After a lagging end: more only while the revision on the wire may go on. */
+        if (w->cut && (w->cut_done || w->out_rev <= 0 || w->taken_rev != w->out_rev))
+            return WC_EOF;
         /* 1. The initial state. */
         if (w->init_i < w->init_n) {
             if (res_reserve(w, WC_BATCH) != 0)
@@ -163,20 +166,28 @@ static int refill(wc_watcher *w)
                 return (int)w->res_n;
             continue;
         }
-        /* 3. Events: from the input queue, or pulled from the ring while catching up. */
-        wc_event *batch[WC_BATCH];
-        size_t n = 0;
+        /* 3. Events: from the input queue, or pulled from the ring while catching up. After a
+         * lagging end, only the rest of the revision already begun on the wire. */
+        wc_event *stack[WC_BATCH], **batch = stack;
+        size_t n = 0, cap = WC_BATCH;
         bool bookmark = false;
         int64_t bookmark_rv = 0;
         wc_wstate state;
         pthread_mutex_lock(&w->mu);
         while (n < WC_BATCH && w->in_n > 0) {
-            batch[n++] = w->in[w->in_head];
+            wc_event *ev = w->in[w->in_head];
+            if (w->cut && ev->rev != w->out_rev)
+                break;
+            batch[n++] = ev;
             w->in_head = (w->in_head + 1) % w->in_size;
             w->in_n--;
         }
+        if (w->cut && n == 0) {
+            pthread_mutex_unlock(&w->mu);
+            return WC_EOF;
+        }
         state = w->state;
-        if (w->in_n == 0 && w->bookmark_pending) {
+        if (!w->cut && w->in_n == 0 && w->bookmark_pending) {
             bookmark = true;
             bookmark_rv = w->bookmark_rv;
             w->bookmark_pending = false;
@@ -188,7 +199,7 @@ static int refill(wc_watcher *w)
         pthread_mutex_unlock(&w->mu);
 
         if (n == 0 && !bookmark && state == WC_W_CATCHUP) {
-            n = wc_watcher_catch_up(w, batch, WC_BATCH);
+            n = wc_watcher_catch_up(w, &batch, &cap, stack);
             if (n == 0) {
                 /* Now live (loop to arm the wake), or ended. */
                 continue;
@@ -209,27 +220,51 @@ static int refill(wc_watcher *w)
         if (res_reserve(w, n + 1) != 0) {
             for (size_t i = 0; i < n; i++)
                 wc_event_unref(batch[i]);
+            if (batch != stack)
+                free(batch);
             return WC_ENOMEM;
         }
         for (size_t i = 0; i < n; i++) {
             frame_event(w, batch[i]);
-            if (batch[i]->rev > w->sent_rv)
-                w->sent_rv = batch[i]->rev;
+            w->taken_rev = batch[i]->rev;
             wc_event_unref(batch[i]);
         }
-        if (bookmark)
-            frame_bookmark(w, bookmark_rv > w->sent_rv ? bookmark_rv : w->sent_rv, false);
+        if (batch != stack)
+            free(batch);
+        if (bookmark) {
+            /* Never behind what the reader has had or is about to have. */
+            int64_t rv = bookmark_rv > w->taken_rev ? bookmark_rv : w->taken_rev;
+            frame_bookmark(w, rv > w->sent_rv ? rv : w->sent_rv, false);
+        }
         if (w->res_n)
             return (int)w->res_n;
     }
 }
 
-/* Copies frames from the result queue into buf; returns the bytes copied. */
+/* The revision a frame belongs to; -1 for frames that are not an event of the ring (the
+ * initial state, bookmarks), which never continue a revision. */
+static int64_t frame_rev(const wc_frame *f)
+{
+    return f->ev ? f->ev->rev : -1;
+}
+
+/* Copies frames from the result queue into buf; returns the bytes copied. After a lagging end,
+ * stops at the first frame that does not continue the revision on the wire and drops the rest. */
 static size_t drain(wc_watcher *w, char *buf, size_t max)
 {
     size_t out = 0;
     while (w->res_i < w->res_n && out < max) {
         wc_frame *f = &w->res[w->res_i];
+        if (w->res_off == 0) {
+            if (w->cut && (frame_rev(f) < 0 || frame_rev(f) != w->out_rev)) {
+                for (size_t i = w->res_i; i < w->res_n; i++)
+                    frame_release(&w->res[i]);
+                w->res_i = w->res_n;
+                w->cut_done = true;
+                break;
+            }
+            w->out_rev = frame_rev(f);
+        }
         const char *parts[3] = {f->pre, f->body, f->post};
         size_t lens[3] = {f->pre_len, f->body_len, f->post_len};
         size_t off = w->res_off;
@@ -247,6 +282,8 @@ static size_t drain(wc_watcher *w, char *buf, size_t max)
             off = 0;
         }
         if (w->res_off == f->pre_len + f->body_len + f->post_len) {
+            if (f->rv > w->sent_rv)
+                w->sent_rv = f->rv;
             frame_release(f);
             w->res_i++;
             w->res_off = 0;
@@ -262,6 +299,14 @@ int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n)
     *n = 0;
     if (max == 0)
         return WC_EINVAL;
+    if (!w->cut) {
+        /* A watcher ended for lagging sends no more than the end of the revision its reader
+         * has begun: the reader resumes from there without missing a transaction's rest. */
+        pthread_mutex_lock(&w->mu);
+        w->cut = w->state == WC_W_ENDED &&
+                 (w->end_reason == WC_END_SLOW || w->end_reason == WC_END_EXPIRED);
+        pthread_mutex_unlock(&w->mu);
+    }
     for (;;) {
         out += drain(w, buf + out, max - out);
         if (out == max)

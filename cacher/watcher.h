@@ -29,6 +29,7 @@ typedef enum wc_wstate {
 typedef struct wc_frame {
     const char *pre, *body, *post;
     size_t pre_len, body_len, post_len;
+    int64_t rv;   /* what the reader may resume from once it has the frame; 0: nothing new */
     wc_event *ev; /* reference, or NULL */
     wc_kv *kv;    /* reference, or NULL */
     char *own;    /* body owned by the frame (bookmarks), or NULL */
@@ -59,6 +60,7 @@ struct wc_watcher {
     wc_bucket *bucket; /* NULL: in the unindexed list */
     bool registered;
     uint64_t pos;      /* seq of the last event queued for it or pulled by it */
+    int64_t pos_rev;   /* ... and its revision: a revision begun is always given whole */
     int64_t lag_since; /* when the producer found its queue full; 0 when not lagging */
     int64_t next_bookmark;
     bool pre_deadline_bookmark_done;
@@ -82,7 +84,11 @@ struct wc_watcher {
     bool init_end_pending;
     wc_frame *res;
     size_t res_n, res_i, res_cap, res_off;
-    int64_t sent_rv;
+    int64_t sent_rv;   /* the newest rv of a frame the reader has had whole */
+    int64_t taken_rev; /* revision of the last event taken from the queue or the ring */
+    int64_t out_rev;   /* revision of the last frame begun on the wire (-1: not an event) */
+    bool cut;          /* ended for lagging: send only the rest of out_rev, then end */
+    bool cut_done;     /* ... and a frame of another revision was dropped: out_rev is whole */
 };
 
 struct wc_cacher {
@@ -112,11 +118,13 @@ int64_t wc_cacher_now(const wc_cacher *c);
 void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why);
 
 /*
- * Pulls up to `max` events the reader has not seen from the ring into `out` (references),
- * switching the watcher to live when it reaches the newest event, or ending it when its
- * position has left the ring. Returns the count. Takes c->mu.
+ * Pulls about `*cap` events the reader has not seen from the ring into `*out` (references),
+ * always up to the end of a revision: a revision with more events than fit grows the array
+ * (malloc'd in place of `stack` when *out is `stack`, realloc'd after; the caller frees it
+ * when it is not `stack`). Switches the watcher to live when it reaches the newest event, or
+ * ends it when its position has left the ring. Returns the count. Takes c->mu.
  */
-size_t wc_watcher_catch_up(wc_watcher *w, wc_event **out, size_t max);
+size_t wc_watcher_catch_up(wc_watcher *w, wc_event ***out, size_t *cap, wc_event **stack);
 
 /* The input queue starts with room for IN_SMALL events and doubles, up to in_cap, only when a
  * burst fills it; an idle watcher gives the room back. So 10,000 idle wide watchers do not
