@@ -288,6 +288,8 @@ struct wc_http_stream {
     bool closed;  /* finished; freed at the end of the round */
     bool queued;  /* on this round's work list */
     wc_http_stream *work_next;
+    int64_t cut_at; /* ended for lagging behind a full socket: cut off then, if still full */
+    wc_http_stream *linger_next; /* pump->lingering, while cut_at is set */
 };
 
 struct wc_http {
