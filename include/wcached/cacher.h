@@ -3,7 +3,7 @@
  * and the cacheWatchers that serve readers out of them.
  *
  * Data moves one way. One producer thread (the upstream) publishes changes in revision order
- * with wc_cacher_put/delete/progress/replace. Each change becomes one immutable, refcounted
+ * with wc_cacher_apply/progress/replace. Each change becomes one immutable, refcounted
  * wc_event: the store's entry for the key is swapped, the event is appended to the ring, and a
  * reference to it is pushed onto the input queue of every watcher that may want it (the index
  * trigger narrows that set). Readers, on any number of consumer threads, pull bytes from their
