@@ -328,10 +328,6 @@ struct wc_http {
 /* The cacher's clock. */
 int64_t wc_http_now(const wc_http *h);
 
-/* server.c: the connection's socket became a stream's; MHD's count of it ends here, not when
- * MHD collects the connection. Call on the connection's MHD thread. */
-void wc_http_conn_uncount(wc_http *h, struct MHD_Connection *conn);
-
 /* stream.c */
 wc_http_stream *wc_http_stream_new(wc_http *h);
 void wc_http_stream_free(wc_http_stream *s); /* once nobody else can see it; NULL ok */

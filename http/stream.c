@@ -198,8 +198,6 @@ ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
      * with a timeout of its own is looked at on every turn of MHD's loop, and MHD's loop
      * wakes for the earliest such timeout: within a second, or at once when busy. */
     MHD_set_connection_option(s->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
-    if (s->fd >= 0)
-        wc_http_conn_uncount(s->srv, s->conn); /* counted as a stream from now on */
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
