@@ -20,15 +20,29 @@
 
 #include "watcher.h"
 
+/* Fills every unset (zero) field of `o` with its default. */
+static void fill_defaults(wc_cacher_opts *o)
+{
+    if (!o->ring_events)
+        o->ring_events = WC_CACHER_RING_EVENTS;
+    if (!o->ring_bytes)
+        o->ring_bytes = WC_CACHER_RING_BYTES;
+    if (!o->input_cap)
+        o->input_cap = WC_CACHER_INPUT_CAP;
+    if (!o->input_cap_wide)
+        o->input_cap_wide = WC_CACHER_INPUT_CAP_WIDE;
+    if (o->slow_budget_ms <= 0)
+        o->slow_budget_ms = WC_CACHER_SLOW_BUDGET_MS;
+    if (o->bookmark_ms <= 0)
+        o->bookmark_ms = WC_CACHER_BOOKMARK_MS;
+    if (!o->now_ms)
+        o->now_ms = wc_cacher_mono_ms;
+}
+
 void wc_cacher_opts_default(wc_cacher_opts *o)
 {
     memset(o, 0, sizeof(*o));
-    o->ring_events = 300000; /* 5 minutes at 1,000 changes/s */
-    o->ring_bytes = (size_t)512 << 20;
-    o->input_cap = 10;
-    o->input_cap_wide = 1000;
-    o->slow_budget_ms = 2000;
-    o->bookmark_ms = 30000;
+    fill_defaults(o);
 }
 
 wc_cacher *wc_cacher_new(const wc_cacher_opts *o)
@@ -36,23 +50,9 @@ wc_cacher *wc_cacher_new(const wc_cacher_opts *o)
     wc_cacher *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    wc_cacher_opts_default(&c->o);
     if (o)
         c->o = *o;
-    if (!c->o.ring_events)
-        c->o.ring_events = 300000;
-    if (!c->o.ring_bytes)
-        c->o.ring_bytes = (size_t)512 << 20;
-    if (!c->o.input_cap)
-        c->o.input_cap = 10;
-    if (!c->o.input_cap_wide)
-        c->o.input_cap_wide = 1000;
-    if (c->o.slow_budget_ms <= 0)
-        c->o.slow_budget_ms = 2000;
-    if (c->o.bookmark_ms <= 0)
-        c->o.bookmark_ms = 30000;
-    if (!c->o.now_ms)
-        c->o.now_ms = wc_cacher_mono_ms;
+    fill_defaults(&c->o);
     if (o && o->index_field && *o->index_field) {
         c->index_field = strdup(o->index_field);
         if (!c->index_field) {
