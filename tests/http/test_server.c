@@ -583,9 +583,18 @@ Test(server, list_resource_versions)
     int64_t want = g_rev + 1;
     watch *w = watch_open(url("/keys/e/?resourceVersion=%" PRId64, want));
     usleep(200 * 1000);
-    put("/e/c", "late");
+    int64_t late = put("/e/c", "late");
     cr_assert(watch_wait_end(w, 5000));
     cr_assert_eq(watch_code(w), 200);
+    /* The answer is the state at the awaited revision, not the one the request came to. */
+    char *body = watch_body(w);
+    j = parse(body);
+    free(body);
+    cr_assert_eq(strtoll(jstr(j, "metadata.resourceVersion"), NULL, 10), late);
+    items = json_object_get(j, "items");
+    cr_assert_eq(json_array_size(items), 3);
+    cr_assert_str_eq(jstr(json_array_get(items, 2), "key"), "/e/c");
+    json_decref(j);
     watch_close(w);
 }
 
@@ -878,10 +887,22 @@ Test(server, many_watchers_see_the_identical_stream)
     for (int tries = 0; tries < 500 && watchers_now() < N; tries++)
         usleep(10 * 1000);
     cr_assert_eq(watchers_now(), N);
+    int64_t revs[EVENTS];
     for (int e = 0; e < EVENTS; e++) {
         char k[32];
         snprintf(k, sizeof(k), "/m/%d", e % 7);
-        put(k, "{\"n\":1}");
+        revs[e] = put(k, "{\"n\":1}");
+    }
+    /* The first reader's stream is the writes themselves; every other one is identical. */
+    cr_assert(watch_wait_lines(w[0], EVENTS, 10000), "watcher 0 got %zu", watch_nlines(w[0]));
+    for (int e = 0; e < EVENTS; e++) {
+        char k[32];
+        snprintf(k, sizeof(k), "/m/%d", e % 7);
+        json_t *ev = event(w[0], (size_t)e);
+        cr_assert_str_eq(jstr(ev, "type"), e < 7 ? "ADDED" : "MODIFIED", "event %d", e);
+        cr_assert_str_eq(jstr(ev, "object.key"), k, "event %d", e);
+        cr_assert_eq(obj_rv(ev), revs[e], "event %d", e);
+        json_decref(ev);
     }
     char *ref = NULL;
     for (int i = 0; i < N; i++) {
