@@ -132,10 +132,12 @@ Test(list, get_one_key)
     wc_cacher *c = new_cacher(100, NULL);
     make_ready(c, 1);
     put(c, "/a", "1", 2);
+    wc_cacher_progress(c, 5);
     wc_kv *kv = NULL;
     int64_t rev = 0;
     cr_assert_eq(wc_cacher_get(c, "/a", 2, &kv, &rev), 0);
     cr_assert_str_eq(wc_kv_value(kv, NULL), "1");
+    cr_assert_eq(rev, 5, "the cache's revision, not the key's");
     wc_kv_unref(kv);
     cr_assert_eq(wc_cacher_get(c, "/b", 2, &kv, &rev), WC_ENOENT);
     wc_cacher_free(c);

@@ -231,6 +231,14 @@ char *watch_line(watch *w, size_t i)
     return out;
 }
 
+char *watch_body(watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    char *out = strndup(w->data.p, w->data.len);
+    pthread_mutex_unlock(&w->mu);
+    return out;
+}
+
 long watch_code(watch *w)
 {
     pthread_mutex_lock(&w->mu);

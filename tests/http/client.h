@@ -30,6 +30,7 @@ bool watch_wait_lines(watch *w, size_t n, int timeout_ms);
 bool watch_wait_end(watch *w, int timeout_ms);
 size_t watch_nlines(watch *w);
 char *watch_line(watch *w, size_t i); /* a malloc'd copy without the newline, or NULL */
+char *watch_body(watch *w);           /* everything received so far, a malloc'd copy */
 long watch_code(watch *w);
 int watch_result(watch *w);            /* the CURLcode once ended, else -1 */
 bool watch_complete_chunked(watch *w); /* ended with CURLE_OK: the chunked body was closed */

@@ -303,6 +303,21 @@ Test(daemon, watch_with_selectors_sees_transitions)
     wc_test_watch_close(w);
 }
 
+/* Appends the names of a list's items to `names`, each followed by a space; returns how many. */
+static size_t add_names(json_t *list, char *names, size_t cap)
+{
+    json_t *it;
+    size_t i;
+    json_array_foreach(json_object_get(list, "items"), i, it)
+    {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(it, "metadata"), "name"));
+        size_t len = strlen(names);
+        snprintf(names + len, cap - len, "%s ", name ? name : "?");
+    }
+    return json_array_size(json_object_get(list, "items"));
+}
+
 Test(daemon, pages_are_consistent_across_a_write)
 {
     start(NULL);
@@ -317,9 +332,12 @@ Test(daemon, pages_are_consistent_across_a_write)
     cr_assert_not_null(cont);
     cr_assert_eq(json_array_size(json_object_get(p1, "items")), 2);
     const char *rv1 = json_string_value(json_object_get(md, "resourceVersion"));
+    /* One pod gone and one added: the count stays 5, so the names tell which state a page is
+     * from. */
     del("/registry/pods/ns/p3");
     put_pod("p2a", "ns", "web", "n");
-    size_t total = 2;
+    char names[64] = "";
+    size_t total = add_names(p1, names, sizeof(names));
     char path[512];
     snprintf(path, sizeof(path), "/api/v1/namespaces/ns/pods?limit=2&continue=%s", cont);
     json_t *p = get_json(path, 200);
@@ -327,7 +345,7 @@ Test(daemon, pages_are_consistent_across_a_write)
         json_t *pmd = json_object_get(p, "metadata");
         cr_assert_str_eq(json_string_value(json_object_get(pmd, "resourceVersion")), rv1,
                          "every page at the first page's revision");
-        total += json_array_size(json_object_get(p, "items"));
+        total += add_names(p, names, sizeof(names));
         const char *c = json_string_value(json_object_get(pmd, "continue"));
         if (!c || !*c)
             break;
@@ -337,6 +355,7 @@ Test(daemon, pages_are_consistent_across_a_write)
     }
     json_decref(p);
     cr_assert_eq(total, 5, "the five pods as of the first page, no more, no less");
+    cr_assert_str_eq(names, "p0 p1 p2 p3 p4 ", "the pods as of the first page");
     json_decref(p1);
 }
 
@@ -489,10 +508,11 @@ Test(daemon, five_hundred_watchers_get_the_identical_stream)
     char val[1100];
     memset(val, 'v', sizeof(val) - 1);
     val[sizeof(val) - 1] = '\0';
+    int64_t revs[EVENTS];
     for (int e = 0; e < EVENTS; e++) {
         char key[32];
         snprintf(key, sizeof(key), "/f/k%d", e % 10);
-        put(key, val);
+        revs[e] = put(key, val);
     }
     for (int round = 0; round < 3000; round++) {
         curl_multi_perform(m, &running);
@@ -508,6 +528,23 @@ Test(daemon, five_hundred_watchers_get_the_identical_stream)
                      count_lines(&s[i]));
         cr_assert_eq(s[i].len, s[0].len);
         cr_assert_eq(memcmp(s[i].buf, s[0].buf, s[0].len), 0, "watcher %d differs", i);
+    }
+    /* ... and that stream is the writes themselves, not merely the same for everyone. */
+    const char *line = s[0].buf;
+    for (int e = 0; e < EVENTS; e++) {
+        const char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl);
+        json_t *ev = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        cr_assert_not_null(ev, "event %d is not JSON", e);
+        char key[32];
+        snprintf(key, sizeof(key), "/f/k%d", e % 10);
+        cr_assert_str_eq(wc_test_ev_type(ev), e < 10 ? "ADDED" : "MODIFIED", "event %d", e);
+        cr_assert_str_eq(wc_test_ev_key(ev), key, "event %d", e);
+        cr_assert_eq(wc_test_ev_rv(ev), revs[e], "event %d", e);
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "object"), "value")),
+                         val, "event %d", e);
+        json_decref(ev);
+        line = nl + 1;
     }
     for (int i = 0; i < N; i++) {
         curl_multi_remove_handle(m, h[i]);
