@@ -547,7 +547,7 @@ static void reader_stream(wc_test_reader *r)
         if (!ev) {
             if (wc_test_watch_ended(w)) {
                 int k = atomic_fetch_add(&r->server_ends, 1);
-                if (k < (int)(sizeof(r->ends_at) / sizeof(r->ends_at[0])))
+                if (k < WC_TEST_READER_ENDS)
                     r->ends_at[k] = last;
                 break;
             }

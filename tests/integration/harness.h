@@ -121,6 +121,8 @@ typedef struct wc_test_reader_opts {
     int delay_us; /* > 0: the reader sleeps this long after each event */
 } wc_test_reader_opts;
 
+#define WC_TEST_READER_ENDS 64
+
 typedef struct wc_test_reader {
     pthread_t th;
     const char *base;
@@ -132,9 +134,10 @@ typedef struct wc_test_reader {
     _Atomic int expired;     /* ERROR events (410): the reader would have had to relist */
     _Atomic int rewatches;   /* streams after the first */
     _Atomic int server_ends; /* streams the server ended */
-    int64_t ends_at[64];     /* the newest event revision of each of the first 64 of them */
-    _Atomic int backwards;   /* events older than the one before them on the same stream */
-    _Atomic int rv_lies;     /* objects whose metadata.resourceVersion is not their modRevision */
+    /* the newest event revision of each of them (the first WC_TEST_READER_ENDS) */
+    int64_t ends_at[WC_TEST_READER_ENDS];
+    _Atomic int backwards; /* events older than the one before them on the same stream */
+    _Atomic int rv_lies;   /* objects whose metadata.resourceVersion is not their modRevision */
     atomic_bool stop;
 } wc_test_reader;
 

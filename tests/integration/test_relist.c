@@ -1,9 +1,11 @@
 /*
  * Truthful revisions against real etcd: a relist's events after etcd was restarted and compacted
- * behind wcached's back. Readers behave like Kubernetes reflectors (harness.h): they start from
- * a state at a known revision, and whenever a stream ends they watch again from the last
- * resourceVersion they saw. Each reader's view is then held to etcd's own range of the prefix,
- * key by key, value and mod_revision, and each event to having come once.
+ * behind wcached's back, and watch streams that the server ends (timeoutSeconds) while
+ * transactions of several keys stream by. Readers behave like Kubernetes reflectors
+ * (harness.h): they start from a state at a known revision, and whenever a stream ends they
+ * watch again from the last resourceVersion they saw. Each reader's view is then held to
+ * etcd's own range of the prefix, key by key, value and mod_revision, and each event to having
+ * come once.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "etcd.h"
@@ -326,4 +329,148 @@ Test(relist, readers_cut_anywhere_in_a_relist_resume_to_etcds_state)
     wc_test_hist_free(want, nwant);
     wc_test_hist_free(init, ninit);
     wc_test_readers_free(rs, R);
+}
+
+/* ---- transactions under streams that time out ------------------------------------------ */
+
+/* TXN_MAX transactions, or as many as TXN_SECONDS allow: a few thousand events, which the
+ * slow readers take a few seconds to read. */
+enum { TXN_MAX = 2000, TXN_SECONDS = 8, TXN_KEYS = 30, TXN_VALUE = 2048 };
+
+/* The transactions put: three keys each, at one revision. */
+typedef struct txn_writer {
+    int64_t rev[TXN_MAX]; /* of transaction i */
+    int n;
+    bool failed;
+} txn_writer;
+
+/* The keys of transaction i: three of a pool of TXN_KEYS, in turn. */
+static void txn_keys(int i, char keys[3][16])
+{
+    for (int j = 0; j < 3; j++)
+        snprintf(keys[j], sizeof(keys[j]), "/t/k%02d", (3 * i + j) % TXN_KEYS);
+}
+
+static void write_txns(txn_writer *w)
+{
+    char values[3][TXN_VALUE];
+    time_t until = time(NULL) + TXN_SECONDS;
+    for (int i = 0; i < TXN_MAX && time(NULL) < until; i++) {
+        char keys[3][16];
+        txn_keys(i, keys);
+        const char *k[3], *v[3];
+        for (int j = 0; j < 3; j++) {
+            /* Values of a couple of KiB: a slow reader's socket fills within a few revisions. */
+            int len = snprintf(values[j], TXN_VALUE, "txn %d key %d ", i, j);
+            memset(values[j] + len, 'x', TXN_VALUE - 1 - (size_t)len);
+            values[j][TXN_VALUE - 1] = '\0';
+            k[j] = keys[j];
+            v[j] = values[j];
+        }
+        int64_t rev = -1;
+        if (wc_test_etcd_txn_put(&etcd, k, v, 3, &rev) != 0) {
+            w->failed = true;
+            break;
+        }
+        w->rev[i] = rev;
+        w->n = i + 1;
+    }
+}
+
+/* Every transaction after reader i's start reached it whole: its three keys at its revision,
+ * and nothing else there. */
+static void expect_whole_transactions(wc_test_reader *r, int i, const txn_writer *w)
+{
+    int missed = 0, first = -1;
+    size_t k = 0;
+    for (int t = 0; t < w->n; t++) {
+        if (w->rev[t] <= r->start_rv)
+            continue;
+        while (k < r->n && r->ev[k].mod_rev < w->rev[t])
+            k++; /* the reader's events are in revision order (check_reader) */
+        char keys[3][16];
+        txn_keys(t, keys);
+        bool seen[3] = {false, false, false};
+        int others = 0;
+        for (size_t m = k; m < r->n && r->ev[m].mod_rev == w->rev[t]; m++) {
+            int j = 0;
+            while (j < 3 && strcmp(r->ev[m].key, keys[j]) != 0)
+                j++;
+            if (j < 3 && !seen[j])
+                seen[j] = true;
+            else
+                others++;
+        }
+        if (!seen[0] || !seen[1] || !seen[2] || others) {
+            if (missed++ == 0)
+                first = t;
+        }
+    }
+    if (missed) {
+        char keys[3][16];
+        txn_keys(first, keys);
+        int n = 0;
+        for (size_t m = 0; m < r->n; m++)
+            n += r->ev[m].mod_rev == w->rev[first];
+        bool cut = false;
+        for (int e = 0; e < atomic_load(&r->server_ends) && e < WC_TEST_READER_ENDS; e++)
+            cut = cut || r->ends_at[e] == w->rev[first];
+        cr_expect_fail("reader %d: %d transactions not seen whole; the first at revision %" PRId64
+                       " (%s %s %s): %d of its events arrived%s",
+                       i, missed, w->rev[first], keys[0], keys[1], keys[2], n,
+                       cut ? ", and the server ended a stream right after them" : "");
+    }
+}
+
+Test(relist, streams_that_time_out_never_split_a_transaction)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0, "see %s",
+                 daemon_.log_path);
+    run_op(&(op){'p', {"/t/start"}, {"0"}});
+    size_t ninit;
+    int64_t start;
+    wc_test_hist *init = etcd_state(&ninit, &start);
+    /* Every stream ends after a second, wherever the traffic is. Fast readers end while live;
+     * slow ones (a small socket buffer, a pause per event) fall behind and end while wcached
+     * is still sending them the past. */
+    enum { FAST = 3, SLOW = 3, R = FAST + SLOW };
+    wc_test_reader rs[R];
+    wc_test_readers_start(rs, FAST, daemon_.base,
+                          &(wc_test_reader_opts){.prefix = "/t/", .query = "&timeoutSeconds=1"},
+                          start);
+    wc_test_readers_start(
+        rs + FAST, SLOW, daemon_.base,
+        &(wc_test_reader_opts){
+            .prefix = "/t/", .query = "&timeoutSeconds=1", .rcvbuf = 4096, .delay_us = 2000},
+        start);
+    wait_daemon(start, R);
+    txn_writer *w = calloc(1, sizeof(*w));
+    write_txns(w);
+    cr_assert_not(w->failed, "transaction %d failed", w->n);
+    cr_assert_geq(w->n, 100, "%d transactions", w->n);
+    int64_t end = run_op(&(op){'p', {"/t/end"}, {"after"}});
+    for (int i = 0; i < R; i++)
+        cr_expect(wc_test_reader_wait(&rs[i], end, 30000), "reader %d stuck at %" PRId64, i,
+                  atomic_load(&rs[i].rv));
+    wc_test_readers_stop(rs, R);
+
+    size_t nwant;
+    wc_test_hist *want = etcd_state(&nwant, NULL);
+    int ends[R];
+    for (int i = 0; i < R; i++) {
+        check_reader(&rs[i], i, init, ninit, want, nwant);
+        expect_whole_transactions(&rs[i], i, w);
+        /* The ends this test is about: inside the transactions' stream (not the one after). */
+        ends[i] = 0;
+        for (int e = 0; e < atomic_load(&rs[i].server_ends) && e < WC_TEST_READER_ENDS; e++)
+            ends[i] += rs[i].ends_at[e] >= w->rev[0] && rs[i].ends_at[e] < w->rev[w->n - 1];
+        cr_expect_geq(ends[i], 1, "reader %d: no stream ended while transactions streamed", i);
+    }
+    cr_log_info("%d transactions; streams ended among them: %d %d %d (fast), %d %d %d (slow)", w->n,
+                ends[0], ends[1], ends[2], ends[3], ends[4], ends[5]);
+    wc_test_hist_free(want, nwant);
+    wc_test_hist_free(init, ninit);
+    wc_test_readers_free(rs, R);
+    free(w);
 }
