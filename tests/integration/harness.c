@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t mono_ms(void)
+int64_t wc_test_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -35,7 +35,7 @@ int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *c
     if (!bin)
         bin = "daemon/wcached";
     snprintf(d->log_path, sizeof(d->log_path), "/tmp/wcached-test-%d-%ld.log", (int)getpid(),
-             (long)mono_ms());
+             (long)wc_test_now_ms());
     const char *argv[64];
     int n = 0;
     argv[n++] = bin;
@@ -60,8 +60,8 @@ int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *c
     }
     d->pid = pid;
     /* Wait for "listening on http://HOST:PORT" in the log. */
-    int64_t until = mono_ms() + 10000;
-    while (mono_ms() < until) {
+    int64_t until = wc_test_now_ms() + 10000;
+    while (wc_test_now_ms() < until) {
         FILE *f = fopen(d->log_path, "r");
         char line[512];
         while (f && fgets(line, sizeof(line), f)) {
@@ -88,7 +88,7 @@ int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *c
     }
     if (!d->base[0])
         return -1;
-    while (wait_ready && mono_ms() < until) {
+    while (wait_ready && wc_test_now_ms() < until) {
         wc_test_resp r;
         if (wc_test_get(d->base, "/readyz", &r) == 0 && r.code == 200) {
             wc_test_resp_free(&r);
@@ -106,9 +106,9 @@ int wc_test_daemon_stop(wc_test_daemon *d, int sig)
         return -1;
     kill(d->pid, sig);
     int st = 0;
-    int64_t until = mono_ms() + 15000;
+    int64_t until = wc_test_now_ms() + 15000;
     while (waitpid(d->pid, &st, WNOHANG) == 0) {
-        if (mono_ms() > until) {
+        if (wc_test_now_ms() > until) {
             kill(d->pid, SIGKILL);
             waitpid(d->pid, &st, 0);
             break;
@@ -263,8 +263,8 @@ wc_test_watch *wc_test_watch_open_rcvbuf(const char *base, const char *path, int
         curl_easy_setopt(w->h, CURLOPT_SOCKOPTDATA, &w->rcvbuf);
     }
     curl_multi_add_handle(w->m, w->h);
-    int64_t until = mono_ms() + 5000;
-    while (!w->code && !w->done && mono_ms() < until)
+    int64_t until = wc_test_now_ms() + 5000;
+    while (!w->code && !w->done && wc_test_now_ms() < until)
         pump(w, 50);
     if (!w->code) {
         wc_test_watch_close(w);
@@ -280,7 +280,7 @@ long wc_test_watch_code(wc_test_watch *w)
 
 json_t *wc_test_watch_next(wc_test_watch *w, int timeout_ms)
 {
-    int64_t until = mono_ms() + timeout_ms;
+    int64_t until = wc_test_now_ms() + timeout_ms;
     for (;;) {
         char *nl = w->buf ? memchr(w->buf, '\n', w->len) : NULL;
         if (nl) {
@@ -292,7 +292,7 @@ json_t *wc_test_watch_next(wc_test_watch *w, int timeout_ms)
         }
         if (w->done)
             return NULL;
-        int64_t left = until - mono_ms();
+        int64_t left = until - wc_test_now_ms();
         if (left <= 0)
             return NULL;
         pump(w, left > 100 ? 100 : (int)left);
@@ -543,6 +543,10 @@ static void reader_stream(wc_test_reader *r)
     int events = 0;
     int64_t last = 0; /* the newest revision of this stream's events */
     while (!atomic_load(&r->stop)) {
+        if (atomic_load(&r->paused)) {
+            sleep_ms(10);
+            continue;
+        }
         json_t *ev = wc_test_watch_next(w, 200);
         if (!ev) {
             if (wc_test_watch_ended(w)) {
@@ -580,8 +584,6 @@ static void reader_stream(wc_test_reader *r)
         if (rv > atomic_load(&r->rv))
             atomic_store(&r->rv, rv);
         json_decref(ev);
-        if (r->o.delay_us > 0)
-            usleep((useconds_t)r->o.delay_us);
     }
     wc_test_watch_close(w);
 }
@@ -612,8 +614,8 @@ void wc_test_readers_start(wc_test_reader *rs, int n, const char *base,
 
 bool wc_test_reader_wait(wc_test_reader *r, int64_t rev, int timeout_ms)
 {
-    int64_t until = mono_ms() + timeout_ms;
-    while (atomic_load(&r->rv) < rev && mono_ms() < until)
+    int64_t until = wc_test_now_ms() + timeout_ms;
+    while (atomic_load(&r->rv) < rev && wc_test_now_ms() < until)
         sleep_ms(20);
     return atomic_load(&r->rv) >= rev;
 }

@@ -30,6 +30,9 @@ typedef struct wc_test_daemon {
 int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *const *args,
                          bool wait_ready);
 
+/* The monotonic clock, in milliseconds. */
+int64_t wc_test_now_ms(void);
+
 /* Sends `sig` and waits for the exit; returns the exit status (or 128+signal). */
 int wc_test_daemon_stop(wc_test_daemon *d, int sig);
 
@@ -117,8 +120,7 @@ typedef struct wc_test_reader_opts {
      * of revision after them (the event with the new revision is left for the next stream):
      * a reader that cut inside a revision and resumed from it would miss the rest of it. */
     int cut_after;
-    int rcvbuf;   /* > 0: the socket's receive buffer (SO_RCVBUF), to make a slow reader */
-    int delay_us; /* > 0: the reader sleeps this long after each event */
+    int rcvbuf; /* > 0: the socket's receive buffer (SO_RCVBUF), for a reader that stalls */
 } wc_test_reader_opts;
 
 #define WC_TEST_READER_ENDS 64
@@ -138,6 +140,9 @@ typedef struct wc_test_reader {
     int64_t ends_at[WC_TEST_READER_ENDS];
     _Atomic int backwards; /* events older than the one before them on the same stream */
     _Atomic int rv_lies;   /* objects whose metadata.resourceVersion is not their modRevision */
+    /* Set by the test: while set, the reader reads nothing, and its socket fills up as a
+     * stalled reader's does. */
+    atomic_bool paused;
     atomic_bool stop;
 } wc_test_reader;
 

@@ -333,9 +333,7 @@ Test(relist, readers_cut_anywhere_in_a_relist_resume_to_etcds_state)
 
 /* ---- transactions under streams that time out ------------------------------------------ */
 
-/* TXN_MAX transactions, or as many as TXN_SECONDS allow: a few thousand events, which the
- * slow readers take a few seconds to read. */
-enum { TXN_MAX = 2000, TXN_SECONDS = 8, TXN_KEYS = 30, TXN_VALUE = 2048 };
+enum { TXN_MAX = 6000, TXN_KEYS = 30, TXN_VALUE = 4096 };
 
 /* The transactions put: three keys each, at one revision. */
 typedef struct txn_writer {
@@ -351,29 +349,30 @@ static void txn_keys(int i, char keys[3][16])
         snprintf(keys[j], sizeof(keys[j]), "/t/k%02d", (3 * i + j) % TXN_KEYS);
 }
 
-static void write_txns(txn_writer *w)
+/* Puts transactions for at least ms milliseconds and at least `count` of them, as long as
+ * they go through, TXN_MAX in all, and for 10 s at most. */
+static void write_txns(txn_writer *w, int ms, int count)
 {
     char values[3][TXN_VALUE];
-    time_t until = time(NULL) + TXN_SECONDS;
-    for (int i = 0; i < TXN_MAX && time(NULL) < until; i++) {
+    int64_t t0 = wc_test_now_ms();
+    for (int done = 0; w->n < TXN_MAX && !w->failed; done++) {
+        int64_t t = wc_test_now_ms() - t0;
+        if ((t >= ms && done >= count) || t >= 10000)
+            break;
         char keys[3][16];
-        txn_keys(i, keys);
+        txn_keys(w->n, keys);
         const char *k[3], *v[3];
         for (int j = 0; j < 3; j++) {
-            /* Values of a couple of KiB: a slow reader's socket fills within a few revisions. */
-            int len = snprintf(values[j], TXN_VALUE, "txn %d key %d ", i, j);
+            int len = snprintf(values[j], TXN_VALUE, "txn %d key %d ", w->n, j);
             memset(values[j] + len, 'x', TXN_VALUE - 1 - (size_t)len);
             values[j][TXN_VALUE - 1] = '\0';
             k[j] = keys[j];
             v[j] = values[j];
         }
         int64_t rev = -1;
-        if (wc_test_etcd_txn_put(&etcd, k, v, 3, &rev) != 0) {
-            w->failed = true;
-            break;
-        }
-        w->rev[i] = rev;
-        w->n = i + 1;
+        w->failed = wc_test_etcd_txn_put(&etcd, k, v, 3, &rev) != 0;
+        if (!w->failed)
+            w->rev[w->n++] = rev;
     }
 }
 
@@ -431,24 +430,33 @@ Test(relist, streams_that_time_out_never_split_a_transaction)
     size_t ninit;
     int64_t start;
     wc_test_hist *init = etcd_state(&ninit, &start);
-    /* Every stream ends after a second, wherever the traffic is. Fast readers end while live;
-     * slow ones (a small socket buffer, a pause per event) fall behind and end while wcached
-     * is still sending them the past. */
-    enum { FAST = 3, SLOW = 3, R = FAST + SLOW };
+    /* Every stream ends after a second, wherever the traffic is. Fast readers end while live.
+     * Slow ones stall (a small receive buffer, reading nothing) while a few MiB of
+     * transactions go by: their sockets fill up and their streams time out while wcached is
+     * still sending them the past; then they read again, and resume while the transactions
+     * go on. */
+    enum { FAST = 3, SLOW = 3, R = FAST + SLOW, ROUNDS = 3 };
     wc_test_reader rs[R];
     wc_test_readers_start(rs, FAST, daemon_.base,
                           &(wc_test_reader_opts){.prefix = "/t/", .query = "&timeoutSeconds=1"},
                           start);
     wc_test_readers_start(
         rs + FAST, SLOW, daemon_.base,
-        &(wc_test_reader_opts){
-            .prefix = "/t/", .query = "&timeoutSeconds=1", .rcvbuf = 4096, .delay_us = 2000},
+        &(wc_test_reader_opts){.prefix = "/t/", .query = "&timeoutSeconds=1", .rcvbuf = 4096},
         start);
     wait_daemon(start, R);
     txn_writer *w = calloc(1, sizeof(*w));
-    write_txns(w);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = FAST; i < R; i++)
+            atomic_store(&rs[i].paused, true);
+        /* 250 transactions of 12 KiB are more than a socket holds; in 2 s every stream's
+         * deadline has passed. */
+        write_txns(w, 2000, 250);
+        for (int i = FAST; i < R; i++)
+            atomic_store(&rs[i].paused, false);
+        write_txns(w, 1000, 0);
+    }
     cr_assert_not(w->failed, "transaction %d failed", w->n);
-    cr_assert_geq(w->n, 100, "%d transactions", w->n);
     int64_t end = run_op(&(op){'p', {"/t/end"}, {"after"}});
     for (int i = 0; i < R; i++)
         cr_expect(wc_test_reader_wait(&rs[i], end, 30000), "reader %d stuck at %" PRId64, i,
