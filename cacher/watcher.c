@@ -1,5 +1,11 @@
 /*
- * The reader's side of a cacheWatcher.
+ * A cacheWatcher's whole life: registration, the input queue the producer pushes onto, the
+ * tick that ends it or queues a bookmark, the end, and the reader's side.
+ *
+ * Registration (wc_cacher_watch) fixes the watcher's position in the ring under the same lock
+ * the producer takes, so replay and live delivery meet with no gap and no duplicate. A watcher
+ * is always given whole revisions (an etcd transaction is never split), so it can always end
+ * between them.
  *
  * wc_watcher_read() moves a watcher's events through two queues, like Kubernetes' input and
  * result channels. It first hands out what is left of the result queue (frames: a fixed
@@ -13,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "watcher.h"
 
@@ -24,7 +31,9 @@ static const char PRE_MODIFIED[] = "{\"type\":\"MODIFIED\",\"object\":";
 static const char PRE_DELETED[] = "{\"type\":\"DELETED\",\"object\":";
 static const char POST[] = "}\n";
 
-int wc_watcher_in_resize(wc_watcher *w, size_t size)
+/* Moves the queued events into a ring of `size` slots (>= in_n). 0, or WC_ENOMEM with nothing
+ * changed. Holds w->mu. */
+static int in_resize(wc_watcher *w, size_t size)
 {
     if (size < w->in_n || size == 0)
         return WC_EINVAL;
@@ -97,6 +106,7 @@ static void frame_event(wc_watcher *w, wc_event *ev)
         return;
     wc_frame *f = push_frame(w, pre, pre_len, body, len);
     f->ev = wc_event_ref(ev);
+    f->rv = ev->rev;
 }
 
 /* A BOOKMARK frame at `rev`; the initial-events-end one carries Kubernetes' annotation. */
@@ -115,8 +125,67 @@ static void frame_bookmark(wc_watcher *w, int64_t rev, bool initial_end)
     f->post = "";
     f->post_len = 0;
     f->own = s;
-    if (rev > w->sent_rv)
-        w->sent_rv = rev;
+    f->rv = rev;
+}
+
+/*
+ * Pulls about `*cap` events the reader has not seen from the ring into `*out` (references),
+ * always up to the end of a revision: a revision with more events than fit grows the array
+ * (malloc'd in place of `stack` when *out is `stack`, realloc'd after; the caller frees it
+ * when it is not `stack`). Switches the watcher to live when it reaches the newest event, or
+ * ends it when its position has left the ring. Returns the count. Takes c->mu.
+ */
+static size_t catch_up(wc_watcher *w, wc_event ***out, size_t *cap, wc_event **stack)
+{
+    wc_cacher *c = w->c;
+    size_t n = 0, max = *cap;
+    pthread_mutex_lock(&c->mu);
+    if (!w->registered) {
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    if (w->pos < c->ring.floor_seq) {
+        wc_watcher_end_locked(w, WC_END_EXPIRED);
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    size_t i = wc_ring_after_seq(&c->ring, w->pos);
+    /* Look at a bounded window per lock hold, even when most events are filtered out, but
+     * always stop between revisions: the rest of a revision begun is taken, growing the
+     * batch, so that the watcher's position never falls inside a transaction. */
+    size_t window = max * 16;
+    for (size_t seen = 0; i < c->ring.n; i++, seen++) {
+        wc_event *ev = wc_ring_at(&c->ring, i);
+        if ((n >= max || seen >= window) && ev->rev != w->pos_rev)
+            break;
+        const wc_kv *k = ev->kv ? ev->kv : ev->prev;
+        if (wc_filter_has_key(&w->f, k->key, k->key_len)) {
+            if (n == *cap) {
+                wc_event **more = *out == stack ? malloc(*cap * 2 * sizeof(*more))
+                                                : realloc(*out, *cap * 2 * sizeof(*more));
+                if (!more)
+                    break; /* without memory: stop here, inside the revision */
+                if (*out == stack)
+                    memcpy(more, stack, n * sizeof(*more));
+                *out = more;
+                *cap *= 2;
+            }
+            (*out)[n++] = wc_event_ref(ev);
+        }
+        w->pos = ev->seq;
+        w->pos_rev = ev->rev;
+    }
+    if (i == c->ring.n) {
+        pthread_mutex_lock(&w->mu);
+        w->state = WC_W_LIVE;
+        pthread_mutex_unlock(&w->mu);
+        if (w->lag_since) {
+            w->lag_since = 0;
+            c->st.watchers_lagging--;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 /*
@@ -127,6 +196,9 @@ static int refill(wc_watcher *w)
 {
     w->res_n = w->res_i = w->res_off = 0;
     for (;;) {
+        /* After a lagging end: more only while the revision on the wire may go on. */
+        if (w->cut && (w->cut_done || w->out_rev <= 0 || w->taken_rev != w->out_rev))
+            return WC_EOF;
         /* 1. The initial state. */
         if (w->init_i < w->init_n) {
             if (res_reserve(w, WC_BATCH) != 0)
@@ -163,20 +235,28 @@ static int refill(wc_watcher *w)
                 return (int)w->res_n;
             continue;
         }
-        /* 3. Events: from the input queue, or pulled from the ring while catching up. */
-        wc_event *batch[WC_BATCH];
-        size_t n = 0;
+        /* 3. Events: from the input queue, or pulled from the ring while catching up. After a
+         * lagging end, only the rest of the revision already begun on the wire. */
+        wc_event *stack[WC_BATCH], **batch = stack;
+        size_t n = 0, cap = WC_BATCH;
         bool bookmark = false;
         int64_t bookmark_rv = 0;
         wc_wstate state;
         pthread_mutex_lock(&w->mu);
         while (n < WC_BATCH && w->in_n > 0) {
-            batch[n++] = w->in[w->in_head];
+            wc_event *ev = w->in[w->in_head];
+            if (w->cut && ev->rev != w->out_rev)
+                break;
+            batch[n++] = ev;
             w->in_head = (w->in_head + 1) % w->in_size;
             w->in_n--;
         }
+        if (w->cut && n == 0) {
+            pthread_mutex_unlock(&w->mu);
+            return WC_EOF;
+        }
         state = w->state;
-        if (w->in_n == 0 && w->bookmark_pending) {
+        if (!w->cut && w->in_n == 0 && w->bookmark_pending) {
             bookmark = true;
             bookmark_rv = w->bookmark_rv;
             w->bookmark_pending = false;
@@ -184,11 +264,11 @@ static int refill(wc_watcher *w)
         if (n == 0 && !bookmark && state == WC_W_LIVE)
             w->want_wake = true;
         if (n == 0 && w->in_size > WC_IN_SMALL)
-            (void)wc_watcher_in_resize(w, WC_IN_SMALL); /* idle: give back a burst's room */
+            (void)in_resize(w, WC_IN_SMALL); /* idle: give back a burst's room */
         pthread_mutex_unlock(&w->mu);
 
         if (n == 0 && !bookmark && state == WC_W_CATCHUP) {
-            n = wc_watcher_catch_up(w, batch, WC_BATCH);
+            n = catch_up(w, &batch, &cap, stack);
             if (n == 0) {
                 /* Now live (loop to arm the wake), or ended. */
                 continue;
@@ -209,27 +289,51 @@ static int refill(wc_watcher *w)
         if (res_reserve(w, n + 1) != 0) {
             for (size_t i = 0; i < n; i++)
                 wc_event_unref(batch[i]);
+            if (batch != stack)
+                free(batch);
             return WC_ENOMEM;
         }
         for (size_t i = 0; i < n; i++) {
             frame_event(w, batch[i]);
-            if (batch[i]->rev > w->sent_rv)
-                w->sent_rv = batch[i]->rev;
+            w->taken_rev = batch[i]->rev;
             wc_event_unref(batch[i]);
         }
-        if (bookmark)
-            frame_bookmark(w, bookmark_rv > w->sent_rv ? bookmark_rv : w->sent_rv, false);
+        if (batch != stack)
+            free(batch);
+        if (bookmark) {
+            /* Never behind what the reader has had or is about to have. */
+            int64_t rv = bookmark_rv > w->taken_rev ? bookmark_rv : w->taken_rev;
+            frame_bookmark(w, rv > w->sent_rv ? rv : w->sent_rv, false);
+        }
         if (w->res_n)
             return (int)w->res_n;
     }
 }
 
-/* Copies frames from the result queue into buf; returns the bytes copied. */
+/* The revision a frame belongs to; -1 for frames that are not an event of the ring (the
+ * initial state, bookmarks), which never continue a revision. */
+static int64_t frame_rev(const wc_frame *f)
+{
+    return f->ev ? f->ev->rev : -1;
+}
+
+/* Copies frames from the result queue into buf; returns the bytes copied. After a lagging end,
+ * stops at the first frame that does not continue the revision on the wire and drops the rest. */
 static size_t drain(wc_watcher *w, char *buf, size_t max)
 {
     size_t out = 0;
     while (w->res_i < w->res_n && out < max) {
         wc_frame *f = &w->res[w->res_i];
+        if (w->res_off == 0) {
+            if (w->cut && (frame_rev(f) < 0 || frame_rev(f) != w->out_rev)) {
+                for (size_t i = w->res_i; i < w->res_n; i++)
+                    frame_release(&w->res[i]);
+                w->res_i = w->res_n;
+                w->cut_done = true;
+                break;
+            }
+            w->out_rev = frame_rev(f);
+        }
         const char *parts[3] = {f->pre, f->body, f->post};
         size_t lens[3] = {f->pre_len, f->body_len, f->post_len};
         size_t off = w->res_off;
@@ -247,6 +351,8 @@ static size_t drain(wc_watcher *w, char *buf, size_t max)
             off = 0;
         }
         if (w->res_off == f->pre_len + f->body_len + f->post_len) {
+            if (f->rv > w->sent_rv)
+                w->sent_rv = f->rv;
             frame_release(f);
             w->res_i++;
             w->res_off = 0;
@@ -262,6 +368,14 @@ int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n)
     *n = 0;
     if (max == 0)
         return WC_EINVAL;
+    if (!w->cut) {
+        /* A watcher ended for lagging sends no more than the end of the revision its reader
+         * has begun: the reader resumes from there without missing a transaction's rest. */
+        pthread_mutex_lock(&w->mu);
+        w->cut = w->state == WC_W_ENDED &&
+                 (w->end_reason == WC_END_SLOW || w->end_reason == WC_END_EXPIRED);
+        pthread_mutex_unlock(&w->mu);
+    }
     for (;;) {
         out += drain(w, buf + out, max - out);
         if (out == max)
@@ -296,4 +410,292 @@ wc_end_reason wc_watcher_end_reason(wc_watcher *w)
 int64_t wc_watcher_rv(wc_watcher *w)
 {
     return w->sent_rv;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The producer's side of a watcher: registration, the input queue, the tick, the end
+ * ------------------------------------------------------------------------------------- */
+
+void wc_watcher_push(wc_watcher *w, wc_event *ev, int64_t now)
+{
+    wc_cacher *c = w->c;
+    if (w->state != WC_W_LIVE)
+        return;
+    const wc_kv *k = ev->kv ? ev->kv : ev->prev;
+    if (!wc_filter_has_key(&w->f, k->key, k->key_len))
+        return;
+    pthread_mutex_lock(&w->mu);
+    /* The rest of a revision the watcher has begun always goes in, past the bound if need be
+     * (a transaction is bounded by etcd's own limit), so what a watcher is given ends between
+     * revisions and its stream can end there. */
+    bool begun = w->pos_rev == ev->rev;
+    bool room = begun || w->in_n < w->in_cap;
+    if (room && w->in_n == w->in_size) {
+        size_t size = w->in_size * 2;
+        if (size > w->in_cap && !begun)
+            size = w->in_cap;
+        room = in_resize(w, size) == 0; /* without memory: full, as at the bound */
+    }
+    if (!room) {
+        w->state = WC_W_CATCHUP;
+        w->lag_since = now;
+        c->st.watchers_lagging++;
+    } else {
+        w->in[(w->in_head + w->in_n) % w->in_size] = wc_event_ref(ev);
+        w->in_n++;
+        w->pos = ev->seq;
+        w->pos_rev = ev->rev;
+        if (w->want_wake) {
+            w->want_wake = false;
+            if (w->wake)
+                w->wake(w->wake_arg);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void schedule_bookmark(wc_cacher *c, wc_watcher *w, int64_t now)
+{
+    w->next_bookmark = now + c->o.bookmark_ms;
+    if (w->deadline && !w->pre_deadline_bookmark_done) {
+        int64_t pre = w->deadline - 1000;
+        if (pre < now)
+            pre = now;
+        if (pre < w->next_bookmark)
+            w->next_bookmark = pre;
+    }
+}
+
+static void watcher_free(wc_watcher *w);
+
+static wc_watcher *watcher_new(wc_cacher *c, const wc_watch_opts *o)
+{
+    wc_watcher *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->c = c;
+    w->f = o->filter;
+    w->key = malloc(o->filter.key_len + 1);
+    w->kind = strdup(o->kind ? o->kind : "KeyValue");
+    w->api_version = strdup(o->api_version ? o->api_version : "wcached/v1");
+    if (!w->key || !w->kind || !w->api_version) {
+        watcher_free(w);
+        return NULL;
+    }
+    if (o->filter.key_len)
+        memcpy(w->key, o->filter.key, o->filter.key_len);
+    w->key[o->filter.key_len] = '\0';
+    w->f.key = w->key;
+    w->labels = o->labels_owned;
+    w->fields = o->fields_owned;
+    w->f.labels = w->labels;
+    w->f.fields = w->fields;
+    w->allow_bookmarks = o->allow_bookmarks;
+    w->deadline = o->deadline_ms;
+    w->wake = o->wake;
+    w->wake_arg = o->wake_arg;
+    w->init_end_pending = o->initial_end_bookmark;
+    pthread_mutex_init(&w->mu, NULL);
+    return w;
+}
+
+static void watcher_free(wc_watcher *w)
+{
+    for (size_t i = 0; i < w->in_n; i++)
+        wc_event_unref(w->in[(w->in_head + i) % w->in_size]);
+    free(w->in);
+    for (size_t i = w->init_i; i < w->init_n; i++)
+        wc_kv_unref(w->init[i]);
+    free(w->init);
+    for (size_t i = w->res_i; i < w->res_n; i++) {
+        wc_event_unref(w->res[i].ev);
+        wc_kv_unref(w->res[i].kv);
+        free(w->res[i].own);
+    }
+    free(w->res);
+    wc_selector_free(w->labels);
+    wc_selector_free(w->fields);
+    free(w->key);
+    free(w->kind);
+    free(w->api_version);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *o, wc_watcher **out, int64_t *floor_out)
+{
+    wc_watcher *w = watcher_new(c, o);
+    if (!w)
+        return WC_ENOMEM;
+    const char *pinned = c->index_field ? wc_selector_exact(w->f.fields, c->index_field) : NULL;
+    w->in_cap = c->index_field && !pinned ? c->o.input_cap_wide : c->o.input_cap;
+    w->in_size = w->in_cap < WC_IN_SMALL ? w->in_cap : WC_IN_SMALL;
+    w->in = malloc(w->in_size * sizeof(*w->in));
+    wc_bucket *fresh = NULL;
+    if (pinned) {
+        fresh = calloc(1, sizeof(*fresh));
+        if (fresh)
+            fresh->value = strdup(pinned);
+    }
+    if (!w->in || (pinned && (!fresh || !fresh->value))) {
+        if (fresh)
+            free(fresh->value);
+        free(fresh);
+        w->labels = w->fields = NULL; /* still the caller's on failure */
+        watcher_free(w);
+        return WC_ENOMEM;
+    }
+
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    if (!c->ready || c->freeing) {
+        rc = WC_ENOTREADY;
+        goto fail;
+    }
+    int64_t now = wc_cacher_now(c);
+    bool from_state = o->rv == WC_RV_UNSET || o->rv == 0;
+    if (!from_state && o->rv < c->ring.floor_rev) {
+        if (floor_out)
+            *floor_out = c->ring.floor_rev;
+        rc = WC_EEXPIRED;
+        goto fail;
+    }
+    if (o->send_initial) {
+        rc = wc_cacher_collect_at(c, w->f.key, w->f.key_len, w->f.prefix, NULL, 0, c->rev_done, 0, &w->init,
+                        &w->init_n);
+        if (rc != 0)
+            goto fail;
+        w->init_rev = c->rev_done;
+        w->pos = wc_cacher_seq_at_rev(c, c->rev_done);
+        w->sent_rv = c->rev_done;
+    } else if (from_state) {
+        w->pos = wc_cacher_seq_at_rev(c, c->rev_done);
+        w->sent_rv = c->rev_done;
+    } else {
+        w->min_rev = o->rv;
+        w->pos = wc_cacher_seq_at_rev(c, o->rv < c->rev_done ? o->rv : c->rev_done);
+        w->sent_rv = o->rv;
+    }
+    if (pinned) {
+        wc_bucket *b = NULL;
+        HASH_FIND_STR(c->buckets, pinned, b);
+        if (!b) {
+            b = fresh;
+            fresh = NULL;
+            HASH_ADD_KEYPTR(hh, c->buckets, b->value, strlen(b->value), b);
+        }
+        w->bucket = b;
+        DL_APPEND(b->watchers, w);
+    } else {
+        DL_APPEND(c->unindexed, w);
+    }
+    w->registered = true;
+    w->state = WC_W_CATCHUP;
+    schedule_bookmark(c, w, now);
+    c->st.watchers++;
+    c->alive++;
+    pthread_mutex_unlock(&c->mu);
+    if (fresh) {
+        free(fresh->value);
+        free(fresh);
+    }
+    *out = w;
+    return 0;
+fail:
+    pthread_mutex_unlock(&c->mu);
+    if (fresh) {
+        free(fresh->value);
+        free(fresh);
+    }
+    w->labels = w->fields = NULL;
+    watcher_free(w);
+    return rc;
+}
+
+/* Removes a registered watcher from its set. Holds c->mu. */
+static void unregister(wc_watcher *w)
+{
+    wc_cacher *c = w->c;
+    if (!w->registered)
+        return;
+    if (w->bucket) {
+        wc_bucket *b = w->bucket;
+        DL_DELETE(b->watchers, w);
+        if (!b->watchers) {
+            HASH_DEL(c->buckets, b);
+            free(b->value);
+            free(b);
+        }
+        w->bucket = NULL;
+    } else {
+        DL_DELETE(c->unindexed, w);
+    }
+    if (w->lag_since)
+        c->st.watchers_lagging--;
+    w->lag_since = 0;
+    w->registered = false;
+    c->st.watchers--;
+}
+
+void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why)
+{
+    if (!w->registered)
+        return;
+    unregister(w);
+    w->c->st.ended[why]++;
+    pthread_mutex_lock(&w->mu);
+    w->state = WC_W_ENDED;
+    w->end_reason = why;
+    /* An end is news even to a reader that is not waiting: one stuck behind a full socket
+     * must hear it to cut its stream off. */
+    w->want_wake = false;
+    if (w->wake)
+        w->wake(w->wake_arg);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void wc_watcher_close(wc_watcher *w)
+{
+    wc_cacher *c = w->c;
+    pthread_mutex_lock(&c->mu);
+    if (w->registered) {
+        unregister(w);
+        c->st.ended[WC_END_CLOSED]++;
+    }
+    bool last = --c->alive == 0 && c->freeing;
+    pthread_mutex_unlock(&c->mu);
+    watcher_free(w);
+    if (last)
+        wc_cacher_destroy(c);
+}
+
+void wc_watcher_tick_locked(wc_watcher *w, int64_t now)
+{
+    wc_cacher *c = w->c;
+    if (w->deadline && now >= w->deadline) {
+        wc_watcher_end_locked(w, WC_END_TIMEOUT);
+        return;
+    }
+    if (w->lag_since && now - w->lag_since > c->o.slow_budget_ms) {
+        wc_watcher_end_locked(w, WC_END_SLOW);
+        return;
+    }
+    if (w->state == WC_W_CATCHUP && w->pos < c->ring.floor_seq) {
+        wc_watcher_end_locked(w, WC_END_EXPIRED);
+        return;
+    }
+    if (!w->allow_bookmarks || now < w->next_bookmark || w->state != WC_W_LIVE)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->bookmark_pending = true;
+    w->bookmark_rv = c->rev_done;
+    if (w->want_wake) {
+        w->want_wake = false;
+        if (w->wake)
+            w->wake(w->wake_arg);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (w->deadline && now >= w->deadline - 1000)
+        w->pre_deadline_bookmark_done = true;
+    schedule_bookmark(c, w, now);
 }

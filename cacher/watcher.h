@@ -1,10 +1,9 @@
 /*
- * Private layout of the cacher and its watchers, shared by cacher.c (producer side,
- * registration, lists, tick) and watcher.c (the reader's side).
+ * Private layout of a cacheWatcher, whose whole life is in watcher.c (registration, the input
+ * queue, catch-up, the tick, the end, the reader's side); cacher.c calls the functions below.
  *
  * Locking, in one sentence each:
- * - wc_cacher.mu guards the store, the ring, the revisions, the watcher sets and every field
- *   of a watcher marked (c); it is never held across I/O.
+ * - wc_cacher.mu (state.h) guards the watcher sets and every field of a watcher marked (c).
  * - wc_watcher.mu guards the watcher's input queue and the fields marked (w); it is taken
  *   after wc_cacher.mu when both are needed, never the other way round.
  * - Fields marked (r) belong to the one reader thread that calls wc_watcher_read.
@@ -13,11 +12,7 @@
 #ifndef WCACHED_WATCHER_PRIV_H
 #define WCACHED_WATCHER_PRIV_H
 
-#include <uthash.h>
-
-#include "internal.h"
-#include "ring.h"
-#include "store.h"
+#include "state.h"
 
 typedef enum wc_wstate {
     WC_W_CATCHUP = 0, /* its next events come from the ring, pulled by the reader */
@@ -29,17 +24,11 @@ typedef enum wc_wstate {
 typedef struct wc_frame {
     const char *pre, *body, *post;
     size_t pre_len, body_len, post_len;
+    int64_t rv;   /* what the reader may resume from once it has the frame; 0: nothing new */
     wc_event *ev; /* reference, or NULL */
     wc_kv *kv;    /* reference, or NULL */
     char *own;    /* body owned by the frame (bookmarks), or NULL */
 } wc_frame;
-
-/* Watchers whose field selector pins the index field to one value. */
-typedef struct wc_bucket {
-    char *value;
-    wc_watcher *watchers; /* utlist DL list through prev/next */
-    UT_hash_handle hh;
-} wc_bucket;
 
 struct wc_watcher {
     wc_cacher *c;
@@ -59,6 +48,7 @@ struct wc_watcher {
     wc_bucket *bucket; /* NULL: in the unindexed list */
     bool registered;
     uint64_t pos;      /* seq of the last event queued for it or pulled by it */
+    int64_t pos_rev;   /* ... and its revision: a revision begun is always given whole */
     int64_t lag_since; /* when the producer found its queue full; 0 when not lagging */
     int64_t next_bookmark;
     bool pre_deadline_bookmark_done;
@@ -82,49 +72,26 @@ struct wc_watcher {
     bool init_end_pending;
     wc_frame *res;
     size_t res_n, res_i, res_cap, res_off;
-    int64_t sent_rv;
+    int64_t sent_rv;   /* the newest rv of a frame the reader has had whole */
+    int64_t taken_rev; /* revision of the last event taken from the queue or the ring */
+    int64_t out_rev;   /* revision of the last frame begun on the wire (-1: not an event) */
+    bool cut;          /* ended for lagging: send only the rest of out_rev, then end */
+    bool cut_done;     /* ... and a frame of another revision was dropped: out_rev is whole */
 };
 
-struct wc_cacher {
-    wc_cacher_opts o;
-    char *index_field;
+/* Pushes ev onto a live watcher's input queue when it is in the watcher's key range, or switches
+ * the watcher to catch-up when the queue is full. Holds c->mu. */
+void wc_watcher_push(wc_watcher *w, wc_event *ev, int64_t now);
 
-    pthread_mutex_t mu;
-    pthread_cond_t rev_cond; /* signalled when rev_done or ready changes; uses mu */
-    bool ready;
-    int64_t rev;      /* newest revision published (event or progress) */
-    int64_t rev_done; /* every change at or below it is published: no txn half-applied */
-    uint64_t seq;     /* sequence number of the newest event */
-    wc_store store;
-    wc_ring ring;
-    wc_watcher *unindexed;           /* utlist DL list */
-    wc_bucket *buckets;              /* uthash by value */
-    wc_cacher_stats st;              /* counters; rev/floor/keys/ring filled on read */
-    atomic_uint_fast64_t frames_out; /* counted by readers without the lock */
-    bool freeing; /* wc_cacher_free was called; the last watcher to close frees it */
-    size_t alive; /* watchers made and not yet closed */
-};
-
-/* Clock of the cacher. */
-int64_t wc_cacher_now(const wc_cacher *c);
+/* Ends the watcher past its deadline or lag budget, or queues a due bookmark. Holds c->mu. */
+void wc_watcher_tick_locked(wc_watcher *w, int64_t now);
 
 /* Ends a registered watcher: unregisters it and wakes its reader. Holds c->mu. */
 void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why);
-
-/*
- * Pulls up to `max` events the reader has not seen from the ring into `out` (references),
- * switching the watcher to live when it reaches the newest event, or ending it when its
- * position has left the ring. Returns the count. Takes c->mu.
- */
-size_t wc_watcher_catch_up(wc_watcher *w, wc_event **out, size_t max);
 
 /* The input queue starts with room for IN_SMALL events and doubles, up to in_cap, only when a
  * burst fills it; an idle watcher gives the room back. So 10,000 idle wide watchers do not
  * hold 1,000 slots each. */
 #define WC_IN_SMALL 16
-
-/* Moves the queued events into a ring of `size` slots (>= in_n). 0, or WC_ENOMEM with nothing
- * changed. Holds w->mu. */
-int wc_watcher_in_resize(wc_watcher *w, size_t size);
 
 #endif

@@ -335,8 +335,17 @@ static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev,
     int rc = make_kvs(kvs, n, d->index_field, arr);
     if (rc == 0) {
         bool first = !wc_cacher_ready(d->cacher);
+        wc_cacher_stats before, after;
+        wc_cacher_stats_get(d->cacher, &before);
         rc = wc_cacher_replace(d->cacher, arr, n, rev, reset);
-        if (rc == 0 && reset && !first)
+        wc_cacher_stats_get(d->cacher, &after);
+        if (rc == 0 && !reset && after.resets > before.resets)
+            wc_log(WC_LOG_WARN,
+                   "cache: the list at revision %" PRId64 " cannot follow the history held (a key "
+                   "changed at a revision already served): dropped the history, ended every "
+                   "stream, reloaded %zu keys",
+                   rev, n);
+        else if (rc == 0 && reset && !first)
             wc_log(WC_LOG_WARN,
                    "cache: etcd's history went back or another cluster answers: dropped the "
                    "history, ended every stream, reloaded %zu keys at revision %" PRId64,

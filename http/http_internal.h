@@ -288,6 +288,8 @@ struct wc_http_stream {
     bool closed;  /* finished; freed at the end of the round */
     bool queued;  /* on this round's work list */
     wc_http_stream *work_next;
+    int64_t cut_at; /* ended for lagging behind a full socket: cut off then, if still full */
+    wc_http_stream *linger_next; /* pump->lingering, while cut_at is set */
 };
 
 struct wc_http {
@@ -325,10 +327,6 @@ struct wc_http {
 
 /* The cacher's clock. */
 int64_t wc_http_now(const wc_http *h);
-
-/* server.c: the connection's socket became a stream's; MHD's count of it ends here, not when
- * MHD collects the connection. Call on the connection's MHD thread. */
-void wc_http_conn_uncount(wc_http *h, struct MHD_Connection *conn);
 
 /* stream.c */
 wc_http_stream *wc_http_stream_new(wc_http *h);

@@ -650,19 +650,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return after_wait(h, conn, r, con_cls);
 }
 
+static void conn_uncount(wc_http *h, struct MHD_Connection *conn);
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    wc_http *h = cls;
     (void)toe;
     wc_http_tag *tag = *con_cls;
     if (!tag)
         return;
-    if (*tag == WC_HTTP_TAG_STREAM)
-        wc_http_stream_completed((wc_http_stream *)tag);
-    else
+    if (*tag == WC_HTTP_TAG_STREAM) {
+        wc_http_stream *s = (wc_http_stream *)tag;
+        if (s->fd >= 0)
+            conn_uncount(h, conn); /* its socket is a stream's from now on, counted as one */
+        wc_http_stream_completed(s);
+    } else {
         req_free((wc_http_req *)tag);
+    }
     *con_cls = NULL;
 }
 
@@ -694,7 +699,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = NULL;
 }
 
-void wc_http_conn_uncount(wc_http *h, struct MHD_Connection *conn)
+/* A connection whose socket became a stream's leaves MHD's count. */
+static void conn_uncount(wc_http *h, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);

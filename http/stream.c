@@ -18,9 +18,11 @@
  *
  * An idle stream holds no buffer: bytes are only kept per stream when the socket took part of
  * a send (pending, until EPOLLOUT). A stream whose socket is full reads nothing more from its
- * watcher, so the cacher sees it lag and ends it after the slow-reader budget; that end
- * cannot be written behind the unsent bytes, so such a stream is cut off at once (aborted)
- * and its reader resumes from its last resourceVersion. The same epoll set tells the pump of
+ * watcher, so the cacher sees it lag and ends it after the slow-reader budget. Its watcher then
+ * yields only the rest of the revision already begun on the wire (a transaction is never cut),
+ * which the stream sends, with the body's end, if its reader takes them within TAIL_GRACE_MS;
+ * else it is cut off. Either way its reader resumes from its last resourceVersion. The same
+ * epoll set tells the pump of
  * readers that hang up (EPOLLRDHUP, or a read of 0), so no stream outlives its reader.
  *
  * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers).
@@ -49,6 +51,9 @@
 #define CHUNK_HDR 8         /* room for "%zx\r\n" of a payload below 16 MiB */
 #define ROUND_BYTES (256 * 1024) /* what one stream may send per round before others go */
 #define MAX_EVENTS 256
+/* How long a stream ended for lagging may take to accept the end of the revision it has begun
+ * before it is cut off anyway. */
+#define TAIL_GRACE_MS 5000
 
 static const char CHUNK_END[] = "0\r\n\r\n";
 
@@ -65,6 +70,8 @@ struct wc_http_pump {
     wc_http_stream *marked;   /* streams woken since the last take, through mark_next */
     wc_http_stream *streams;  /* every stream handed to this pump (utlist DL) */
     bool poked;               /* wake_fd written since the last take */
+    /* (p) */
+    wc_http_stream *lingering; /* streams with a cut_at, through linger_next */
     bool quit;                /* the pump thread is to end; attaches are refused */
 };
 
@@ -191,8 +198,6 @@ ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
      * with a timeout of its own is looked at on every turn of MHD's loop, and MHD's loop
      * wakes for the earliest such timeout: within a second, or at once when busy. */
     MHD_set_connection_option(s->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
-    if (s->fd >= 0)
-        wc_http_conn_uncount(s->srv, s->conn); /* counted as a stream from now on */
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
@@ -279,6 +284,12 @@ static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
     if (s->closed)
         return;
     s->closed = true;
+    if (s->cut_at) {
+        wc_http_stream **pp = &p->lingering;
+        while (*pp != s)
+            pp = &(*pp)->linger_next;
+        *pp = s->linger_next;
+    }
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     if (s->w) {
         wc_watcher_close(s->w); /* no wake names s after this */
@@ -414,16 +425,21 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
         return false;
     }
     if (s->blocked) {
-        /* A full socket: wait for EPOLLOUT, unless the watcher was ended for lagging (too slow,
-         * or out of the ring): a reader that far behind would take the rest of its stream
-         * only to be told to re-watch, so it is cut off now. Any other end (timeoutSeconds, a
-         * reset, shutdown) is sent when the socket takes it. */
-        if (!s->ending && s->w && wc_watcher_ended(s->w)) {
+        /* A full socket: wait for EPOLLOUT. A watcher ended for lagging (too slow, or out of
+         * the ring) has only the end of the revision its reader has begun left to send (a
+         * transaction is never cut), and the end of the body; a reader that does not take them
+         * within the grace is cut off. Any other end (timeoutSeconds, a reset, shutdown) is
+         * sent when the socket takes it. */
+        if (!s->cut_at && s->w && wc_watcher_ended(s->w)) {
             wc_end_reason r = wc_watcher_end_reason(s->w);
             if (r == WC_END_SLOW || r == WC_END_EXPIRED) {
-                log_end(s);
-                finish(p, s, grave);
+                s->cut_at = wc_http_mono_ms() + TAIL_GRACE_MS;
+                s->linger_next = p->lingering;
+                p->lingering = s;
             }
+        } else if (s->cut_at && wc_http_mono_ms() >= s->cut_at) {
+            log_end(s);
+            finish(p, s, grave);
         }
         return false;
     }
@@ -491,6 +507,9 @@ static void *pump_main(void *arg)
             int64_t until = p->id == 0 ? next_tick : now + TICK_MS;
             if (flush_at && flush_at < until)
                 until = flush_at;
+            for (wc_http_stream *s = p->lingering; s; s = s->linger_next)
+                if (s->cut_at < until)
+                    until = s->cut_at;
             timeout = until <= now ? 0 : (int)(until - now);
         }
         int n = epoll_wait(p->epfd, evs, MAX_EVENTS, timeout);
@@ -548,6 +567,9 @@ static void *pump_main(void *arg)
         }
         bool quit = p->quit;
         pthread_mutex_unlock(&hk->mu);
+        for (wc_http_stream *s = p->lingering; s; s = s->linger_next)
+            if (wc_http_mono_ms() >= s->cut_at)
+                work_add(&work, s);
 
         for (wc_http_stream *s = work, *next; s; s = next) {
             next = s->work_next;

@@ -3,7 +3,7 @@
  * and the cacheWatchers that serve readers out of them.
  *
  * Data moves one way. One producer thread (the upstream) publishes changes in revision order
- * with wc_cacher_put/delete/progress/replace. Each change becomes one immutable, refcounted
+ * with wc_cacher_apply/progress/replace. Each change becomes one immutable, refcounted
  * wc_event: the store's entry for the key is swapped, the event is appended to the ring, and a
  * reference to it is pushed onto the input queue of every watcher that may want it (the index
  * trigger narrows that set). Readers, on any number of consumer threads, pull bytes from their
@@ -107,14 +107,23 @@ bool wc_filter_match(const wc_filter *f, const wc_kv *kv);
  * The cacher
  * ------------------------------------------------------------------------------------- */
 
+/* The defaults, in one place: the library, the daemon's flags, --help and the README use these
+ * (a test holds the README's table to --help). */
+#define WC_CACHER_RING_EVENTS 300000          /* 5 minutes at 1,000 changes/s */
+#define WC_CACHER_RING_BYTES ((size_t)512 << 20)
+#define WC_CACHER_INPUT_CAP 10
+#define WC_CACHER_INPUT_CAP_WIDE 1000
+#define WC_CACHER_SLOW_BUDGET_MS 2000
+#define WC_CACHER_BOOKMARK_MS 30000
+
 typedef struct wc_cacher_opts {
-    size_t ring_events;       /* ring capacity in events (default 102400) */
-    size_t ring_bytes;        /* ring bound in key+value bytes (default 256 MiB) */
+    size_t ring_events;       /* ring capacity in events; 0: WC_CACHER_RING_EVENTS */
+    size_t ring_bytes;        /* ring bound in key+value bytes; 0: WC_CACHER_RING_BYTES */
     const char *index_field;  /* index trigger path such as "spec.nodeName"; NULL for none */
-    size_t input_cap;         /* watcher input queue (default 10) */
-    size_t input_cap_wide;    /* ... when an index exists and does not narrow it (1000) */
-    int64_t slow_budget_ms;   /* how long a watcher may lag before it is ended (default 1000) */
-    int64_t bookmark_ms;      /* BOOKMARK period for watchers that allow them (default 30000) */
+    size_t input_cap;         /* watcher input queue; 0: WC_CACHER_INPUT_CAP */
+    size_t input_cap_wide;    /* ... when an index exists and does not narrow it */
+    int64_t slow_budget_ms;   /* how long a watcher may lag before it is ended */
+    int64_t bookmark_ms;      /* BOOKMARK period for watchers that allow them */
     int64_t (*now_ms)(void *arg); /* monotonic clock in ms; NULL for CLOCK_MONOTONIC */
     void *clock_arg;
     /*

@@ -52,6 +52,13 @@ static inline wc_kv_spec spec_of(const char *key, const char *value, int64_t rev
     return s;
 }
 
+/* A state for wc_cacher_replace; the caller unrefs it. */
+static inline wc_kv *kv_of(const char *key, const char *value, int64_t rev)
+{
+    wc_kv_spec s = spec_of(key, value, rev);
+    return wc_kv_new(&s, NULL);
+}
+
 static inline int put(wc_cacher *c, const char *key, const char *value, int64_t rev)
 {
     wc_kv_spec s = spec_of(key, value, rev);

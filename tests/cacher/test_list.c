@@ -141,12 +141,6 @@ Test(list, get_one_key)
     wc_cacher_free(c);
 }
 
-static wc_kv *kv_of(const char *key, const char *value, int64_t rev)
-{
-    wc_kv_spec s = spec_of(key, value, rev);
-    return wc_kv_new(&s, NULL);
-}
-
 Test(list, initial_load_is_quiet_and_makes_the_cache_ready)
 {
     wc_cacher *c = new_cacher(100, NULL);

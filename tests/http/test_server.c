@@ -1026,6 +1026,42 @@ static void expect_one_added(char *lines, size_t n, const char *key)
     json_decref(ev);
 }
 
+/*
+ * The payload of a chunked body (a new string of *n bytes): every byte must belong to a chunk.
+ * With `terminated`, the body must end with the last chunk and its empty trailer; without, it
+ * may stop anywhere after a whole chunk.
+ */
+static char *dechunk(const char *body, size_t len, bool terminated, size_t *n)
+{
+    char *data = malloc(len + 1);
+    cr_assert_not_null(data);
+    size_t dn = 0, i = 0; /* payload bytes gathered; position in the body */
+    for (;;) {
+        if (!terminated && i == len)
+            break;
+        const char *crlf = memmem(body + i, len - i, "\r\n", 2);
+        cr_assert_not_null(crlf, "a chunk header without CRLF at %zu", i);
+        char *endp;
+        unsigned long k = strtoul(body + i, &endp, 16);
+        cr_assert_eq(endp, crlf, "a bad chunk size at %zu", i);
+        i = (size_t)(crlf + 2 - body);
+        if (k == 0) {
+            cr_assert_eq(len - i, 2, "after the last chunk: the empty trailer, then the close");
+            cr_assert_eq(memcmp(body + i, "\r\n", 2), 0);
+            break;
+        }
+        cr_assert_leq(i + k + 2, len, "a chunk cut short");
+        memcpy(data + dn, body + i, k);
+        dn += k;
+        cr_assert_eq(memcmp(body + i + k, "\r\n", 2), 0);
+        i += k + 2;
+    }
+    cr_assert(!terminated || i < len, "no last chunk");
+    data[dn] = '\0';
+    *n = dn;
+    return data;
+}
+
 Test(server, watch_chunks_are_framed_and_terminated)
 {
     int64_t rev = put("/tc/a", "1");
@@ -1040,29 +1076,10 @@ Test(server, watch_chunks_are_framed_and_terminated)
     cr_assert(strstr(hdr, " 200 "), "%s", hdr);
     cr_assert(strcasestr(hdr, "\r\nTransfer-Encoding: chunked"), "%s", hdr);
     cr_assert(strcasestr(hdr, "\r\nConnection: close"), "%s", hdr);
-    /* Decode the chunks: every byte must belong to one, and the last is the terminator. */
-    char data[4096];
-    size_t dn = 0, i = 0; /* payload bytes gathered; position in the body */
-    for (;;) {
-        char *crlf = strstr(body + i, "\r\n");
-        cr_assert_not_null(crlf, "a chunk header without CRLF at %zu", i);
-        char *endp;
-        unsigned long n = strtoul(body + i, &endp, 16);
-        cr_assert_eq(endp, crlf, "a bad chunk size at %zu", i);
-        i = (size_t)(crlf + 2 - body);
-        if (n == 0) {
-            cr_assert_eq(len - i, 2, "after the last chunk: the empty trailer, then the close");
-            cr_assert_eq(memcmp(body + i, "\r\n", 2), 0);
-            break;
-        }
-        cr_assert_leq(i + n + 2, len, "a chunk cut short");
-        cr_assert_lt(dn + n, sizeof(data));
-        memcpy(data + dn, body + i, n);
-        dn += n;
-        cr_assert_eq(memcmp(body + i + n, "\r\n", 2), 0);
-        i += n + 2;
-    }
+    size_t dn = 0;
+    char *data = dechunk(body, len, true, &dn);
     expect_one_added(data, dn, "/tc/a");
+    free(data);
     free(hdr);
 }
 
@@ -1134,6 +1151,90 @@ Test(custom, reader_whose_socket_stays_full_is_cut_off)
     free(got);
     cr_assert_eq(watch_nlines(fast), N, "nothing more, nothing less for the fast one");
     watch_close(fast);
+}
+
+/* Publishes a transaction of n values of `size` bytes at one revision (keys key-0...). */
+static int64_t put_big_txn(const char *key, int n, size_t size)
+{
+    char *v = malloc(size + 1), names[8][64];
+    wc_change ch[8];
+    cr_assert(v && n <= 8);
+    memset(v, 'x', size);
+    v[0] = '"';
+    v[size - 1] = '"';
+    pthread_mutex_lock(&prod_mu);
+    int64_t rev = ++g_rev;
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s-%d", key, i);
+        ch[i] = (wc_change){.kv = {.key = names[i],
+                                   .key_len = strlen(names[i]),
+                                   .value = v,
+                                   .value_len = size,
+                                   .create_rev = rev,
+                                   .mod_rev = rev,
+                                   .version = 1}};
+    }
+    cr_assert_eq(wc_cacher_apply(cache, ch, (size_t)n), 0);
+    pthread_mutex_unlock(&prod_mu);
+    free(v);
+    return rev;
+}
+
+Test(custom, a_lagging_reader_that_reads_again_gets_its_transaction_whole_and_a_clean_end)
+{
+    enum { TXNS = 60, PER = 3, BIG = 32 * 1024 };
+    fixture_cfg cfg = {.slow_budget_ms = 200};
+    fixture_start(&cfg);
+    char req[256];
+    snprintf(req, sizeof(req),
+             "GET /keys/txn/?watch=1&resourceVersion=%" PRId64 " HTTP/1.1\r\nHost: x\r\n\r\n",
+             g_rev);
+    int fd = raw_open(wc_http_port(srv), 4096, req); /* reads nothing for a while */
+    cr_assert_geq(fd, 0);
+    for (int tries = 0; tries < 500 && watchers_now() < 1; tries++)
+        usleep(10 * 1000);
+    for (int t = 0; t < TXNS; t++)
+        put_big_txn("/txn/k", PER, BIG);
+    wc_cacher_stats st;
+    for (int tries = 0; tries < 1000; tries++) {
+        wc_cacher_stats_get(cache, &st);
+        if (st.ended[WC_END_SLOW] == 1)
+            break;
+        usleep(10 * 1000);
+    }
+    cr_assert_eq(st.ended[WC_END_SLOW], 1, "the reader lagged and its watcher was ended");
+    /* It reads again: it gets the end of the transaction it had begun, and a clean end. */
+    char *got;
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &got, &len), 0, "the server ends the stream");
+    char *body = strstr(got, "\r\n\r\n");
+    cr_assert_not_null(body);
+    body += 4;
+    size_t dn = 0;
+    char *data = dechunk(body, len - (size_t)(body - got), true, &dn);
+    size_t events = 0;
+    int64_t last = 0;
+    int in_last = 0;
+    for (char *line = data, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = '\0';
+        json_t *ev = parse(line);
+        int64_t rv = obj_rv(ev);
+        if (rv != last) {
+            cr_assert(last == 0 || in_last == PER, "revision %" PRId64 ": %d of %d events", last,
+                      in_last, PER);
+            cr_assert_gt(rv, last);
+            last = rv;
+            in_last = 0;
+        }
+        in_last++;
+        events++;
+        json_decref(ev);
+    }
+    cr_assert_gt(events, 0);
+    cr_assert_eq(in_last, PER, "the last revision is whole: %d of %d", in_last, PER);
+    cr_assert_lt(events, (size_t)TXNS * PER, "the stream ended early, not drained");
+    free(data);
+    free(got);
 }
 
 Test(custom, a_full_socket_still_gets_a_clean_end_at_timeout)
