@@ -162,6 +162,15 @@ static void check_reader(wc_test_reader *r, int i, const wc_test_hist *init, siz
 
 /* ---- etcd and the daemon -------------------------------------------------------------- */
 
+/* One etcd member, and wcached caching /t/ only: revisions outside it are gaps to it. */
+static void start_etcd_and_daemon(void)
+{
+    static const char *const args[] = {"--etcd-prefix", "/t/", NULL};
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, args, true), 0, "see %s",
+                 daemon_.log_path);
+}
+
 /* etcd's own state of /t/ (*n keys); *rev gets its revision. */
 static wc_test_hist *etcd_state(size_t *n, int64_t *rev)
 {
@@ -244,9 +253,7 @@ static int64_t run_ops(const op *ops, size_t n)
 
 Test(relist, readers_cut_anywhere_in_a_relist_resume_to_etcds_state)
 {
-    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
-    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0, "see %s",
-                 daemon_.log_path);
+    start_etcd_and_daemon();
     static const op before[] = {
         {'p', {"/t/k0"}, {"a0"}},          {'p', {"/t/k1"}, {"a1"}}, {'p', {"/t/k2"}, {"a2"}},
         {'p', {"/t/k3"}, {"a3"}},          {'p', {"/t/k4"}, {"a4"}}, {'p', {"/t/k5"}, {"a5"}},
@@ -292,14 +299,18 @@ Test(relist, readers_cut_anywhere_in_a_relist_resume_to_etcds_state)
     int64_t last = run_ops(frozen, sizeof(frozen) / sizeof(frozen[0]));
     cr_assert_eq(wc_test_etcd_compact(&etcd, last), 0);
     kill(daemon_.pid, SIGCONT);
+    /* The relist first (its list at `last`), then a change that streams live after it. */
+    for (int t = 0; t < 500 && wc_test_metric(daemon_.base, "wcached_upstream_relists_total") < 1;
+         t++)
+        usleep(20000);
+    cr_expect_geq(wc_test_metric(daemon_.base, "wcached_upstream_relists_total"), 1,
+                  "wcached relisted");
     int64_t end = run_op(&(op){'p', {"/t/end"}, {"after"}});
     for (int i = 0; i < R; i++)
         cr_expect(wc_test_reader_wait(&rs[i], end, 30000), "reader %d stuck at %" PRId64, i,
                   atomic_load(&rs[i].rv));
     wc_test_readers_stop(rs, R);
 
-    cr_expect_geq(wc_test_metric(daemon_.base, "wcached_upstream_relists_total"), 1,
-                  "wcached relisted");
     cr_expect_eq(wc_test_metric(daemon_.base, "wcached_upstream_resets_total"), 0,
                  "the relist followed the history (no reset)");
     size_t nwant;
@@ -423,9 +434,7 @@ static void expect_whole_transactions(wc_test_reader *r, int i, const txn_writer
 
 Test(relist, streams_that_time_out_never_split_a_transaction)
 {
-    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
-    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, NULL, true), 0, "see %s",
-                 daemon_.log_path);
+    start_etcd_and_daemon();
     run_op(&(op){'p', {"/t/start"}, {"0"}});
     size_t ninit;
     int64_t start;
