@@ -23,107 +23,30 @@ static wc_test_daemon daemon_;
 
 static void stop_all(void)
 {
-    if (daemon_.pid > 0) {
-        kill(daemon_.pid, SIGCONT);
-        wc_test_daemon_stop(&daemon_, SIGTERM);
-    }
-    wc_test_etcd_stop(&etcd);
+    wc_test_stop_all(&daemon_, &etcd);
 }
 
 TestSuite(faults, .fini = stop_all, .timeout = 300);
 
-/* ---- the reflector ------------------------------------------------------------------ */
+/* ---- readers ----------------------------------------------------------------------- */
 
-typedef struct reflector {
-    pthread_t th;
-    int64_t start_rv;
-    _Atomic int64_t rv;
-    wc_test_hist *ev;
-    size_t n, cap;
-    _Atomic int expired; /* 410s: the reader would have had to relist */
-    _Atomic int rewatches;
-    atomic_bool stop;
-} reflector;
-
-static void *reflect(void *arg)
+static void start_readers(wc_test_reader *rs, int n, int64_t rv)
 {
-    reflector *r = arg;
-    atomic_store(&r->rv, r->start_rv);
-    while (!atomic_load(&r->stop)) {
-        char path[160];
-        snprintf(path, sizeof(path),
-                 "/keys/f/?watch=1&allowWatchBookmarks=true&resourceVersion=%" PRId64,
-                 atomic_load(&r->rv));
-        wc_test_watch *w = wc_test_watch_open(daemon_.base, path);
-        if (!w || wc_test_watch_code(w) != 200) {
-            wc_test_watch_close(w);
-            usleep(100000);
-            continue;
-        }
-        while (!atomic_load(&r->stop)) {
-            json_t *ev = wc_test_watch_next(w, 200);
-            if (!ev) {
-                if (wc_test_watch_ended(w))
-                    break;
-                continue;
-            }
-            const char *type = wc_test_ev_type(ev);
-            if (type && strcmp(type, "ERROR") == 0) {
-                atomic_fetch_add(&r->expired, 1);
-            } else if (type && strcmp(type, "BOOKMARK") != 0) {
-                if (r->n == r->cap) {
-                    r->cap = r->cap ? r->cap * 2 : 256;
-                    r->ev = realloc(r->ev, r->cap * sizeof(*r->ev));
-                }
-                r->ev[r->n].key = strdup(wc_test_ev_key(ev));
-                r->ev[r->n].mod_rev = wc_test_ev_rv(ev);
-                r->ev[r->n].deleted = strcmp(type, "DELETED") == 0;
-                r->n++;
-            }
-            int64_t rv = wc_test_ev_rv(ev);
-            if (rv > atomic_load(&r->rv))
-                atomic_store(&r->rv, rv);
-            json_decref(ev);
-        }
-        wc_test_watch_close(w);
-        atomic_fetch_add(&r->rewatches, 1);
-    }
-    return NULL;
-}
-
-static void start_readers(reflector *rs, int n, int64_t rv)
-{
-    for (int i = 0; i < n; i++) {
-        memset(&rs[i], 0, sizeof(rs[i]));
-        rs[i].start_rv = rv;
-        pthread_create(&rs[i].th, NULL, reflect, &rs[i]);
-    }
+    wc_test_readers_start(rs, n, daemon_.base, &(wc_test_reader_opts){.prefix = "/f/"}, rv);
 }
 
 /* Waits until every reader has seen `rev`, then stops them. */
-static void finish_readers(reflector *rs, int n, int64_t rev)
-{
-    for (int i = 0; i < n; i++) {
-        for (int t = 0; t < 600 && atomic_load(&rs[i].rv) < rev; t++)
-            usleep(50000);
-        cr_expect_geq(atomic_load(&rs[i].rv), rev, "reader %d stuck at %" PRId64, i,
-                      atomic_load(&rs[i].rv));
-    }
-    for (int i = 0; i < n; i++) {
-        atomic_store(&rs[i].stop, true);
-        pthread_join(rs[i].th, NULL);
-    }
-}
-
-static void free_readers(reflector *rs, int n)
+static void finish_readers(wc_test_reader *rs, int n, int64_t rev)
 {
     for (int i = 0; i < n; i++)
-        wc_test_hist_free(rs[i].ev, rs[i].n);
+        cr_expect(wc_test_reader_wait(&rs[i], rev, 30000), "reader %d stuck at %" PRId64, i,
+                  atomic_load(&rs[i].rv));
+    wc_test_readers_stop(rs, n);
 }
 
 /* Every reader's stream is exactly etcd's history after its start: each change once, in
  * order, no gap. */
-static void check_against_history(reflector *rs, int n)
+static void check_against_history(wc_test_reader *rs, int n)
 {
     wc_test_hist *h = NULL;
     size_t nh = 0;
@@ -184,7 +107,7 @@ Test(faults, killing_each_member_in_turn_loses_nothing)
                  daemon_.log_path);
     int64_t start = put("/f/start", "0");
     enum { N = 4 };
-    reflector rs[N];
+    wc_test_reader rs[N];
     start_readers(rs, N, start);
     writer w = {0};
     pthread_create(&w.th, NULL, write_loop, &w);
@@ -206,7 +129,7 @@ Test(faults, killing_each_member_in_turn_loses_nothing)
     double reconnects =
         wc_test_metric(daemon_.base, "wcached_upstream_reconnects_total{cause=\"transport\"}");
     cr_expect_geq(reconnects, 1, "the upstream did fail over");
-    free_readers(rs, N);
+    wc_test_readers_free(rs, N);
 }
 
 Test(faults, whole_cluster_restart_and_compaction_while_frozen)
@@ -224,7 +147,7 @@ Test(faults, whole_cluster_restart_and_compaction_while_frozen)
     }
     int64_t start = put("/f/start", "0");
     enum { N = 3 };
-    reflector rs[N];
+    wc_test_reader rs[N];
     start_readers(rs, N, start);
     usleep(500000);
     /* Frozen, then cut off: the whole cluster restarts before anything else is written, so
@@ -274,7 +197,7 @@ Test(faults, whole_cluster_restart_and_compaction_while_frozen)
     json_decref(l);
     wc_test_resp_free(&resp);
     cr_expect_geq(wc_test_metric(daemon_.base, "wcached_upstream_relists_total"), 1);
-    free_readers(rs, N);
+    wc_test_readers_free(rs, N);
 }
 
 /* Reads w until it ends (it must), closes it, and waits for the daemon's one upstream reset. */

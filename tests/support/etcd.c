@@ -423,6 +423,26 @@ int wc_test_etcd_delete(struct wc_test_etcd *e, const char *key, int64_t *rev)
     return r > 0 ? 0 : -1;
 }
 
+int wc_test_etcd_txn_put(struct wc_test_etcd *e, const char *const *keys, const char *const *values,
+                         int n, int64_t *rev)
+{
+    json_t *ops = json_array();
+    for (int i = 0; i < n; i++) {
+        char *k = wc_test_b64(keys[i]), *v = wc_test_b64(values[i]);
+        json_array_append_new(ops, json_pack("{s:{s:s,s:s}}", "request_put", "key", k, "value", v));
+        free(k);
+        free(v);
+    }
+    json_t *txn = json_pack("{s:o}", "success", ops);
+    char *body = json_dumps(txn, JSON_COMPACT);
+    json_decref(txn);
+    int64_t r = body ? write_any(e, "/v3/kv/txn", body) : -1;
+    free(body);
+    if (rev)
+        *rev = r;
+    return r > 0 ? 0 : -1;
+}
+
 int wc_test_etcd_compact(struct wc_test_etcd *e, int64_t rev)
 {
     char body[96];

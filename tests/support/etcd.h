@@ -65,6 +65,9 @@ char *wc_test_b64(const char *s);
  * 0 or -1. */
 int wc_test_etcd_put(struct wc_test_etcd *e, const char *key, const char *value, int64_t *rev);
 int wc_test_etcd_delete(struct wc_test_etcd *e, const char *key, int64_t *rev);
+/* Puts the n keys[i] = values[i] in one transaction: one revision, which *rev gets. 0 or -1. */
+int wc_test_etcd_txn_put(struct wc_test_etcd *e, const char *const *keys, const char *const *values,
+                         int n, int64_t *rev);
 int wc_test_etcd_compact(struct wc_test_etcd *e, int64_t rev);
 
 #endif
