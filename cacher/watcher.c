@@ -669,10 +669,29 @@ void wc_watcher_close(wc_watcher *w)
         wc_cacher_destroy(c);
 }
 
+/* Queues a BOOKMARK at the cache's revision: every event up to it is queued already, as the
+ * watcher is live. Holds c->mu. */
+static void queue_bookmark(wc_watcher *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->bookmark_pending = true;
+    w->bookmark_rv = w->c->rev_done;
+    if (w->want_wake) {
+        w->want_wake = false;
+        if (w->wake)
+            w->wake(w->wake_arg);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
 void wc_watcher_tick_locked(wc_watcher *w, int64_t now)
 {
     wc_cacher *c = w->c;
+    bool bookmarks = w->allow_bookmarks && w->state == WC_W_LIVE;
     if (w->deadline && now >= w->deadline) {
+        /* A tick late for the last second still sends the bookmark promised before the end. */
+        if (bookmarks && !w->pre_deadline_bookmark_done)
+            queue_bookmark(w);
         wc_watcher_end_locked(w, WC_END_TIMEOUT);
         return;
     }
@@ -684,17 +703,9 @@ void wc_watcher_tick_locked(wc_watcher *w, int64_t now)
         wc_watcher_end_locked(w, WC_END_EXPIRED);
         return;
     }
-    if (!w->allow_bookmarks || now < w->next_bookmark || w->state != WC_W_LIVE)
+    if (!bookmarks || now < w->next_bookmark)
         return;
-    pthread_mutex_lock(&w->mu);
-    w->bookmark_pending = true;
-    w->bookmark_rv = c->rev_done;
-    if (w->want_wake) {
-        w->want_wake = false;
-        if (w->wake)
-            w->wake(w->wake_arg);
-    }
-    pthread_mutex_unlock(&w->mu);
+    queue_bookmark(w);
     if (w->deadline && now >= w->deadline - 1000)
         w->pre_deadline_bookmark_done = true;
     schedule_bookmark(c, w, now);

@@ -569,6 +569,33 @@ Test(watcher, deadline_sends_a_bookmark_just_before_and_then_ends)
     wc_cacher_free(c);
 }
 
+Test(watcher, a_tick_late_for_the_last_second_still_sends_the_bookmark_before_the_end)
+{
+    wc_cacher *c = new_cacher(100, NULL);
+    make_ready(c, 4);
+    wc_watch_opts o = watch_opts("/", 4);
+    o.allow_bookmarks = true;
+    o.deadline_ms = atomic_load(&fake_now) + 5000;
+    wc_watcher *w = watch(c, o);
+    seen s = {0};
+    read_all(w, &s, 8192);
+    put(c, "/a", "1", 5);
+    /* The last tick before the deadline came too early, the next one after it. */
+    atomic_fetch_add(&fake_now, 3900);
+    wc_cacher_tick(c);
+    atomic_fetch_add(&fake_now, 1200);
+    wc_cacher_tick(c);
+    read_all(w, &s, 8192);
+    cr_assert(s.eof);
+    cr_assert_eq(wc_watcher_end_reason(w), WC_END_TIMEOUT);
+    cr_assert_eq(s.n, 2);
+    expect_event(&s, 0, "ADDED", "/a", 5);
+    expect_event(&s, 1, "BOOKMARK", NULL, 5);
+    seen_free(&s);
+    wc_watcher_close(w);
+    wc_cacher_free(c);
+}
+
 Test(watcher, wake_fires_once_when_data_arrives_for_a_waiting_reader)
 {
     wc_cacher *c = new_cacher(100, NULL);
