@@ -34,8 +34,9 @@ int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *c
     const char *bin = getenv("WCACHED_BIN");
     if (!bin)
         bin = "daemon/wcached";
-    snprintf(d->log_path, sizeof(d->log_path), "/tmp/wcached-test-%d-%ld.log", (int)getpid(),
-             (long)wc_test_now_ms());
+    const char *dir = getenv("WCACHED_TEST_LOGDIR");
+    snprintf(d->log_path, sizeof(d->log_path), "%s/wcached-test-%d-%ld.log", dir ? dir : "/tmp",
+             (int)getpid(), (long)wc_test_now_ms());
     const char *argv[64];
     int n = 0;
     argv[n++] = bin;

@@ -18,7 +18,7 @@
 typedef struct wc_test_daemon {
     pid_t pid;
     char base[64]; /* "http://127.0.0.1:PORT" */
-    char log_path[256];
+    char log_path[512];
 } wc_test_daemon;
 
 /*
