@@ -61,7 +61,7 @@ static void expect_change_flows(void)
 /* The daemon's log and /metrics hold no trace of `secret`. */
 static void expect_no_secret(const char *secret)
 {
-    char cmd[512];
+    char cmd[1024];
     snprintf(cmd, sizeof(cmd), "grep -q -- '%s' '%s'", secret, daemon_.log_path);
     /* grep says 1 for "not found"; 2, a log it could not read, proves nothing. */
     int rc = system(cmd);
