@@ -85,6 +85,8 @@ typedef enum wc_upstream_cause {
     WC_UPC_COMPACTED,     /* the revision needed was compacted: relist */
     WC_UPC_BEHIND,        /* the member is behind the cache: try another */
     WC_UPC_WENT_BACK,     /* another cluster, or one restored from the past: reset */
+    WC_UPC_LOCAL,         /* a failure on our side: allocation, libcurl set-up, the cache
+                             refusing a change */
     WC_UPC_COUNT
 } wc_upstream_cause;
 
