@@ -3,10 +3,11 @@
  *
  * The thread lists the key range in pages pinned to the first page's revision and hands the
  * snapshot to the sink (sink.replace). It then opens one streaming POST /v3/watch from that
- * revision + 1 with prev_kv and progress_notify, and hands every change to the sink in
- * revision order, one watch response per sink.apply() (a response holds whole revisions) so the
- * cache never claims a revision half-applied. The request body stays open (chunked upload paused
- * when there is nothing to send): {"progress_request":{}} lines sent on it make etcd answer
+ * revision + 1 with progress_notify but without prev_kv (the cacher keeps each key's previous
+ * state itself; prev_kv would only make etcd look up and send it), and hands every change to the
+ * sink in revision order, one watch response per sink.apply() (a response holds whole revisions) so
+ * the cache never claims a revision half-applied. The request body stays open (chunked upload
+ * paused when there is nothing to send): {"progress_request":{}} lines sent on it make etcd answer
  * with a progress notification, which is how the cache's revision catches up with etcd's for
  * consistent reads, and how a silent stream is told from a dead one.
  *
@@ -836,14 +837,15 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, up_er
     CURL *h = NULL;
     struct curl_slist *hdr = NULL;
     bool added = false;
-    /* The create request goes first; the room after it holds a progress request. */
+    /* The create request goes first; the room after it holds a progress request. No prev_kv:
+     * the cacher keeps each key's previous state, and asking for it would make etcd read the
+     * previous revision of every key it sends and send it too. */
     char *create = NULL;
     int n = injected(u, WC_UPSTEP_WATCH_REQUEST)
                 ? -1
                 : asprintf(&create,
                            "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
-                           "\"start_revision\":\"%" PRId64 "\",\"prev_kv\":true,"
-                           "\"progress_notify\":true}}\n",
+                           "\"start_revision\":\"%" PRId64 "\",\"progress_notify\":true}}\n",
                            u->key_b64, u->end_b64, *rev + 1);
     if (n < 0) {
         create = NULL; /* asprintf leaves it undefined on failure */
