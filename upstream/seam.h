@@ -5,8 +5,8 @@
  * upstream recovers by itself once the failure goes away.
  *
  * For tests only: the daemon never includes this header, so nothing else can set it. The check
- * is compiled in always (one relaxed atomic load per step, none per event except
- * WC_UPSTEP_WATCH_ALLOC) so that the code tested is the code shipped.
+ * is compiled in always (a relaxed atomic load where a step is taken: per request, per wake-up
+ * of the watch's loop, per watch response) so that the code tested is the code shipped.
  */
 #ifndef WCACHED_UPSTREAM_SEAM_H
 #define WCACHED_UPSTREAM_SEAM_H
