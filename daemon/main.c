@@ -459,7 +459,8 @@ static void http_metrics(void *arg, FILE *out)
                 state_names[i], (uint64_t)atomic_load(&d->up_changes[i]));
     wc_upstream_stats us;
     wc_upstream_stats_get(d->upstream, &us);
-    fputs("# HELP wcached_upstream_reconnects_total Upstream watches ended, by cause.\n"
+    fputs("# HELP wcached_upstream_reconnects_total Upstream lists and watches that failed or "
+          "ended, by cause (local: on wcached's side, such as allocation or libcurl set-up).\n"
           "# TYPE wcached_upstream_reconnects_total counter\n",
           out);
     for (int i = 0; i < WC_UPC_COUNT; i++)

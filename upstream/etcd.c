@@ -3,22 +3,27 @@
  *
  * The thread lists the key range in pages pinned to the first page's revision and hands the
  * snapshot to the sink (sink.replace). It then opens one streaming POST /v3/watch from that
- * revision + 1 with prev_kv and progress_notify, and hands every change to the sink in
- * revision order, one watch response per sink.apply() (a response holds whole revisions) so the cache
- * never claims a revision half-applied. The request body stays open (chunked upload paused
- * when there is nothing to send): {"progress_request":{}} lines sent on it make etcd answer
+ * revision + 1 with progress_notify but without prev_kv (the cacher keeps each key's previous
+ * state itself; prev_kv would only make etcd look up and send it), and hands every change to the
+ * sink in revision order, one watch response per sink.apply() (a response holds whole revisions) so
+ * the cache never claims a revision half-applied. The request body stays open (chunked upload
+ * paused when there is nothing to send): {"progress_request":{}} lines sent on it make etcd answer
  * with a progress notification, which is how the cache's revision catches up with etcd's for
  * consistent reads, and how a silent stream is told from a dead one.
  *
- * On a broken or stalled stream the thread backs off (exponential, with jitter), moves to the
- * next endpoint and resumes from the last revision the sink holds; when etcd says that revision
- * was compacted it relists, and the cacher turns the difference into events.
+ * On a broken or stalled stream, or any other failure on the way (etcd's, or ours: an
+ * allocation, libcurl's set-up of a request), the thread backs off (exponential, with jitter),
+ * moves to the next endpoint and resumes from the last revision the sink holds; when etcd says
+ * that revision was compacted it relists, and the cacher turns the difference into events.
+ * Every failure is counted by cause and reported with a reason naming the step that failed; the
+ * thread ends only when the upstream is stopped.
  */
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,7 @@
 #include <time.h>
 
 #include "wcached/upstream.h"
+#include "seam.h"
 #include "wire.h"
 #include "wcached/b64.h"
 
@@ -64,7 +70,42 @@ struct wc_upstream {
     atomic_uint_fast64_t relists, resets;
     atomic_int_fast64_t etcd_rev;
     atomic_int_fast64_t last_msg; /* ms on the monotonic clock; 0 before the first */
+
+    atomic_uint_fast32_t fail_at; /* steps a test makes fail (seam.h); 0 otherwise */
 };
+
+/*
+ * Why an attempt failed: the cause for the metric and a reason, naming the failing step, for
+ * the log and /readyz. Every failure of the upstream path fills one before it returns, so the
+ * thread can count it, report it and retry it, whatever failed.
+ */
+typedef struct up_err {
+    wc_upstream_cause cause;
+    char reason[256];
+} up_err;
+
+/* Fills e and returns rc, so that a failure is reported where it is returned. */
+__attribute__((format(printf, 4, 5))) static int fail(up_err *e, int rc, wc_upstream_cause cause,
+                                                      const char *fmt, ...)
+{
+    e->cause = cause;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* True when a test asked `step` to fail (seam.h). */
+static bool injected(wc_upstream *u, wc_upstream_step step)
+{
+    return (atomic_load_explicit(&u->fail_at, memory_order_relaxed) >> step) & 1;
+}
+
+void wc_upstream_fail_at(wc_upstream *u, uint32_t mask)
+{
+    atomic_store(&u->fail_at, mask);
+}
 
 /* libcurl's global set-up is not thread-safe: done once, before any handle is made. */
 static void curl_init_once(void)
@@ -119,13 +160,15 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* The token to send, copied (NULL without auth or before the first authentication). */
-static char *token_copy(wc_upstream *u)
+/* The token to send, copied into *out (NULL without auth or before the first authentication).
+ * 0, or WC_ENOMEM with e filled. */
+static int token_copy(wc_upstream *u, const char *what, char **out, up_err *e)
 {
     pthread_mutex_lock(&u->token_mu);
-    char *t = u->token ? strdup(u->token) : NULL;
+    *out = u->token ? strdup(u->token) : NULL;
+    bool oom = u->token && !*out;
     pthread_mutex_unlock(&u->token_mu);
-    return t;
+    return oom ? fail(e, WC_ENOMEM, WC_UPC_LOCAL, "%s: out of memory for the auth token", what) : 0;
 }
 
 /* Forgets a token etcd no longer takes, unless another thread already renewed it. */
@@ -146,77 +189,149 @@ static bool auth_refused(const char *body)
                     strstr(body, "auth: revision in header is old"));
 }
 
-/* TLS options and headers shared by every request. `token` may be NULL. */
-static struct curl_slist *prepare(wc_upstream *u, CURL *h, const char *token)
+/* The steps of one kind of request, for the seam. */
+typedef struct req_steps {
+    wc_upstream_step easy_init, slist, setopt;
+} req_steps;
+
+static const req_steps POST_STEPS = {WC_UPSTEP_POST_EASY_INIT, WC_UPSTEP_POST_SLIST,
+                                     WC_UPSTEP_POST_SETOPT};
+static const req_steps WATCH_STEPS = {WC_UPSTEP_WATCH_EASY_INIT, WC_UPSTEP_WATCH_SLIST,
+                                      WC_UPSTEP_WATCH_SETOPT};
+
+/* The first option of a request that libcurl refused (not built in, or no memory to copy a
+ * string): a request is never sent half set up. */
+typedef struct opt_err {
+    const char *opt; /* NULL while every option was taken */
+    CURLcode rc;
+} opt_err;
+
+#define SETOPT(u, steps, h, option, val, oe)                                                       \
+    do {                                                                                           \
+        if (!(oe)->opt) {                                                                          \
+            CURLcode rc_ = injected((u), (steps)->setopt)                                          \
+                               ? CURLE_OUT_OF_MEMORY                                               \
+                               : curl_easy_setopt((h), (option), (val));                           \
+            if (rc_ != CURLE_OK)                                                                   \
+                *(oe) = (opt_err){#option, rc_};                                                   \
+        }                                                                                          \
+    } while (0)
+
+/* Reports the option that failed, if one did. 0 or WC_ENOMEM. */
+static int opt_failed(const opt_err *oe, const char *what, up_err *e)
 {
-    if (u->cacert)
-        curl_easy_setopt(h, CURLOPT_CAINFO, u->cacert);
-    if (u->cert)
-        curl_easy_setopt(h, CURLOPT_SSLCERT, u->cert);
-    if (u->key)
-        curl_easy_setopt(h, CURLOPT_SSLKEY, u->key);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    if (token) {
-        char line[1024];
-        snprintf(line, sizeof(line), "Authorization: %s", token);
-        hdr = curl_slist_append(hdr, line);
-    }
-    return hdr;
+    if (!oe->opt)
+        return 0;
+    return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "%s: curl_easy_setopt(%s) failed: %s", what, oe->opt,
+                curl_easy_strerror(oe->rc));
 }
 
-/* One POST of `body` to endpoint+path with `token`. 0 with the response in *out (caller frees
- * out->p), or WC_EIO/WC_ENOMEM with a reason. */
-static int post_once(wc_upstream *u, const char *endpoint, const char *path, const char *body,
-                     const char *token, long timeout_ms, buf *out, char *reason, size_t reason_len)
+/* Appends a header line to *hdr (left as it was on failure). 0, or WC_ENOMEM with e filled. */
+static int add_header(wc_upstream *u, const req_steps *steps, const char *what,
+                      struct curl_slist **hdr, const char *line, up_err *e)
 {
-    memset(out, 0, sizeof(*out));
-    char url[1024];
-    snprintf(url, sizeof(url), "%s%s", endpoint, path);
-    CURL *h = curl_easy_init();
-    if (!h)
-        return WC_ENOMEM;
-    struct curl_slist *hdr = prepare(u, h, token);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 3000 ? timeout_ms : 3000L);
-    CURLcode rc = curl_easy_perform(h);
-    long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdr);
-    if (rc != CURLE_OK || out->oom) {
-        snprintf(reason, reason_len, "%s: %s", endpoint,
-                 out->oom ? "out of memory" : curl_easy_strerror(rc));
-        free(out->p);
-        out->p = NULL;
-        return out->oom ? WC_ENOMEM : WC_EIO;
-    }
-    if (!out->p) {
-        snprintf(reason, reason_len, "%s: empty response (HTTP %ld)", endpoint, code);
-        return WC_EIO;
-    }
+    struct curl_slist *more = injected(u, steps->slist) ? NULL : curl_slist_append(*hdr, line);
+    if (!more)
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "%s: curl_slist_append failed", what);
+    *hdr = more;
     return 0;
 }
 
 /*
- * Obtains a token for the configured user from `endpoint`. 0, or WC_EIO with a reason that
- * names the user and what etcd said, never the password.
+ * Sets the TLS options and headers every request shares; `token` may be NULL. 0, or WC_ENOMEM
+ * with e filled. The headers are in *hdr either way (the caller frees them after the request).
  */
-static int authenticate(wc_upstream *u, const char *endpoint, char *reason, size_t reason_len)
+static int prepare(wc_upstream *u, const req_steps *steps, const char *what, CURL *h,
+                   const char *token, struct curl_slist **hdr, up_err *e)
 {
-    json_t *req = json_pack("{s:s,s:s}", "name", u->user, "password", u->password);
+    opt_err oe = {0};
+    if (u->cacert)
+        SETOPT(u, steps, h, CURLOPT_CAINFO, u->cacert, &oe);
+    if (u->cert)
+        SETOPT(u, steps, h, CURLOPT_SSLCERT, u->cert, &oe);
+    if (u->key)
+        SETOPT(u, steps, h, CURLOPT_SSLKEY, u->key, &oe);
+    SETOPT(u, steps, h, CURLOPT_NOSIGNAL, 1L, &oe);
+    int rc = opt_failed(&oe, what, e);
+    if (rc == 0)
+        rc = add_header(u, steps, what, hdr, "Content-Type: application/json", e);
+    if (rc == 0 && token) {
+        char line[1024];
+        snprintf(line, sizeof(line), "Authorization: %s", token);
+        rc = add_header(u, steps, what, hdr, line, e);
+    }
+    return rc;
+}
+
+/* One POST of `body` to endpoint+path with `token`, for `what` (the name reasons give the
+ * request). 0 with the response in *out (caller frees out->p), or a negative code with e
+ * filled. */
+static int post_once(wc_upstream *u, const char *what, const char *endpoint, const char *path,
+                     const char *body, const char *token, long timeout_ms, buf *out, up_err *e)
+{
+    memset(out, 0, sizeof(*out));
+    char url[1024];
+    snprintf(url, sizeof(url), "%s%s", endpoint, path);
+    CURL *h = injected(u, POST_STEPS.easy_init) ? NULL : curl_easy_init();
+    if (!h)
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "%s: curl_easy_init failed", what);
+    struct curl_slist *hdr = NULL;
+    int rc = prepare(u, &POST_STEPS, what, h, token, &hdr, e);
+    if (rc == 0) {
+        opt_err oe = {0};
+        SETOPT(u, &POST_STEPS, h, CURLOPT_URL, url, &oe);
+        SETOPT(u, &POST_STEPS, h, CURLOPT_POSTFIELDS, body, &oe);
+        SETOPT(u, &POST_STEPS, h, CURLOPT_HTTPHEADER, hdr, &oe);
+        SETOPT(u, &POST_STEPS, h, CURLOPT_WRITEFUNCTION, collect, &oe);
+        SETOPT(u, &POST_STEPS, h, CURLOPT_WRITEDATA, out, &oe);
+        SETOPT(u, &POST_STEPS, h, CURLOPT_TIMEOUT_MS, timeout_ms, &oe);
+        SETOPT(u, &POST_STEPS, h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 3000 ? timeout_ms : 3000L,
+               &oe);
+        rc = opt_failed(&oe, what, e);
+    }
+    if (rc) {
+        curl_easy_cleanup(h);
+        curl_slist_free_all(hdr);
+        return rc;
+    }
+    CURLcode cc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    if (out->oom) {
+        free(out->p);
+        out->p = NULL;
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "%s: %s: out of memory for the response", what,
+                    endpoint);
+    }
+    if (cc != CURLE_OK) {
+        free(out->p);
+        out->p = NULL;
+        return fail(e, WC_EIO, WC_UPC_TRANSPORT, "%s: %s: %s", what, endpoint,
+                    curl_easy_strerror(cc));
+    }
+    if (!out->p)
+        return fail(e, WC_EIO, WC_UPC_TRANSPORT, "%s: %s: empty response (HTTP %ld)", what,
+                    endpoint, code);
+    return 0;
+}
+
+/*
+ * Obtains a token for the configured user from `endpoint`. 0, or a negative code with e
+ * filled; the reason names the user and what etcd said, never the password.
+ */
+static int authenticate(wc_upstream *u, const char *endpoint, up_err *e)
+{
+    json_t *req = injected(u, WC_UPSTEP_AUTH_REQUEST)
+                      ? NULL
+                      : json_pack("{s:s,s:s}", "name", u->user, "password", u->password);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (!body)
-        return WC_ENOMEM;
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "auth: out of memory for the request");
     buf resp;
-    int rc = post_once(u, endpoint, "/v3/auth/authenticate", body, NULL, 10000, &resp, reason,
-                       reason_len);
+    int rc = post_once(u, "auth", endpoint, "/v3/auth/authenticate", body, NULL, 10000, &resp, e);
     /* The body held the password: clear it before freeing. */
     memset(body, 0, strlen(body));
     free(body);
@@ -226,14 +341,13 @@ static int authenticate(wc_upstream *u, const char *endpoint, char *reason, size
     const char *tok = json_string_value(json_object_get(j, "token"));
     if (!tok) {
         const char *msg = json_string_value(json_object_get(j, "message"));
-        snprintf(reason, reason_len, "%s: authentication as '%s' failed: %s", endpoint, u->user,
-                 msg ? msg : "no token in the answer");
-        rc = WC_EIO;
+        rc = fail(e, WC_EIO, WC_UPC_ETCD, "auth: %s: authentication as '%s' failed: %s", endpoint,
+                  u->user, msg ? msg : "no token in the answer");
     } else {
         pthread_mutex_lock(&u->token_mu);
         free(u->token);
         u->token = strdup(tok);
-        rc = u->token ? 0 : WC_ENOMEM;
+        rc = u->token ? 0 : fail(e, WC_ENOMEM, WC_UPC_LOCAL, "auth: out of memory for the token");
         pthread_mutex_unlock(&u->token_mu);
     }
     json_decref(j);
@@ -242,27 +356,29 @@ static int authenticate(wc_upstream *u, const char *endpoint, char *reason, size
 }
 
 /* Makes sure a token is held when etcd auth is configured. */
-static int ensure_token(wc_upstream *u, const char *endpoint, char *reason, size_t reason_len)
+static int ensure_token(wc_upstream *u, const char *endpoint, up_err *e)
 {
     if (!u->user)
         return 0;
     pthread_mutex_lock(&u->token_mu);
     bool have = u->token != NULL;
     pthread_mutex_unlock(&u->token_mu);
-    return have ? 0 : authenticate(u, endpoint, reason, reason_len);
+    return have ? 0 : authenticate(u, endpoint, e);
 }
 
 /* POSTs with the current token, authenticating first when needed and once more when etcd
  * says the token is no longer valid. */
-static int post(wc_upstream *u, const char *endpoint, const char *path, const char *body,
-                long timeout_ms, buf *out, char *reason, size_t reason_len)
+static int post(wc_upstream *u, const char *what, const char *endpoint, const char *path,
+                const char *body, long timeout_ms, buf *out, up_err *e)
 {
     for (int attempt = 0;; attempt++) {
-        int rc = ensure_token(u, endpoint, reason, reason_len);
+        int rc = ensure_token(u, endpoint, e);
+        char *token = NULL;
+        if (rc == 0)
+            rc = token_copy(u, what, &token, e);
         if (rc)
             return rc;
-        char *token = token_copy(u);
-        rc = post_once(u, endpoint, path, body, token, timeout_ms, out, reason, reason_len);
+        rc = post_once(u, what, endpoint, path, body, token, timeout_ms, out, e);
         if (rc == 0 && u->user && attempt == 0 && auth_refused(out->p)) {
             drop_token(u, token);
             free(token);
@@ -313,14 +429,13 @@ typedef struct prefetch {
     bool started;
     buf resp;
     int rc;
-    char reason[256];
+    up_err err;
 } prefetch;
 
 static void *prefetch_main(void *arg)
 {
     prefetch *f = arg;
-    f->rc = post(f->u, f->endpoint, "/v3/kv/range", f->body, 30000, &f->resp, f->reason,
-                 sizeof(f->reason));
+    f->rc = post(f->u, "list", f->endpoint, "/v3/kv/range", f->body, 30000, &f->resp, &f->err);
     return NULL;
 }
 
@@ -379,22 +494,36 @@ static char *guess_next_body(const wc_upstream *u, const char *raw, size_t len, 
     return body;
 }
 
-/* Lists the range in pages at one revision and hands it to the sink. 0 and *rev, or an error
- * with a reason. While a page is parsed, the next one is already asked for (see
+/* The cause of a failure to parse a range page. */
+static wc_upstream_cause range_cause(int rc)
+{
+    switch (rc) {
+    case WC_ENOMEM:
+        return WC_UPC_LOCAL;
+    case WC_EEXPIRED:
+        return WC_UPC_COMPACTED;
+    case WC_EIO:
+        return WC_UPC_ETCD;
+    default:
+        return WC_UPC_PROTOCOL;
+    }
+}
+
+/* Lists the range in pages at one revision and hands it to the sink. 0 and *rev, or a negative
+ * code with e filled. While a page is parsed, the next one is already asked for (see
  * guess_next_body), so etcd's work on it and ours on this one overlap. */
-static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
-                wc_upstream_cause *cause, char *reason, size_t reason_len)
+static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, up_err *e)
 {
     wc_wire_kv *all = NULL;
     size_t n = 0, cap = 0;
     int64_t at = 0;
     char *key_b64 = strdup(u->key_b64);
-    int rc = key_b64 ? 0 : WC_ENOMEM;
+    int rc = key_b64 ? 0 : fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
     prefetch pf = {.u = u, .endpoint = endpoint};
     while (rc == 0) {
-        char *body = range_body(u, key_b64, at);
+        char *body = injected(u, WC_UPSTEP_LIST_REQUEST) ? NULL : range_body(u, key_b64, at);
         if (!body) {
-            rc = WC_ENOMEM;
+            rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
             break;
         }
         buf resp;
@@ -405,10 +534,10 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
             rc = pf.rc;
             resp = pf.resp;
             if (rc)
-                snprintf(reason, reason_len, "%s", pf.reason);
+                *e = pf.err;
         } else {
             prefetch_end(&pf);
-            rc = post(u, endpoint, "/v3/kv/range", body, 30000, &resp, reason, reason_len);
+            rc = post(u, "list", endpoint, "/v3/kv/range", body, 30000, &resp, e);
         }
         free(body);
         if (rc)
@@ -426,8 +555,8 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
         rc = wc_etcd_parse_range(resp.p, resp.len, &page);
         free(resp.p);
         if (rc) {
-            snprintf(reason, reason_len, "%s: range: %s", endpoint,
-                     rc == WC_EEXPIRED ? "revision compacted while listing" : wc_strerror(rc));
+            fail(e, rc, range_cause(rc), "list: %s: range: %s", endpoint,
+                 rc == WC_EEXPIRED ? "revision compacted while listing" : wc_strerror(rc));
             break;
         }
         saw_header(u, page.header.revision);
@@ -436,17 +565,13 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
             /* Never backwards: a list from another cluster, or from before what the cache
              * holds, is not used unless the caller decided to drop the history. */
             if (!reset && u->cluster_id && page.header.cluster_id != u->cluster_id) {
-                *cause = WC_UPC_WENT_BACK;
-                snprintf(reason, reason_len,
-                         "%s: another cluster (id %" PRIu64 ", was %" PRIu64 ")", endpoint,
-                         page.header.cluster_id, u->cluster_id);
-                rc = WC_ESTALE;
+                rc = fail(e, WC_ESTALE, WC_UPC_WENT_BACK,
+                          "list: %s: another cluster (id %" PRIu64 ", was %" PRIu64 ")", endpoint,
+                          page.header.cluster_id, u->cluster_id);
             } else if (!reset && at < *rev) {
-                *cause = WC_UPC_BEHIND;
-                snprintf(reason, reason_len,
-                         "%s: at revision %" PRId64 ", behind the cache's %" PRId64, endpoint, at,
-                         *rev);
-                rc = WC_ESTALE;
+                rc = fail(e, WC_ESTALE, WC_UPC_BEHIND,
+                          "list: %s: at revision %" PRId64 ", behind the cache's %" PRId64,
+                          endpoint, at, *rev);
             } else {
                 u->cluster_id = page.header.cluster_id;
             }
@@ -459,10 +584,12 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
             size_t ncap = cap ? cap * 2 : 1024;
             while (ncap < n + page.n)
                 ncap *= 2;
-            wc_wire_kv *more = realloc(all, ncap * sizeof(*all));
+            wc_wire_kv *more =
+                injected(u, WC_UPSTEP_LIST_ALLOC) ? NULL : realloc(all, ncap * sizeof(*all));
             if (!more) {
+                rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL,
+                          "list: out of memory for the snapshot (%zu keys)", n + page.n);
                 wc_range_resp_free(&page);
-                rc = WC_ENOMEM;
                 break;
             }
             all = more;
@@ -480,21 +607,23 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
         free(key_b64);
         key_b64 = next_start(last->key, last->key_len);
         if (!key_b64)
-            rc = WC_ENOMEM;
+            rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
     }
     prefetch_end(&pf);
     free(key_b64);
     if (rc == 0) {
-        wc_kv_spec *specs = malloc((n ? n : 1) * sizeof(*specs));
+        wc_kv_spec *specs =
+            injected(u, WC_UPSTEP_LIST_ALLOC) ? NULL : malloc((n ? n : 1) * sizeof(*specs));
         if (!specs) {
-            rc = WC_ENOMEM;
+            rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for the snapshot (%zu keys)",
+                      n);
         } else {
             for (size_t i = 0; i < n; i++)
                 specs[i] = all[i].spec;
             rc = u->sink.replace ? u->sink.replace(u->sink.arg, specs, n, at, reset) : 0;
             if (rc)
-                snprintf(reason, reason_len, "the cache refused the list at %" PRId64 ": %s", at,
-                         wc_strerror(rc));
+                fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list at %" PRId64 ": %s", at,
+                     wc_strerror(rc));
             free(specs);
         }
     }
@@ -510,37 +639,42 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset,
  * The watch
  * ------------------------------------------------------------------------------------- */
 
+/* How a watch ended. Zero is a failure, so a path that forgets to say is retried: only an
+ * explicit END_STOPPED, set when the upstream is asked to stop, ends the thread. */
 typedef enum watch_end {
-    END_STOPPED,   /* asked to stop */
-    END_BROKEN,    /* transport or etcd error: back off and try the next endpoint */
-    END_COMPACTED, /* the revision needed is gone: relist */
-    END_WENT_BACK, /* another cluster answers: relist and drop the history */
+    END_BROKEN = 0, /* a failure here or upstream: back off and try the next endpoint */
+    END_STOPPED,    /* asked to stop */
+    END_COMPACTED,  /* the revision needed is gone: relist */
+    END_WENT_BACK,  /* another cluster answers: relist and drop the history */
 } watch_end;
 
 typedef struct watch_ctx {
     wc_upstream *u;
     int64_t *rev;
     wc_linebuf lines;
-    char send[4096]; /* request lines waiting to go up the body */
-    size_t send_len, send_off;
+    char *send; /* request lines waiting to go up the body; send_cap bytes */
+    size_t send_cap, send_len, send_off;
     bool paused;
     bool created;
     bool failed;
     watch_end end;
-    wc_upstream_cause cause;
+    up_err err;
     int64_t last_msg;
-    char reason[256];
 } watch_ctx;
 
-static void fail_watch(watch_ctx *w, watch_end end, wc_upstream_cause cause, const char *fmt,
-                       const char *detail)
+/* Ends the watch with the first failure seen; later ones are consequences. */
+__attribute__((format(printf, 4, 5))) static void
+fail_watch(watch_ctx *w, watch_end end, wc_upstream_cause cause, const char *fmt, ...)
 {
     if (w->failed)
         return;
     w->failed = true;
     w->end = end;
-    w->cause = cause;
-    snprintf(w->reason, sizeof(w->reason), fmt, detail);
+    w->err.cause = cause;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->err.reason, sizeof(w->err.reason), fmt, ap);
+    va_end(ap);
 }
 
 static size_t send_body(char *dst, size_t size, size_t nmemb, void *arg)
@@ -563,7 +697,7 @@ static size_t send_body(char *dst, size_t size, size_t nmemb, void *arg)
 static void queue_request(watch_ctx *w, CURL *h, const char *line)
 {
     size_t n = strlen(line);
-    if (w->send_len + n > sizeof(w->send))
+    if (w->send_len + n > w->send_cap)
         return; /* one is already waiting: the same request twice adds nothing */
     memcpy(w->send + w->send_len, line, n);
     w->send_len += n;
@@ -581,7 +715,7 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     case WC_WATCH_ERROR:
     case WC_WATCH_CANCELED:
         if (r->compact_revision > 0) {
-            fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "history compacted (%s)", "relisting");
+            fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "history compacted (relisting)");
             return;
         }
         if (u->user && auth_refused(r->message))
@@ -614,9 +748,10 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     }
     if (r->n == 0)
         return;
-    wc_change *ch = malloc(r->n * sizeof(*ch));
+    wc_change *ch = injected(u, WC_UPSTEP_WATCH_ALLOC) ? NULL : malloc(r->n * sizeof(*ch));
     if (!ch) {
-        fail_watch(w, END_BROKEN, WC_UPC_PROTOCOL, "%s", "out of memory for a watch response");
+        fail_watch(w, END_BROKEN, WC_UPC_LOCAL,
+                   "watch: out of memory for a watch response (%zu changes)", r->n);
         return;
     }
     for (size_t i = 0; i < r->n; i++)
@@ -624,7 +759,7 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     int rc = u->sink.apply ? u->sink.apply(u->sink.arg, ch, r->n) : 0;
     free(ch);
     if (rc != 0 && rc != WC_ESTALE) {
-        fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "the cache refused a change (%s): relisting",
+        fail_watch(w, END_COMPACTED, WC_UPC_LOCAL, "the cache refused a change (%s): relisting",
                    wc_strerror(rc));
         return;
     }
@@ -641,7 +776,8 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
     atomic_store(&w->u->last_msg, w->last_msg);
     int rc = wc_linebuf_feed(&w->lines, ptr, n);
     if (rc) {
-        fail_watch(w, END_BROKEN, WC_UPC_PROTOCOL, "watch stream: %s", wc_strerror(rc));
+        fail_watch(w, END_BROKEN, rc == WC_ENOMEM ? WC_UPC_LOCAL : WC_UPC_PROTOCOL,
+                   "watch stream: %s", wc_strerror(rc));
         return 0;
     }
     const char *line;
@@ -652,8 +788,9 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
         wc_watch_resp r;
         rc = wc_etcd_parse_watch(line, len, &r);
         if (rc) {
-            fail_watch(w, END_BROKEN, WC_UPC_PROTOCOL, "watch stream: %s from etcd",
-                       wc_strerror(rc));
+            fail_watch(w, END_BROKEN, rc == WC_ENOMEM ? WC_UPC_LOCAL : WC_UPC_PROTOCOL,
+                       "watch stream: %s%s", wc_strerror(rc),
+                       rc == WC_ENOMEM ? " while parsing" : " from etcd");
             break;
         }
         saw_header(w->u, r.header.revision);
@@ -688,67 +825,115 @@ static int note_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
     return CURL_SOCKOPT_OK;
 }
 
-/* Watches from *rev + 1 until the stream breaks or the upstream stops. */
-static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, wc_upstream_cause *cause,
-                       char *reason, size_t reason_len)
+/* Watches from *rev + 1 until the stream breaks or the upstream stops; e is filled unless it
+ * stopped. */
+static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, up_err *e)
 {
     watch_ctx w;
     memset(&w, 0, sizeof(w));
     w.u = u;
     w.rev = rev;
     wc_linebuf_init(&w.lines, MAX_LINE);
-    int n = snprintf(w.send, sizeof(w.send),
-                     "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
-                     "\"start_revision\":\"%" PRId64 "\",\"prev_kv\":true,"
-                     "\"progress_notify\":true}}\n",
-                     u->key_b64, u->end_b64, *rev + 1);
-    if (n < 0 || (size_t)n >= sizeof(w.send)) {
-        snprintf(reason, reason_len, "prefix too long for a watch request");
-        return END_BROKEN;
+    CURL *h = NULL;
+    struct curl_slist *hdr = NULL;
+    bool added = false;
+    /* The create request goes first; the room after it holds a progress request. No prev_kv:
+     * the cacher keeps each key's previous state, and asking for it would make etcd read the
+     * previous revision of every key it sends and send it too. */
+    char *create = NULL;
+    int n = injected(u, WC_UPSTEP_WATCH_REQUEST)
+                ? -1
+                : asprintf(&create,
+                           "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
+                           "\"start_revision\":\"%" PRId64 "\",\"progress_notify\":true}}\n",
+                           u->key_b64, u->end_b64, *rev + 1);
+    if (n < 0) {
+        create = NULL; /* asprintf leaves it undefined on failure */
+        fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: out of memory for the create_request");
+        goto out;
     }
+    w.send = create;
     w.send_len = (size_t)n;
+    w.send_cap = (size_t)n;
+    char *grown = realloc(create, (size_t)n + 64);
+    if (grown) {
+        w.send = grown;
+        w.send_cap = (size_t)n + 64;
+    }
     char url[1024];
     snprintf(url, sizeof(url), "%s/v3/watch", endpoint);
-    if (ensure_token(u, endpoint, reason, reason_len) != 0) {
-        *cause = WC_UPC_ETCD;
-        wc_linebuf_free(&w.lines);
-        return END_BROKEN;
+    char *token = NULL;
+    int rc = ensure_token(u, endpoint, &w.err);
+    if (rc == 0)
+        rc = token_copy(u, "watch", &token, &w.err);
+    if (rc) {
+        /* w.err is filled already: mark the end without a second reason. */
+        w.failed = true;
+        goto out;
     }
-    char *token = token_copy(u);
-    CURL *h = curl_easy_init();
-    struct curl_slist *hdr = prepare(u, h, token);
+    h = injected(u, WATCH_STEPS.easy_init) ? NULL : curl_easy_init();
+    if (!h) {
+        free(token);
+        fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: curl_easy_init failed");
+        goto out;
+    }
+    rc = prepare(u, &WATCH_STEPS, "watch", h, token, &hdr, &w.err);
     free(token);
-    hdr = curl_slist_append(hdr, "Transfer-Encoding: chunked");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_READFUNCTION, send_body);
-    curl_easy_setopt(h, CURLOPT_READDATA, &w);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, receive);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (rc == 0)
+        rc = add_header(u, &WATCH_STEPS, "watch", &hdr, "Transfer-Encoding: chunked", &w.err);
     curl_socket_t sock = CURL_SOCKET_BAD;
-    curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, note_socket);
-    curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, &sock);
-    curl_multi_add_handle(u->multi, h);
+    if (rc == 0) {
+        opt_err oe = {0};
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_URL, url, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_POST, 1L, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_READFUNCTION, send_body, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_READDATA, &w, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_WRITEFUNCTION, receive, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_WRITEDATA, &w, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_HTTPHEADER, hdr, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_CONNECTTIMEOUT_MS, 3000L, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_TCP_KEEPALIVE, 1L, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_SOCKOPTFUNCTION, note_socket, &oe);
+        SETOPT(u, &WATCH_STEPS, h, CURLOPT_SOCKOPTDATA, &sock, &oe);
+        rc = opt_failed(&oe, "watch", &w.err);
+    }
+    if (rc) {
+        w.failed = true;
+        goto out;
+    }
+    CURLMcode mc = injected(u, WC_UPSTEP_WATCH_MULTI_ADD) ? CURLM_OUT_OF_MEMORY
+                                                          : curl_multi_add_handle(u->multi, h);
+    if (mc != CURLM_OK) {
+        fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: curl_multi_add_handle failed: %s",
+                   curl_multi_strerror(mc));
+        goto out;
+    }
+    added = true;
     w.last_msg = now_ms();
     int64_t last_ask = now_ms();
     for (;;) {
         int running = 0;
-        curl_multi_perform(u->multi, &running);
+        mc = injected(u, WC_UPSTEP_WATCH_PERFORM) ? CURLM_OUT_OF_MEMORY
+                                                  : curl_multi_perform(u->multi, &running);
+        if (mc != CURLM_OK) {
+            fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: curl_multi_perform failed: %s",
+                       curl_multi_strerror(mc));
+            break;
+        }
         int left;
         CURLMsg *m;
         while ((m = curl_multi_info_read(u->multi, &left)) != NULL) {
             if (m->msg == CURLMSG_DONE && m->easy_handle == h) {
-                if (!w.failed)
-                    fail_watch(&w, END_BROKEN, WC_UPC_TRANSPORT, "watch stream ended: %s",
-                               m->data.result == CURLE_OK ? "closed by etcd"
-                                                          : curl_easy_strerror(m->data.result));
+                fail_watch(&w, END_BROKEN, WC_UPC_TRANSPORT, "watch stream ended: %s",
+                           m->data.result == CURLE_OK ? "closed by etcd"
+                                                      : curl_easy_strerror(m->data.result));
                 running = 0;
             }
         }
-        if (w.failed || !running)
+        if (!running)
+            fail_watch(&w, END_BROKEN, WC_UPC_TRANSPORT, "watch stream ended: %s",
+                       "closed by etcd");
+        if (w.failed)
             break;
         if (peer_closed(sock)) {
             fail_watch(&w, END_BROKEN, WC_UPC_TRANSPORT, "%s", "etcd closed the watch stream");
@@ -770,14 +955,23 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, wc_up
                        "watch stream silent for %s s: treated as broken", "15");
             break;
         }
-        curl_multi_poll(u->multi, NULL, 0, 500, NULL);
+        mc = curl_multi_poll(u->multi, NULL, 0, 500, NULL);
+        if (mc != CURLM_OK) {
+            fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: curl_multi_poll failed: %s",
+                       curl_multi_strerror(mc));
+            break;
+        }
     }
-    curl_multi_remove_handle(u->multi, h);
-    curl_easy_cleanup(h);
+out:
+    if (added)
+        curl_multi_remove_handle(u->multi, h);
+    if (h)
+        curl_easy_cleanup(h);
     curl_slist_free_all(hdr);
+    free(w.send);
     wc_linebuf_free(&w.lines);
-    snprintf(reason, reason_len, "%s", w.reason);
-    *cause = w.cause;
+    if (w.end != END_STOPPED)
+        *e = w.err;
     return w.end;
 }
 
@@ -819,14 +1013,14 @@ static void *run(void *arg)
     bool need_list = true, reset = false, listed = false;
     int behind = 0; /* watches in a row created on a member behind the cache */
     int64_t backoff = 0;
-    char reason[256];
     while (!atomic_load(&u->stop)) {
         const char *ep = u->endpoints[atomic_load(&u->cur) % u->n_endpoints];
         int64_t started = now_ms();
-        wc_upstream_cause cause = WC_UPC_TRANSPORT;
+        /* Every failure fills e; the default only shows if one ever forgot to. */
+        up_err e = {.cause = WC_UPC_LOCAL, .reason = "failed for an unknown reason"};
         if (need_list) {
             set_state(u, WC_UP_CONNECTING, reset ? "relisting, dropping the history" : "listing");
-            int rc = list(u, ep, &rev, reset, &cause, reason, sizeof(reason));
+            int rc = list(u, ep, &rev, reset, &e);
             if (rc == 0) {
                 if (listed)
                     atomic_fetch_add(&u->relists, 1);
@@ -838,8 +1032,8 @@ static void *run(void *arg)
             } else {
                 if (rc == WC_ESTALE)
                     reset = true; /* proven: another cluster, or one that went back */
-                atomic_fetch_add(&u->reconnects[cause], 1);
-                set_state(u, WC_UP_DOWN, reason);
+                atomic_fetch_add(&u->reconnects[e.cause], 1);
+                set_state(u, WC_UP_DOWN, e.reason);
                 backoff = next_backoff(u, backoff);
                 atomic_store(&u->cur, (atomic_load(&u->cur) + 1) % u->n_endpoints);
                 pause_ms(u, backoff);
@@ -847,23 +1041,23 @@ static void *run(void *arg)
             }
         }
         set_state(u, WC_UP_CONNECTING, "watching");
-        watch_end end = watch(u, ep, &rev, &cause, reason, sizeof(reason));
+        watch_end end = watch(u, ep, &rev, &e);
         if (end == END_STOPPED)
             break;
-        atomic_fetch_add(&u->reconnects[cause], 1);
+        atomic_fetch_add(&u->reconnects[e.cause], 1);
         if (end == END_COMPACTED || end == END_WENT_BACK) {
-            set_state(u, WC_UP_CONNECTING, reason);
+            set_state(u, WC_UP_CONNECTING, e.reason);
             need_list = true;
             continue;
         }
-        if (cause == WC_UPC_BEHIND) {
+        if (e.cause == WC_UPC_BEHIND) {
             if (++behind >= 3)
                 need_list = true; /* let a linearizable read tell a lagging member from a
                                      cluster that went back */
         } else {
             behind = 0;
         }
-        set_state(u, WC_UP_DOWN, reason);
+        set_state(u, WC_UP_DOWN, e.reason);
         if (now_ms() - started > 10000)
             backoff = 0; /* it was healthy for a while: start the backoff over */
         backoff = next_backoff(u, backoff);
@@ -986,9 +1180,9 @@ int wc_upstream_current_rev(wc_upstream *u, int64_t *rev, int64_t timeout_ms)
     for (size_t i = 0; i < u->n_endpoints && now_ms() < until; i++) {
         const char *ep = u->endpoints[(first + i) % u->n_endpoints];
         buf resp;
-        char reason[256];
+        up_err e;
         long left = (long)(until - now_ms());
-        rc = post(u, ep, "/v3/kv/range", body, left > 0 ? left : 1, &resp, reason, sizeof(reason));
+        rc = post(u, "revision", ep, "/v3/kv/range", body, left > 0 ? left : 1, &resp, &e);
         if (rc)
             continue;
         wc_range_resp r;
@@ -1012,7 +1206,7 @@ void wc_upstream_request_progress(wc_upstream *u)
 }
 
 static const char *const cause_names[WC_UPC_COUNT] = {
-    "transport", "stalled", "etcd", "protocol", "compacted", "behind", "went_back",
+    "transport", "stalled", "etcd", "protocol", "compacted", "behind", "went_back", "local",
 };
 
 const char *wc_upstream_cause_name(wc_upstream_cause c)

@@ -552,10 +552,8 @@ out:
 
 void wc_watch_resp_free(wc_watch_resp *r)
 {
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < r->n; i++)
         wc_wire_kv_free(&r->events[i].kv);
-        wc_wire_kv_free(&r->events[i].prev);
-    }
     free(r->events);
     memset(r, 0, sizeof(*r));
 }
@@ -640,13 +638,8 @@ int wc_etcd_parse_watch(const char *line, size_t len, wc_watch_resp *out)
         if (rc)
             break;
         out->n++;
-        json_t *prev = json_object_get(ev, "prev_kv");
-        if (prev) {
-            rc = parse_kv(prev, &e->prev);
-            e->has_prev = rc == 0;
-        }
         /* Events come in revision order; a delete's kv carries the deletion's revision. */
-        if (!rc && e->kv.spec.mod_rev < last)
+        if (e->kv.spec.mod_rev < last)
             rc = WC_EPROTO;
         last = e->kv.spec.mod_rev;
     }

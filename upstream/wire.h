@@ -87,11 +87,10 @@ typedef enum wc_watch_kind {
     WC_WATCH_ERROR,    /* {"error":...} from the gateway */
 } wc_watch_kind;
 
+/* One change. A "prev_kv" in the event is not decoded: the upstream does not ask for it. */
 typedef struct wc_wire_event {
     bool deleted;
     wc_wire_kv kv;
-    bool has_prev;
-    wc_wire_kv prev;
 } wc_wire_event;
 
 typedef struct wc_watch_resp {

@@ -2,9 +2,10 @@
  * The upstream: ONE list+watch against etcd v3 through its JSON gateway, with libcurl.
  *
  * A thread of its own lists the key range in pages pinned to one revision, hands the snapshot to
- * the sink, then watches from that revision + 1 (prev_kv, progress_notify) and hands every
- * change to the sink in revision order. It knows etcd's wire and nothing of readers; the sink
- * (the daemon wires it to the cacher) is called only from the upstream's thread.
+ * the sink, then watches from that revision + 1 (progress_notify; no prev_kv, as the receiver
+ * keeps the previous states it needs) and hands every change to the sink in revision order. It
+ * knows etcd's wire and nothing of readers; the sink (the daemon wires it to the cacher) is called
+ * only from the upstream's thread.
  */
 #ifndef WCACHED_UPSTREAM_H
 #define WCACHED_UPSTREAM_H
@@ -85,6 +86,8 @@ typedef enum wc_upstream_cause {
     WC_UPC_COMPACTED,     /* the revision needed was compacted: relist */
     WC_UPC_BEHIND,        /* the member is behind the cache: try another */
     WC_UPC_WENT_BACK,     /* another cluster, or one restored from the past: reset */
+    WC_UPC_LOCAL,         /* a failure on our side: allocation, libcurl set-up, the cache
+                             refusing a change */
     WC_UPC_COUNT
 } wc_upstream_cause;
 

@@ -1,6 +1,7 @@
 /*
  * The upstream against a real etcd: paged list at one revision, ordered watch, resume after an
- * etcd restart with no gap and no duplicate, relist after compaction, consistent-read support.
+ * etcd restart with no gap and no duplicate, relist after compaction, consistent-read support,
+ * and recovery from a failure injected at each local step of the upstream path (seam.h).
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "etcd.h"
+#include "seam.h"
 #include "wcached/upstream.h"
 
 typedef struct rec {
@@ -27,6 +29,11 @@ typedef struct recorder {
     rec r[4096];
     size_t n;
     int live;
+    wc_upstream_state state; /* the last one reported */
+    int down;                /* WC_UP_DOWN reports */
+    int down_match;          /* of which naming `needle` */
+    const char *needle;      /* set before a failure is injected */
+    char last_down[256];     /* the last DOWN reason, for messages */
 } recorder;
 
 static recorder R;
@@ -73,6 +80,12 @@ static void s_state(void *arg, wc_upstream_state st, const char *reason)
     pthread_mutex_lock(&R.mu);
     if (st == WC_UP_LIVE)
         R.live++;
+    R.state = st;
+    if (st == WC_UP_DOWN) {
+        R.down++;
+        R.down_match += R.needle && strstr(reason, R.needle) != NULL;
+        snprintf(R.last_down, sizeof(R.last_down), "%s", reason);
+    }
     pthread_cond_broadcast(&R.cond);
     pthread_mutex_unlock(&R.mu);
 }
@@ -83,6 +96,10 @@ static void setup(void)
     pthread_cond_init(&R.cond, NULL);
     R.n = 0;
     R.live = 0;
+    R.state = WC_UP_CONNECTING;
+    R.down = R.down_match = 0;
+    R.needle = NULL;
+    R.last_down[0] = '\0';
 }
 
 static void teardown(void)
@@ -94,23 +111,30 @@ static void teardown(void)
 
 TestSuite(upstream, .init = setup, .fini = teardown, .timeout = 180);
 
-static void start_upstream(const char *prefix, size_t page, bool all_members)
+/* Makes `up` (not started yet); user NULL for no etcd auth. */
+static void new_upstream(const char *prefix, size_t page, bool all_members, const char *user,
+                         const char *password)
 {
     const char *eps[WC_TEST_ETCD_MAX];
     size_t n = all_members ? (size_t)etcd.members : 1;
     for (size_t i = 0; i < n; i++)
         eps[i] = wc_test_etcd_client_url(&etcd, (int)i);
-    wc_upstream_opts o = {.endpoints = eps,
-                          .n_endpoints = n,
-                          .prefix = prefix,
-                          .prefix_len = strlen(prefix),
-                          .page_size = page,
-                          .sink = {.replace = s_replace,
-                                   .apply = s_apply,
-                                   .progress = s_progress,
-                                   .state = s_state}};
+    wc_upstream_opts o = {
+        .endpoints = eps,
+        .n_endpoints = n,
+        .prefix = prefix,
+        .prefix_len = strlen(prefix),
+        .page_size = page,
+        .user = user,
+        .password = password,
+        .sink = {.replace = s_replace, .apply = s_apply, .progress = s_progress, .state = s_state}};
     up = wc_upstream_new(&o);
     cr_assert_not_null(up);
+}
+
+static void start_upstream(const char *prefix, size_t page, bool all_members)
+{
+    new_upstream(prefix, page, all_members, NULL, NULL);
     cr_assert_eq(wc_upstream_start(up), 0);
 }
 
@@ -319,4 +343,238 @@ Test(upstream, current_rev_and_progress_requests_follow_etcd)
     wc_upstream_request_progress(up);
     cr_assert(wait_for(progress_at_least, &rev),
               "a progress notification at etcd's revision, with nothing under the prefix");
+}
+
+/* ---- failures on the upstream's own side, injected at each step (seam.h) ------------------
+ *
+ * Each test makes one step fail while etcd is healthy and writes go on, then lets it succeed
+ * again. What must hold: the upstream reports DOWN with a reason naming the step, again and
+ * again (it backs off and retries: the thread does not end), counts each failure as "local",
+ * and once the step works again it is LIVE by itself and every write under /f/ reaches the sink
+ * exactly once: in the one list, or as a change after it, in order.
+ */
+
+#define FAIL_WRITES 16
+
+typedef struct writes {
+    int64_t rev[FAIL_WRITES]; /* of every write under /f/, in order; one key each */
+    size_t n;
+} writes;
+
+static void write_key(writes *w, const char *key)
+{
+    cr_assert_lt(w->n, FAIL_WRITES);
+    w->rev[w->n++] = put(key, "v");
+}
+
+static bool down_twice(void *arg)
+{
+    return R.down_match >= 2;
+}
+
+/* Live, and holding revision `want` (in a list or a change). */
+static bool live_with_rev(void *arg)
+{
+    int64_t want = *(int64_t *)arg;
+    if (R.state != WC_UP_LIVE)
+        return false;
+    for (size_t i = 0; i < R.n; i++)
+        if (R.r[i].kind != 'G' && R.r[i].rev >= want)
+            return true;
+    return false;
+}
+
+/* Makes `mask` fail from now on and waits until two DOWN reports named `needle`. */
+static void inject(uint32_t mask, const char *needle)
+{
+    pthread_mutex_lock(&R.mu);
+    R.needle = needle;
+    R.down_match = 0;
+    pthread_mutex_unlock(&R.mu);
+    wc_upstream_fail_at(up, mask);
+}
+
+static void wait_down_twice(void)
+{
+    bool ok = wait_for(down_twice, NULL);
+    pthread_mutex_lock(&R.mu);
+    cr_assert(ok, "two DOWN reports naming '%s'; got %d of %d, the last: '%s'", R.needle,
+              R.down_match, R.down, R.last_down);
+    pthread_mutex_unlock(&R.mu);
+}
+
+/* Exactly one list, then exactly the writes after its revision, once each and in order. */
+static void delivered_exactly(const writes *w)
+{
+    pthread_mutex_lock(&R.mu);
+    size_t lists = 0, in_list = 0, next = 0;
+    int64_t list_rev = 0;
+    for (size_t i = 0; i < R.n; i++) {
+        const rec *x = &R.r[i];
+        if (x->kind == 'R' || x->kind == 'X') {
+            lists++;
+            list_rev = x->rev;
+            cr_assert_eq(lists, 1, "one list; another at %" PRId64, x->rev);
+            for (next = 0; next < w->n && w->rev[next] <= list_rev; next++)
+                in_list++;
+            cr_assert_eq(x->n, in_list, "the list at %" PRId64 " holds every write up to it",
+                         list_rev);
+        } else if (x->kind == 'P' || x->kind == 'D') {
+            cr_assert_eq(lists, 1, "a change before the list");
+            cr_assert_lt(next, w->n, "a change no one wrote, at %" PRId64, x->rev);
+            cr_assert_eq(x->rev, w->rev[next], "change %zu of the writes", next);
+            next++;
+        }
+    }
+    cr_assert_eq(lists, 1);
+    cr_assert_eq(next, w->n, "every write delivered: %zu of %zu", next, w->n);
+    pthread_mutex_unlock(&R.mu);
+}
+
+/* Every failure reported was counted once, as local, and nothing else failed. */
+static void counted_as_local(void)
+{
+    wc_upstream_stats st;
+    wc_upstream_stats_get(up, &st);
+    pthread_mutex_lock(&R.mu);
+    int down = R.down;
+    pthread_mutex_unlock(&R.mu);
+    cr_assert_geq(st.reconnects[WC_UPC_LOCAL], 2);
+    cr_assert_eq(st.reconnects[WC_UPC_LOCAL], (uint64_t)down, "%" PRIu64 " counted, %d reported",
+                 st.reconnects[WC_UPC_LOCAL], down);
+    for (int c = 0; c < WC_UPC_COUNT; c++)
+        if (c != WC_UPC_LOCAL)
+            cr_assert_eq(st.reconnects[c], 0, "cause %s", wc_upstream_cause_name(c));
+    cr_assert_str_eq(wc_upstream_cause_name(WC_UPC_LOCAL), "local");
+}
+
+/* Lets every step succeed again and checks the upstream comes back with nothing lost. */
+static void clear_and_recover(writes *w)
+{
+    wc_upstream_fail_at(up, 0);
+    write_key(w, "/f/after"); /* right away: in the list or a change, whichever comes */
+    bool ok = wait_for(live_with_rev, &w->rev[w->n - 1]);
+    pthread_mutex_lock(&R.mu);
+    cr_assert(ok, "live again once the step works; state %d, last DOWN '%s'", (int)R.state,
+              R.last_down);
+    pthread_mutex_unlock(&R.mu);
+    write_key(w, "/f/later"); /* once live: must come as a change */
+    cr_assert(wait_for(saw_rev, &w->rev[w->n - 1]));
+    delivered_exactly(w);
+    counted_as_local();
+}
+
+/* The step fails from the start (the list, or the first watch, never gets through). */
+static void fails_from_the_start(wc_upstream_step step, const char *needle, bool auth)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    if (auth)
+        cr_assert_eq(wc_test_etcd_enable_auth(&etcd, "root", "secret"), 0);
+    writes w = {0};
+    write_key(&w, "/f/seed");
+    new_upstream("/f/", 1000, false, auth ? "root" : NULL, auth ? "secret" : NULL);
+    inject(WC_UPSTEP(step), needle);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    wait_down_twice();
+    char key[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "/f/k%d", i);
+        write_key(&w, key); /* while it fails */
+    }
+    wait_down_twice(); /* still failing, still retrying */
+    pthread_mutex_lock(&R.mu);
+    cr_assert_eq(R.live, 0, "never live while the step fails");
+    pthread_mutex_unlock(&R.mu);
+    clear_and_recover(&w);
+}
+
+/* A live watch breaks (a watch response cannot be allocated) and, with `also` failing too,
+ * cannot be opened again. */
+static void breaks_while_live(uint32_t also, const char *needle)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    writes w = {0};
+    write_key(&w, "/f/seed");
+    start_upstream("/f/", 1000, false);
+    int one = 1;
+    cr_assert(wait_for(is_live, &one));
+    inject(WC_UPSTEP(WC_UPSTEP_WATCH_ALLOC) | also, needle);
+    char key[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "/f/k%d", i);
+        write_key(&w, key);
+    }
+    wait_down_twice();
+    clear_and_recover(&w);
+}
+
+Test(upstream, list_survives_curl_easy_init_failing)
+{
+    fails_from_the_start(WC_UPSTEP_POST_EASY_INIT, "list: curl_easy_init failed", false);
+}
+
+Test(upstream, list_survives_curl_slist_append_failing)
+{
+    fails_from_the_start(WC_UPSTEP_POST_SLIST, "list: curl_slist_append failed", false);
+}
+
+Test(upstream, list_survives_curl_easy_setopt_failing)
+{
+    fails_from_the_start(WC_UPSTEP_POST_SETOPT, "list: curl_easy_setopt(CURLOPT_", false);
+}
+
+Test(upstream, list_survives_its_request_not_allocated)
+{
+    fails_from_the_start(WC_UPSTEP_LIST_REQUEST, "list: out of memory for a range request", false);
+}
+
+Test(upstream, list_survives_its_snapshot_not_allocated)
+{
+    fails_from_the_start(WC_UPSTEP_LIST_ALLOC, "list: out of memory for the snapshot", false);
+}
+
+Test(upstream, auth_survives_its_request_not_allocated)
+{
+    fails_from_the_start(WC_UPSTEP_AUTH_REQUEST, "auth: out of memory for the request", true);
+}
+
+Test(upstream, watch_survives_its_create_request_not_allocated)
+{
+    fails_from_the_start(WC_UPSTEP_WATCH_REQUEST, "watch: out of memory for the create_request",
+                         false);
+}
+
+Test(upstream, watch_survives_curl_easy_init_failing)
+{
+    fails_from_the_start(WC_UPSTEP_WATCH_EASY_INIT, "watch: curl_easy_init failed", false);
+}
+
+Test(upstream, watch_survives_curl_slist_append_failing)
+{
+    fails_from_the_start(WC_UPSTEP_WATCH_SLIST, "watch: curl_slist_append failed", false);
+}
+
+Test(upstream, watch_survives_curl_easy_setopt_failing)
+{
+    fails_from_the_start(WC_UPSTEP_WATCH_SETOPT, "watch: curl_easy_setopt(CURLOPT_", false);
+}
+
+Test(upstream, watch_survives_curl_multi_add_handle_failing)
+{
+    fails_from_the_start(WC_UPSTEP_WATCH_MULTI_ADD, "watch: curl_multi_add_handle failed", false);
+}
+
+Test(upstream, watch_survives_curl_multi_perform_failing)
+{
+    fails_from_the_start(WC_UPSTEP_WATCH_PERFORM, "watch: curl_multi_perform failed", false);
+}
+
+Test(upstream, live_watch_survives_a_response_not_allocated)
+{
+    breaks_while_live(0, "watch: out of memory for a watch response");
+}
+
+Test(upstream, live_watch_that_cannot_reopen_resumes_once_it_can)
+{
+    breaks_while_live(WC_UPSTEP(WC_UPSTEP_WATCH_MULTI_ADD), "watch: curl_multi_add_handle failed");
 }

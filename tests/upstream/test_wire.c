@@ -50,7 +50,7 @@ Test(wire, created_response)
     wc_watch_resp_free(&r);
 }
 
-Test(wire, events_with_puts_without_type_and_a_delete_with_prev)
+Test(wire, events_with_puts_without_type_and_a_delete_whose_prev_kv_is_ignored)
 {
     wc_watch_resp r;
     parse_ok(EVENTS, &r);
@@ -65,9 +65,36 @@ Test(wire, events_with_puts_without_type_and_a_delete_with_prev)
     cr_assert_eq(r.events[1].kv.spec.version, 1);
     cr_assert(r.events[2].deleted);
     cr_assert_eq(r.events[2].kv.spec.mod_rev, 6);
-    cr_assert(r.events[2].has_prev);
-    cr_assert_str_eq(r.events[2].prev.spec.value, "1");
+    cr_assert_eq(memcmp(r.events[2].kv.spec.key, "/p/a", 4), 0);
+    cr_assert_eq(r.events[2].kv.spec.value_len, 0, "the delete's own kv, not its prev_kv");
     wc_watch_resp_free(&r);
+}
+
+/* wcached does not ask for prev_kv, but a peer that sends one anyway (another proxy, a newer
+ * etcd) is not refused for it, whatever it holds. */
+Test(wire, a_prev_kv_is_ignored_whatever_it_holds)
+{
+    static const char *const prevs[] = {
+        "{\"key\":\"L3AvYQ==\",\"value\":\"MQ==\",\"mod_revision\":\"2\"}",
+        "{\"key\":\"not base64!\",\"mod_revision\":\"x\"}",
+        "\"not an object\"",
+        "null",
+    };
+    for (size_t i = 0; i < sizeof(prevs) / sizeof(*prevs); i++) {
+        char line[512];
+        snprintf(line, sizeof(line),
+                 "{\"result\":{\"header\":{\"revision\":\"7\"},\"events\":[{\"kv\":{"
+                 "\"key\":\"L3AvYQ==\",\"create_revision\":\"2\",\"mod_revision\":\"7\","
+                 "\"version\":\"2\",\"value\":\"Mw==\"},\"prev_kv\":%s}]}}",
+                 prevs[i]);
+        wc_watch_resp r;
+        parse_ok(line, &r);
+        cr_assert_eq(r.kind, WC_WATCH_EVENTS);
+        cr_assert_eq(r.n, 1);
+        cr_assert_eq(r.events[0].kv.spec.mod_rev, 7, "prev_kv %zu", i);
+        cr_assert_str_eq(r.events[0].kv.spec.value, "3", "prev_kv %zu", i);
+        wc_watch_resp_free(&r);
+    }
 }
 
 Test(wire, progress_notification)
