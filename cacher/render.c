@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "wcached/b64.h"
+#include "wcached/parse.h"
 
 /* Guards the first encoding of a kv or event (hashed by address). Never held across I/O. */
 #define RENDER_STRIPES 64
@@ -26,47 +27,10 @@ static pthread_mutex_t *stripe(const void *p)
     return &render_locks[(h >> 40) % RENDER_STRIPES];
 }
 
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t extra;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            extra = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            extra = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + extra >= n)
-            return false;
-        for (size_t k = 1; k <= extra; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-            (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
 /* A JSON string for bytes that may not be UTF-8: invalid bytes become U+FFFD. */
 static json_t *lossy_string(const char *s, size_t n)
 {
-    if (utf8_valid((const unsigned char *)s, n))
+    if (wc_utf8_valid(s, n))
         return json_stringn(s, n);
     char *buf = malloc(n * 3 + 1);
     if (!buf)
@@ -104,14 +68,14 @@ static json_t *render_keys(const wc_kv *kv, int64_t rev, int64_t mod_rev)
     md = NULL;
     json_object_set_new(o, "key", name);
     name = NULL;
-    if (!utf8_valid((const unsigned char *)kv->key, kv->key_len)) {
+    if (!wc_utf8_valid(kv->key, kv->key_len)) {
         char *b = wc_b64_encode(kv->key, kv->key_len, WC_B64_STD);
         if (!b)
             goto fail;
         json_object_set_new(o, "keyBase64", json_string(b));
         free(b);
     }
-    if (utf8_valid((const unsigned char *)kv->value, kv->value_len)) {
+    if (wc_utf8_valid(kv->value, kv->value_len)) {
         json_object_set_new(o, "value", json_stringn(kv->value, kv->value_len));
     } else {
         char *b = wc_b64_encode(kv->value, kv->value_len, WC_B64_STD);

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "wcached/err.h"
+#include "wcached/parse.h"
 #include "wcached/selector.h"
 
 /* One value of a requirement, copied and NUL-terminated; len saves a strlen per match. */
@@ -129,7 +130,6 @@ void wc_selector_free(wc_selector *s)
 enum {
     QUALIFIED_NAME_MAX = 63,
     LABEL_VALUE_MAX = 63,
-    DNS_SUBDOMAIN_MAX = 253,
 };
 
 static bool is_alnum(char c)
@@ -158,29 +158,6 @@ static bool valid_label_value(const char *s, size_t n)
     return valid_name_chars(s, n, LABEL_VALUE_MAX);
 }
 
-/*
- * A DNS-1123 subdomain: at most 253 characters of dot-separated labels, each [a-z0-9-] starting
- * and ending with [a-z0-9]. Kubernetes' IsDNS1123Subdomain puts no 63 limit on each label.
- */
-static bool valid_dns_subdomain(const char *s, size_t n)
-{
-    if (n == 0 || n > DNS_SUBDOMAIN_MAX)
-        return false;
-    size_t start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && s[i] != '.') {
-            char c = s[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-                return false;
-            continue;
-        }
-        if (i == start || s[start] == '-' || s[i - 1] == '-')
-            return false;
-        start = i + 1;
-    }
-    return true;
-}
-
 /* A qualified name: [prefix '/'] name, prefix a DNS subdomain, name 1..63 name characters. */
 static bool valid_label_key(const char *s, size_t n)
 {
@@ -189,7 +166,7 @@ static bool valid_label_key(const char *s, size_t n)
     size_t nlen = n;
     if (slash) {
         size_t plen = (size_t)(slash - s);
-        if (!valid_dns_subdomain(s, plen))
+        if (!wc_dns_subdomain_valid(s, plen))
             return false;
         name = slash + 1;
         nlen = n - plen - 1;

@@ -1,16 +1,14 @@
 /* The cacher's shared state: the clock, the states as of a past revision, the end; see
  * state.h. */
 #include <stdlib.h>
-#include <time.h>
 
 #include "state.h"
+#include "wcached/clock.h"
 
 int64_t wc_cacher_mono_ms(void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return wc_mono_ms();
 }
 
 int64_t wc_cacher_now(const wc_cacher *c)

@@ -391,6 +391,27 @@ int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n)
     return 0;
 }
 
+static const struct {
+    const char *name, *text;
+} end_reasons[WC_END_COUNT] = {
+    [WC_END_CLOSED] = {"closed", "closed"},
+    [WC_END_TIMEOUT] = {"timeout", "timeoutSeconds reached"},
+    [WC_END_SLOW] = {"slow", "too slow"},
+    [WC_END_EXPIRED] = {"expired", "fell out of the event ring"},
+    [WC_END_RESET] = {"reset", "upstream history reset"},
+    [WC_END_SHUTDOWN] = {"shutdown", "shutting down"},
+};
+
+const char *wc_end_reason_name(wc_end_reason r)
+{
+    return (unsigned)r < WC_END_COUNT ? end_reasons[r].name : "?";
+}
+
+const char *wc_end_reason_text(wc_end_reason r)
+{
+    return (unsigned)r < WC_END_COUNT ? end_reasons[r].text : "?";
+}
+
 bool wc_watcher_ended(wc_watcher *w)
 {
     pthread_mutex_lock(&w->mu);

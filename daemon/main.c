@@ -24,6 +24,7 @@
 #include "wcached/cacher.h"
 #include "wcached/http.h"
 #include "wcached/log.h"
+#include "wcached/parse.h"
 #include "wcached/upstream.h"
 
 #ifndef WCACHED_VERSION
@@ -117,12 +118,8 @@ static int fail_usage(const char *fmt, const char *arg)
 /* Parses a whole decimal number in [min, max]; false otherwise. */
 static bool parse_num(const char *s, long long min, long long max, long long *out)
 {
-    if (!s || !*s)
-        return false;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
+    int64_t v;
+    if (!s || wc_parse_i64(s, strlen(s), min, max, &v) != 0)
         return false;
     *out = v;
     return true;
@@ -130,11 +127,9 @@ static bool parse_num(const char *s, long long min, long long max, long long *ou
 
 static bool valid_listen(const char *s)
 {
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
-        return false;
-    long long port;
-    return parse_num(colon + 1, 0, 65535, &port);
+    char host[256];
+    uint16_t port;
+    return wc_parse_listen(s, host, sizeof(host), &port) == 0;
 }
 
 static bool valid_field_path(const char *s)

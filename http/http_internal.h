@@ -22,8 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wcached/b64.h"
+#include "wcached/buf.h"
 #include "wcached/cacher.h"
+#include "wcached/clock.h"
 #include "wcached/http.h"
+#include "wcached/parse.h"
 #include "wcached/selector.h"
 
 /* Bounds on what a request may carry. */
@@ -36,21 +40,6 @@
 /* ---------------------------------------------------------------------------------------
  * Helpers (util.c)
  * ------------------------------------------------------------------------------------- */
-
-/* A growable byte buffer. After an allocation failure `oom` is set and appends are ignored;
- * check it once at the end. `p` is NUL-terminated whenever it is not NULL. */
-typedef struct wc_http_buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} wc_http_buf;
-
-void wc_http_buf_put(wc_http_buf *b, const void *s, size_t n);
-void wc_http_buf_puts(wc_http_buf *b, const char *s);
-void wc_http_buf_printf(wc_http_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s as a quoted JSON string; bytes that are not valid UTF-8 become U+FFFD. */
-void wc_http_buf_json(wc_http_buf *b, const char *s, size_t n);
-void wc_http_buf_free(wc_http_buf *b);
 
 /* An error for a person: the Status a request is answered with. Made at the edge only. */
 typedef struct wc_http_error {
@@ -77,20 +66,8 @@ char *wc_http_status_json(const wc_http_error *e, size_t *len);
  * `out` has room for n + 1 bytes and is NUL-terminated. 0 or WC_EINVAL. */
 int wc_http_unescape(const char *s, size_t n, char *out, size_t *out_len);
 
-/* base64url without padding. encode: out has room for 4 * ((n + 2) / 3) + 1 bytes and is
- * NUL-terminated; returns the length. decode: strict (no padding, no other characters, no
- * non-zero trailing bits); out has room for 3 * (n / 4) + 2 bytes; 0 or WC_EINVAL. */
-size_t wc_http_b64url_encode(const void *in, size_t n, char *out);
-int wc_http_b64url_decode(const char *in, size_t n, void *out, size_t *out_len);
-
 /* Go's strconv.ParseBool: 1 t T TRUE true True 0 f F FALSE false False. 0 or WC_EINVAL. */
 int wc_http_parse_bool(const char *s, bool *out);
-
-/* A decimal integer in [0, max] with no sign, space or leading '+'. 0 or WC_EINVAL. */
-int wc_http_parse_uint(const char *s, int64_t max, int64_t *out);
-
-/* CLOCK_MONOTONIC in ms. */
-int64_t wc_http_mono_ms(void);
 
 /* ---------------------------------------------------------------------------------------
  * The resource table (resources.c)

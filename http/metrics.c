@@ -28,10 +28,6 @@ static void one_signed(FILE *f, const char *name, const char *help, int64_t v)
 
 char *wc_http_metrics(wc_http *h, size_t *len)
 {
-    static const char *const reasons[WC_END_COUNT] = {
-        [WC_END_CLOSED] = "closed",   [WC_END_TIMEOUT] = "timeout", [WC_END_SLOW] = "slow",
-        [WC_END_EXPIRED] = "expired", [WC_END_RESET] = "reset",     [WC_END_SHUTDOWN] = "shutdown",
-    };
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
@@ -68,8 +64,8 @@ char *wc_http_metrics(wc_http *h, size_t *len)
         "Frames (events and bookmarks) handed to watch streams.", st.frames_out);
     family(f, "wcached_watchers_terminated_total", "counter", "Watchers ended, by reason.");
     for (int i = 0; i < WC_END_COUNT; i++)
-        fprintf(f, "wcached_watchers_terminated_total{reason=\"%s\"} %" PRIu64 "\n", reasons[i],
-                st.ended[i]);
+        fprintf(f, "wcached_watchers_terminated_total{reason=\"%s\"} %" PRIu64 "\n",
+                wc_end_reason_name((wc_end_reason)i), st.ended[i]);
 
     pthread_mutex_lock(&h->hook->mu);
     uint64_t streams = h->n_streams;

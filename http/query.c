@@ -112,7 +112,7 @@ static int parse_one(int p, const char *v, const char *index_field, wc_http_quer
             q->send_initial = b;
         return 0;
     case P_RV:
-        if (wc_http_parse_uint(v, INT64_MAX, &n) != 0)
+        if (wc_parse_i64(v, strlen(v), 0, INT64_MAX, &n) != 0)
             return bad_value(err, p, v, "must be a non-negative decimal resource version");
         q->rv = n;
         return 0;
@@ -125,14 +125,14 @@ static int parse_one(int p, const char *v, const char *index_field, wc_http_quer
             return bad_value(err, p, v, "supported values: \"Exact\", \"NotOlderThan\"");
         return 0;
     case P_TIMEOUT:
-        if (wc_http_parse_uint(v, WC_HTTP_MAX_TIMEOUT_S, &n) != 0)
+        if (wc_parse_i64(v, strlen(v), 0, WC_HTTP_MAX_TIMEOUT_S, &n) != 0)
             return bad_value(err, p, v,
                              "must be a non-negative number of seconds (at most "
                              "one year)");
         q->timeout_s = n;
         return 0;
     case P_LIMIT:
-        if (wc_http_parse_uint(v, INT64_MAX, &n) != 0)
+        if (wc_parse_i64(v, strlen(v), 0, INT64_MAX, &n) != 0)
             return bad_value(err, p, v, "must be a non-negative integer");
         q->limit = n;
         return 0;
@@ -272,18 +272,18 @@ char *wc_http_continue_encode(int64_t rv, const char *key, size_t key_len)
     char *k64 = malloc(4 * ((key_len + 2) / 3) + 1);
     if (!k64)
         return NULL;
-    wc_http_b64url_encode(key, key_len, k64);
-    wc_http_buf b = {0};
-    wc_http_buf_printf(&b, "{\"v\":1,\"rv\":%" PRId64 ",\"start\":\"%s\"}", rv, k64);
+    wc_b64_encode_to(key, key_len, k64, WC_B64_URL);
+    wc_buf b = {0};
+    wc_buf_printf(&b, "{\"v\":1,\"rv\":%" PRId64 ",\"start\":\"%s\"}", rv, k64);
     free(k64);
     if (b.oom) {
-        wc_http_buf_free(&b);
+        wc_buf_free(&b);
         return NULL;
     }
     char *tok = malloc(4 * ((b.len + 2) / 3) + 1);
     if (tok)
-        wc_http_b64url_encode(b.p, b.len, tok);
-    wc_http_buf_free(&b);
+        wc_b64_encode_to(b.p, b.len, tok, WC_B64_URL);
+    wc_buf_free(&b);
     return tok;
 }
 
@@ -298,7 +298,7 @@ int wc_http_continue_decode(const char *tok, size_t len, int64_t *rv, char **key
     int rc = WC_EINVAL;
     json_t *j = NULL;
     char *k = NULL;
-    if (wc_http_b64url_decode(tok, len, raw, &raw_len) != 0)
+    if (wc_b64_decode_to(tok, len, raw, &raw_len, WC_B64_URL) != 0)
         goto out;
     json_error_t je;
     j = json_loadb(raw, raw_len, JSON_REJECT_DUPLICATES, &je);
@@ -317,7 +317,7 @@ int wc_http_continue_decode(const char *tok, size_t len, int64_t *rv, char **key
         goto out;
     }
     size_t klen;
-    if (wc_http_b64url_decode(s64, s64_len, k, &klen) != 0)
+    if (wc_b64_decode_to(s64, s64_len, k, &klen, WC_B64_URL) != 0)
         goto out;
     k[klen] = '\0';
     *rv = json_integer_value(r);

@@ -88,33 +88,6 @@ static bool is_lower_alnum(char c)
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-/* DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63. */
-static bool valid_label(const char *s, size_t n)
-{
-    if (n == 0 || n > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!is_lower_alnum(s[i]) && s[i] != '-')
-            return false;
-    return true;
-}
-
-/* DNS-1123 subdomain: labels joined by '.', at most 253. */
-static bool valid_subdomain(const char *s, size_t n)
-{
-    if (n == 0 || n > 253)
-        return false;
-    size_t start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || s[i] == '.') {
-            if (!valid_label(s + start, i - start))
-                return false;
-            start = i + 1;
-        }
-    }
-    return true;
-}
-
 /* Kubernetes API versions: a lowercase letter, then lowercase letters and digits. */
 static bool valid_version(const char *s, size_t n)
 {
@@ -191,8 +164,8 @@ int wc_http_resource_parse(const char *spec, wc_http_resource **out)
         plural = s1 + 1;
         plural_len = (size_t)(eq - s1 - 1);
     }
-    if ((group_len && !valid_subdomain(group, group_len)) || !valid_version(version, version_len) ||
-        !valid_label(plural, plural_len))
+    if ((group_len && !wc_dns_subdomain_valid(group, group_len)) || !valid_version(version, version_len) ||
+        !wc_dns_label_valid(plural, plural_len))
         return WC_EINVAL;
 
     /* Right of '=': Kind[:PATH][:cluster|:namespaced] */
@@ -395,11 +368,11 @@ bool wc_http_resources_has(wc_http_resources *t, const char *group, const char *
 
 /* Appends the versions of `group` in table order as discovery's GroupVersionForDiscovery
  * list, and the preferred (first) one. Holds the read lock. */
-static void group_json(wc_http_resources *t, const char *group, wc_http_buf *b)
+static void group_json(wc_http_resources *t, const char *group, wc_buf *b)
 {
-    wc_http_buf_puts(b, "\"name\":");
-    wc_http_buf_json(b, group, strlen(group));
-    wc_http_buf_puts(b, ",\"versions\":[");
+    wc_buf_puts(b, "\"name\":");
+    wc_buf_json(b, group, strlen(group));
+    wc_buf_puts(b, ",\"versions\":[");
     const char *first = NULL;
     for (size_t i = 0; i < t->n; i++) {
         const wc_http_resource *r = t->entries[i];
@@ -412,17 +385,17 @@ static void group_json(wc_http_resources *t, const char *group, wc_http_buf *b)
         if (seen)
             continue;
         if (first)
-            wc_http_buf_puts(b, ",");
+            wc_buf_puts(b, ",");
         else
             first = r->api_version;
-        wc_http_buf_printf(b, "{\"groupVersion\":\"%s\",\"version\":\"%s\"}", r->api_version,
+        wc_buf_printf(b, "{\"groupVersion\":\"%s\",\"version\":\"%s\"}", r->api_version,
                            r->version);
     }
-    wc_http_buf_puts(b, "],\"preferredVersion\":");
+    wc_buf_puts(b, "],\"preferredVersion\":");
     for (size_t i = 0; i < t->n; i++) {
         const wc_http_resource *r = t->entries[i];
         if (strcmp(r->group, group) == 0) {
-            wc_http_buf_printf(b, "{\"groupVersion\":\"%s\",\"version\":\"%s\"}", r->api_version,
+            wc_buf_printf(b, "{\"groupVersion\":\"%s\",\"version\":\"%s\"}", r->api_version,
                                r->version);
             break;
         }
@@ -432,18 +405,18 @@ static void group_json(wc_http_resources *t, const char *group, wc_http_buf *b)
 char *wc_http_discovery(wc_http_resources *t, const wc_http_route *route, const char *addr,
                         size_t *len)
 {
-    wc_http_buf b = {0};
+    wc_buf b = {0};
     pthread_rwlock_rdlock(&t->mu);
     switch (route->kind) {
     case WC_HTTP_R_API_VERSIONS:
-        wc_http_buf_puts(&b, "{\"kind\":\"APIVersions\",\"versions\":[\"v1\"],"
+        wc_buf_puts(&b, "{\"kind\":\"APIVersions\",\"versions\":[\"v1\"],"
                              "\"serverAddressByClientCIDRs\":[{\"clientCIDR\":\"0.0.0.0/0\","
                              "\"serverAddress\":");
-        wc_http_buf_json(&b, addr, strlen(addr));
-        wc_http_buf_puts(&b, "}]}");
+        wc_buf_json(&b, addr, strlen(addr));
+        wc_buf_puts(&b, "}]}");
         break;
     case WC_HTTP_R_API_GROUPS:
-        wc_http_buf_puts(&b, "{\"kind\":\"APIGroupList\",\"apiVersion\":\"v1\",\"groups\":[");
+        wc_buf_puts(&b, "{\"kind\":\"APIGroupList\",\"apiVersion\":\"v1\",\"groups\":[");
         for (size_t i = 0, n = 0; i < t->n; i++) {
             const char *g = t->entries[i]->group;
             bool seen = g[0] == '\0';
@@ -451,38 +424,38 @@ char *wc_http_discovery(wc_http_resources *t, const wc_http_route *route, const 
                 seen = strcmp(t->entries[j]->group, g) == 0;
             if (seen)
                 continue;
-            wc_http_buf_puts(&b, n++ ? ",{" : "{");
+            wc_buf_puts(&b, n++ ? ",{" : "{");
             group_json(t, g, &b);
-            wc_http_buf_puts(&b, "}");
+            wc_buf_puts(&b, "}");
         }
-        wc_http_buf_puts(&b, "]}");
+        wc_buf_puts(&b, "]}");
         break;
     case WC_HTTP_R_API_GROUP:
-        wc_http_buf_puts(&b, "{\"kind\":\"APIGroup\",\"apiVersion\":\"v1\",");
+        wc_buf_puts(&b, "{\"kind\":\"APIGroup\",\"apiVersion\":\"v1\",");
         group_json(t, route->group, &b);
-        wc_http_buf_puts(&b, "}");
+        wc_buf_puts(&b, "}");
         break;
     case WC_HTTP_R_API_RESOURCES: {
         const char *gv = NULL;
-        wc_http_buf_puts(&b, "{\"kind\":\"APIResourceList\",\"apiVersion\":\"v1\","
+        wc_buf_puts(&b, "{\"kind\":\"APIResourceList\",\"apiVersion\":\"v1\","
                              "\"groupVersion\":");
         for (size_t i = 0; i < t->n && !gv; i++)
             if (strcmp(t->entries[i]->group, route->group) == 0 &&
                 strcmp(t->entries[i]->version, route->version) == 0)
                 gv = t->entries[i]->api_version;
-        wc_http_buf_json(&b, gv ? gv : "", gv ? strlen(gv) : 0);
-        wc_http_buf_puts(&b, ",\"resources\":[");
+        wc_buf_json(&b, gv ? gv : "", gv ? strlen(gv) : 0);
+        wc_buf_puts(&b, ",\"resources\":[");
         for (size_t i = 0, n = 0; i < t->n; i++) {
             const wc_http_resource *r = t->entries[i];
             if (strcmp(r->group, route->group) != 0 || strcmp(r->version, route->version) != 0)
                 continue;
-            wc_http_buf_printf(&b,
+            wc_buf_printf(&b,
                                "%s{\"name\":\"%s\",\"singularName\":\"\",\"namespaced\":%s,"
                                "\"kind\":\"%s\",\"verbs\":[\"get\",\"list\",\"watch\"]}",
                                n++ ? "," : "", r->plural, r->namespaced ? "true" : "false",
                                r->kind);
         }
-        wc_http_buf_puts(&b, "]}");
+        wc_buf_puts(&b, "]}");
         break;
     }
     default:
@@ -490,7 +463,7 @@ char *wc_http_discovery(wc_http_resources *t, const wc_http_route *route, const 
     }
     pthread_rwlock_unlock(&t->mu);
     if (b.oom || !b.p) {
-        wc_http_buf_free(&b);
+        wc_buf_free(&b);
         return NULL;
     }
     *len = b.len;

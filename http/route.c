@@ -72,19 +72,6 @@ static int not_found(wc_http_error *err)
                         "the server could not find the requested resource");
 }
 
-static bool is_dns_label(const char *s, size_t n)
-{
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (c != '-' || i == 0 || i == n - 1))
-            return false;
-    }
-    return true;
-}
-
 /* Kubernetes' IsValidPathSegmentName, plus a length bound. */
 static int check_name(const char *what, const char *s, size_t n, wc_http_error *err)
 {
@@ -150,7 +137,7 @@ static int data_k8s(wc_http_resources *t, const char *k8s_prefix, const char *gr
             (rc = decode(&s[i + 2], &plural, &plural_len, err)) != 0 ||
             (left == 4 && (rc = decode(&s[i + 3], &name, &name_len, err)) != 0))
             goto out;
-        if (!is_dns_label(ns, ns_len)) {
+        if (!wc_dns_label_valid(ns, ns_len)) {
             char q[WC_HTTP_QUOTE_MAX];
             rc = wc_http_fail(err, WC_EINVAL, 400, "BadRequest",
                               "invalid namespace \"%s\": must be a DNS-1123 label",
@@ -176,19 +163,19 @@ static int data_k8s(wc_http_resources *t, const char *k8s_prefix, const char *gr
         rc = not_found(err);
         goto out;
     }
-    wc_http_buf b = {0};
-    wc_http_buf_puts(&b, k8s_prefix);
-    wc_http_buf_puts(&b, "/");
-    wc_http_buf_puts(&b, res->path);
-    wc_http_buf_puts(&b, "/");
+    wc_buf b = {0};
+    wc_buf_puts(&b, k8s_prefix);
+    wc_buf_puts(&b, "/");
+    wc_buf_puts(&b, res->path);
+    wc_buf_puts(&b, "/");
     if (ns) {
-        wc_http_buf_put(&b, ns, ns_len);
-        wc_http_buf_puts(&b, "/");
+        wc_buf_put(&b, ns, ns_len);
+        wc_buf_puts(&b, "/");
     }
     if (name)
-        wc_http_buf_put(&b, name, name_len);
+        wc_buf_put(&b, name, name_len);
     if (b.oom) {
-        wc_http_buf_free(&b);
+        wc_buf_free(&b);
         rc = WC_ENOMEM;
         goto out;
     }

@@ -47,7 +47,7 @@ void wc_http_opts_default(wc_http_opts *o)
 
 int64_t wc_http_now(const wc_http *h)
 {
-    return h->o.now_ms ? h->o.now_ms(h->o.clock_arg) : wc_http_mono_ms();
+    return h->o.now_ms ? h->o.now_ms(h->o.clock_arg) : wc_mono_ms();
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -317,8 +317,8 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
     b->l.n = kept;
     total += kept ? kept - 1 : 0;
 
-    wc_http_buf head = {0};
-    wc_http_buf_printf(&head,
+    wc_buf head = {0};
+    wc_buf_printf(&head,
                        "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
                        "\"resourceVersion\":\"%" PRId64 "\"",
                        rt->kind_name, rt->api_version, b->l.rev);
@@ -328,12 +328,12 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
         if (!tok)
             head.oom = true;
         else
-            wc_http_buf_printf(&head, ",\"continue\":\"%s\"", tok);
+            wc_buf_printf(&head, ",\"continue\":\"%s\"", tok);
         free(tok);
     }
-    wc_http_buf_puts(&head, "},\"items\":[");
+    wc_buf_puts(&head, "},\"items\":[");
     if (head.oom) {
-        wc_http_buf_free(&head);
+        wc_buf_free(&head);
         list_free(b);
         return MHD_NO;
     }
@@ -370,13 +370,13 @@ static char *expired_event(int64_t rv, int64_t floor, size_t *len)
     char *status = wc_http_status_json(&e, &slen);
     if (!status)
         return NULL;
-    wc_http_buf b = {0};
-    wc_http_buf_puts(&b, "{\"type\":\"ERROR\",\"object\":");
-    wc_http_buf_put(&b, status, slen);
-    wc_http_buf_puts(&b, "}\n");
+    wc_buf b = {0};
+    wc_buf_puts(&b, "{\"type\":\"ERROR\",\"object\":");
+    wc_buf_put(&b, status, slen);
+    wc_buf_puts(&b, "}\n");
     free(status);
     if (b.oom) {
-        wc_http_buf_free(&b);
+        wc_buf_free(&b);
         return NULL;
     }
     *len = b.len;
@@ -525,7 +525,7 @@ static enum MHD_Result serve_data(wc_http *h, struct MHD_Connection *conn, wc_ht
     if (!wc_cacher_ready(h->o.cacher))
         return respond_err(h, conn, WC_ENOTREADY, 0, false);
     if (needs_wait(h, r)) {
-        r->deadline = wc_http_mono_ms() + h->o.wait_ms;
+        r->deadline = wc_mono_ms() + h->o.wait_ms;
         if (wc_http_waiter_submit(h, r)) {
             MHD_suspend_connection(conn);
             return MHD_YES;
@@ -741,35 +741,6 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
  * Life cycle
  * ------------------------------------------------------------------------------------- */
 
-/* Splits "HOST:PORT" or "[V6]:PORT". */
-static int split_listen(const char *s, char *host, size_t host_len, char *port, size_t port_len)
-{
-    const char *colon;
-    const char *h0 = s, *h1;
-    if (*s == '[') {
-        h0 = s + 1;
-        h1 = strchr(h0, ']');
-        if (!h1 || h1[1] != ':')
-            return WC_EINVAL;
-        colon = h1 + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return WC_EINVAL;
-        h1 = colon;
-    }
-    size_t hl = (size_t)(h1 - h0), pl = strlen(colon + 1);
-    if (hl == 0 || hl >= host_len || pl == 0 || pl >= port_len)
-        return WC_EINVAL;
-    memcpy(host, h0, hl);
-    host[hl] = '\0';
-    memcpy(port, colon + 1, pl + 1);
-    int64_t p;
-    if (wc_http_parse_uint(port, 65535, &p) != 0)
-        return WC_EINVAL;
-    return 0;
-}
-
 /* Raises the soft RLIMIT_NOFILE to the hard one; returns the soft limit now in force. */
 static rlim_t raise_nofile(void)
 {
@@ -804,9 +775,11 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
 {
     if (!o->cacher || !o->hook || !o->listen)
         return WC_EINVAL;
-    char host[256], port[16];
-    if (split_listen(o->listen, host, sizeof(host), port, sizeof(port)) != 0)
+    char host[256], port[8];
+    uint16_t portnum;
+    if (wc_parse_listen(o->listen, host, sizeof(host), &portnum) != 0)
         return WC_EINVAL;
+    snprintf(port, sizeof(port), "%u", (unsigned)portnum);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -909,12 +882,12 @@ void wc_http_stop(wc_http *h)
     wc_http_waiter_stop(h);
     if (h->n_pumps) {
         wc_http_streams_end(h);
-        int64_t until = wc_http_mono_ms() + DRAIN_MS;
+        int64_t until = wc_mono_ms() + DRAIN_MS;
         for (;;) {
             pthread_mutex_lock(&h->hook->mu);
             size_t n = h->n_streams;
             pthread_mutex_unlock(&h->hook->mu);
-            if (n == 0 || wc_http_mono_ms() >= until)
+            if (n == 0 || wc_mono_ms() >= until)
                 break;
             usleep(5000);
         }

@@ -258,20 +258,12 @@ void wc_http_stream_completed(wc_http_stream *s)
 /* The server ended a stream: worth a line when the reader did not ask for it. */
 static void log_end(wc_http_stream *s)
 {
-    static const char *const why[WC_END_COUNT] = {
-        [WC_END_CLOSED] = "closed",
-        [WC_END_TIMEOUT] = "timeoutSeconds reached",
-        [WC_END_SLOW] = "too slow",
-        [WC_END_EXPIRED] = "fell out of the event ring",
-        [WC_END_RESET] = "upstream history reset",
-        [WC_END_SHUTDOWN] = "shutting down",
-    };
     wc_end_reason r = wc_watcher_end_reason(s->w);
     wc_log_level lvl =
         (r == WC_END_SLOW || r == WC_END_EXPIRED || r == WC_END_RESET) ? WC_LOG_INFO : WC_LOG_DEBUG;
     if (wc_log_enabled(lvl))
         wc_log(lvl, "http: watch stream ended at resourceVersion %" PRId64 ": %s%s",
-               wc_watcher_rv(s->w), (unsigned)r < WC_END_COUNT ? why[r] : "?",
+               wc_watcher_rv(s->w), wc_end_reason_text(r),
                s->blocked ? " (cut off: its socket was full)" : "");
 }
 
@@ -433,11 +425,11 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
         if (!s->cut_at && s->w && wc_watcher_ended(s->w)) {
             wc_end_reason r = wc_watcher_end_reason(s->w);
             if (r == WC_END_SLOW || r == WC_END_EXPIRED) {
-                s->cut_at = wc_http_mono_ms() + TAIL_GRACE_MS;
+                s->cut_at = wc_mono_ms() + TAIL_GRACE_MS;
                 s->linger_next = p->lingering;
                 p->lingering = s;
             }
-        } else if (s->cut_at && wc_http_mono_ms() >= s->cut_at) {
+        } else if (s->cut_at && wc_mono_ms() >= s->cut_at) {
             log_end(s);
             finish(p, s, grave);
         }
@@ -493,13 +485,13 @@ static void *pump_main(void *arg)
     wc_http_pump *p = arg;
     wc_http *h = p->srv;
     wc_http_hook *hk = h->hook;
-    int64_t next_tick = wc_http_mono_ms() + TICK_MS;
+    int64_t next_tick = wc_mono_ms() + TICK_MS;
     int64_t flush_at = 0;  /* with coalescing: when the marked list is due; 0: none */
     bool swept = false;    /* every stream was visited once after `stopping` */
     wc_http_stream *again = NULL; /* streams that used up a round's budget */
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {
-        int64_t now = wc_http_mono_ms();
+        int64_t now = wc_mono_ms();
         int timeout;
         if (again) {
             timeout = 0;
@@ -543,9 +535,9 @@ static void *pump_main(void *arg)
                 work_add(&work, s);
         }
         if (poked && h->o.coalesce_ms > 0 && !flush_at)
-            flush_at = wc_http_mono_ms() + h->o.coalesce_ms;
+            flush_at = wc_mono_ms() + h->o.coalesce_ms;
         bool take = poked && h->o.coalesce_ms <= 0;
-        if (flush_at && wc_http_mono_ms() >= flush_at) {
+        if (flush_at && wc_mono_ms() >= flush_at) {
             take = true;
             flush_at = 0;
         }
@@ -568,7 +560,7 @@ static void *pump_main(void *arg)
         bool quit = p->quit;
         pthread_mutex_unlock(&hk->mu);
         for (wc_http_stream *s = p->lingering; s; s = s->linger_next)
-            if (wc_http_mono_ms() >= s->cut_at)
+            if (wc_mono_ms() >= s->cut_at)
                 work_add(&work, s);
 
         for (wc_http_stream *s = work, *next; s; s = next) {
@@ -602,9 +594,9 @@ static void *pump_main(void *arg)
         }
         if (quit)
             return NULL;
-        if (p->id == 0 && wc_http_mono_ms() >= next_tick) {
+        if (p->id == 0 && wc_mono_ms() >= next_tick) {
             wc_cacher_tick(h->o.cacher); /* calls after_dispatch: the poke for its wakes */
-            next_tick = wc_http_mono_ms() + TICK_MS;
+            next_tick = wc_mono_ms() + TICK_MS;
         }
     }
 }

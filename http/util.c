@@ -1,7 +1,7 @@
 /*
- * Small helpers of the http/ module: a growable buffer, JSON string escaping, the Status
- * object every error is answered with, and the strict decoders (percent-encoding, base64url,
- * booleans, integers) that untrusted input goes through before anything else sees it.
+ * Small helpers of the http/ module: the Status object every error is answered with, and the
+ * strict decoders (percent-encoding, booleans) that untrusted input goes through before anything
+ * else sees it. The buffer, UTF-8, numbers and the clock are common/'s.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,140 +11,6 @@
 
 #include "http_internal.h"
 #include "wcached/b64.h"
-
-/* ---------------------------------------------------------------------------------------
- * Buffer
- * ------------------------------------------------------------------------------------- */
-
-static bool buf_reserve(wc_http_buf *b, size_t more)
-{
-    if (b->oom)
-        return false;
-    if (b->len + more + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more + 1) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void wc_http_buf_put(wc_http_buf *b, const void *s, size_t n)
-{
-    if (!buf_reserve(b, n))
-        return;
-    if (n)
-        memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void wc_http_buf_puts(wc_http_buf *b, const char *s)
-{
-    wc_http_buf_put(b, s, strlen(s));
-}
-
-void wc_http_buf_printf(wc_http_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || !buf_reserve(b, (size_t)n)) {
-        b->oom = true;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0xff >> (len + 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-void wc_http_buf_json(wc_http_buf *b, const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    wc_http_buf_put(b, "\"", 1);
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = u[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            size_t j = i;
-            while (j < n && u[j] >= 0x20 && u[j] < 0x80 && u[j] != '"' && u[j] != '\\')
-                j++;
-            wc_http_buf_put(b, s + i, j - i);
-            i = j;
-            continue;
-        }
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            wc_http_buf_put(b, esc, 2);
-            i++;
-        } else if (c < 0x20) {
-            wc_http_buf_printf(b, "\\u%04x", c);
-            i++;
-        } else {
-            size_t len = utf8_len(u + i, n - i);
-            if (len == 0) {
-                wc_http_buf_puts(b, "\\ufffd");
-                i++;
-            } else {
-                wc_http_buf_put(b, s + i, len);
-                i += len;
-            }
-        }
-    }
-    wc_http_buf_put(b, "\"", 1);
-}
-
-void wc_http_buf_free(wc_http_buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
 
 /* ---------------------------------------------------------------------------------------
  * Errors and Status
@@ -190,30 +56,30 @@ const char *wc_http_quote(const char *s, size_t n, char *out)
 
 char *wc_http_status_json(const wc_http_error *e, size_t *len)
 {
-    wc_http_buf b = {0};
-    wc_http_buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+    wc_buf b = {0};
+    wc_buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
                          "\"status\":\"Failure\",\"message\":");
-    wc_http_buf_json(&b, e->message, strlen(e->message));
-    wc_http_buf_puts(&b, ",\"reason\":");
-    wc_http_buf_json(&b, e->reason, strlen(e->reason));
-    wc_http_buf_printf(&b, ",\"code\":%d", e->code);
+    wc_buf_json(&b, e->message, strlen(e->message));
+    wc_buf_puts(&b, ",\"reason\":");
+    wc_buf_json(&b, e->reason, strlen(e->reason));
+    wc_buf_printf(&b, ",\"code\":%d", e->code);
     if (e->cause || e->retry_after > 0) {
-        wc_http_buf_puts(&b, ",\"details\":{");
+        wc_buf_puts(&b, ",\"details\":{");
         if (e->cause) {
-            wc_http_buf_puts(&b, "\"causes\":[{\"reason\":");
-            wc_http_buf_json(&b, e->cause, strlen(e->cause));
-            wc_http_buf_puts(&b, ",\"message\":");
-            wc_http_buf_json(&b, e->message, strlen(e->message));
-            wc_http_buf_puts(&b, "}]");
+            wc_buf_puts(&b, "\"causes\":[{\"reason\":");
+            wc_buf_json(&b, e->cause, strlen(e->cause));
+            wc_buf_puts(&b, ",\"message\":");
+            wc_buf_json(&b, e->message, strlen(e->message));
+            wc_buf_puts(&b, "}]");
         }
         if (e->retry_after > 0)
-            wc_http_buf_printf(&b, "%s\"retryAfterSeconds\":%d", e->cause ? "," : "",
+            wc_buf_printf(&b, "%s\"retryAfterSeconds\":%d", e->cause ? "," : "",
                                e->retry_after);
-        wc_http_buf_puts(&b, "}");
+        wc_buf_puts(&b, "}");
     }
-    wc_http_buf_puts(&b, "}");
+    wc_buf_puts(&b, "}");
     if (b.oom) {
-        wc_http_buf_free(&b);
+        wc_buf_free(&b);
         return NULL;
     }
     *len = b.len;
@@ -260,16 +126,6 @@ int wc_http_unescape(const char *s, size_t n, char *out, size_t *out_len)
     return 0;
 }
 
-size_t wc_http_b64url_encode(const void *in, size_t n, char *out)
-{
-    return wc_b64_encode_to(in, n, out, WC_B64_URL);
-}
-
-int wc_http_b64url_decode(const char *in, size_t n, void *out, size_t *out_len)
-{
-    return wc_b64_decode_to(in, n, out, out_len, WC_B64_URL);
-}
-
 int wc_http_parse_bool(const char *s, bool *out)
 {
     static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
@@ -285,28 +141,4 @@ int wc_http_parse_bool(const char *s, bool *out)
         }
     }
     return WC_EINVAL;
-}
-
-int wc_http_parse_uint(const char *s, int64_t max, int64_t *out)
-{
-    if (*s == '\0')
-        return WC_EINVAL;
-    int64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return WC_EINVAL;
-        int d = *p - '0';
-        if (v > (max - d) / 10)
-            return WC_EINVAL;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-int64_t wc_http_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -67,7 +67,7 @@ static void *waiter_main(void *arg)
             atomic_fetch_add(&h->consistent_reads, 1);
             if (crc == 0 && current > wc_cacher_rev(h->o.cacher) && h->o.request_progress) {
                 h->o.request_progress(h->o.cb_arg);
-                last_progress = wc_http_mono_ms();
+                last_progress = wc_mono_ms();
             }
         }
         for (wc_http_req *r = fresh, *next; r; r = next) {
@@ -85,7 +85,7 @@ static void *waiter_main(void *arg)
         }
 
         /* Resume what is due; wait a slice for the rest. */
-        int64_t now = wc_http_mono_ms();
+        int64_t now = wc_mono_ms();
         int64_t rev = wc_cacher_rev(h->o.cacher);
         int64_t min_target = INT64_MAX, min_deadline = INT64_MAX;
         wc_http_req **pp = &pending;

@@ -31,10 +31,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "wcached/upstream.h"
 #include "seam.h"
-#include "wire.h"
 #include "wcached/b64.h"
+#include "wcached/buf.h"
+#include "wcached/clock.h"
+#include "wcached/upstream.h"
+#include "wire.h"
 
 #define PAGE_DEFAULT 1000
 #define MAX_LINE ((size_t)64 << 20)
@@ -113,12 +115,6 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Remembers the newest revision etcd reported, for the lag metric. */
 static void saw_header(wc_upstream *u, int64_t rev)
@@ -138,26 +134,13 @@ static void set_state(wc_upstream *u, wc_upstream_state st, const char *reason)
  * Plain requests
  * ------------------------------------------------------------------------------------- */
 
-typedef struct buf {
-    char *p;
-    size_t len;
-    bool oom;
-} buf;
-
+/* libcurl's write callback: collects a plain response. */
 static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)
 {
-    buf *b = arg;
+    wc_buf *b = arg;
     size_t n = size * nmemb;
-    char *p = realloc(b->p, b->len + n + 1);
-    if (!p) {
-        b->oom = true;
-        return 0;
-    }
-    memcpy(p + b->len, ptr, n);
-    b->p = p;
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
+    wc_buf_put(b, ptr, n);
+    return b->oom ? 0 : n;
 }
 
 /* The token to send, copied into *out (NULL without auth or before the first authentication).
@@ -267,7 +250,7 @@ static int prepare(wc_upstream *u, const req_steps *steps, const char *what, CUR
  * request). 0 with the response in *out (caller frees out->p), or a negative code with e
  * filled. */
 static int post_once(wc_upstream *u, const char *what, const char *endpoint, const char *path,
-                     const char *body, const char *token, long timeout_ms, buf *out, up_err *e)
+                     const char *body, const char *token, long timeout_ms, wc_buf *out, up_err *e)
 {
     memset(out, 0, sizeof(*out));
     char url[1024];
@@ -330,7 +313,7 @@ static int authenticate(wc_upstream *u, const char *endpoint, up_err *e)
     json_decref(req);
     if (!body)
         return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "auth: out of memory for the request");
-    buf resp;
+    wc_buf resp;
     int rc = post_once(u, "auth", endpoint, "/v3/auth/authenticate", body, NULL, 10000, &resp, e);
     /* The body held the password: clear it before freeing. */
     memset(body, 0, strlen(body));
@@ -369,7 +352,7 @@ static int ensure_token(wc_upstream *u, const char *endpoint, up_err *e)
 /* POSTs with the current token, authenticating first when needed and once more when etcd
  * says the token is no longer valid. */
 static int post(wc_upstream *u, const char *what, const char *endpoint, const char *path,
-                const char *body, long timeout_ms, buf *out, up_err *e)
+                const char *body, long timeout_ms, wc_buf *out, up_err *e)
 {
     for (int attempt = 0;; attempt++) {
         int rc = ensure_token(u, endpoint, e);
@@ -427,7 +410,7 @@ typedef struct prefetch {
     char *body; /* what was asked; the page is used only if the list asks the same */
     pthread_t thread;
     bool started;
-    buf resp;
+    wc_buf resp;
     int rc;
     up_err err;
 } prefetch;
@@ -526,7 +509,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
             rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
             break;
         }
-        buf resp;
+        wc_buf resp;
         if (pf.started && strcmp(pf.body, body) == 0) {
             pthread_join(pf.thread, NULL);
             pf.started = false;
@@ -772,7 +755,7 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
 {
     watch_ctx *w = arg;
     size_t n = size * nmemb;
-    w->last_msg = now_ms();
+    w->last_msg = wc_mono_ms();
     atomic_store(&w->u->last_msg, w->last_msg);
     int rc = wc_linebuf_feed(&w->lines, ptr, n);
     if (rc) {
@@ -909,8 +892,8 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, up_er
         goto out;
     }
     added = true;
-    w.last_msg = now_ms();
-    int64_t last_ask = now_ms();
+    w.last_msg = wc_mono_ms();
+    int64_t last_ask = wc_mono_ms();
     for (;;) {
         int running = 0;
         mc = injected(u, WC_UPSTEP_WATCH_PERFORM) ? CURLM_OUT_OF_MEMORY
@@ -943,7 +926,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, up_er
             w.end = END_STOPPED;
             break;
         }
-        int64_t now = now_ms();
+        int64_t now = wc_mono_ms();
         bool asked = atomic_exchange(&u->progress_wanted, false);
         if (w.created && (asked || now - w.last_msg >= IDLE_PROGRESS_MS) &&
             now - last_ask >= (asked ? 0 : IDLE_PROGRESS_MS)) {
@@ -982,8 +965,8 @@ out:
 /* Sleeps up to ms, waking early when asked to stop. */
 static void pause_ms(wc_upstream *u, int64_t ms)
 {
-    int64_t until = now_ms() + ms;
-    while (!atomic_load(&u->stop) && now_ms() < until) {
+    int64_t until = wc_mono_ms() + ms;
+    while (!atomic_load(&u->stop) && wc_mono_ms() < until) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -1015,7 +998,7 @@ static void *run(void *arg)
     int64_t backoff = 0;
     while (!atomic_load(&u->stop)) {
         const char *ep = u->endpoints[atomic_load(&u->cur) % u->n_endpoints];
-        int64_t started = now_ms();
+        int64_t started = wc_mono_ms();
         /* Every failure fills e; the default only shows if one ever forgot to. */
         up_err e = {.cause = WC_UPC_LOCAL, .reason = "failed for an unknown reason"};
         if (need_list) {
@@ -1058,7 +1041,7 @@ static void *run(void *arg)
             behind = 0;
         }
         set_state(u, WC_UP_DOWN, e.reason);
-        if (now_ms() - started > 10000)
+        if (wc_mono_ms() - started > 10000)
             backoff = 0; /* it was healthy for a while: start the backoff over */
         backoff = next_backoff(u, backoff);
         atomic_store(&u->cur, (atomic_load(&u->cur) + 1) % u->n_endpoints);
@@ -1119,7 +1102,7 @@ wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
         u->password = strdup("");
     u->sink = o->sink;
     u->multi = curl_multi_init();
-    u->seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)u;
+    u->seed = (unsigned)wc_mono_ms() ^ (unsigned)(uintptr_t)u;
     if (!ok || !u->prefix || !u->key_b64 || !u->end_b64 || !u->multi) {
         wc_upstream_free(u);
         return NULL;
@@ -1174,14 +1157,14 @@ int wc_upstream_current_rev(wc_upstream *u, int64_t *rev, int64_t timeout_ms)
     char *body = NULL;
     if (asprintf(&body, "{\"key\":\"%s\",\"keys_only\":true}", u->key_b64) < 0)
         return WC_ENOMEM;
-    int64_t until = now_ms() + timeout_ms;
+    int64_t until = wc_mono_ms() + timeout_ms;
     size_t first = atomic_load(&u->cur);
     int rc = WC_EIO;
-    for (size_t i = 0; i < u->n_endpoints && now_ms() < until; i++) {
+    for (size_t i = 0; i < u->n_endpoints && wc_mono_ms() < until; i++) {
         const char *ep = u->endpoints[(first + i) % u->n_endpoints];
-        buf resp;
+        wc_buf resp;
         up_err e;
-        long left = (long)(until - now_ms());
+        long left = (long)(until - wc_mono_ms());
         rc = post(u, "revision", ep, "/v3/kv/range", body, left > 0 ? left : 1, &resp, &e);
         if (rc)
             continue;
@@ -1224,5 +1207,5 @@ void wc_upstream_stats_get(wc_upstream *u, wc_upstream_stats *out)
     out->endpoint = atomic_load(&u->cur) % u->n_endpoints;
     out->etcd_rev = atomic_load(&u->etcd_rev);
     int64_t last = atomic_load(&u->last_msg);
-    out->last_msg_age_ms = last ? now_ms() - last : -1;
+    out->last_msg_age_ms = last ? wc_mono_ms() - last : -1;
 }

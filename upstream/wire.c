@@ -1,6 +1,7 @@
 /* etcd's JSON gateway wire; see wire.h. */
 #include "wire.h"
 #include "wcached/b64.h"
+#include "wcached/parse.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -106,6 +107,18 @@ size_t wc_etcd_range_end(const char *prefix, size_t n, char *out)
  * Absent means 0. Signed fields (revisions) and unsigned ones (cluster and member IDs, which
  * use all 64 bits) share the parsing; the unsigned kind refuses a sign.
  */
+/* A decimal string as a signed or unsigned 64-bit number. */
+static bool parse_number(const char *s, size_t n, bool is_signed, uint64_t *out)
+{
+    int64_t v;
+    if (!is_signed)
+        return wc_parse_u64(s, n, out) == 0;
+    if (wc_parse_i64(s, n, INT64_MIN, INT64_MAX, &v) != 0)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
 static int get_number(json_t *obj, const char *name, bool is_signed, uint64_t *out)
 {
     json_t *v = json_object_get(obj, name);
@@ -118,16 +131,8 @@ static int get_number(json_t *obj, const char *name, bool is_signed, uint64_t *o
     }
     if (!json_is_string(v))
         return WC_EPROTO;
-    const char *s = json_string_value(v);
-    char *end = NULL;
-    errno = 0;
-    if (is_signed)
-        *out = (uint64_t)strtoll(s, &end, 10);
-    else
-        *out = strtoull(s, &end, 10);
-    if (errno || end == s || *end || (!is_signed && *s == '-'))
-        return WC_EPROTO;
-    return 0;
+    return parse_number(json_string_value(v), json_string_length(v), is_signed, out) ? 0
+                                                                                     : WC_EPROTO;
 }
 
 static int get_int64(json_t *obj, const char *name, int64_t *out)
@@ -290,15 +295,7 @@ static bool num(scan *c, bool is_signed, uint64_t *out)
 {
     const char *s;
     size_t n;
-    char tmp[32];
-    if (!str(c, &s, &n) || n == 0 || n >= sizeof(tmp))
-        return false;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    char *end = NULL;
-    errno = 0;
-    *out = is_signed ? (uint64_t)strtoll(tmp, &end, 10) : strtoull(tmp, &end, 10);
-    return !errno && end == tmp + n && (is_signed || *tmp != '-');
+    return str(c, &s, &n) && parse_number(s, n, is_signed, out);
 }
 
 /* The fields of one object, `name: value` pairs handed to `field` one by one. */

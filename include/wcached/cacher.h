@@ -235,6 +235,11 @@ typedef enum wc_end_reason {
     WC_END_COUNT
 } wc_end_reason;
 
+/* The reason's name for a metric label ("closed", "timeout", "slow", ...), and a few words for a
+ * person ("timeoutSeconds reached", "too slow", ...); "?" outside the enum. */
+const char *wc_end_reason_name(wc_end_reason r);
+const char *wc_end_reason_text(wc_end_reason r);
+
 typedef struct wc_cacher_stats {
     int64_t rev, floor;
     uint64_t keys;

@@ -263,7 +263,7 @@ Test(continue_token, round_trip)
 static int decode_raw(const char *json)
 {
     char tok[1024];
-    wc_http_b64url_encode(json, strlen(json), tok);
+    wc_b64_encode_to(json, strlen(json), tok, WC_B64_URL);
     int64_t rv;
     char *key = NULL;
     size_t len;

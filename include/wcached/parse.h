@@ -1,0 +1,38 @@
+/*
+ * The checks and parsers every module shares, each in one place: UTF-8, Kubernetes' DNS-1123
+ * names, decimal numbers, and a listen address. They never print and never allocate; each
+ * returns 0 or WC_EINVAL (or a bool for a plain yes/no).
+ */
+#ifndef WCACHED_PARSE_H
+#define WCACHED_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Length of the valid UTF-8 sequence at s (at most n >= 1 bytes), or 0 when there is none:
+ * no overlong form, no surrogate, nothing past U+10FFFF. */
+size_t wc_utf8_len(const unsigned char *s, size_t n);
+
+/* True when all n bytes at s are valid UTF-8. */
+bool wc_utf8_valid(const char *s, size_t n);
+
+/* A DNS-1123 label, as Kubernetes' IsDNS1123Label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, 1 to 63. */
+bool wc_dns_label_valid(const char *s, size_t n);
+
+/* A DNS-1123 subdomain, as Kubernetes' IsDNS1123Subdomain: at most 253 characters of
+ * dot-separated parts, each [a-z0-9]([-a-z0-9]*[a-z0-9])? (no bound of 63 on a part). */
+bool wc_dns_subdomain_valid(const char *s, size_t n);
+
+/* The n characters at s as a whole decimal number in [min, max]: digits only, a leading '-'
+ * only when min < 0; no space, no '+'. 0 or WC_EINVAL. */
+int wc_parse_i64(const char *s, size_t n, int64_t min, int64_t max, int64_t *out);
+
+/* The same for an unsigned 64-bit number (all 64 bits). 0 or WC_EINVAL. */
+int wc_parse_u64(const char *s, size_t n, uint64_t *out);
+
+/* Splits "HOST:PORT" or "[V6]:PORT" (PORT 0-65535) into a NUL-terminated host (room for
+ * host_len bytes) and the port. 0 or WC_EINVAL. */
+int wc_parse_listen(const char *s, char *host, size_t host_len, uint16_t *port);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * common/: the buffer's JSON strings, base64, UTF-8, DNS-1123 names, numbers, listen addresses.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "wcached/b64.h"
+#include "wcached/buf.h"
+#include "wcached/clock.h"
+#include "wcached/err.h"
+#include "wcached/parse.h"
+
+/* wc_parse_i64 on a NUL-terminated string. */
+static int i64(const char *s, int64_t min, int64_t max, int64_t *v)
+{
+    return wc_parse_i64(s, strlen(s), min, max, v);
+}
+
+Test(json, escaping)
+{
+    wc_buf b = {0};
+    wc_buf_json(&b, "a\"b\\c\n\x01\xe2\x82\xac\xff", 11);
+    cr_assert_str_eq(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\xe2\x82\xac\\ufffd\"");
+    wc_buf_free(&b);
+    /* overlong encodings and surrogates are not valid UTF-8 */
+    wc_buf_json(&b, "\xc0\xaf\xed\xa0\x80", 5);
+    cr_assert_eq(strstr(b.p, "\xc0"), NULL);
+    cr_assert_eq(strstr(b.p, "\xed"), NULL);
+    wc_buf_free(&b);
+}
+
+Test(base64url, round_trip_and_strictness)
+{
+    for (size_t len = 0; len < 40; len++) {
+        unsigned char in[40];
+        for (size_t i = 0; i < len; i++)
+            in[i] = (unsigned char)(i * 37 + len);
+        char enc[64];
+        size_t el = wc_b64_encode_to(in, len, enc, WC_B64_URL);
+        cr_assert_eq(el, strlen(enc));
+        unsigned char dec[64];
+        size_t dl;
+        cr_assert_eq(wc_b64_decode_to(enc, el, dec, &dl, WC_B64_URL), 0);
+        cr_assert_eq(dl, len);
+        cr_assert_eq(memcmp(dec, in, len), 0);
+    }
+    unsigned char dec[16];
+    size_t dl;
+    cr_assert_eq(wc_b64_decode_to("YQ==", 4, dec, &dl, WC_B64_URL), WC_EINVAL);
+    cr_assert_eq(wc_b64_decode_to("Y", 1, dec, &dl, WC_B64_URL), WC_EINVAL);
+    cr_assert_eq(wc_b64_decode_to("YR", 2, dec, &dl, WC_B64_URL), WC_EINVAL); /* trailing bits */
+    cr_assert_eq(wc_b64_decode_to("a+b/", 4, dec, &dl, WC_B64_URL), WC_EINVAL);
+}
+
+Test(parse, numbers)
+{
+    int64_t v;
+    cr_assert_eq(i64("0", 0, 10, &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(i64("10", 0, 10, &v), 0);
+    cr_assert_eq(i64("11", 0, 10, &v), WC_EINVAL);
+    cr_assert_eq(i64("", 0, 10, &v), WC_EINVAL);
+    cr_assert_eq(i64(" 1", 0, 10, &v), WC_EINVAL);
+    cr_assert_eq(i64("+1", 0, 10, &v), WC_EINVAL);
+    cr_assert_eq(i64("-1", 0, 10, &v), WC_EINVAL, "no sign when min >= 0");
+    cr_assert_eq(i64("9223372036854775807", 0, INT64_MAX, &v), 0);
+    cr_assert_eq(v, INT64_MAX);
+    cr_assert_eq(i64("99999999999999999999", 0, INT64_MAX, &v), WC_EINVAL);
+    cr_assert_eq(i64("-9223372036854775808", INT64_MIN, INT64_MAX, &v), 0);
+    cr_assert_eq(v, INT64_MIN);
+    cr_assert_eq(i64("-9223372036854775809", INT64_MIN, INT64_MAX, &v), WC_EINVAL);
+    cr_assert_eq(i64("-", INT64_MIN, INT64_MAX, &v), WC_EINVAL);
+    cr_assert_eq(i64("-5", -10, 10, &v), 0);
+    cr_assert_eq(v, -5);
+    cr_assert_eq(wc_parse_i64("123", 2, 0, 100, &v), 0, "only the n characters given");
+    cr_assert_eq(v, 12);
+    uint64_t u;
+    cr_assert_eq(wc_parse_u64("18446744073709551615", 20, &u), 0);
+    cr_assert_eq(u, UINT64_MAX);
+    cr_assert_eq(wc_parse_u64("18446744073709551616", 20, &u), WC_EINVAL);
+    cr_assert_eq(wc_parse_u64("-1", 2, &u), WC_EINVAL);
+}
+
+Test(parse, listen_addresses)
+{
+    char host[64];
+    uint16_t port;
+    cr_assert_eq(wc_parse_listen("127.0.0.1:8080", host, sizeof(host), &port), 0);
+    cr_assert_str_eq(host, "127.0.0.1");
+    cr_assert_eq(port, 8080);
+    cr_assert_eq(wc_parse_listen("[::1]:0", host, sizeof(host), &port), 0);
+    cr_assert_str_eq(host, "::1");
+    cr_assert_eq(port, 0);
+    const char *bad[] = {"8080", ":8080", "h:", "h:65536", "h:-1", "[::1]8080", "[::1", "h:80x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(wc_parse_listen(bad[i], host, sizeof(host), &port), WC_EINVAL, "%s", bad[i]);
+    cr_assert_eq(wc_parse_listen("a-very-long-host-name:1", host, 8, &port), WC_EINVAL);
+}
+
+Test(parse, utf8)
+{
+    cr_assert(wc_utf8_valid("", 0));
+    cr_assert(wc_utf8_valid("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10));
+    const char *bad[] = {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc3", "\xff", "\x80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_not(wc_utf8_valid(bad[i], strlen(bad[i])), "bad #%zu", i);
+    cr_assert_eq(wc_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3);
+    cr_assert_eq(wc_utf8_len((const unsigned char *)"\xe2\x82\xac", 2), 0);
+}
+
+Test(parse, dns_names)
+{
+    char l63[64], l64[65], s254[255];
+    memset(l63, 'a', 63);
+    l63[63] = '\0';
+    memset(l64, 'a', 64);
+    l64[64] = '\0';
+    cr_assert(wc_dns_label_valid("kube-system", 11));
+    cr_assert(wc_dns_label_valid(l63, 63));
+    cr_assert_not(wc_dns_label_valid(l64, 64));
+    const char *bad[] = {"", "-a", "a-", "A", "a.b", "a_b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_not(wc_dns_label_valid(bad[i], strlen(bad[i])), "%s", bad[i]);
+    cr_assert(wc_dns_subdomain_valid("apps.example.com", 16));
+    cr_assert(wc_dns_subdomain_valid(l64, 64), "no bound of 63 on a part, as Kubernetes");
+    const char *bad_sub[] = {"", ".a", "a.", "a..b", "a.-b", "A.b"};
+    for (size_t i = 0; i < sizeof(bad_sub) / sizeof(bad_sub[0]); i++)
+        cr_assert_not(wc_dns_subdomain_valid(bad_sub[i], strlen(bad_sub[i])), "%s", bad_sub[i]);
+    memset(s254, 'a', 254);
+    cr_assert_not(wc_dns_subdomain_valid(s254, 254));
+    cr_assert(wc_dns_subdomain_valid(s254, 253));
+}
+
+Test(clock, monotonic)
+{
+    int64_t a = wc_mono_ms(), b = wc_mono_ms();
+    cr_assert_geq(b, a);
+    cr_assert_gt(a, 0);
+}
