@@ -13,9 +13,11 @@
  * revision. Lists are served from the store, or at a past revision by undoing the ring's newer
  * events (state.c). A watcher's own life, registration included, is in watcher.c.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <utlist.h>
 
 #include "watcher.h"
@@ -504,6 +506,73 @@ int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bo
     free(sorted);
     if (dispatched)
         after_dispatch(c);
+    return rc;
+}
+
+/* Makes states [from, to) of a list; a NULL slot is an allocation failure. */
+typedef struct kv_batch {
+    const wc_kv_spec *specs;
+    wc_kv **out;
+    size_t from, to;
+    const char *index_field;
+} kv_batch;
+
+static void *kv_batch_run(void *arg)
+{
+    kv_batch *b = arg;
+    for (size_t i = b->from; i < b->to; i++)
+        b->out[i] = wc_kv_new(&b->specs[i], b->index_field);
+    return NULL;
+}
+
+/* A list's states: each parses its value once, which is most of a cold start's work, so a big
+ * list is split over the machine's cores (etcd is idle by then: it sent every page). */
+#define KV_BATCH_MIN 4096
+#define KV_BATCH_THREADS 8
+
+static int make_kvs(const wc_kv_spec *specs, size_t n, const char *index_field, wc_kv **out)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t parts = n < KV_BATCH_MIN || cores < 2 ? 1 : (size_t)cores;
+    if (parts > KV_BATCH_THREADS)
+        parts = KV_BATCH_THREADS;
+    kv_batch b[KV_BATCH_THREADS];
+    pthread_t t[KV_BATCH_THREADS];
+    bool started[KV_BATCH_THREADS] = {false};
+    for (size_t p = 0; p < parts; p++) {
+        b[p] = (kv_batch){.specs = specs,
+                          .out = out,
+                          .from = n * p / parts,
+                          .to = n * (p + 1) / parts,
+                          .index_field = index_field};
+        if (p > 0)
+            started[p] = pthread_create(&t[p], NULL, kv_batch_run, &b[p]) == 0;
+    }
+    for (size_t p = 0; p < parts; p++)
+        if (!started[p])
+            kv_batch_run(&b[p]); /* this thread's part, and any a thread could not take */
+    for (size_t p = 1; p < parts; p++)
+        if (started[p])
+            pthread_join(t[p], NULL);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!out[i])
+            rc = WC_ENOMEM;
+    return rc;
+}
+
+int wc_cacher_replace_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int64_t rev,
+                            bool force)
+{
+    wc_kv **kvs = malloc((n ? n : 1) * sizeof(*kvs));
+    if (!kvs)
+        return WC_ENOMEM;
+    int rc = make_kvs(specs, n, c->index_field, kvs);
+    if (rc == 0)
+        rc = wc_cacher_replace(c, kvs, n, rev, force);
+    for (size_t i = 0; i < n; i++)
+        wc_kv_unref(kvs[i]); /* NULL where a state could not be made */
+    free(kvs);
     return rc;
 }
 

@@ -9,21 +9,49 @@
 
 #include "http_internal.h"
 
-static void family(FILE *f, const char *name, const char *type, const char *help)
+void wc_http_metric_family(FILE *out, const char *name, const char *type, const char *help)
 {
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* name{labels} or name, then a space. */
+static void sample_name(FILE *out, const char *name, const char *labels)
+{
+    if (labels)
+        fprintf(out, "%s{%s} ", name, labels);
+    else
+        fprintf(out, "%s ", name);
+}
+
+void wc_http_metric_u64(FILE *out, const char *name, const char *labels, uint64_t v)
+{
+    sample_name(out, name, labels);
+    fprintf(out, "%" PRIu64 "\n", v);
+}
+
+void wc_http_metric_i64(FILE *out, const char *name, const char *labels, int64_t v)
+{
+    sample_name(out, name, labels);
+    fprintf(out, "%" PRId64 "\n", v);
+}
+
+void wc_http_metric_f64(FILE *out, const char *name, const char *labels, double v)
+{
+    sample_name(out, name, labels);
+    fprintf(out, "%.3f\n", v);
+}
+
+/* A family of one sample. */
 static void one(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
 {
-    family(f, name, type, help);
-    fprintf(f, "%s %" PRIu64 "\n", name, v);
+    wc_http_metric_family(f, name, type, help);
+    wc_http_metric_u64(f, name, NULL, v);
 }
 
 static void one_signed(FILE *f, const char *name, const char *help, int64_t v)
 {
-    family(f, name, "gauge", help);
-    fprintf(f, "%s %" PRId64 "\n", name, v);
+    wc_http_metric_family(f, name, "gauge", help);
+    wc_http_metric_i64(f, name, NULL, v);
 }
 
 char *wc_http_metrics(wc_http *h, size_t *len)
@@ -62,10 +90,13 @@ char *wc_http_metrics(wc_http *h, size_t *len)
         st.watchers_lagging);
     one(f, "wcached_events_sent_total", "counter",
         "Frames (events and bookmarks) handed to watch streams.", st.frames_out);
-    family(f, "wcached_watchers_terminated_total", "counter", "Watchers ended, by reason.");
+    wc_http_metric_family(f, "wcached_watchers_terminated_total", "counter", "Watchers ended, by reason.");
     for (int i = 0; i < WC_END_COUNT; i++)
-        fprintf(f, "wcached_watchers_terminated_total{reason=\"%s\"} %" PRIu64 "\n",
-                wc_end_reason_name((wc_end_reason)i), st.ended[i]);
+    {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", wc_end_reason_name((wc_end_reason)i));
+        wc_http_metric_u64(f, "wcached_watchers_terminated_total", labels, st.ended[i]);
+    }
 
     pthread_mutex_lock(&h->hook->mu);
     uint64_t streams = h->n_streams;
@@ -81,11 +112,14 @@ char *wc_http_metrics(wc_http *h, size_t *len)
     one(f, "wcached_http_consistent_reads_total", "counter",
         "Lookups of etcd's current revision for consistent reads.",
         atomic_load(&h->consistent_reads));
-    family(f, "wcached_http_requests_total", "counter", "HTTP requests answered, by code.");
+    wc_http_metric_family(f, "wcached_http_requests_total", "counter", "HTTP requests answered, by code.");
     for (int code = 100; code < 600; code++) {
         uint64_t v = atomic_load_explicit(&h->codes[code], memory_order_relaxed);
-        if (v)
-            fprintf(f, "wcached_http_requests_total{code=\"%d\"} %" PRIu64 "\n", code, v);
+        if (v) {
+            char labels[16];
+            snprintf(labels, sizeof(labels), "code=\"%d\"", code);
+            wc_http_metric_u64(f, "wcached_http_requests_total", labels, v);
+        }
     }
     if (h->o.metrics) {
         fflush(f);

@@ -33,9 +33,10 @@
 void wc_http_opts_default(wc_http_opts *o)
 {
     memset(o, 0, sizeof(*o));
-    o->listen = "127.0.0.1:8080";
-    o->k8s_prefix = "/registry";
-    o->threads = 1;
+    o->listen = WC_HTTP_LISTEN;
+    o->k8s_prefix = WC_HTTP_K8S_PREFIX;
+    o->threads = WC_HTTP_THREADS;
+    o->coalesce_ms = WC_HTTP_COALESCE_MS;
     /* Above 32 KiB libmicrohttpd maps each connection's pool on its own instead of taking it
      * from the heap: a watch stream's pool, freed after its headers, then leaves no hole
      * between the small blocks that live on (measured: 1.2 KiB per idle stream instead of
@@ -68,11 +69,18 @@ static enum MHD_Result respond(wc_http *h, struct MHD_Connection *conn, unsigned
     return ret;
 }
 
+/* libmicrohttpd takes a response's bytes as `void *` but never writes them: the one place
+ * where const is set aside. */
+static void *mhd_bytes(const void *p)
+{
+    return (void *)(uintptr_t)p;
+}
+
 static enum MHD_Result respond_copy(wc_http *h, struct MHD_Connection *conn, unsigned code,
                                     const char *ctype, const char *body, size_t len)
 {
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+        MHD_create_response_from_buffer(len, mhd_bytes(body), MHD_RESPMEM_MUST_COPY);
     return respond(h, conn, code, resp, ctype);
 }
 
@@ -189,7 +197,8 @@ static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_htt
         return not_found(h, conn, &r->route);
     }
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)body, kv_release, kv);
+        MHD_create_response_from_buffer_with_free_callback_cls(len, mhd_bytes(body), kv_release,
+                                                               kv);
     if (!resp) {
         wc_kv_unref(kv);
         return MHD_NO;

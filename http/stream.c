@@ -340,7 +340,7 @@ static int flush_out(wc_http *h, wc_http_stream *s, const char *p, size_t len)
  * place. Returns the framed bytes (in *start), 0 when the watcher has nothing now, or -1 when
  * the stream's body is over (the terminator, if any, is in *start with its length in *len).
  */
-static int next_chunk(wc_http_pump *p, wc_http_stream *s, char **start, size_t *len)
+static int next_chunk(wc_http_pump *p, wc_http_stream *s, const char **start, size_t *len)
 {
     char *data = p->scratch + CHUNK_HDR;
     size_t n = 0;
@@ -364,7 +364,7 @@ static int next_chunk(wc_http_pump *p, wc_http_stream *s, char **start, size_t *
         }
     }
     if (eof) {
-        *start = (char *)CHUNK_END;
+        *start = CHUNK_END;
         *len = s->chunked ? sizeof(CHUNK_END) - 1 : 0;
         return -1;
     }
@@ -439,10 +439,11 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
     for (;;) {
         /* What a full socket left over first; then, unless the body is over or the round's
          * share is used, the next chunk. */
-        char *own = NULL, *start;
+        char *own = NULL;
+        const char *start;
         size_t len;
         if (s->out) {
-            own = start = s->out;
+            start = own = s->out;
             len = s->out_len;
             s->out = NULL;
             s->out_len = 0;

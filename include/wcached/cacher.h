@@ -162,6 +162,12 @@ void wc_cacher_free(wc_cacher *c);
  */
 int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bool force);
 
+/* wc_cacher_replace of states made from `specs` (borrowed). A big list's values are parsed on
+ * every core, a few short-lived threads that end before it returns: most of a cold start's
+ * work. Returns as wc_cacher_replace. */
+int wc_cacher_replace_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int64_t rev,
+                            bool force);
+
 /*
  * Publishes the changes of one upstream response (n >= 1), in revision order, as one change:
  * watchers see all of it or none, and its last revision is complete afterwards. A put is ADDED

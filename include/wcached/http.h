@@ -47,15 +47,21 @@ void wc_http_hook_free(wc_http_hook *hook);
  */
 void wc_http_after_dispatch(void *hook);
 
+/* The defaults, in one place (the daemon's flags, --help and the README use these). */
+#define WC_HTTP_LISTEN "127.0.0.1:8080"
+#define WC_HTTP_K8S_PREFIX "/registry"
+#define WC_HTTP_THREADS 1
+#define WC_HTTP_COALESCE_MS 0
+
 typedef struct wc_http_opts {
     const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port */
-    const char *k8s_prefix;       /* root of Kubernetes-style keys (default "/registry") */
+    const char *k8s_prefix;       /* root of Kubernetes-style keys (WC_HTTP_K8S_PREFIX) */
     const char *index_field;      /* the --index-field path, allowed in fieldSelector; NULL: none */
     wc_cacher *cacher;            /* borrowed; outlives the server */
     wc_http_hook *hook;           /* borrowed; the one wired into the cacher's after_dispatch */
     const char *const *resources; /* NULL-terminated extra resource specs (see
                                      wc_http_add_resource), or NULL */
-    unsigned threads; /* libmicrohttpd's threads, and as many stream pumps (default 1) */
+    unsigned threads; /* libmicrohttpd's threads, and as many stream pumps (WC_HTTP_THREADS) */
     /* Connections and watch streams at once (a stream leaves libmicrohttpd after its headers,
      * so this counts both); past it a new connection is closed at once. 0: RLIMIT_NOFILE
      * (raised to its hard limit) less a reserve of 64. */
@@ -89,7 +95,14 @@ typedef struct wc_http_opts {
     void (*metrics)(void *arg, FILE *out);
 } wc_http_opts;
 
-/* Fills `o` with the defaults above (listen "127.0.0.1:8080"). */
+/* Prometheus text format 0.0.4 for the metrics callback: a family's HELP and TYPE lines, then
+ * its samples; `labels` is NULL or what goes between the braces (`state="live"`). */
+void wc_http_metric_family(FILE *out, const char *name, const char *type, const char *help);
+void wc_http_metric_u64(FILE *out, const char *name, const char *labels, uint64_t v);
+void wc_http_metric_i64(FILE *out, const char *name, const char *labels, int64_t v);
+void wc_http_metric_f64(FILE *out, const char *name, const char *labels, double v);
+
+/* Fills `o` with the defaults above (listen WC_HTTP_LISTEN). */
 void wc_http_opts_default(wc_http_opts *o);
 
 /*

@@ -17,6 +17,9 @@
 #include "wcached/err.h"
 #include "wcached/kv.h"
 
+/* The etcd endpoint used when none is given (the daemon's default). */
+#define WC_UPSTREAM_ENDPOINT "http://127.0.0.1:2379"
+
 typedef struct wc_upstream wc_upstream;
 
 typedef enum wc_upstream_state {

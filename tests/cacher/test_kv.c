@@ -153,7 +153,7 @@ Test(kv, references_keep_states_alive_until_the_last_release)
     wc_event *ev = wc_event_new(WC_EV_ADDED, 1, kv, NULL);
     wc_kv_unref(kv); /* the event still holds it */
     size_t len;
-    cr_assert_not_null(wc_kv_render((wc_kv *)wc_event_kv(ev), WC_FAMILY_KEYS, &len));
+    cr_assert_not_null(wc_kv_render(ev->kv, WC_FAMILY_KEYS, &len));
     wc_event *again = wc_event_ref(ev);
     wc_event_unref(ev);
     cr_assert_str_eq(wc_kv_key(wc_event_kv(again), NULL), "/p");

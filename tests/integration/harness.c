@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -56,7 +57,8 @@ int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *c
             dup2(fd, 2);
             dup2(fd, 1);
         }
-        execv(bin, (char *const *)argv);
+        /* execv takes char *const[] for history's sake; it never writes the strings. */
+        execv(bin, (char *const *)(uintptr_t)argv);
         _exit(127);
     }
     d->pid = pid;

@@ -208,15 +208,19 @@ static void expect_list(const wc_test_hist *want, size_t nwant)
         json_t *o = json_array_get(items, i);
         json_t *md = json_object_get(o, "metadata");
         const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
+        const char *key = json_string_value(json_object_get(o, "key"));
+        const char *value = json_string_value(json_object_get(o, "value"));
+        cr_assert(key && value, "%s", r.body);
         wc_test_hist h = {
-            .key = (char *)json_string_value(json_object_get(o, "key")),
-            .value = (char *)json_string_value(json_object_get(o, "value")),
+            .key = strdup(key),
+            .value = strdup(value),
             .mod_rev = json_integer_value(json_object_get(o, "modRevision")),
         };
-        cr_assert_not_null(h.key, "%s", r.body);
         cr_expect_eq(rv ? atoll(rv) : -1, h.mod_rev, "list: %s says resourceVersion %s", h.key,
                      rv ? rv : "(none)");
         view_put(&v, &h);
+        free(h.key);
+        free(h.value);
     }
     expect_state(&v, want, nwant, "the list");
     view_free(&v);

@@ -1,0 +1,334 @@
+/*
+ * The daemon's options; see options.h. Every option has one name, read from the environment
+ * as WCACHED_<NAME> first and then from the flags; the values are checked once, here, and a
+ * bad one ends the process with one line and exit code 2.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "wcached/cacher.h"
+#include "wcached/http.h"
+#include "wcached/parse.h"
+#include "wcached/upstream.h"
+
+#ifndef WCACHED_VERSION
+#define WCACHED_VERSION "unknown"
+#endif
+
+/* The raw values, as given. */
+typedef struct raw {
+    const char *endpoints, *prefix, *listen, *k8s_prefix, *ring_size, *ring_bytes, *index_field;
+    const char *log_level, *slow_budget, *http_threads, *coalesce, *max_connections;
+    const char *cacert, *cert, *key, *user, *password, *password_file;
+} raw;
+
+typedef struct opt_def {
+    const char *name;
+    const char **slot; /* NULL for --resource, which appends */
+} opt_def;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: wcached [options]\n"
+            "  --etcd-endpoints URL[,URL...]  etcd client URLs (default %s)\n"
+            "  --etcd-prefix PREFIX           the key range watched and cached (default: whole "
+            "keyspace)\n"
+            "  --listen HOST:PORT             HTTP address (default %s); port 0 picks one\n"
+            "  --k8s-prefix PREFIX            root of Kubernetes-style keys (default %s)\n"
+            "  --ring-size N                  event ring capacity in events (default %d: 5 "
+            "minutes\n"
+            "                                 at 1,000 changes/s)\n"
+            "  --ring-bytes N                 event ring bound in bytes (default %zu)\n"
+            "  --index-field PATH             JSON field used as index trigger, e.g. "
+            "spec.nodeName\n"
+            "  --slow-reader-budget MS        how long a reader may lag before its stream is "
+            "ended\n"
+            "                                 (default %d)\n"
+            "  --resource SPEC                add a Kubernetes resource, "
+            "[GROUP/]VERSION/PLURAL=Kind\n"
+            "                                 [:PATH][:cluster|:namespaced]; repeatable\n"
+            "  --http-threads N               HTTP threads for requests, and as many stream "
+            "pumps (default %d)\n"
+            "  --coalesce-ms MS               gather a reader's events for up to MS before "
+            "sending them,\n"
+            "                                 trading that much latency for fewer sends "
+            "(default %d)\n"
+            "  --max-connections N            connections and watch streams at once (default: "
+            "the open\n"
+            "                                 files limit, raised to its hard limit, less 64)\n"
+            "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https "
+            "endpoints)\n"
+            "  --etcd-cert FILE, --etcd-key FILE\n"
+            "                                 client certificate and key (PEM) for etcd's\n"
+            "                                 --client-cert-auth\n"
+            "  --etcd-user USER               etcd user (etcd auth); the password comes from\n"
+            "                                 WCACHED_ETCD_PASSWORD or --etcd-password-file\n"
+            "  --etcd-password-file FILE      file whose first line is the etcd password\n"
+            "  --log-level LEVEL              error|warn|info|debug (default info)\n"
+            "  --help, --version\n"
+            "Every option may also be given as WCACHED_<OPTION> (e.g. WCACHED_ETCD_ENDPOINTS); "
+            "a flag\n"
+            "wins. WCACHED_RESOURCE may hold several specs separated by ';'.\n",
+            WC_UPSTREAM_ENDPOINT, WC_HTTP_LISTEN, WC_HTTP_K8S_PREFIX, WC_CACHER_RING_EVENTS,
+            WC_CACHER_RING_BYTES, WC_CACHER_SLOW_BUDGET_MS, WC_HTTP_THREADS, WC_HTTP_COALESCE_MS);
+}
+
+/* One line about a bad option, and the hint; returns the exit code 2. */
+__attribute__((format(printf, 1, 2))) static int fail_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "wcached: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'wcached --help' for more information.\n");
+    va_end(ap);
+    return 2;
+}
+
+/* A whole decimal number in [min, max] into *out, unless s is NULL (the default stays). */
+static bool number(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    return !s || wc_parse_i64(s, strlen(s), min, max, out) == 0;
+}
+
+static bool valid_field_path(const char *s)
+{
+    if (!*s || *s == '.' || s[strlen(s) - 1] == '.' || strstr(s, ".."))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(*p == '.' || *p == '_' || *p == '-' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    return true;
+}
+
+/* Splits the comma-separated endpoint list into cfg; checks each is an http(s) URL. */
+static int split_endpoints(wc_config *cfg, const char *list)
+{
+    if (strlen(list) >= sizeof(cfg->endpoints_text))
+        return fail_usage("--etcd-endpoints: too long");
+    char *s = strcpy(cfg->endpoints_text, list);
+    cfg->n_endpoints = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (strncmp(tok, "http://", 7) != 0 && strncmp(tok, "https://", 8) != 0)
+            return fail_usage("--etcd-endpoints: '%s' is not an http:// or https:// URL", tok);
+        if (cfg->n_endpoints == WC_CONFIG_MAX_ENDPOINTS)
+            return fail_usage("--etcd-endpoints: more than %d endpoints",
+                              WC_CONFIG_MAX_ENDPOINTS);
+        size_t len = strlen(tok);
+        while (len > 0 && tok[len - 1] == '/')
+            tok[--len] = '\0';
+        cfg->endpoints[cfg->n_endpoints++] = tok;
+    }
+    if (cfg->n_endpoints == 0)
+        return fail_usage("--etcd-endpoints: no endpoint given");
+    return 0;
+}
+
+static int add_resource(wc_config *cfg, const char *spec)
+{
+    if (cfg->n_resources == WC_CONFIG_MAX_RESOURCES)
+        return fail_usage("--resource: more than %d resources", WC_CONFIG_MAX_RESOURCES);
+    if (wc_http_resource_check(spec) != 0)
+        return fail_usage("--resource: malformed spec '%s' (want "
+                          "[GROUP/]VERSION/PLURAL=Kind[:PATH][:cluster|:namespaced])",
+                          spec);
+    cfg->resources[cfg->n_resources++] = spec;
+    cfg->resources[cfg->n_resources] = NULL;
+    return 0;
+}
+
+enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_FIRST = 256 };
+
+/* Reads WCACHED_* variables, then the flags, into r and cfg's resources. 0, or 2. */
+static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *done)
+{
+    opt_def defs[] = {
+        {"etcd-endpoints", &r->endpoints},
+        {"etcd-prefix", &r->prefix},
+        {"listen", &r->listen},
+        {"k8s-prefix", &r->k8s_prefix},
+        {"ring-size", &r->ring_size},
+        {"ring-bytes", &r->ring_bytes},
+        {"index-field", &r->index_field},
+        {"log-level", &r->log_level},
+        {"slow-reader-budget", &r->slow_budget},
+        {"http-threads", &r->http_threads},
+        {"coalesce-ms", &r->coalesce},
+        {"max-connections", &r->max_connections},
+        {"etcd-cacert", &r->cacert},
+        {"etcd-cert", &r->cert},
+        {"etcd-key", &r->key},
+        {"etcd-user", &r->user},
+        {"etcd-password", &r->password},
+        {"etcd-password-file", &r->password_file},
+        {"resource", NULL},
+    };
+    size_t ndefs = sizeof(defs) / sizeof(*defs);
+    struct option longopts[sizeof(defs) / sizeof(*defs) + 3];
+    for (size_t i = 0; i < ndefs; i++) {
+        longopts[i] = (struct option){defs[i].name, required_argument, NULL, OPT_FIRST + (int)i};
+        char env[64] = "WCACHED_";
+        for (const char *p = defs[i].name; *p; p++)
+            env[strlen(env)] = *p == '-' ? '_' : (char)(*p - ('a' <= *p && *p <= 'z' ? 32 : 0));
+        const char *v = getenv(env);
+        if (!v)
+            continue;
+        if (defs[i].slot) {
+            *defs[i].slot = v;
+            continue;
+        }
+        if (strlen(v) >= sizeof(cfg->env_resources))
+            return fail_usage("%s: too long", env);
+        char *copy = strcpy(cfg->env_resources, v);
+        for (char *save = NULL, *t = strtok_r(copy, ";", &save); t;
+             t = strtok_r(NULL, ";", &save)) {
+            int rc = add_resource(cfg, t);
+            if (rc)
+                return rc;
+        }
+    }
+    longopts[ndefs] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    longopts[ndefs + 1] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+    longopts[ndefs + 2] = (struct option){NULL, 0, NULL, 0};
+    bool flag_resources = false;
+    opterr = 0;
+    for (;;) {
+        int idx = 0;
+        int ch = getopt_long(argc, argv, ":", longopts, &idx);
+        if (ch == -1)
+            break;
+        if (ch == OPT_HELP) {
+            usage(stdout);
+            *done = true;
+            return 0;
+        }
+        if (ch == OPT_VERSION) {
+            printf("wcached %s\n", WCACHED_VERSION);
+            *done = true;
+            return 0;
+        }
+        if (ch == ':')
+            return fail_usage("option '%s' needs a value", argv[optind - 1]);
+        if (ch == '?')
+            return fail_usage("unknown option '%s'", argv[optind - 1]);
+        opt_def *d = &defs[ch - OPT_FIRST];
+        if (d->slot) {
+            *d->slot = optarg;
+            continue;
+        }
+        if (!flag_resources) {
+            cfg->n_resources = 0; /* flags replace the environment's list */
+            cfg->resources[0] = NULL;
+            flag_resources = true;
+        }
+        int rc = add_resource(cfg, optarg);
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return fail_usage("unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+/* The etcd password: the first line of --etcd-password-file, or WCACHED_ETCD_PASSWORD. */
+static int read_password(wc_config *cfg, const raw *r)
+{
+    if (r->password_file) {
+        FILE *pf = fopen(r->password_file, "r");
+        bool ok = pf && fgets(cfg->password, sizeof(cfg->password), pf);
+        if (pf)
+            fclose(pf);
+        if (!ok)
+            return fail_usage("--etcd-password-file: '%s' holds no password", r->password_file);
+        cfg->password[strcspn(cfg->password, "\r\n")] = '\0';
+    } else if (r->password) {
+        snprintf(cfg->password, sizeof(cfg->password), "%s", r->password);
+    }
+    if (cfg->password[0] && !r->user)
+        return fail_usage("an etcd password needs --etcd-user");
+    return 0;
+}
+
+int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    raw r = {0};
+    *done = false;
+    int rc = read_options(cfg, &r, argc, argv, done);
+    if (rc || *done)
+        return rc;
+    rc = split_endpoints(cfg, r.endpoints ? r.endpoints : WC_UPSTREAM_ENDPOINT);
+    if (rc)
+        return rc;
+    char host[256];
+    uint16_t port;
+    cfg->listen = r.listen ? r.listen : WC_HTTP_LISTEN;
+    if (wc_parse_listen(cfg->listen, host, sizeof(host), &port) != 0)
+        return fail_usage("--listen: '%s' is not HOST:PORT with a port from 0 to 65535",
+                          cfg->listen);
+    cfg->k8s_prefix = r.k8s_prefix ? r.k8s_prefix : WC_HTTP_K8S_PREFIX;
+    if (cfg->k8s_prefix[0] != '/')
+        return fail_usage("--k8s-prefix: '%s' does not start with '/'", cfg->k8s_prefix);
+    int64_t ring = WC_CACHER_RING_EVENTS, ring_bytes = (int64_t)WC_CACHER_RING_BYTES;
+    int64_t budget = WC_CACHER_SLOW_BUDGET_MS, threads = WC_HTTP_THREADS;
+    int64_t coalesce = WC_HTTP_COALESCE_MS, max_conns = 0;
+    if (!number(r.ring_size, 1, 100000000, &ring))
+        return fail_usage("--ring-size: '%s' is not a number from 1 to 100000000", r.ring_size);
+    if (!number(r.ring_bytes, 4096, INT64_MAX, &ring_bytes))
+        return fail_usage("--ring-bytes: '%s' is not a number of at least 4096", r.ring_bytes);
+    if (!number(r.slow_budget, 1, 3600000, &budget))
+        return fail_usage("--slow-reader-budget: '%s' is not milliseconds from 1 to 3600000",
+                          r.slow_budget);
+    if (!number(r.coalesce, 0, 1000, &coalesce))
+        return fail_usage("--coalesce-ms: '%s' is not milliseconds from 0 to 1000", r.coalesce);
+    if (!number(r.max_connections, 1, 10000000, &max_conns))
+        return fail_usage("--max-connections: '%s' is not a number from 1 to 10000000",
+                          r.max_connections);
+    if (!number(r.http_threads, 1, 64, &threads))
+        return fail_usage("--http-threads: '%s' is not a number from 1 to 64", r.http_threads);
+    cfg->ring_events = (size_t)ring;
+    cfg->ring_bytes = (size_t)ring_bytes;
+    cfg->slow_budget_ms = budget;
+    cfg->coalesce_ms = coalesce;
+    cfg->max_connections = (unsigned)max_conns;
+    cfg->http_threads = (unsigned)threads;
+    if (r.index_field && *r.index_field && !valid_field_path(r.index_field))
+        return fail_usage("--index-field: '%s' is not a field path such as spec.nodeName",
+                          r.index_field);
+    cfg->index_field = r.index_field && *r.index_field ? r.index_field : NULL;
+    int level = wc_log_parse_level(r.log_level ? r.log_level : "info");
+    if (level < 0)
+        return fail_usage("--log-level: '%s' is not one of error, warn, info, debug",
+                          r.log_level);
+    cfg->log_level = (wc_log_level)level;
+    const char *files[] = {r.cacert, r.cert, r.key, r.password_file};
+    const char *file_flags[] = {"--etcd-cacert", "--etcd-cert", "--etcd-key",
+                                "--etcd-password-file"};
+    for (size_t i = 0; i < 4; i++) {
+        if (files[i] && access(files[i], R_OK) != 0) {
+            fprintf(stderr, "wcached: %s: cannot read '%s': %s\n", file_flags[i], files[i],
+                    strerror(errno));
+            return 2;
+        }
+    }
+    if ((r.cert == NULL) != (r.key == NULL))
+        return fail_usage("--etcd-cert and --etcd-key go together");
+    cfg->cacert = r.cacert;
+    cfg->cert = r.cert;
+    cfg->key = r.key;
+    cfg->user = r.user;
+    rc = read_password(cfg, &r);
+    if (rc)
+        return rc;
+    cfg->prefix = r.prefix ? r.prefix : "";
+    return 0;
+}

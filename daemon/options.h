@@ -1,0 +1,47 @@
+/*
+ * The daemon's options: flags, or WCACHED_* environment variables (a flag wins), checked and
+ * turned into typed values with their defaults (the modules' own WC_*_ defaults, so --help,
+ * the library and the README agree). Nothing here starts anything.
+ */
+#ifndef WCACHED_DAEMON_OPTIONS_H
+#define WCACHED_DAEMON_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wcached/log.h"
+
+#define WC_CONFIG_MAX_RESOURCES 64
+#define WC_CONFIG_MAX_ENDPOINTS 16
+
+typedef struct wc_config {
+    const char *endpoints[WC_CONFIG_MAX_ENDPOINTS]; /* point into endpoints_text */
+    size_t n_endpoints;
+    const char *prefix; /* "" for the whole keyspace */
+    const char *listen;
+    const char *k8s_prefix;
+    const char *index_field; /* NULL for none */
+    size_t ring_events, ring_bytes;
+    int64_t slow_budget_ms;
+    unsigned http_threads;
+    int64_t coalesce_ms;
+    unsigned max_connections; /* 0: from the open files limit */
+    wc_log_level log_level;
+    const char *cacert, *cert, *key, *user; /* NULL when not given */
+    char password[512];                     /* "" without etcd auth; wipe after use */
+    const char *resources[WC_CONFIG_MAX_RESOURCES + 1]; /* NULL-terminated */
+    size_t n_resources;
+    char endpoints_text[4096];
+    char env_resources[8192]; /* WCACHED_RESOURCE, split in place */
+} wc_config;
+
+/*
+ * Reads the environment, then argv, into `cfg` and checks every value. Returns 0 (with *done
+ * set when --help or --version was answered and the process should exit 0), or 2 after one
+ * line about the first bad option on stderr. Strings in cfg point into argv, the environment
+ * or cfg itself.
+ */
+int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done);
+
+#endif

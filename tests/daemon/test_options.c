@@ -1,0 +1,141 @@
+/*
+ * The daemon's options as a user reads them: `wcached --help` and the README's options table
+ * name the same flags with the same defaults (both come from the modules' WC_*_ defaults, and
+ * this holds the README to them).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The whole output of `cmd` (a new string). */
+static char *run(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "%s", cmd);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    cr_assert_not_null(out);
+    size_t k;
+    while ((k = fread(out + len, 1, cap - len - 1, p)) > 0)
+        len += k;
+    out[len] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s failed", cmd);
+    return out;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_not_null(s);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* One option as a document states it: its flag and its default ("" when none is stated). */
+typedef struct entry {
+    char flag[64];
+    char def[128];
+} entry;
+
+/* The options table of the README: rows "| `--flag ARG` | default | what |". */
+static size_t readme_options(const char *readme, entry *out, size_t max)
+{
+    size_t n = 0;
+    for (const char *line = readme; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "| `--", 5) != 0)
+            continue;
+        cr_assert_lt(n, max);
+        entry *e = &out[n++];
+        memset(e, 0, sizeof(*e));
+        sscanf(line + 3, "%63[^ `]", e->flag);
+        const char *col = strstr(line + 1, " | ");
+        cr_assert_not_null(col, "%.60s", line);
+        col += 3;
+        size_t k = 0;
+        for (; col[k] && col[k] != '|' && col[k] != '\n' && k + 1 < sizeof(e->def); k++)
+            e->def[k] = col[k];
+        /* Backticks and surrounding space off; the first word is the value. */
+        char tmp[128] = "";
+        size_t t = 0;
+        for (size_t i = 0; i < k; i++)
+            if (e->def[i] != '`')
+                tmp[t++] = e->def[i];
+        tmp[t] = '\0';
+        sscanf(tmp, "%127s", e->def);
+        if (t == 0 || strspn(tmp, " ") == t)
+            e->def[0] = '\0';
+    }
+    return n;
+}
+
+/* The default that --help states for `flag`: the word after "(default " in its block. */
+static const char *help_default(const char *help, const char *flag, char *out, size_t len)
+{
+    char key[sizeof(((entry *)0)->flag) + 4];
+    snprintf(key, sizeof(key), "\n  %.63s", flag);
+    const char *at = strstr(help, key);
+    cr_assert_not_null(at, "--help does not name %s", flag);
+    const char *end = strstr(at + strlen(key), "\n  --");
+    const char *d = strstr(at, "(default");
+    if (!d || (end && d > end))
+        return NULL;
+    d += strlen("(default");
+    if (*d != ' ')
+        return NULL; /* "(default: words)": prose, not a value */
+    size_t n = strcspn(d + 1, ")\n");
+    const char *note = strstr(d + 1, ": "); /* "(default 300000: 5 minutes ..." */
+    if (note && note < d + 1 + n)
+        n = (size_t)(note - (d + 1));
+    cr_assert_lt(n, len);
+    memcpy(out, d + 1, n);
+    out[n] = '\0';
+    return out;
+}
+
+Test(options, the_readme_table_and_help_agree_on_flags_and_defaults)
+{
+    const char *bin = getenv("WCACHED_BIN");
+    const char *readme_path = getenv("WCACHED_README");
+    cr_assert(bin && readme_path);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' --help", bin);
+    char *help = run(cmd);
+    char *readme = read_file(readme_path);
+    entry rows[64];
+    size_t n = readme_options(readme, rows, 64);
+    cr_assert_geq(n, 10, "the README's options table has %zu rows", n);
+    size_t compared = 0;
+    for (size_t i = 0; i < n; i++) {
+        char want[128];
+        const char *d = help_default(help, rows[i].flag, want, sizeof(want));
+        if (!d)
+            continue;
+        cr_expect_str_eq(rows[i].def, d, "%s: the README says '%s', --help '%s'", rows[i].flag,
+                         rows[i].def, d);
+        compared++;
+    }
+    cr_assert_geq(compared, 8, "only %zu defaults compared", compared);
+    /* And every flag --help names is in the table. */
+    for (const char *p = strstr(help, "\n  --"); p; p = strstr(p + 1, "\n  --")) {
+        char flag[64];
+        sscanf(p + 3, "%63[^ ,\n]", flag);
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "--etcd-password-file") == 0)
+            continue; /* --help is the help; the password file is in --etcd-user's row */
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++)
+            found = strcmp(rows[i].flag, flag) == 0;
+        if (!found)
+            found = strstr(readme, flag) && strstr(strstr(readme, "| option |"), flag);
+        cr_expect(found, "--help names %s, the README's table does not", flag);
+    }
+    free(help);
+    free(readme);
+}
