@@ -392,8 +392,8 @@ static int diff_into_events(wc_cacher *c, wc_kv **sorted, size_t n, int64_t rev,
             i++;
         } else {
             bool same = cmp == 0 && a->mod_rev == b->mod_rev;
-            if (same && (a->value_len != b->value_len ||
-                         memcmp(a->value, b->value, a->value_len) != 0)) {
+            if (same &&
+                (a->value_len != b->value_len || memcmp(a->value, b->value, a->value_len) != 0)) {
                 *diverged = true; /* one revision, two values */
                 goto fail;
             }
@@ -666,7 +666,7 @@ int wc_cacher_list(wc_cacher *c, const wc_filter *f, int64_t at_rev, const char 
         rc = WC_ETIMEDOUT;
     else
         rc = wc_cacher_collect_at(c, f->key, f->key_len, f->prefix, start, start_len, rev,
-                        plain && limit ? limit + 1 : 0, &items, &n);
+                                  plain && limit ? limit + 1 : 0, &items, &n);
     pthread_mutex_unlock(&c->mu);
     if (rc != 0)
         return rc;

@@ -582,8 +582,8 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *o, wc_watcher **out, int6
         goto fail;
     }
     if (o->send_initial) {
-        rc = wc_cacher_collect_at(c, w->f.key, w->f.key_len, w->f.prefix, NULL, 0, c->rev_done, 0, &w->init,
-                        &w->init_n);
+        rc = wc_cacher_collect_at(c, w->f.key, w->f.key_len, w->f.prefix, NULL, 0, c->rev_done, 0,
+                                  &w->init, &w->init_n);
         if (rc != 0)
             goto fail;
         w->init_rev = c->rev_done;

@@ -221,9 +221,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    daemon_state d = {.up_state = WC_UP_CONNECTING,
-                      .endpoints = cfg.endpoints,
-                      .n_endpoints = cfg.n_endpoints};
+    daemon_state d = {
+        .up_state = WC_UP_CONNECTING, .endpoints = cfg.endpoints, .n_endpoints = cfg.n_endpoints};
     pthread_mutex_init(&d.mu, NULL);
     wc_http_hook *hook = wc_http_hook_new();
     wc_cacher_opts co;

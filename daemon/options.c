@@ -121,8 +121,7 @@ static int split_endpoints(wc_config *cfg, const char *list)
         if (strncmp(tok, "http://", 7) != 0 && strncmp(tok, "https://", 8) != 0)
             return fail_usage("--etcd-endpoints: '%s' is not an http:// or https:// URL", tok);
         if (cfg->n_endpoints == WC_CONFIG_MAX_ENDPOINTS)
-            return fail_usage("--etcd-endpoints: more than %d endpoints",
-                              WC_CONFIG_MAX_ENDPOINTS);
+            return fail_usage("--etcd-endpoints: more than %d endpoints", WC_CONFIG_MAX_ENDPOINTS);
         size_t len = strlen(tok);
         while (len > 0 && tok[len - 1] == '/')
             tok[--len] = '\0';
@@ -307,8 +306,7 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     cfg->index_field = r.index_field && *r.index_field ? r.index_field : NULL;
     int level = wc_log_parse_level(r.log_level ? r.log_level : "info");
     if (level < 0)
-        return fail_usage("--log-level: '%s' is not one of error, warn, info, debug",
-                          r.log_level);
+        return fail_usage("--log-level: '%s' is not one of error, warn, info, debug", r.log_level);
     cfg->log_level = (wc_log_level)level;
     const char *files[] = {r.cacert, r.cert, r.key, r.password_file};
     const char *file_flags[] = {"--etcd-cacert", "--etcd-cert", "--etcd-key",

@@ -245,8 +245,8 @@ struct wc_http_stream {
     struct wc_http *srv;
     /* Set on MHD's thread before the handoff, then read-only. */
     struct MHD_Connection *conn; /* until the handoff */
-    wc_watcher *w; /* NULL for a stream of fixed bytes only (the 410 ERROR event) */
-    char *pre;     /* bytes sent before the watcher's, or NULL */
+    wc_watcher *w;               /* NULL for a stream of fixed bytes only (the 410 ERROR event) */
+    char *pre;                   /* bytes sent before the watcher's, or NULL */
     size_t pre_len;
     bool chunked; /* HTTP/1.1: chunked body; HTTP/1.0: raw bytes, the end is the close */
     int fd;       /* our duplicate of the socket, from the handoff on; -1 before */

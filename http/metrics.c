@@ -90,9 +90,9 @@ char *wc_http_metrics(wc_http *h, size_t *len)
         st.watchers_lagging);
     one(f, "wcached_events_sent_total", "counter",
         "Frames (events and bookmarks) handed to watch streams.", st.frames_out);
-    wc_http_metric_family(f, "wcached_watchers_terminated_total", "counter", "Watchers ended, by reason.");
-    for (int i = 0; i < WC_END_COUNT; i++)
-    {
+    wc_http_metric_family(f, "wcached_watchers_terminated_total", "counter",
+                          "Watchers ended, by reason.");
+    for (int i = 0; i < WC_END_COUNT; i++) {
         char labels[64];
         snprintf(labels, sizeof(labels), "reason=\"%s\"", wc_end_reason_name((wc_end_reason)i));
         wc_http_metric_u64(f, "wcached_watchers_terminated_total", labels, st.ended[i]);
@@ -105,14 +105,14 @@ char *wc_http_metrics(wc_http *h, size_t *len)
     one(f, "wcached_http_stream_sends_total", "counter",
         "Chunks of watch-stream bytes written to sockets.", atomic_load(&h->sends));
     one(f, "wcached_http_connections_refused_total", "counter",
-        "Connections closed at once: --max-connections were open.",
-        atomic_load(&h->refused));
+        "Connections closed at once: --max-connections were open.", atomic_load(&h->refused));
     one(f, "wcached_http_hangups_total", "counter",
         "Readers that hung up while their stream was open.", atomic_load(&h->hangups));
     one(f, "wcached_http_consistent_reads_total", "counter",
         "Lookups of etcd's current revision for consistent reads.",
         atomic_load(&h->consistent_reads));
-    wc_http_metric_family(f, "wcached_http_requests_total", "counter", "HTTP requests answered, by code.");
+    wc_http_metric_family(f, "wcached_http_requests_total", "counter",
+                          "HTTP requests answered, by code.");
     for (int code = 100; code < 600; code++) {
         uint64_t v = atomic_load_explicit(&h->codes[code], memory_order_relaxed);
         if (v) {

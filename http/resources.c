@@ -164,8 +164,8 @@ int wc_http_resource_parse(const char *spec, wc_http_resource **out)
         plural = s1 + 1;
         plural_len = (size_t)(eq - s1 - 1);
     }
-    if ((group_len && !wc_dns_subdomain_valid(group, group_len)) || !valid_version(version, version_len) ||
-        !wc_dns_label_valid(plural, plural_len))
+    if ((group_len && !wc_dns_subdomain_valid(group, group_len)) ||
+        !valid_version(version, version_len) || !wc_dns_label_valid(plural, plural_len))
         return WC_EINVAL;
 
     /* Right of '=': Kind[:PATH][:cluster|:namespaced] */
@@ -389,14 +389,14 @@ static void group_json(wc_http_resources *t, const char *group, wc_buf *b)
         else
             first = r->api_version;
         wc_buf_printf(b, "{\"groupVersion\":\"%s\",\"version\":\"%s\"}", r->api_version,
-                           r->version);
+                      r->version);
     }
     wc_buf_puts(b, "],\"preferredVersion\":");
     for (size_t i = 0; i < t->n; i++) {
         const wc_http_resource *r = t->entries[i];
         if (strcmp(r->group, group) == 0) {
             wc_buf_printf(b, "{\"groupVersion\":\"%s\",\"version\":\"%s\"}", r->api_version,
-                               r->version);
+                          r->version);
             break;
         }
     }
@@ -410,8 +410,8 @@ char *wc_http_discovery(wc_http_resources *t, const wc_http_route *route, const 
     switch (route->kind) {
     case WC_HTTP_R_API_VERSIONS:
         wc_buf_puts(&b, "{\"kind\":\"APIVersions\",\"versions\":[\"v1\"],"
-                             "\"serverAddressByClientCIDRs\":[{\"clientCIDR\":\"0.0.0.0/0\","
-                             "\"serverAddress\":");
+                        "\"serverAddressByClientCIDRs\":[{\"clientCIDR\":\"0.0.0.0/0\","
+                        "\"serverAddress\":");
         wc_buf_json(&b, addr, strlen(addr));
         wc_buf_puts(&b, "}]}");
         break;
@@ -438,7 +438,7 @@ char *wc_http_discovery(wc_http_resources *t, const wc_http_route *route, const 
     case WC_HTTP_R_API_RESOURCES: {
         const char *gv = NULL;
         wc_buf_puts(&b, "{\"kind\":\"APIResourceList\",\"apiVersion\":\"v1\","
-                             "\"groupVersion\":");
+                        "\"groupVersion\":");
         for (size_t i = 0; i < t->n && !gv; i++)
             if (strcmp(t->entries[i]->group, route->group) == 0 &&
                 strcmp(t->entries[i]->version, route->version) == 0)
@@ -450,10 +450,9 @@ char *wc_http_discovery(wc_http_resources *t, const wc_http_route *route, const 
             if (strcmp(r->group, route->group) != 0 || strcmp(r->version, route->version) != 0)
                 continue;
             wc_buf_printf(&b,
-                               "%s{\"name\":\"%s\",\"singularName\":\"\",\"namespaced\":%s,"
-                               "\"kind\":\"%s\",\"verbs\":[\"get\",\"list\",\"watch\"]}",
-                               n++ ? "," : "", r->plural, r->namespaced ? "true" : "false",
-                               r->kind);
+                          "%s{\"name\":\"%s\",\"singularName\":\"\",\"namespaced\":%s,"
+                          "\"kind\":\"%s\",\"verbs\":[\"get\",\"list\",\"watch\"]}",
+                          n++ ? "," : "", r->plural, r->namespaced ? "true" : "false", r->kind);
         }
         wc_buf_puts(&b, "]}");
         break;

@@ -196,9 +196,8 @@ static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_htt
         wc_kv_unref(kv);
         return not_found(h, conn, &r->route);
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback_cls(len, mhd_bytes(body), kv_release,
-                                                               kv);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        len, mhd_bytes(body), kv_release, kv);
     if (!resp) {
         wc_kv_unref(kv);
         return MHD_NO;
@@ -328,9 +327,9 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
 
     wc_buf head = {0};
     wc_buf_printf(&head,
-                       "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
-                       "\"resourceVersion\":\"%" PRId64 "\"",
-                       rt->kind_name, rt->api_version, b->l.rev);
+                  "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
+                  "\"resourceVersion\":\"%" PRId64 "\"",
+                  rt->kind_name, rt->api_version, b->l.rev);
     if (b->l.more && b->l.next_key_len >= rt->key_len) {
         char *tok = wc_http_continue_encode(b->l.rev, b->l.next_key + rt->key_len,
                                             b->l.next_key_len - rt->key_len);
@@ -443,8 +442,8 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
     /* MHD only sends the headers: its first call of the reader hands the socket to a pump
      * (stream.c), so the block size does not matter. The connection is not reused after a
      * watch, and the headers say so. */
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64,
-                                                                  wc_http_stream_read, s, NULL);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, wc_http_stream_read, s, NULL);
     if (!resp) {
         wc_http_stream_free(s);
         return MHD_NO;
@@ -846,10 +845,10 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
     h->max_conns = limit;
     h->d = MHD_start_daemon(
         flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.conn_memory,
-        MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 16384u,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.conn_memory, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 16384u,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads > 1 ? o->threads : 0u, MHD_OPTION_END);
     int family = ai->ai_family;
     freeaddrinfo(ai);

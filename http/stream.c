@@ -47,8 +47,8 @@
 #include "wcached/log.h"
 
 #define TICK_MS 1000
-#define SCRATCH (64 * 1024) /* one chunk's payload at most */
-#define CHUNK_HDR 8         /* room for "%zx\r\n" of a payload below 16 MiB */
+#define SCRATCH (64 * 1024)      /* one chunk's payload at most */
+#define CHUNK_HDR 8              /* room for "%zx\r\n" of a payload below 16 MiB */
 #define ROUND_BYTES (256 * 1024) /* what one stream may send per round before others go */
 #define MAX_EVENTS 256
 /* How long a stream ended for lagging may take to accept the end of the revision it has begun
@@ -62,17 +62,17 @@ struct wc_http_pump {
     unsigned id;
     pthread_t thread;
     bool started;
-    int epfd;    /* stream sockets (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge triggered) and wake_fd */
-    int wake_fd; /* eventfd: marks to take, stopping, or quit */
+    int epfd;      /* stream sockets (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge triggered) and wake_fd */
+    int wake_fd;   /* eventfd: marks to take, stopping, or quit */
     char *scratch; /* SCRATCH + CHUNK_HDR + 2 bytes; pump thread only */
     /* (h): guarded by hook->mu */
-    wc_http_pump *hook_next;  /* hook->pumps */
-    wc_http_stream *marked;   /* streams woken since the last take, through mark_next */
-    wc_http_stream *streams;  /* every stream handed to this pump (utlist DL) */
-    bool poked;               /* wake_fd written since the last take */
+    wc_http_pump *hook_next; /* hook->pumps */
+    wc_http_stream *marked;  /* streams woken since the last take, through mark_next */
+    wc_http_stream *streams; /* every stream handed to this pump (utlist DL) */
+    bool poked;              /* wake_fd written since the last take */
     /* (p) */
     wc_http_stream *lingering; /* streams with a cut_at, through linger_next */
-    bool quit;                /* the pump thread is to end; attaches are refused */
+    bool quit;                 /* the pump thread is to end; attaches are refused */
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -487,8 +487,8 @@ static void *pump_main(void *arg)
     wc_http *h = p->srv;
     wc_http_hook *hk = h->hook;
     int64_t next_tick = wc_mono_ms() + TICK_MS;
-    int64_t flush_at = 0;  /* with coalescing: when the marked list is due; 0: none */
-    bool swept = false;    /* every stream was visited once after `stopping` */
+    int64_t flush_at = 0;         /* with coalescing: when the marked list is due; 0: none */
+    bool swept = false;           /* every stream was visited once after `stopping` */
     wc_http_stream *again = NULL; /* streams that used up a round's budget */
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {

@@ -58,7 +58,7 @@ char *wc_http_status_json(const wc_http_error *e, size_t *len)
 {
     wc_buf b = {0};
     wc_buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
-                         "\"status\":\"Failure\",\"message\":");
+                    "\"status\":\"Failure\",\"message\":");
     wc_buf_json(&b, e->message, strlen(e->message));
     wc_buf_puts(&b, ",\"reason\":");
     wc_buf_json(&b, e->reason, strlen(e->reason));
@@ -73,8 +73,7 @@ char *wc_http_status_json(const wc_http_error *e, size_t *len)
             wc_buf_puts(&b, "}]");
         }
         if (e->retry_after > 0)
-            wc_buf_printf(&b, "%s\"retryAfterSeconds\":%d", e->cause ? "," : "",
-                               e->retry_after);
+            wc_buf_printf(&b, "%s\"retryAfterSeconds\":%d", e->cause ? "," : "", e->retry_after);
         wc_buf_puts(&b, "}");
     }
     wc_buf_puts(&b, "}");

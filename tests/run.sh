@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds wcached and runs every test suite, in up to three builds:
+# Checks the code's format, then builds wcached and runs every test suite, in up to three builds:
+#   format     every C file as the checked-in .clang-format writes it (clang-format --dry-run)
 #   plain      -Werror, the whole suite
 #   asan       -Db_sanitize=address,undefined (UBSan findings fatal), the whole suite
 #   tsan       -Db_sanitize=thread: the concurrency runner and the suites that can run under it
-# Usage: tests/run.sh [plain|asan|tsan|all]   (default: all)
+# Usage: tests/run.sh [format|plain|asan|tsan|all]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -20,13 +21,19 @@ run_build() {
     meson test -C "$dir" --print-errorlogs --num-processes 2
 }
 
+check_format() {
+    git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+    echo "format: every C file as .clang-format writes it"
+}
+
 case $what in
+format | all) check_format ;;&
 plain | all) run_build build/plain ;;&
 asan | all) run_build build/asan -Db_sanitize=address,undefined -Db_lundef=false ;;&
 tsan | all) run_build build/tsan -Db_sanitize=thread -Db_lundef=false ;;
-plain | asan) ;;
+format | plain | asan) ;;
 *)
-    echo "usage: tests/run.sh [plain|asan|tsan|all]" >&2
+    echo "usage: tests/run.sh [format|plain|asan|tsan|all]" >&2
     exit 2
     ;;
 esac

@@ -115,7 +115,6 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-
 /* Remembers the newest revision etcd reported, for the lag metric. */
 static void saw_header(wc_upstream *u, int64_t rev)
 {

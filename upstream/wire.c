@@ -299,8 +299,7 @@ static bool num(scan *c, bool is_signed, uint64_t *out)
 }
 
 /* The fields of one object, `name: value` pairs handed to `field` one by one. */
-static bool object(scan *c, bool (*field)(scan *c, const char *k, size_t kn, void *arg),
-                   void *arg)
+static bool object(scan *c, bool (*field)(scan *c, const char *k, size_t kn, void *arg), void *arg)
 {
     if (!eat(c, '{'))
         return false;
@@ -473,8 +472,7 @@ int wc_etcd_parse_range_fast(const char *body, size_t len, wc_range_resp *out)
     memset(out, 0, sizeof(*out));
     scan c = {.p = body, .end = body + len};
     range_scan rs = {.r = out};
-    bool ok = object(&c, range_field, &rs) && (ws(&c), c.p == c.end) &&
-              out->header.revision > 0;
+    bool ok = object(&c, range_field, &rs) && (ws(&c), c.p == c.end) && out->header.revision > 0;
     if (ok)
         return 0;
     wc_range_resp_free(out);

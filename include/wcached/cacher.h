@@ -45,7 +45,6 @@ typedef enum wc_family {
 } wc_family;
 #define WC_FAMILY_COUNT 2
 
-
 /*
  * Makes a state from `spec`, copying key and value and parsing the value when it is a JSON
  * object (index_field, when not NULL, is extracted from it once). Returns NULL on allocation
@@ -109,7 +108,7 @@ bool wc_filter_match(const wc_filter *f, const wc_kv *kv);
 
 /* The defaults, in one place: the library, the daemon's flags, --help and the README use these
  * (a test holds the README's table to --help). */
-#define WC_CACHER_RING_EVENTS 300000          /* 5 minutes at 1,000 changes/s */
+#define WC_CACHER_RING_EVENTS 300000 /* 5 minutes at 1,000 changes/s */
 #define WC_CACHER_RING_BYTES ((size_t)512 << 20)
 #define WC_CACHER_INPUT_CAP 10
 #define WC_CACHER_INPUT_CAP_WIDE 1000
@@ -117,13 +116,13 @@ bool wc_filter_match(const wc_filter *f, const wc_kv *kv);
 #define WC_CACHER_BOOKMARK_MS 30000
 
 typedef struct wc_cacher_opts {
-    size_t ring_events;       /* ring capacity in events; 0: WC_CACHER_RING_EVENTS */
-    size_t ring_bytes;        /* ring bound in key+value bytes; 0: WC_CACHER_RING_BYTES */
-    const char *index_field;  /* index trigger path such as "spec.nodeName"; NULL for none */
-    size_t input_cap;         /* watcher input queue; 0: WC_CACHER_INPUT_CAP */
-    size_t input_cap_wide;    /* ... when an index exists and does not narrow it */
-    int64_t slow_budget_ms;   /* how long a watcher may lag before it is ended */
-    int64_t bookmark_ms;      /* BOOKMARK period for watchers that allow them */
+    size_t ring_events;           /* ring capacity in events; 0: WC_CACHER_RING_EVENTS */
+    size_t ring_bytes;            /* ring bound in key+value bytes; 0: WC_CACHER_RING_BYTES */
+    const char *index_field;      /* index trigger path such as "spec.nodeName"; NULL for none */
+    size_t input_cap;             /* watcher input queue; 0: WC_CACHER_INPUT_CAP */
+    size_t input_cap_wide;        /* ... when an index exists and does not narrow it */
+    int64_t slow_budget_ms;       /* how long a watcher may lag before it is ended */
+    int64_t bookmark_ms;          /* BOOKMARK period for watchers that allow them */
     int64_t (*now_ms)(void *arg); /* monotonic clock in ms; NULL for CLOCK_MONOTONIC */
     void *clock_arg;
     /*
@@ -209,8 +208,8 @@ typedef struct wc_list {
     wc_kv **items; /* n references, released by wc_list_release */
     size_t n;
     int64_t rev;
-    bool more;            /* a page was cut by `limit` */
-    char *next_key;       /* when more: the first key of the next page (NUL-terminated) */
+    bool more;      /* a page was cut by `limit` */
+    char *next_key; /* when more: the first key of the next page (NUL-terminated) */
     size_t next_key_len;
 } wc_list;
 
@@ -256,7 +255,7 @@ typedef struct wc_cacher_stats {
     uint64_t non_object;      /* values left out of the Kubernetes routes */
     uint64_t watchers;        /* registered now */
     uint64_t watchers_lagging;
-    uint64_t frames_out;      /* frames handed to readers */
+    uint64_t frames_out; /* frames handed to readers */
     uint64_t ended[WC_END_COUNT];
     uint64_t relists;
     uint64_t resets; /* relists that dropped the history and ended every watcher */
@@ -271,16 +270,16 @@ void wc_cacher_stats_get(wc_cacher *c, wc_cacher_stats *out);
 #define WC_RV_UNSET (-1)
 
 typedef struct wc_watch_opts {
-    wc_filter filter;  /* key range and family; its labels/fields are ignored (see below) */
+    wc_filter filter;          /* key range and family; its labels/fields are ignored (see below) */
     wc_selector *labels_owned; /* moved into the watcher on success (freed with it); still */
     wc_selector *fields_owned; /* the caller's when wc_cacher_watch fails. NULL: match all */
-    int64_t rv;           /* WC_RV_UNSET, 0, or N: events after N */
-    bool send_initial;    /* with rv unset/0: stream the state as ADDED events first */
+    int64_t rv;                /* WC_RV_UNSET, 0, or N: events after N */
+    bool send_initial;         /* with rv unset/0: stream the state as ADDED events first */
     bool initial_end_bookmark; /* after the initial state, a BOOKMARK marked
                                   k8s.io/initial-events-end (sendInitialEvents=true) */
     bool allow_bookmarks;
-    int64_t deadline_ms;  /* on the cacher's clock; 0 for none */
-    const char *kind;     /* for BOOKMARK objects, e.g. "Pod"; copied */
+    int64_t deadline_ms;     /* on the cacher's clock; 0 for none */
+    const char *kind;        /* for BOOKMARK objects, e.g. "Pod"; copied */
     const char *api_version; /* e.g. "v1"; copied */
     /*
      * Called when the watcher goes from nothing-to-read to something-to-read (once per wait of

@@ -56,7 +56,7 @@ typedef struct wc_upstream_opts {
     size_t n_endpoints;
     const char *prefix; /* key range; "" or NULL for the whole keyspace */
     size_t prefix_len;
-    size_t page_size;   /* range page (default 1000) */
+    size_t page_size; /* range page (default 1000) */
     /* TLS to etcd (PEM file paths; NULL when unused): the CA that signed etcd's certificate,
      * and a client certificate and key for etcd's --client-cert-auth. */
     const char *cacert, *cert, *key;
@@ -97,10 +97,10 @@ typedef enum wc_upstream_cause {
 /* Counters and gauges for /metrics; any thread. */
 typedef struct wc_upstream_stats {
     uint64_t reconnects[WC_UPC_COUNT];
-    uint64_t relists; /* lists after the first */
-    uint64_t resets;  /* lists that dropped the history (WC_UPC_WENT_BACK) */
-    size_t endpoint;  /* index into the endpoints in use */
-    int64_t etcd_rev; /* newest revision etcd has reported in any header */
+    uint64_t relists;        /* lists after the first */
+    uint64_t resets;         /* lists that dropped the history (WC_UPC_WENT_BACK) */
+    size_t endpoint;         /* index into the endpoints in use */
+    int64_t etcd_rev;        /* newest revision etcd has reported in any header */
     int64_t last_msg_age_ms; /* since the last message on the watch; -1 before the first */
 } wc_upstream_stats;
 

@@ -72,8 +72,8 @@ static inline int del(wc_cacher *c, const char *key, int64_t rev)
 
 /* A transaction: puts of keys[i] = values[i] (a NULL value deletes the key), all at `rev`,
  * published as one batch. */
-static inline int txn(wc_cacher *c, int64_t rev, const char *const *keys,
-                      const char *const *values, size_t n)
+static inline int txn(wc_cacher *c, int64_t rev, const char *const *keys, const char *const *values,
+                      size_t n)
 {
     wc_change ch[64];
     cr_assert_leq(n, 64);

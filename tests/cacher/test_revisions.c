@@ -50,8 +50,8 @@ static long long ev_mod_rev(const seen *s, size_t i)
 static void expect_strictly_increasing(const seen *s)
 {
     for (size_t i = 1; i < s->n; i++)
-        cr_assert_gt(ev_rv(s, i), ev_rv(s, i - 1), "event %zu at %lld after %lld", i,
-                     ev_rv(s, i), ev_rv(s, i - 1));
+        cr_assert_gt(ev_rv(s, i), ev_rv(s, i - 1), "event %zu at %lld after %lld", i, ev_rv(s, i),
+                     ev_rv(s, i - 1));
 }
 
 Test(revisions, relist_events_carry_each_keys_own_revision_in_revision_order)

@@ -49,7 +49,8 @@ typedef struct entry {
 static size_t readme_options(const char *readme, entry *out, size_t max)
 {
     size_t n = 0;
-    for (const char *line = readme; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (const char *line = readme; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (strncmp(line, "| `--", 5) != 0)
             continue;
         cr_assert_lt(n, max);

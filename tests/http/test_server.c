@@ -28,7 +28,7 @@ typedef struct fixture_cfg {
     bool consistent;     /* wire the current-revision and progress callbacks */
     const char *index_field;
     int64_t coalesce_ms;
-    int64_t slow_budget_ms; /* 0: default */
+    int64_t slow_budget_ms;   /* 0: default */
     unsigned max_connections; /* 0: default */
 } fixture_cfg;
 
@@ -1161,8 +1161,8 @@ Test(custom, reader_whose_socket_stays_full_is_cut_off)
         usleep(10 * 1000);
     cr_assert_eq(watchers_now(), 2);
     put_big("/slow/k", N, BIG);
-    cr_assert(watch_wait_lines(fast, N, 20000), "the fast reader got %zu of %d",
-              watch_nlines(fast), N);
+    cr_assert(watch_wait_lines(fast, N, 20000), "the fast reader got %zu of %d", watch_nlines(fast),
+              N);
     wc_cacher_stats st;
     for (int tries = 0; tries < 1000; tries++) {
         wc_cacher_stats_get(cache, &st);

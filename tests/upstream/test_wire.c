@@ -187,8 +187,10 @@ Test(wire, range_fast_path_takes_the_usual_shape_and_agrees_with_jansson)
      * and shapes it never sends but a JSON parser must take: the fast path may decline those,
      * and where it does not, its answer must be jansson's to the byte. */
     static const char MANY[] =
-        "{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":\"10276657743932975437\","
-        "\"revision\":\"12\",\"raft_term\":\"2\"},\"kvs\":[{\"key\":\"L2EvMQ==\",\"create_revision\":"
+        "{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":"
+        "\"10276657743932975437\","
+        "\"revision\":\"12\",\"raft_term\":\"2\"},\"kvs\":[{\"key\":\"L2EvMQ==\",\"create_"
+        "revision\":"
         "\"2\",\"mod_revision\":\"9\",\"version\":\"3\",\"value\":\"eyJ4IjoxfQ==\"},{\"key\":"
         "\"L2EvMg==\",\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":\"1\",\"value\":"
         "\"\",\"lease\":\"7587870043346712068\"},{\"key\":\"L2EvMw==\",\"create_revision\":\"5\","
@@ -203,11 +205,13 @@ Test(wire, range_fast_path_takes_the_usual_shape_and_agrees_with_jansson)
         {" {\"header\" : {\"revision\":\"9\"} , \"kvs\" : [ ] , \"more\" : false }\n", true},
         /* jansson's: escapes, numbers, repeated fields, errors, trailing bytes, bad fields */
         {"{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"key\":\"L2Ev\\u004dQ==\","
-         "\"mod_revision\":\"9\"}]}", false},
+         "\"mod_revision\":\"9\"}]}",
+         false},
         {"{\"header\":{\"revision\":9},\"count\":3}", false},
         {"{\"header\":{\"revision\":\"9\"},\"header\":{\"revision\":\"10\"}}", false},
         {"{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"key\":\"YQ==\",\"key\":\"Yg==\","
-         "\"mod_revision\":\"9\"}]}", false},
+         "\"mod_revision\":\"9\"}]}",
+         false},
         {"{\"error\":\"etcdserver: mvcc: required revision has been compacted\",\"code\":11}",
          false},
         {"{\"header\":{\"revision\":\"9\"}} x", false},
