@@ -126,7 +126,7 @@ static void run(int nwatchers, int indexed, int events)
            nwatchers, indexed ? "indexed" : "unindexed", (double)t_pub / events,
            frames ? (double)t_del / (double)frames : 0.0, frames, (double)bytes / 1e6);
     for (int i = 0; i < nwatchers; i++)
-        wc_watcher_close(rs[i].w);
+        wc_watcher_free(rs[i].w);
     free(rs);
     free(val);
     wc_cacher_free(c);

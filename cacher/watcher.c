@@ -675,7 +675,7 @@ void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why)
     pthread_mutex_unlock(&w->mu);
 }
 
-void wc_watcher_close(wc_watcher *w)
+void wc_watcher_free(wc_watcher *w)
 {
     wc_cacher *c = w->c;
     pthread_mutex_lock(&c->mu);

@@ -275,9 +275,12 @@ int main(int argc, char **argv)
     ho.request_progress = http_request_progress;
     ho.metrics = http_metrics;
     wc_http *http = NULL;
-    rc = wc_http_start(&ho, &http);
+    rc = wc_http_new(&ho, &http);
+    if (rc == 0)
+        rc = wc_http_start(http);
     if (rc != 0) {
         wc_log(WC_LOG_ERROR, "cannot serve on %s: %s", cfg.listen, wc_strerror(rc));
+        wc_http_free(http);
         wc_upstream_free(d.upstream);
         wc_cacher_free(d.cacher);
         wc_http_hook_free(hook);
@@ -288,7 +291,7 @@ int main(int argc, char **argv)
     rc = wc_upstream_start(d.upstream);
     if (rc != 0) {
         wc_log(WC_LOG_ERROR, "cannot start the upstream: %s", wc_strerror(rc));
-        wc_http_stop(http);
+        wc_http_free(http);
         wc_upstream_free(d.upstream);
         wc_cacher_free(d.cacher);
         wc_http_hook_free(hook);
@@ -301,6 +304,8 @@ int main(int argc, char **argv)
     /* The server first: its threads call into the upstream (consistent reads). The upstream
      * keeps feeding the cacher meanwhile, which is safe: streams end one by one. */
     wc_http_stop(http);
+    wc_upstream_stop(d.upstream);
+    wc_http_free(http);
     wc_upstream_free(d.upstream);
     wc_cacher_free(d.cacher);
     wc_http_hook_free(hook);

@@ -270,8 +270,8 @@ struct wc_http_stream {
 };
 
 struct wc_http {
-    wc_http_opts o; /* strings below are owned copies */
-    char *k8s_prefix, *index_field;
+    wc_http_opts o;                          /* strings below are owned copies */
+    char *k8s_prefix, *index_field, *listen; /* owned copies of the options' */
     struct MHD_Daemon *d;
     MHD_socket listen_fd;
     uint16_t port;

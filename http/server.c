@@ -763,43 +763,35 @@ static rlim_t raise_nofile(void)
     return rl.rlim_cur;
 }
 
-static void destroy(wc_http *h)
+/* Resolves the listen address (numeric port) into a new addrinfo list; 0 or WC_EINVAL. */
+static int resolve(const char *listen, char *host, size_t host_len, struct addrinfo **ai)
 {
-    if (h->d)
-        MHD_stop_daemon(h->d);
-    h->d = NULL;
-    if (h->listen_fd != MHD_INVALID_SOCKET)
-        close(h->listen_fd);
-    wc_http_pumps_stop(h);
-    wc_http_resources_free(h->res);
-    free(h->k8s_prefix);
-    free(h->index_field);
-    pthread_mutex_destroy(&h->wait_mu);
-    pthread_cond_destroy(&h->wait_cond);
-    free(h);
-}
-
-int wc_http_start(const wc_http_opts *o, wc_http **out)
-{
-    if (!o->cacher || !o->hook || !o->listen)
-        return WC_EINVAL;
-    char host[256], port[8];
     uint16_t portnum;
-    if (wc_parse_listen(o->listen, host, sizeof(host), &portnum) != 0)
+    if (wc_parse_listen(listen, host, host_len, &portnum) != 0)
         return WC_EINVAL;
+    char port[8];
     snprintf(port, sizeof(port), "%u", (unsigned)portnum);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+    *ai = NULL;
+    if (getaddrinfo(host, port, &hints, ai) != 0 || !*ai)
         return WC_EINVAL;
+    return 0;
+}
 
+int wc_http_new(const wc_http_opts *o, wc_http **out)
+{
+    if (!o->cacher || !o->hook || !o->listen)
+        return WC_EINVAL;
+    char host[256];
+    struct addrinfo *ai = NULL;
+    if (resolve(o->listen, host, sizeof(host), &ai) != 0)
+        return WC_EINVAL;
+    freeaddrinfo(ai);
     wc_http *h = calloc(1, sizeof(*h));
-    if (!h) {
-        freeaddrinfo(ai);
+    if (!h)
         return WC_ENOMEM;
-    }
     h->o = *o;
     h->o.resources = NULL;
     h->hook = o->hook;
@@ -810,30 +802,48 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
         h->o.wait_ms = 3000;
     if (h->o.conn_memory < 2048)
         h->o.conn_memory = 2048;
-    const char *pfx = o->k8s_prefix ? o->k8s_prefix : "/registry";
+    const char *pfx = o->k8s_prefix ? o->k8s_prefix : WC_HTTP_K8S_PREFIX;
     size_t pl = strlen(pfx);
     while (pl > 0 && pfx[pl - 1] == '/')
         pl--; /* keys are <prefix>/<path>/...: one slash */
     h->k8s_prefix = strndup(pfx, pl);
+    h->listen = strdup(o->listen);
+    h->o.listen = h->listen;
     h->index_field = o->index_field ? strdup(o->index_field) : NULL;
     h->res = wc_http_resources_new();
     int rc = 0;
-    if (!h->k8s_prefix || (o->index_field && !h->index_field) || !h->res)
+    if (!h->k8s_prefix || !h->listen || (o->index_field && !h->index_field) || !h->res)
         rc = WC_ENOMEM;
     for (const char *const *spec = o->resources; rc == 0 && spec && *spec; spec++)
         rc = wc_http_resources_add(h->res, *spec);
+    if (rc != 0) {
+        wc_http_free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+int wc_http_start(wc_http *h)
+{
+    if (h->d || h->n_pumps)
+        return WC_EINVAL;
+    char host[256];
+    struct addrinfo *ai = NULL;
+    int rc = resolve(h->o.listen, host, sizeof(host), &ai);
     if (rc == 0)
         rc = wc_http_pumps_start(h);
     if (rc == 0)
         rc = wc_http_waiter_start(h);
     if (rc != 0) {
-        freeaddrinfo(ai);
+        if (ai)
+            freeaddrinfo(ai);
         wc_http_stop(h);
         return rc;
     }
 
     rlim_t nofile = raise_nofile();
-    unsigned limit = o->max_connections;
+    unsigned limit = h->o.max_connections;
     if (limit == 0) /* leave a few descriptors for the process's other files */
         limit = nofile > 1000064 ? 1000000u
                                  : (nofile > 128 ? (unsigned)(nofile - 64) : (unsigned)nofile / 2);
@@ -847,9 +857,9 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
         flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.conn_memory, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 16384u,
-        MHD_OPTION_THREAD_POOL_SIZE, o->threads > 1 ? o->threads : 0u, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, h->o.threads > 1 ? h->o.threads : 0u, MHD_OPTION_END);
     int family = ai->ai_family;
     freeaddrinfo(ai);
     if (!h->d) {
@@ -862,23 +872,7 @@ int wc_http_start(const wc_http_opts *o, wc_http **out)
         snprintf(h->addr, sizeof(h->addr), "[%s]:%u", host, (unsigned)h->port);
     else
         snprintf(h->addr, sizeof(h->addr), "%s:%u", host, (unsigned)h->port);
-    *out = h;
     return 0;
-}
-
-uint16_t wc_http_port(const wc_http *h)
-{
-    return h->port;
-}
-
-const char *wc_http_address(const wc_http *h)
-{
-    return h->addr;
-}
-
-int wc_http_add_resource(wc_http *h, const char *spec)
-{
-    return wc_http_resources_add(h->res, spec);
 }
 
 void wc_http_stop(wc_http *h)
@@ -900,5 +894,41 @@ void wc_http_stop(wc_http *h)
             usleep(5000);
         }
     }
-    destroy(h); /* MHD first: no handoff can reach a pump that stopped */
+    /* MHD first: no handoff can reach a pump that stopped. */
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    h->d = NULL;
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        close(h->listen_fd);
+    h->listen_fd = MHD_INVALID_SOCKET;
+    wc_http_pumps_stop(h);
+}
+
+uint16_t wc_http_port(const wc_http *h)
+{
+    return h->port;
+}
+
+const char *wc_http_address(const wc_http *h)
+{
+    return h->addr;
+}
+
+int wc_http_add_resource(wc_http *h, const char *spec)
+{
+    return wc_http_resources_add(h->res, spec);
+}
+
+void wc_http_free(wc_http *h)
+{
+    if (!h)
+        return;
+    wc_http_stop(h);
+    wc_http_resources_free(h->res);
+    free(h->k8s_prefix);
+    free(h->listen);
+    free(h->index_field);
+    pthread_mutex_destroy(&h->wait_mu);
+    pthread_cond_destroy(&h->wait_cond);
+    free(h);
 }

@@ -27,7 +27,7 @@
  *
  * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers).
  * A stream is freed only by its pump, at the end of a round, after its descriptor left the
- * epoll set and its watcher was closed (no wake can name it after wc_watcher_close returns).
+ * epoll set and its watcher was closed (no wake can name it after wc_watcher_free returns).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -159,7 +159,7 @@ void wc_http_stream_free(wc_http_stream *s)
     if (!s)
         return;
     if (s->w)
-        wc_watcher_close(s->w);
+        wc_watcher_free(s->w);
     if (s->fd >= 0)
         close(s->fd);
     free(s->pre);
@@ -284,7 +284,7 @@ static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
     }
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     if (s->w) {
-        wc_watcher_close(s->w); /* no wake names s after this */
+        wc_watcher_free(s->w); /* no wake names s after this */
         s->w = NULL;
     }
     close(s->fd);

@@ -1119,15 +1119,22 @@ int wc_upstream_start(wc_upstream *u)
     return 0;
 }
 
+void wc_upstream_stop(wc_upstream *u)
+{
+    if (!u || !u->started)
+        return;
+    atomic_store(&u->stop, true);
+    curl_multi_wakeup(u->multi);
+    pthread_join(u->thread, NULL);
+    u->started = false;
+    atomic_store(&u->stop, false);
+}
+
 void wc_upstream_free(wc_upstream *u)
 {
     if (!u)
         return;
-    if (u->started) {
-        atomic_store(&u->stop, true);
-        curl_multi_wakeup(u->multi);
-        pthread_join(u->thread, NULL);
-    }
+    wc_upstream_stop(u);
     if (u->multi)
         curl_multi_cleanup(u->multi);
     for (size_t i = 0; u->endpoints && i < u->n_endpoints; i++)

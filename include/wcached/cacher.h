@@ -294,7 +294,7 @@ typedef struct wc_watch_opts {
 /*
  * Registers a watcher. Replay and registration happen under one lock, so the first live event
  * follows the last replayed one with no gap and no duplicate. Returns 0 and *out (owned by the
- * caller until wc_watcher_close), WC_EEXPIRED when opts->rv is older than the ring's floor
+ * caller until wc_watcher_free), WC_EEXPIRED when opts->rv is older than the ring's floor
  * (*floor_out tells the floor, for the 410 message), WC_ENOTREADY, or WC_ENOMEM.
  */
 int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *opts, wc_watcher **out, int64_t *floor_out);
@@ -317,6 +317,6 @@ wc_end_reason wc_watcher_end_reason(wc_watcher *w);
 int64_t wc_watcher_rv(wc_watcher *w);
 
 /* The reader leaves: unregisters the watcher and frees it. Call exactly once. */
-void wc_watcher_close(wc_watcher *w);
+void wc_watcher_free(wc_watcher *w);
 
 #endif

@@ -30,7 +30,7 @@ typedef struct wc_http wc_http;
  * The wake batcher shared by the cacher and the server: the watchers' wake callbacks mark
  * streams on their pumps' lists, and the cacher's after_dispatch hook pokes every pump that
  * has marks, once per published change. It exists before both (the cacher needs its hook at
- * wc_cacher_new, the server needs the cacher at wc_http_start) and is freed after both.
+ * wc_cacher_new, the server needs the cacher at wc_http_new) and is freed after both.
  */
 typedef struct wc_http_hook wc_http_hook;
 
@@ -106,12 +106,18 @@ void wc_http_metric_f64(FILE *out, const char *name, const char *labels, double 
 void wc_http_opts_default(wc_http_opts *o);
 
 /*
- * Starts serving: binds the listen address, raises RLIMIT_NOFILE, starts the event loop, the
- * ticker (wc_cacher_tick about once a second) and the consistency waiter. `o` is copied.
- * Returns 0 and *out; WC_EINVAL for a bad listen address, resource spec or missing
- * cacher/hook; WC_EIO when the address cannot be bound; or WC_ENOMEM.
+ * The server's life, as every module's: new, start, stop, free.
+ *
+ * wc_http_new makes a stopped server from `o` (copied): the listen address is checked and the
+ * resource table built. Returns 0 and *out; WC_EINVAL for a bad listen address, resource spec or
+ * missing cacher/hook; or WC_ENOMEM.
  */
-int wc_http_start(const wc_http_opts *o, wc_http **out);
+int wc_http_new(const wc_http_opts *o, wc_http **out);
+
+/* Starts serving: binds the listen address, raises RLIMIT_NOFILE, starts the event loop, the
+ * stream pumps (one ticks the cacher about once a second) and the consistency waiter. 0;
+ * WC_EIO when the address cannot be bound (the server stays stopped); or WC_ENOMEM. */
+int wc_http_start(wc_http *h);
 
 /* The port bound (the chosen one when the listen port was 0). */
 uint16_t wc_http_port(const wc_http *h);
@@ -123,9 +129,12 @@ const char *wc_http_address(const wc_http *h);
 /*
  * Stops gracefully: stops accepting, ends every watch stream cleanly (its chunked body is
  * terminated), answers waiting reads with 503, waits up to a few seconds for the streams to
- * drain, then closes every connection and frees the server. NULL is allowed.
+ * drain, then closes every connection and ends the server's threads. NULL is allowed.
  */
 void wc_http_stop(wc_http *h);
+
+/* Stops the server if it runs, and frees it. NULL is allowed. */
+void wc_http_free(wc_http *h);
 
 /*
  * Adds a Kubernetes resource to the server's table, or replaces the one with the same group,

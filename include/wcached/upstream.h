@@ -67,11 +67,16 @@ typedef struct wc_upstream_opts {
     wc_upstream_sink sink;
 } wc_upstream_opts;
 
+/* The upstream's life, as every module's: new, start, stop, free. */
+
 /* Returns a new, stopped upstream (copies opts), or NULL. */
 wc_upstream *wc_upstream_new(const wc_upstream_opts *o);
-/* Starts the upstream thread. 0 or a negative wc_err. */
+/* Starts the upstream thread. 0, WC_EINVAL when it runs already, or WC_ENOMEM. */
 int wc_upstream_start(wc_upstream *u);
-/* Stops the thread (it ends its transfers promptly) and frees everything. */
+/* Stops the thread (it ends its transfers promptly); no sink callback runs after it returns.
+ * A stopped upstream may be started again. NULL is allowed. */
+void wc_upstream_stop(wc_upstream *u);
+/* Stops the upstream if it runs, and frees it. NULL is allowed. */
 void wc_upstream_free(wc_upstream *u);
 
 /*

@@ -301,7 +301,7 @@ static void *consume(void *arg)
                 break;
             }
             int64_t rv = wc_watcher_rv(w);
-            wc_watcher_close(w);
+            wc_watcher_free(w);
             cs->reconnects++;
             o = watch_opts("/k/", rv);
             o.wake = post;
@@ -363,7 +363,7 @@ static void *consume(void *arg)
     }
 out:
     if (w)
-        wc_watcher_close(w);
+        wc_watcher_free(w);
     staller_ready(cs);
     atomic_fetch_add(&consumers_done, 1);
     return NULL;

@@ -189,7 +189,7 @@ Test(list, relist_turns_the_difference_into_events_for_live_watchers)
         wc_kv_unref(second[i]);
     }
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -210,7 +210,7 @@ Test(list, forced_replace_ends_watchers_and_restarts_history)
     cr_assert_eq(wc_cacher_get(c, "/a", 2, &kv, NULL), WC_ENOENT);
     wc_kv_unref(older[0]);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 

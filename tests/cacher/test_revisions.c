@@ -87,7 +87,7 @@ Test(revisions, relist_events_carry_each_keys_own_revision_in_revision_order)
     cr_assert_eq(wc_kv_mod_rev(l.items[2]), 9);
     wc_list_release(&l);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -110,7 +110,7 @@ Test(revisions, deletions_skip_the_revisions_the_puts_use)
     expect_event(&s, 4, "MODIFIED", "/y", 15);
     expect_strictly_increasing(&s);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -131,7 +131,7 @@ Test(revisions, a_gap_with_no_free_revision_left_shares_the_lists_revision)
     expect_event(&s, 2, "DELETED", "/b", 12);
     expect_event(&s, 3, "MODIFIED", "/y", 12);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -156,10 +156,10 @@ Test(revisions, resuming_from_any_event_of_a_relist_gets_exactly_the_rest)
             expect_event(&rest, k, ev_type(&all, i + 1 + k), ev_key(&all, i + 1 + k),
                          ev_rv(&all, i + 1 + k));
         seen_free(&rest);
-        wc_watcher_close(r);
+        wc_watcher_free(r);
     }
     seen_free(&all);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -186,7 +186,7 @@ Test(revisions, a_list_that_cannot_follow_the_history_resets_it)
     cr_assert_eq(wc_kv_mod_rev(kv), 7);
     wc_kv_unref(kv);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -257,9 +257,9 @@ Test(revisions, a_lagging_end_finishes_the_transaction_begun_on_the_wire)
     cr_assert_eq(ev_rv(&rest, 0), 12);
     expect_whole_revisions(&rest, 3);
     seen_free(&rest);
-    wc_watcher_close(r);
+    wc_watcher_free(r);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -279,7 +279,7 @@ Test(revisions, a_lagging_end_between_revisions_sends_nothing_more)
     cr_assert_eq(s.n, 3, "nothing after the end: %zu events", s.n);
     cr_assert_eq(wc_watcher_rv(w), 11);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -305,7 +305,7 @@ Test(revisions, a_timeout_ends_after_everything_queued_and_between_revisions)
     cr_assert_eq(s.n, 6, "two whole transactions: %zu events", s.n);
     expect_whole_revisions(&s, 3);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -336,7 +336,7 @@ Test(revisions, catch_up_takes_a_transaction_larger_than_a_batch_whole)
         at11 += ev_rv(&s, i) == 11;
     cr_assert_eq(at11, 70, "revision 11 whole: %zu of 70", at11);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -359,6 +359,6 @@ Test(revisions, a_bookmark_follows_every_event_of_its_revision)
     cr_assert_str_eq(ev_type(&s, 3), "BOOKMARK");
     cr_assert_eq(ev_rv(&s, 3), 11);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }

@@ -28,7 +28,7 @@ Test(watcher, replay_from_rv_then_live_in_order)
     cr_assert_not(s.eof);
     cr_assert_eq(wc_watcher_rv(w), 15);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -48,7 +48,7 @@ Test(watcher, unset_rv_sends_state_as_added_then_live)
     expect_event(&s, 1, "ADDED", "/x/2", 2);
     expect_event(&s, 2, "ADDED", "/x/3", 5);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -75,7 +75,7 @@ Test(watcher, send_initial_events_ends_with_annotated_bookmark)
     json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
     cr_assert_str_eq(json_string_value(json_object_get(ann, "k8s.io/initial-events-end")), "true");
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -99,13 +99,13 @@ Test(watcher, rv_at_floor_is_served_and_below_is_expired)
     cr_assert_eq(s.n, 3);
     expect_event(&s, 0, "MODIFIED", "/k", 13);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     w = watch(c, watch_opts("/", 14));
     read_all(w, &s, 8192);
     cr_assert_eq(s.n, 1);
     expect_event(&s, 0, "MODIFIED", "/k", 15);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -122,7 +122,7 @@ Test(watcher, sparse_revisions_between_floor_and_oldest_are_served)
     cr_assert_eq(s.n, 2);
     expect_event(&s, 0, "MODIFIED", "/k", 30);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -139,7 +139,7 @@ Test(watcher, future_rv_skips_events_up_to_it)
     cr_assert_eq(s.n, 1);
     expect_event(&s, 0, "MODIFIED", "/a", 13);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -195,7 +195,7 @@ Test(watcher, txn_events_share_a_revision_published_as_one_change)
     expect_event(&s, 0, "ADDED", "/a", 11);
     expect_event(&s, 1, "ADDED", "/b", 11);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -224,7 +224,7 @@ Test(watcher, label_selector_transitions_added_modified_deleted)
     expect_event(&s, 3, "ADDED", "/p/b", 6);
     expect_event(&s, 4, "DELETED", "/p/b", 7);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -248,7 +248,7 @@ Test(watcher, k8s_family_serves_objects_and_leaves_out_non_json)
     wc_cacher_stats_get(c, &st);
     cr_assert_eq(st.non_object, 2);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -268,7 +268,7 @@ Test(watcher, field_selector_on_name_in_keys_family)
     expect_event(&s, 0, "ADDED", "/a", 2);
     expect_event(&s, 1, "ADDED", "/c", 4);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -310,9 +310,9 @@ Test(watcher, index_routes_events_to_their_nodes_only)
     seen_free(&a);
     seen_free(&b);
     seen_free(&u);
-    wc_watcher_close(na);
-    wc_watcher_close(nb);
-    wc_watcher_close(all);
+    wc_watcher_free(na);
+    wc_watcher_free(nb);
+    wc_watcher_free(all);
     wc_cacher_free(c);
 }
 
@@ -334,7 +334,7 @@ Test(watcher, indexed_watchers_do_not_get_other_nodes_events_queued)
     cr_assert_eq(s.n, 1);
     expect_event(&s, 0, "ADDED", "/p/y", 200);
     seen_free(&s);
-    wc_watcher_close(na);
+    wc_watcher_free(na);
     wc_cacher_free(c);
 }
 
@@ -354,8 +354,8 @@ Test(watcher, unindexed_watcher_gets_the_wide_queue_when_an_index_exists)
     wc_cacher_stats_get(c, &st);
     /* 500 events overflow the narrow watcher's 10 slots but not the wide one's 1000. */
     cr_assert_eq(st.watchers_lagging, 1);
-    wc_watcher_close(wide);
-    wc_watcher_close(narrow);
+    wc_watcher_free(wide);
+    wc_watcher_free(narrow);
     wc_cacher_free(c);
 }
 
@@ -401,7 +401,7 @@ Test(watcher, wide_queue_grows_to_its_bound_in_order_and_no_further)
     cr_assert_eq(s.n, 100);
     expect_event(&s, 99, "MODIFIED", "/p/x", r - 1);
     seen_free(&s);
-    wc_watcher_close(wide);
+    wc_watcher_free(wide);
     wc_cacher_free(c);
 }
 
@@ -428,7 +428,7 @@ Test(watcher, overflowing_reader_catches_up_from_the_ring_without_gap)
     cr_assert_eq(s.n, 101);
     cr_assert_eq(ev_rv(&s, 100), 102);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -466,7 +466,7 @@ Test(watcher, slow_reader_is_ended_after_the_budget_and_fast_ones_keep_order)
         cr_assert_eq(ev_rv(&f, i), (long long)i + 2);
     /* It resumes from its last RV by replay, with nothing skipped. */
     int64_t resume = wc_watcher_rv(slow);
-    wc_watcher_close(slow);
+    wc_watcher_free(slow);
     wc_watcher *again = watch(c, watch_opts("/", resume));
     read_all(again, &s, 8192);
     cr_assert_eq(s.n, 49);
@@ -474,8 +474,8 @@ Test(watcher, slow_reader_is_ended_after_the_budget_and_fast_ones_keep_order)
         cr_assert_eq(ev_rv(&s, i), (long long)i + 2);
     seen_free(&s);
     seen_free(&f);
-    wc_watcher_close(again);
-    wc_watcher_close(fast);
+    wc_watcher_free(again);
+    wc_watcher_free(fast);
     wc_cacher_free(c);
 }
 
@@ -496,7 +496,7 @@ Test(watcher, lagging_reader_whose_position_left_the_ring_is_ended_expired)
     for (size_t i = 0; i < s.n; i++)
         cr_assert_eq(ev_rv(&s, i), (long long)i + 2);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -524,7 +524,7 @@ Test(watcher, bookmarks_come_periodically_and_never_ahead_of_events)
     read_all(w, &s, 8192);
     cr_assert_eq(s.n, 2);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -539,7 +539,7 @@ Test(watcher, watcher_without_bookmarks_gets_none)
     wc_cacher_tick(c);
     read_all(w, &s, 8192);
     cr_assert_eq(s.n, 0);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -565,7 +565,7 @@ Test(watcher, deadline_sends_a_bookmark_just_before_and_then_ends)
     cr_assert(s.eof);
     cr_assert_eq(wc_watcher_end_reason(w), WC_END_TIMEOUT);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -592,7 +592,7 @@ Test(watcher, a_tick_late_for_the_last_second_still_sends_the_bookmark_before_th
     expect_event(&s, 0, "ADDED", "/a", 5);
     expect_event(&s, 1, "BOOKMARK", NULL, 5);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -612,7 +612,7 @@ Test(watcher, wake_fires_once_when_data_arrives_for_a_waiting_reader)
     cr_assert_eq(wakes, 1, "one wake for a reader that has not read yet");
     cr_assert_eq(wc_watcher_read(w, buf, sizeof(buf), &n), 0);
     cr_assert_gt(n, 0);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
     wc_cacher_free(c);
 }
 
@@ -643,7 +643,7 @@ Test(watcher, an_end_wakes_a_reader_that_is_not_waiting)
     cr_assert(s.eof);
     cr_assert_eq(wc_watcher_end_reason(w), WC_END_SHUTDOWN);
     seen_free(&s);
-    wc_watcher_close(w);
+    wc_watcher_free(w);
 }
 
 Test(watcher, closing_mid_frame_and_freeing_the_cacher_leak_nothing)
@@ -657,12 +657,12 @@ Test(watcher, closing_mid_frame_and_freeing_the_cacher_leak_nothing)
     size_t n;
     cr_assert_eq(wc_watcher_read(w1, buf, sizeof(buf), &n), 0);
     cr_assert_eq(n, 8);
-    wc_watcher_close(w1); /* mid-frame */
-    wc_cacher_free(c);    /* w2 is ended, not freed: its reader still holds it */
+    wc_watcher_free(w1); /* mid-frame */
+    wc_cacher_free(c);   /* w2 is ended, not freed: its reader still holds it */
     seen s = {0};
     read_all(w2, &s, 8192);
     cr_assert(s.eof);
     cr_assert_eq(wc_watcher_end_reason(w2), WC_END_SHUTDOWN);
     seen_free(&s);
-    wc_watcher_close(w2); /* the last close frees the cacher: ASan checks both */
+    wc_watcher_free(w2); /* the last close frees the cacher: ASan checks both */
 }

@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (wc_cacher_list(c, &o.filter, 0, NULL, 0, 0, &l) == 0)
         wc_list_release(&l);
     if (w)
-        wc_watcher_close(w);
+        wc_watcher_free(w);
     wc_cacher_free(c);
     return 0;
 }

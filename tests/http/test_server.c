@@ -104,7 +104,8 @@ static void fixture_start(const fixture_cfg *cfg)
         o.current_rev = cb_current_rev;
         o.request_progress = cb_progress;
     }
-    cr_assert_eq(wc_http_start(&o, &srv), 0);
+    cr_assert_eq(wc_http_new(&o, &srv), 0);
+    cr_assert_eq(wc_http_start(srv), 0);
     cr_assert_gt(wc_http_port(srv), 0);
     snprintf(base, sizeof(base), "http://%s", wc_http_address(srv));
 }
@@ -117,7 +118,7 @@ static void fixture_default(void)
 
 static void fixture_stop(void)
 {
-    wc_http_stop(srv);
+    wc_http_free(srv);
     wc_cacher_free(cache);
     wc_http_hook_free(hook);
     curl_global_cleanup();
@@ -351,22 +352,27 @@ Test(server, start_errors)
                                 "127.0.0.1:8x", "[::1:80"};
     for (size_t i = 0; i < sizeof(bad_listen) / sizeof(bad_listen[0]); i++) {
         o.listen = bad_listen[i];
-        cr_assert_eq(wc_http_start(&o, &h2), WC_EINVAL, "%s", bad_listen[i]);
+        cr_assert_eq(wc_http_new(&o, &h2), WC_EINVAL, "%s", bad_listen[i]);
     }
+    cr_assert_null(h2);
     o.listen = wc_http_address(srv); /* taken */
-    cr_assert_eq(wc_http_start(&o, &h2), WC_EIO);
+    cr_assert_eq(wc_http_new(&o, &h2), 0);
+    cr_assert_eq(wc_http_start(h2), WC_EIO);
+    wc_http_free(h2);
+    h2 = NULL;
     o.listen = "127.0.0.1:0";
     const char *specs[] = {"example.com/v1/widgets=Widget", "not a spec", NULL};
     o.resources = specs;
-    cr_assert_eq(wc_http_start(&o, &h2), WC_EINVAL);
+    cr_assert_eq(wc_http_new(&o, &h2), WC_EINVAL);
     o.resources = NULL;
     o.cacher = NULL;
-    cr_assert_eq(wc_http_start(&o, &h2), WC_EINVAL);
+    cr_assert_eq(wc_http_new(&o, &h2), WC_EINVAL);
     o.cacher = cache;
     o.hook = NULL;
-    cr_assert_eq(wc_http_start(&o, &h2), WC_EINVAL);
+    cr_assert_eq(wc_http_new(&o, &h2), WC_EINVAL);
     cr_assert_null(h2);
     wc_http_stop(NULL);
+    wc_http_free(NULL);
 }
 
 Test(server, not_found_method_hostile)
@@ -1398,6 +1404,7 @@ Test(shutdown, stop_ends_streams_cleanly)
         cr_assert(watch_complete_chunked(w[i]), "stream %d ended with %d", i, watch_result(w[i]));
         watch_close(w[i]);
     }
+    wc_http_free(srv);
     wc_cacher_free(cache);
     wc_http_hook_free(hook);
     curl_global_cleanup();
