@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "wcached/cacher.h"
+#include "wcached/selector.h"
 
 typedef struct reader {
     wc_watcher *w;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "wcached/cacher.h"
+#include "wcached/selector.h"
 
 /*
  * One key's state. Immutable after wc_kv_new() except for the lazily made encodings, which are

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "wcached/err.h"
-#include "wcached/kv.h"
+#include "wcached/change.h"
 
 /* ---- lines ---------------------------------------------------------------------------- */
 

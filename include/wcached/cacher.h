@@ -21,9 +21,9 @@
 #include <stdint.h>
 
 #include "wcached/err.h"
-#include "wcached/kv.h"
-#include "wcached/selector.h"
+#include "wcached/change.h"
 
+typedef struct wc_selector wc_selector; /* wcached/selector.h */
 typedef struct wc_kv wc_kv;
 typedef struct wc_event wc_event;
 typedef struct wc_cacher wc_cacher;

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "wcached/err.h"
-#include "wcached/kv.h"
+#include "wcached/change.h"
 
 /* The etcd endpoint used when none is given (the daemon's default). */
 #define WC_UPSTREAM_ENDPOINT "http://127.0.0.1:2379"

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "wcached/cacher.h"
+#include "wcached/selector.h"
 
 /* A clock the test moves by hand. */
 static _Atomic int64_t fake_now = 1000000;

@@ -2,8 +2,8 @@
  * One key-value as etcd reports it: the plain description that moves from upstream/ to cacher/.
  * All pointers are borrowed for the duration of the call that receives the spec.
  */
-#ifndef WCACHED_KV_H
-#define WCACHED_KV_H
+#ifndef WCACHED_CHANGE_H
+#define WCACHED_CHANGE_H
 
 #include <stdbool.h>
 #include <stddef.h>
