@@ -429,12 +429,18 @@ static int diff_into_events(wc_cacher *c, wc_kv **sorted, size_t n, int64_t rev,
         goto fail;
     qsort(evs, ne, sizeof(*evs), cmp_event_ptr);
     for (size_t k = 0; k < ne; k++) {
-        wc_kv *old = NULL;
-        if (evs[k]->type == WC_EV_DELETED)
-            wc_store_del(&c->store, evs[k]->prev->key, evs[k]->prev->key_len, &old);
-        else
-            wc_store_put(&c->store, wc_kv_ref(evs[k]->kv), &old); /* room was reserved */
+        wc_kv *old = NULL, *kv = evs[k]->kv;
+        int rc = kv ? wc_store_put(&c->store, wc_kv_ref(kv), &old)
+                    : wc_store_del(&c->store, evs[k]->prev->key, evs[k]->prev->key_len, &old);
         wc_kv_unref(old);
+        if (rc != 0) {
+            /* Not for lack of room (it was reserved): the store is not what the diff saw. The
+             * caller reloads it from the list, which does not depend on what was applied. */
+            if (kv)
+                wc_kv_unref(kv);
+            *diverged = true;
+            goto fail;
+        }
     }
     for (size_t k = 0; k < ne; k++)
         publish(c, evs[k]);

@@ -1,6 +1,7 @@
 /* etcd's JSON gateway wire; see wire.h. */
 #include "wire.h"
 #include "wcached/b64.h"
+#include "wcached/buf.h"
 #include "wcached/parse.h"
 
 #include <errno.h>
@@ -19,7 +20,7 @@ void wc_linebuf_init(wc_linebuf *lb, size_t max_line)
 
 void wc_linebuf_free(wc_linebuf *lb)
 {
-    free(lb->buf);
+    wc_buf_free(&lb->b);
     memset(lb, 0, sizeof(*lb));
 }
 
@@ -27,27 +28,19 @@ int wc_linebuf_feed(wc_linebuf *lb, const char *data, size_t n)
 {
     if (n == 0)
         return 0;
+    wc_buf *b = &lb->b;
     /* Drop what was handed out before growing. */
     if (lb->off > 0) {
-        memmove(lb->buf, lb->buf + lb->off, lb->len - lb->off);
-        lb->len -= lb->off;
+        memmove(b->p, b->p + lb->off, b->len - lb->off);
+        b->len -= lb->off;
         lb->off = 0;
     }
-    if (lb->len + n > lb->cap) {
-        size_t cap = lb->cap ? lb->cap : 4096;
-        while (cap < lb->len + n)
-            cap *= 2;
-        char *b = realloc(lb->buf, cap);
-        if (!b)
-            return WC_ENOMEM;
-        lb->buf = b;
-        lb->cap = cap;
-    }
-    memcpy(lb->buf + lb->len, data, n);
-    lb->len += n;
+    wc_buf_put(b, data, n);
+    if (b->oom)
+        return WC_ENOMEM;
     /* A partial line longer than the bound can never become a valid message. */
-    const char *nl = memrchr(lb->buf, '\n', lb->len);
-    size_t tail = nl ? lb->len - (size_t)(nl - lb->buf) - 1 : lb->len;
+    const char *nl = memrchr(b->p, '\n', b->len);
+    size_t tail = nl ? b->len - (size_t)(nl - b->p) - 1 : b->len;
     if (tail > lb->max_line)
         return WC_ETOOBIG;
     return 0;
@@ -55,10 +48,11 @@ int wc_linebuf_feed(wc_linebuf *lb, const char *data, size_t n)
 
 bool wc_linebuf_next(wc_linebuf *lb, const char **line, size_t *len)
 {
-    if (!lb->buf)
+    wc_buf *b = &lb->b;
+    if (!b->p)
         return false;
-    char *start = lb->buf + lb->off;
-    char *nl = lb->len > lb->off ? memchr(start, '\n', lb->len - lb->off) : NULL;
+    char *start = b->p + lb->off;
+    char *nl = b->len > lb->off ? memchr(start, '\n', b->len - lb->off) : NULL;
     if (!nl)
         return false;
     *line = start;

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wcached/buf.h"
 #include "wcached/err.h"
 #include "wcached/change.h"
 
@@ -22,8 +23,8 @@
 
 /* Collects a byte stream and hands out whole lines (without the '\n'). */
 typedef struct wc_linebuf {
-    char *buf;
-    size_t len, cap, off; /* bytes [off, len) are not yet handed out */
+    wc_buf b; /* bytes [off, b.len) are not yet handed out */
+    size_t off;
     size_t max_line;
 } wc_linebuf;
 
