@@ -21,6 +21,7 @@
 #include "wcached/cacher.h"
 #include "wcached/http.h"
 #include "wcached/log.h"
+#include "wcached/parse.h"
 #include "wcached/upstream.h"
 
 /* What the upstream last said, for /readyz and /metrics. Guarded by its own mutex. */
@@ -204,6 +205,17 @@ static void http_metrics(void *arg, FILE *out)
  * main
  * ------------------------------------------------------------------------------------- */
 
+/* True when the listen address is a loopback one (127.0.0.0/8, ::1, localhost). */
+static bool loopback(const char *listen)
+{
+    char host[256];
+    uint16_t port;
+    if (wc_parse_listen(listen, host, sizeof(host), &port) != 0)
+        return false;
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
 int main(int argc, char **argv)
 {
     wc_config cfg;
@@ -288,6 +300,11 @@ int main(int argc, char **argv)
     }
     wc_log(WC_LOG_INFO, "listening on http://%s (etcd %s, prefix '%s', ring %zu events)",
            wc_http_address(http), cfg.endpoints[0], cfg.prefix, cfg.ring_events);
+    if (!loopback(cfg.listen))
+        wc_log(WC_LOG_WARN,
+               "listening on %s beyond loopback with no authentication: anyone who "
+               "can reach it reads everything under the prefix",
+               cfg.listen);
     rc = wc_upstream_start(d.upstream);
     if (rc != 0) {
         wc_log(WC_LOG_ERROR, "cannot start the upstream: %s", wc_strerror(rc));

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The whole output of `cmd` (a new string). */
-static char *run(const char *cmd)
+/* The whole output of `cmd` (a new string); *status is what pclose says. */
+static char *run_status(const char *cmd, int *status)
 {
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p, "%s", cmd);
@@ -20,7 +20,16 @@ static char *run(const char *cmd)
     while ((k = fread(out + len, 1, cap - len - 1, p)) > 0)
         len += k;
     out[len] = '\0';
-    cr_assert_eq(pclose(p), 0, "%s failed", cmd);
+    *status = pclose(p);
+    return out;
+}
+
+/* The whole output of `cmd`, which must succeed. */
+static char *run(const char *cmd)
+{
+    int status;
+    char *out = run_status(cmd, &status);
+    cr_assert_eq(status, 0, "%s failed", cmd);
     return out;
 }
 
@@ -139,4 +148,27 @@ Test(options, the_readme_table_and_help_agree_on_flags_and_defaults)
     }
     free(help);
     free(readme);
+}
+
+/* What wcached logs in its first second with `listen`, against an etcd that is not there. */
+static char *first_second(const char *listen)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "timeout -s TERM 1 '%s' --listen %s --etcd-endpoints http://127.0.0.1:1 2>&1",
+             getenv("WCACHED_BIN"), listen);
+    int status;
+    return run_status(cmd, &status);
+}
+
+Test(options, listening_beyond_loopback_without_authentication_warns)
+{
+    char *out = first_second("0.0.0.0:0");
+    cr_assert(strstr(out, "listening on http://"), "%s", out);
+    cr_assert(strstr(out, "beyond loopback with no authentication"), "%s", out);
+    free(out);
+    out = first_second("127.0.0.1:0");
+    cr_assert(strstr(out, "listening on http://"), "%s", out);
+    cr_assert_null(strstr(out, "beyond loopback"), "%s", out);
+    free(out);
 }
