@@ -70,6 +70,65 @@ static const char *const BUILTIN[] = {
     "apiregistration.k8s.io/v1/apiservices=APIService::cluster",
 };
 
+/* What kubectl finds a built-in resource by besides its plural (the apiserver's short names),
+ * and the categories it belongs to ("all": what `kubectl get all` lists). */
+static const struct {
+    const char *group, *plural, *short_names, *categories; /* JSON array bodies */
+} ALIASES[] = {
+    {"", "pods", "\"po\"", "\"all\""},
+    {"", "services", "\"svc\"", "\"all\""},
+    {"", "endpoints", "\"ep\"", ""},
+    {"", "configmaps", "\"cm\"", ""},
+    {"", "serviceaccounts", "\"sa\"", ""},
+    {"", "namespaces", "\"ns\"", ""},
+    {"", "nodes", "\"no\"", ""},
+    {"", "persistentvolumes", "\"pv\"", ""},
+    {"", "persistentvolumeclaims", "\"pvc\"", ""},
+    {"", "events", "\"ev\"", ""},
+    {"", "limitranges", "\"limits\"", ""},
+    {"", "resourcequotas", "\"quota\"", ""},
+    {"", "replicationcontrollers", "\"rc\"", "\"all\""},
+    {"apps", "deployments", "\"deploy\"", "\"all\""},
+    {"apps", "statefulsets", "\"sts\"", "\"all\""},
+    {"apps", "daemonsets", "\"ds\"", "\"all\""},
+    {"apps", "replicasets", "\"rs\"", "\"all\""},
+    {"batch", "jobs", "", "\"all\""},
+    {"batch", "cronjobs", "\"cj\"", "\"all\""},
+    {"autoscaling", "horizontalpodautoscalers", "\"hpa\"", "\"all\""},
+    {"policy", "poddisruptionbudgets", "\"pdb\"", ""},
+    {"networking.k8s.io", "ingresses", "\"ing\"", ""},
+    {"networking.k8s.io", "networkpolicies", "\"netpol\"", ""},
+    {"storage.k8s.io", "storageclasses", "\"sc\"", ""},
+    {"scheduling.k8s.io", "priorityclasses", "\"pc\"", ""},
+    {"certificates.k8s.io", "certificatesigningrequests", "\"csr\"", ""},
+    {"apiextensions.k8s.io", "customresourcedefinitions", "\"crd\",\"crds\"", ""},
+};
+
+/* Appends r's discovery entry: name, singularName (the kind in lower case, as the apiserver
+ * derives it), scope, kind, verbs, and short names and categories when it has them. */
+static void resource_json(const wc_http_resource *r, wc_buf *b)
+{
+    char singular[128];
+    size_t k = 0;
+    for (; r->kind[k] && k + 1 < sizeof(singular); k++)
+        singular[k] = (char)(r->kind[k] >= 'A' && r->kind[k] <= 'Z' ? r->kind[k] + 32 : r->kind[k]);
+    singular[k] = '\0';
+    wc_buf_printf(b,
+                  "{\"name\":\"%s\",\"singularName\":\"%s\",\"namespaced\":%s,\"kind\":\"%s\","
+                  "\"verbs\":[\"get\",\"list\",\"watch\"]",
+                  r->plural, singular, r->namespaced ? "true" : "false", r->kind);
+    for (size_t i = 0; i < sizeof(ALIASES) / sizeof(ALIASES[0]); i++) {
+        if (strcmp(ALIASES[i].group, r->group) != 0 || strcmp(ALIASES[i].plural, r->plural) != 0)
+            continue;
+        if (*ALIASES[i].short_names)
+            wc_buf_printf(b, ",\"shortNames\":[%s]", ALIASES[i].short_names);
+        if (*ALIASES[i].categories)
+            wc_buf_printf(b, ",\"categories\":[%s]", ALIASES[i].categories);
+        break;
+    }
+    wc_buf_puts(b, "}");
+}
+
 struct wc_http_resources {
     pthread_rwlock_t mu;        /* guards entries and n */
     wc_http_resource **entries; /* in the order added; replaced in place */
@@ -449,10 +508,9 @@ char *wc_http_discovery(wc_http_resources *t, const wc_http_route *route, const 
             const wc_http_resource *r = t->entries[i];
             if (strcmp(r->group, route->group) != 0 || strcmp(r->version, route->version) != 0)
                 continue;
-            wc_buf_printf(&b,
-                          "%s{\"name\":\"%s\",\"singularName\":\"\",\"namespaced\":%s,"
-                          "\"kind\":\"%s\",\"verbs\":[\"get\",\"list\",\"watch\"]}",
-                          n++ ? "," : "", r->plural, r->namespaced ? "true" : "false", r->kind);
+            if (n++)
+                wc_buf_puts(&b, ",");
+            resource_json(r, &b);
         }
         wc_buf_puts(&b, "]}");
         break;

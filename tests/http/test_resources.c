@@ -200,3 +200,58 @@ Test(resources, discovery)
     cr_assert_eq(json_array_size(json_object_get(j, "versions")), 1);
     json_decref(j);
 }
+
+/* The discovery entry of `plural` in a group-version's resource list, or NULL. */
+static json_t *entry(json_t *list, const char *plural)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(list, "resources"), i, it)
+    {
+        if (strcmp(json_string_value(json_object_get(it, "name")), plural) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+/* The array `field` of an entry as one comma-separated string ("" when absent). */
+static void joined(json_t *e, const char *field, char *out, size_t len)
+{
+    out[0] = '\0';
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(e, field), i, it)
+    {
+        strncat(out, i ? "," : "", len - strlen(out) - 1);
+        strncat(out, json_string_value(it), len - strlen(out) - 1);
+    }
+}
+
+Test(resources, discovery_has_singular_and_short_names_and_categories)
+{
+    static const struct {
+        const char *path, *plural, *singular, *shorts, *categories;
+    } want[] = {
+        {"/api/v1", "pods", "pod", "po", "all"},
+        {"/api/v1", "configmaps", "configmap", "cm", ""},
+        {"/api/v1", "namespaces", "namespace", "ns", ""},
+        {"/api/v1", "services", "service", "svc", "all"},
+        {"/apis/apps/v1", "deployments", "deployment", "deploy", "all"},
+        {"/apis/batch/v1", "jobs", "job", "", "all"},
+        {"/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", "customresourcedefinition",
+         "crd,crds", ""},
+        {"/apis/coordination.k8s.io/v1", "leases", "lease", "", ""},
+    };
+    for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+        json_t *j = discover(want[k].path);
+        json_t *e = entry(j, want[k].plural);
+        cr_assert_not_null(e, "%s in %s", want[k].plural, want[k].path);
+        cr_assert_str_eq(json_string_value(json_object_get(e, "singularName")), want[k].singular);
+        char got[128];
+        joined(e, "shortNames", got, sizeof(got));
+        cr_assert_str_eq(got, want[k].shorts, "%s", want[k].plural);
+        joined(e, "categories", got, sizeof(got));
+        cr_assert_str_eq(got, want[k].categories, "%s", want[k].plural);
+        json_decref(j);
+    }
+}
