@@ -224,6 +224,7 @@ int main(int argc, char **argv)
     if (rc || done)
         return rc;
     wc_log_set_level(cfg.log_level);
+    wc_log_set_format(cfg.log_format);
 
     /* Signals are taken by sigwait in this thread only: block them before any thread starts. */
     sigset_t sigs;

@@ -25,7 +25,7 @@
 /* The raw values, as given. */
 typedef struct raw {
     const char *endpoints, *prefix, *listen, *k8s_prefix, *ring_size, *ring_bytes, *index_field;
-    const char *log_level, *slow_budget, *http_threads, *coalesce, *max_connections;
+    const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
     const char *cacert, *cert, *key, *user, *password, *password_file;
 } raw;
 
@@ -73,6 +73,8 @@ static void usage(FILE *out)
             "                                 WCACHED_ETCD_PASSWORD or --etcd-password-file\n"
             "  --etcd-password-file FILE      file whose first line is the etcd password\n"
             "  --log-level LEVEL              error|warn|info|debug (default info)\n"
+            "  --log-format FORMAT            text|json: a line of text, or one JSON object per "
+            "line (default text)\n"
             "  --help, --version\n"
             "Every option may also be given as WCACHED_<OPTION> (e.g. WCACHED_ETCD_ENDPOINTS); "
             "a flag\n"
@@ -159,6 +161,7 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"ring-bytes", &r->ring_bytes},
         {"index-field", &r->index_field},
         {"log-level", &r->log_level},
+        {"log-format", &r->log_format},
         {"slow-reader-budget", &r->slow_budget},
         {"http-threads", &r->http_threads},
         {"coalesce-ms", &r->coalesce},
@@ -308,6 +311,10 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     if (level < 0)
         return fail_usage("--log-level: '%s' is not one of error, warn, info, debug", r.log_level);
     cfg->log_level = (wc_log_level)level;
+    int format = wc_log_parse_format(r.log_format ? r.log_format : "text");
+    if (format < 0)
+        return fail_usage("--log-format: '%s' is not text or json", r.log_format);
+    cfg->log_format = (wc_log_format)format;
     const char *files[] = {r.cacert, r.cert, r.key, r.password_file};
     const char *file_flags[] = {"--etcd-cacert", "--etcd-cert", "--etcd-key",
                                 "--etcd-password-file"};

@@ -28,6 +28,7 @@ typedef struct wc_config {
     int64_t coalesce_ms;
     unsigned max_connections; /* 0: from the open files limit */
     wc_log_level log_level;
+    wc_log_format log_format;
     const char *cacert, *cert, *key, *user;             /* NULL when not given */
     char password[512];                                 /* "" without etcd auth; wipe after use */
     const char *resources[WC_CONFIG_MAX_RESOURCES + 1]; /* NULL-terminated */

@@ -14,6 +14,15 @@ typedef enum wc_log_level {
     WC_LOG_DEBUG,
 } wc_log_level;
 
+typedef enum wc_log_format {
+    WC_LOG_TEXT = 0, /* 2026-11-24T12:00:00.123Z info upstream: connected */
+    WC_LOG_JSON,     /* {"ts":"2026-11-24T12:00:00.123Z","level":"info","msg":"upstream: ..."} */
+} wc_log_format;
+
+/* Parses "text|json"; returns the format or -1. */
+int wc_log_parse_format(const char *s);
+void wc_log_set_format(wc_log_format format);
+
 /* Parses "error|warn|info|debug"; returns the level or -1. */
 int wc_log_parse_level(const char *s);
 void wc_log_set_level(wc_log_level level);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* The whole output of `cmd` (a new string); *status is what pclose says. */
 static char *run_status(const char *cmd, int *status)
@@ -150,13 +151,13 @@ Test(options, the_readme_table_and_help_agree_on_flags_and_defaults)
     free(readme);
 }
 
-/* What wcached logs in its first second with `listen`, against an etcd that is not there. */
-static char *first_second(const char *listen)
+/* What wcached logs in its first second with `args`, against an etcd that is not there. */
+static char *first_second(const char *args)
 {
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
              "timeout -s TERM 1 '%s' --listen %s --etcd-endpoints http://127.0.0.1:1 2>&1",
-             getenv("WCACHED_BIN"), listen);
+             getenv("WCACHED_BIN"), args);
     int status;
     return run_status(cmd, &status);
 }
@@ -170,5 +171,27 @@ Test(options, listening_beyond_loopback_without_authentication_warns)
     out = first_second("127.0.0.1:0");
     cr_assert(strstr(out, "listening on http://"), "%s", out);
     cr_assert_null(strstr(out, "beyond loopback"), "%s", out);
+    free(out);
+}
+
+Test(options, json_logs_are_one_object_per_line)
+{
+    char *out = first_second("127.0.0.1:0 --log-format json");
+    size_t lines = 0;
+    for (char *line = out, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = '\0';
+        cr_assert_eq(strncmp(line, "{\"ts\":\"", 7), 0, "%s", line);
+        cr_assert(strstr(line, "\",\"level\":\"") && strstr(line, "\",\"msg\":\""), "%s", line);
+        cr_assert_eq(line[strlen(line) - 1], '}', "%s", line);
+        lines++;
+    }
+    cr_assert_geq(lines, 2, "%s", out);
+    free(out);
+    int status;
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "'%s' --log-format xml 2>&1", getenv("WCACHED_BIN"));
+    out = run_status(cmd, &status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s", out);
+    cr_assert(strstr(out, "--log-format: 'xml' is not text or json"), "%s", out);
     free(out);
 }
