@@ -587,14 +587,12 @@ static int policy_line(const char *s, size_t n, unsigned line, policy *p, wc_htt
     json_t *spec = NULL;
     const char *av = json_string_value(json_object_get(j, "apiVersion"));
     const char *kind = json_string_value(json_object_get(j, "kind"));
-    char q[WC_HTTP_QUOTE_MAX];
     if (!json_is_object(j)) {
         fail(d, rc, line, "line %u: not a JSON object", line);
     } else if (!av) {
         fail(d, rc, line, "line %u: no apiVersion: only %s policies are supported", line, V1BETA1);
     } else if (strcmp(av, V1BETA1) != 0) {
-        fail(d, rc, line, "line %u: apiVersion \"%s\": only %s is supported", line,
-             wc_http_quote(av, strlen(av), q), V1BETA1);
+        fail(d, rc, line, "line %u: apiVersion: only %s is supported", line, V1BETA1);
     } else if (!kind || strcmp(kind, "Policy") != 0) {
         fail(d, rc, line, "line %u: kind must be \"Policy\"", line);
     } else {

@@ -298,9 +298,10 @@ Test(user, anonymous_and_system_groups)
  * ABAC
  * ------------------------------------------------------------------------------------- */
 
-#define POLICY(spec)                                                                               \
-    "{\"apiVersion\":\"abac.authorization.kubernetes.io/v1beta1\",\"kind\":\"Policy\","            \
-    "\"spec\":" spec "}\n"
+/* The head of a policy line, up to its spec. */
+#define V1BETA1 "{\"apiVersion\":\"abac.authorization.kubernetes.io/v1beta1\",\"kind\":\"Policy\","
+
+#define POLICY(spec) V1BETA1 "\"spec\":" spec "}\n"
 
 static wc_http_auth_policy *policy_ok(const char *text)
 {
@@ -540,18 +541,11 @@ Test(abac, first_allowing_line_wins_in_any_order)
 Test(abac, file_format)
 {
     /* blank lines, comments after white space, CRLF, unknown fields, nulls, no spec */
-    wc_http_auth_policy
-        *
-            p =
-                policy_ok(
-                    "\n# a comment\n   \t\n  # indented comment\r\n" POLICY(
-                        "{\"user\":\"alice\",\"nonResourcePath\":\"*\",\"extra\":1,\"namespace\":"
-                        "null}") "{\"apiVersion\":\"abac.authorization.kubernetes.io/"
-                                 "v1beta1\",\"kind\":\"Policy\","
-                                 "\"spec\":{\"user\":\"bob\",\"nonResourcePath\":\"*\"},"
-                                 "\"metadata\":{}}\r\n"
-                                 "{\"apiVersion\":\"abac.authorization.kubernetes.io/"
-                                 "v1beta1\",\"kind\":\"Policy\"}");
+    static const char text[] = "\n# a comment\n   \t\n  # indented comment\r\n" POLICY(
+        "{\"user\":\"alice\",\"nonResourcePath\":\"*\",\"extra\":1,\"namespace\":null}") V1BETA1
+        "\"spec\":{\"user\":\"bob\",\"nonResourcePath\":\"*\"},\"metadata\":{}}\r\n" V1BETA1
+        "\"kind2\":0}";
+    wc_http_auth_policy *p = policy_ok(text);
     cr_assert_eq(wc_http_auth_policy_count(p), 3);
     wc_http_user alice = user("alice", NULL), bob = user("bob", NULL);
     cr_assert(path(p, &alice, "get", "/x"));
