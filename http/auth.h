@@ -86,9 +86,10 @@ typedef struct wc_http_auth_tokens wc_http_auth_tokens;
  * fields): each record is `token,user,uid[,"group1,group2"]`; a quoted field may hold commas,
  * doubled quotes and newlines; empty lines are skipped, '#' is not a comment. A record with fewer
  * than 3 fields is an error; one with an empty token is skipped and counted in diag->empty; a
- * token given twice is counted in diag->duplicates and the later record wins. wcached refuses
- * also what it cannot hold: NUL bytes, a name or group of WC_HTTP_AUTH_NAME_MAX bytes or more,
- * more than WC_HTTP_AUTH_GROUPS_MAX - 1 groups.
+ * token given twice is counted in diag->duplicates and the later record wins. The uid must be
+ * there but is not kept: nothing in wcached reads it. wcached refuses also what it cannot hold:
+ * NUL bytes, a name or group of WC_HTTP_AUTH_NAME_MAX bytes or more, more than
+ * WC_HTTP_AUTH_GROUPS_MAX - 1 groups.
  * On success *out is a new table (the caller frees it with wc_http_auth_tokens_free) and 0 is
  * returned; otherwise *out is NULL and WC_EINVAL (diag explains, with the line), WC_ETOOBIG (over
  * WC_HTTP_AUTH_FILE_MAX) or WC_ENOMEM. `diag` may be NULL.
