@@ -230,7 +230,8 @@ struct wc_http_req {
     wc_http_route route;
     wc_http_query query;
     bool watch;
-    bool http10; /* the request was HTTP/1.0: no chunked body */
+    bool http10;  /* the request was HTTP/1.0: no chunked body */
+    bool started; /* answered or on its way: the whole request has been received */
     /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
     bool need_current;      /* ask etcd for its current revision first */
     int64_t target;         /* revision the cache must reach */

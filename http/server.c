@@ -27,8 +27,9 @@
 #include "http_internal.h"
 
 #define MAX_PARAMS 64
-#define LIST_BLOCK (32 * 1024) /* bytes per content-reader call of a list */
-#define DRAIN_MS 3000          /* how long stop waits for streams to end */
+#define MAX_DROPPED_BODY (64 * 1024) /* a write's body read and dropped before its 405 */
+#define LIST_BLOCK (32 * 1024)       /* bytes per content-reader call of a list */
+#define DRAIN_MS 3000                /* how long stop waits for streams to end */
 
 void wc_http_opts_default(wc_http_opts *o)
 {
@@ -585,11 +586,27 @@ static bool ready(wc_http *h, char *reason, size_t reason_len)
     return false;
 }
 
+static bool read_method(const char *method)
+{
+    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+/* A body small enough to read and drop before the 405, so the connection stays usable. */
+static bool small_body(struct MHD_Connection *conn)
+{
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te)
+        return false;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    int64_t n = 0;
+    return !cl || wc_parse_i64(cl, strlen(cl), 0, MAX_DROPPED_BODY, &n) == 0;
+}
+
 static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
                                   const char *url, const char *method, void **con_cls)
 {
     wc_http_error e;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+    if (!read_method(method)) {
         wc_http_fail(&e, WC_EINVAL, 405, "MethodNotAllowed",
                      "the server does not allow this method on the requested resource");
         return respond_status(h, conn, &e);
@@ -632,6 +649,13 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
     return MHD_NO;
 }
 
+/*
+ * MHD calls this once with the headers, then with each piece of a body, then once more when
+ * the request is in whole. Answering only then keeps the connection open for the next
+ * request: libmicrohttpd 0.9.75 closes every connection whose answer was queued on the first
+ * call. A body is read and dropped; the one answered early is a write with a large or
+ * unknown body (no read answers it), which then closes the connection.
+ */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -647,7 +671,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
         *con_cls = r;
-        return first_call(h, conn, r, url, method, con_cls);
+        if (!read_method(method) && !small_body(conn)) {
+            r->started = true;
+            return first_call(h, conn, r, url, method, con_cls);
+        }
+        return MHD_YES;
     }
     if (*upload_data_size) { /* a body nobody asked for: ignored */
         *upload_data_size = 0;
@@ -655,6 +683,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->tag != WC_HTTP_TAG_REQ)
         return MHD_NO;
+    if (!r->started) {
+        r->started = true;
+        return first_call(h, conn, r, url, method, con_cls);
+    }
     return after_wait(h, conn, r, con_cls);
 }
 

@@ -409,6 +409,116 @@ Test(server, not_found_method_hostile)
     http_resp_free(&r);
 }
 
+/* Sends `request` on a raw connection and returns everything the server sent until it closed
+ * (malloc'd); fails the test if it has not closed within 10 s. */
+static char *raw_exchange(const char *request)
+{
+    int fd = raw_open(wc_http_port(srv), 0, request);
+    cr_assert_geq(fd, 0);
+    char *out;
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0,
+                 "the server neither answered in whole nor closed: %s", out);
+    return out;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+Test(server, keep_alive_for_every_answer_but_a_watch)
+{
+    put("/ka/a", "1");
+    /* three requests on one connection, the last asking to close: every one is answered */
+    char *out = raw_exchange("GET /keys/ka/a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /keys/ka/ HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /keys/ka/none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(count(out, "HTTP/1.1 200 OK\r\n"), 2, "%s", out);
+    cr_assert_eq(count(out, "HTTP/1.1 404 Not Found\r\n"), 1, "%s", out);
+    cr_assert_eq(count(out, "\r\nConnection: close\r\n"), 1, "only the last closes: %s", out);
+    free(out);
+    /* the same for the fixed routes and a Status */
+    out = raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /api/v1/widgets HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(count(out, "HTTP/1.1 200 OK\r\n"), 2, "%s", out);
+    cr_assert_eq(count(out, "HTTP/1.1 404 Not Found\r\n"), 1, "%s", out);
+    free(out);
+    /* a watch is the one answer that closes: a request after it is not read */
+    int fd = raw_open(wc_http_port(srv), 0,
+                      "GET /keys/ka/?watch=1&timeoutSeconds=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_geq(fd, 0);
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0);
+    cr_assert_eq(count(out, "HTTP/1.1 "), 1, "%s", out);
+    cr_assert(strcasestr(out, "\r\nConnection: close\r\n"), "%s", out);
+    free(out);
+}
+
+Test(server, libcurl_reuses_its_connection)
+{
+    CURL *c = curl_easy_init();
+    FILE *devnull = fopen("/dev/null", "w");
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+    const char *paths[] = {"/healthz", "/keys/", "/api/v1/pods", "/keys/none"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        curl_easy_setopt(c, CURLOPT_URL, url("%s", paths[i]));
+        cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+        long fresh = -1;
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &fresh);
+        cr_assert_eq(fresh, i == 0 ? 1 : 0, "%s opened a new connection", paths[i]);
+    }
+    curl_easy_cleanup(c);
+    fclose(devnull);
+}
+
+Test(server, every_write_verb_is_405)
+{
+    const char *verbs[] = {"POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND", "BREW"};
+    const char *paths[] = {"/keys/a",  "/keys/", "/api/v1/pods", "/api/v1/namespaces/d/pods/p",
+                           "/healthz", "/nope"};
+    for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++) {
+        for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
+            http_resp r;
+            cr_assert_eq(http_do(verbs[v], url("%s", paths[p]), &r), 0);
+            cr_assert_eq(r.code, 405, "%s %s: %ld", verbs[v], paths[p], r.code);
+            cr_assert(strcasestr(r.headers, "\r\nAllow: GET, HEAD\r\n"), "%s", r.headers);
+            json_t *j = parse(r.body);
+            cr_assert_str_eq(jstr(j, "kind"), "Status");
+            cr_assert_str_eq(jstr(j, "reason"), "MethodNotAllowed");
+            cr_assert_eq(json_integer_value(json_object_get(j, "code")), 405);
+            json_decref(j);
+            http_resp_free(&r);
+        }
+    }
+    /* a small body is read and dropped: the connection goes on to the next request */
+    char *out = raw_exchange("POST /keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                             "DELETE /keys/a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(count(out, "HTTP/1.1 405 Method Not Allowed\r\n"), 2, "%s", out);
+    cr_assert_eq(count(out, "HTTP/1.1 200 OK\r\n"), 1, "%s", out);
+    free(out);
+    /* a large body is not read: the 405 comes at once and the connection closes */
+    int fd = raw_open(wc_http_port(srv), 0,
+                      "PUT /keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nxx");
+    cr_assert_geq(fd, 0);
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0, "not closed: %s", out);
+    cr_assert(strstr(out, "HTTP/1.1 405 Method Not Allowed\r\n"), "%s", out);
+    cr_assert(strcasestr(out, "\r\nConnection: close\r\n"), "%s", out);
+    free(out);
+    /* still serving */
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+}
+
 Test(server, bad_params_name_the_parameter)
 {
     struct {
