@@ -519,6 +519,103 @@ Test(server, every_write_verb_is_405)
     http_resp_free(&r);
 }
 
+Test(server, hostile_paths_on_both_route_families)
+{
+    put("/a/b", "{\"kind\":\"X\"}");
+    put("/registry/pods/default/p", pod("default", "p", "web", "n1"));
+    char longkey[WC_HTTP_MAX_PATH + 64] = "/keys/";
+    memset(longkey + 6, 'k', WC_HTTP_MAX_PATH);
+    char longname[400] = "/api/v1/namespaces/default/pods/";
+    memset(longname + strlen(longname), 'n', WC_HTTP_MAX_NAME + 1);
+    char longns[200] = "/api/v1/namespaces/";
+    memset(longns + strlen(longns), 'x', 64);
+    strcat(longns, "/pods");
+    struct {
+        const char *path;
+        long code;
+    } t[] = {
+        /* /keys: dot segments, raw or encoded, anywhere */
+        {"/keys/a/../b", 400},
+        {"/keys/../a/b", 400},
+        {"/keys/./a/b", 400},
+        {"/keys/a/.", 400},
+        {"/keys/a/..", 400},
+        {"/keys/a/../", 400},
+        {"/keys/%2e%2e/a/b", 400},
+        {"/keys/a/%2E%2E", 400},
+        {"/keys/a/%2e", 400},
+        {"/keys/a%2f..%2fb", 400},
+        {"/keys/.%2e/a", 400},
+        /* NUL and broken escapes */
+        {"/keys/a%00b", 400},
+        {"/keys/%00", 400},
+        {"/keys/a%", 400},
+        {"/keys/a%4", 400},
+        {"/keys/a%zz", 400},
+        /* empty segments */
+        {"/keys//a/b", 400},
+        {"/keys/a//b", 400},
+        {"/keys//", 400},
+        /* not the family */
+        {"/keys..", 404},
+        {"/keysa/b", 404},
+        {longkey, 400},
+        /* names that only look like dots are keys like any other */
+        {"/keys/a/...", 404},
+        {"/keys/.a", 404},
+        {"/keys/a/b", 200},
+        {"/keys/%61/b", 200},
+        /* Kubernetes routes */
+        {"/api/v1/namespaces/default/pods/..", 400},
+        {"/api/v1/namespaces/default/pods/.", 400},
+        {"/api/v1/namespaces/default/pods/%2e%2e", 400},
+        {"/api/v1/namespaces/default/pods/%2E", 400},
+        {"/api/v1/namespaces/../pods", 400},
+        {"/api/v1/namespaces/%2e%2e/pods", 400},
+        {"/api/v1/namespaces/default/pods/a%2fb", 400},
+        {"/api/v1/namespaces/default/pods/p%00", 400},
+        {"/api/v1/namespaces/default/pods/p%zz", 400},
+        {"/api/v1/namespaces/default/pods/p%", 400},
+        {"/api/v1/namespaces/de%00fault/pods", 400},
+        {"/api/v1/namespaces/default//pods", 404},
+        {"/api//v1/pods", 404},
+        {"/api/v1//pods", 404},
+        {"/api/v1/pods/", 404},
+        {"/api/v1/../v1/pods", 404},
+        {"/api/v1/namespaces/default/../default/pods/p", 404},
+        {"/apis/%2e%2e/v1/pods", 404},
+        {"/apis/../api/v1/pods", 404},
+        {"/api/v1/namespaces/default/pods/p/..", 404},
+        {"/api/v1/namespaces/default/pods/p/../../secrets", 404},
+        {longname, 400},
+        {longns, 400},
+        {"/api/v1/namespaces/default/pods/p", 200},
+        {"/api/v1/namespaces/default/pods/%70", 200},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        http_resp r;
+        char *u = malloc(strlen(base) + strlen(t[i].path) + 1);
+        strcpy(u, base);
+        strcat(u, t[i].path);
+        cr_assert_eq(http_get(u, &r), 0, "%s", t[i].path);
+        free(u);
+        cr_assert_eq(r.code, t[i].code, "%.80s: %ld, want %ld: %s", t[i].path, r.code, t[i].code,
+                     r.body);
+        json_t *j = parse(r.body);
+        if (t[i].code != 200) {
+            cr_assert_str_eq(jstr(j, "kind"), "Status", "%s", t[i].path);
+            cr_assert_eq(json_integer_value(json_object_get(j, "code")), t[i].code);
+        }
+        json_decref(j);
+        http_resp_free(&r);
+    }
+    /* still serving */
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+}
+
 Test(server, bad_params_name_the_parameter)
 {
     struct {
