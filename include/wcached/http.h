@@ -70,7 +70,10 @@ typedef struct wc_http_opts {
      * headers and its answer's header block. A watch stream gives it back with its headers. */
     size_t conn_memory;
     unsigned idle_timeout_s; /* idle keep-alive connections are closed after this (default 300) */
-    int64_t wait_ms;         /* how long a read waits for the cache to catch up (default 3000) */
+    /* A connection whose request's header block is not in whole this long after the
+     * connection opened or its previous answer was sent is closed (default 30000). */
+    int64_t header_timeout_ms;
+    int64_t wait_ms; /* how long a read waits for the cache to catch up (default 3000) */
     /* 0 (default): every published change has the streams it woke sent at once, in one batch.
      * N > 0: woken streams are sent N ms after the first wake, all together: each reader
      * then gets several events per send, which cuts CPU per delivery under high event rates,

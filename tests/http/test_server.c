@@ -28,8 +28,9 @@ typedef struct fixture_cfg {
     bool consistent;     /* wire the current-revision and progress callbacks */
     const char *index_field;
     int64_t coalesce_ms;
-    int64_t slow_budget_ms;   /* 0: default */
-    unsigned max_connections; /* 0: default */
+    int64_t slow_budget_ms;    /* 0: default */
+    unsigned max_connections;  /* 0: default */
+    int64_t header_timeout_ms; /* 0: default */
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -100,6 +101,8 @@ static void fixture_start(const fixture_cfg *cfg)
     o.metrics = cb_metrics;
     o.coalesce_ms = cfg->coalesce_ms;
     o.max_connections = cfg->max_connections;
+    if (cfg->header_timeout_ms)
+        o.header_timeout_ms = cfg->header_timeout_ms;
     if (cfg->consistent) {
         o.current_rev = cb_current_rev;
         o.request_progress = cb_progress;
@@ -614,6 +617,90 @@ Test(server, hostile_paths_on_both_route_families)
     cr_assert_eq(http_get(url("/healthz"), &r), 0);
     cr_assert_eq(r.code, 200);
     http_resp_free(&r);
+}
+
+/* A request with n query parameters, as one raw request. */
+static char *many_params(const char *path, int n)
+{
+    size_t cap = strlen(path) + (size_t)n * 16 + 128;
+    char *req = malloc(cap);
+    size_t o = (size_t)snprintf(req, cap, "GET %s?", path);
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(req + o, cap - o, "%sp%d=1", i ? "&" : "", i);
+    snprintf(req + o, cap - o, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    return req;
+}
+
+Test(server, too_many_query_parameters_get_414_at_any_count)
+{
+    const int counts[] = {65, 400, 600, 1000, 3000};
+    const char *paths[] = {"/keys/", "/api/v1/pods", "/healthz"};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
+            char *req = many_params(paths[p], counts[i]);
+            char *out = raw_exchange(req);
+            cr_assert(strstr(out, "HTTP/1.1 414 "), "%s with %d parameters: %.300s", paths[p],
+                      counts[i], out);
+            cr_assert(strstr(out, "\"kind\":\"Status\""), "%.300s", out);
+            cr_assert(strstr(out, "\"code\":414"), "%.300s", out);
+            free(out);
+            free(req);
+        }
+    }
+    /* 64 are still read as usual */
+    char *req = many_params("/keys/", 64);
+    char *out = raw_exchange(req);
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%.300s", out);
+    free(out);
+    free(req);
+    /* a request line too long for any path is refused, and the server goes on */
+    char *line = malloc(40000);
+    strcpy(line, "GET /keys/");
+    memset(line + 10, 'a', 30000);
+    strcpy(line + 30010, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    out = raw_exchange(line);
+    cr_assert(strstr(out, "HTTP/1.1 414 "), "%.300s", out);
+    free(out);
+    free(line);
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+}
+
+/* A request whose header block never ends in time is closed at its deadline. */
+Test(custom, broken_or_unfinished_requests_are_answered_or_closed_in_time)
+{
+    fixture_cfg cfg = {.header_timeout_ms = 500};
+    fixture_start(&cfg);
+    const char *reqs[] = {
+        "\x00\x01\x02\r\n\r\n",
+        "\r\n\r\n",
+        "\r\n",
+        "xyz\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1",
+        "GET /keys/a",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        int fd = raw_open(wc_http_port(srv), 0, reqs[i]);
+        cr_assert_geq(fd, 0);
+        char *out;
+        size_t len;
+        /* the deadline is 0.5 s; 10 s is only the bound of the wait */
+        cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0, "request %zu is held open: %s", i,
+                     out);
+        free(out);
+    }
+    /* a complete request is answered, and its connection waits for the next one */
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+    char *out = raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%s", out);
+    free(out);
 }
 
 Test(server, bad_params_name_the_parameter)
