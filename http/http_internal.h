@@ -36,6 +36,10 @@
 #define WC_HTTP_MAX_PARAM 16384 /* one raw query value */
 #define WC_HTTP_MAX_TOKEN 16384 /* a continue token */
 #define WC_HTTP_MAX_TIMEOUT_S (366LL * 24 * 3600)
+/* A list's page holds at most this many items, whatever `limit` asks: a larger one is served
+ * as pages of this size (the apiserver too may return fewer items than asked, with a
+ * continue token). */
+#define WC_HTTP_MAX_LIMIT 10000
 
 /* ---------------------------------------------------------------------------------------
  * Helpers (util.c)

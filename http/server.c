@@ -46,7 +46,7 @@ void wc_http_opts_default(wc_http_opts *o)
      * 3-4 KiB with 4 KiB pools), and only the pages a request touches count. */
     o->conn_memory = 36 * 1024;
     o->idle_timeout_s = 300;
-    o->header_timeout_ms = 30000;
+    o->header_timeout_ms = WC_HTTP_HEADER_TIMEOUT_MS;
     o->wait_ms = 3000;
 }
 
