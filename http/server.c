@@ -619,10 +619,13 @@ static conn_slot *slot_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
-/* A request's header block is in: its connection leaves the deadline list. */
-static void header_done(wc_http *h, struct MHD_Connection *conn)
+/* A request is in whole (its headers and any body), or answered before its body: it is
+ * started, and its connection leaves the deadline list. A body that never comes is bounded by
+ * the same deadline as headers that never come. */
+static void request_in(wc_http *h, wc_http_req *r)
 {
-    conn_slot *c = slot_of(conn);
+    r->started = true;
+    conn_slot *c = slot_of(r->conn);
     if (!c)
         return;
     pthread_mutex_lock(&h->hdr_mu);
@@ -634,10 +637,10 @@ static void header_done(wc_http *h, struct MHD_Connection *conn)
  * The header deadline's thread. MHD's own timeout counts from the last byte received, so a
  * client that trickles a byte now and then, or a request MHD cannot make sense of and waits on,
  * would hold its connection for ever; here a connection has header_timeout_ms from its start
- * (or its previous answer) to bring a request's header block in whole. Its socket is then shut
- * down, and MHD, seeing the end of it, closes the connection. The fd cannot be another's yet:
- * MHD tells of the close (on_connection, which unlinks the slot under hdr_mu) before it
- * closes the socket.
+ * (or its previous answer) to bring a request in whole (its headers, and a body if any). Its socket
+ * is then shut down, and MHD, seeing the end of it, closes the connection. The fd cannot be
+ * another's yet: MHD tells of the close (on_connection, which unlinks the slot under hdr_mu) before
+ * it closes the socket.
  */
 static void *hdr_main(void *arg)
 {
@@ -819,10 +822,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->seen = true;
         r->conn = conn;
         r->http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
-        header_done(h, conn);
         if (r->refuse) {
             wc_http_error e;
-            r->started = true;
+            request_in(h, r);
             wc_http_fail(&e, WC_EINVAL, 414, "BadRequest",
                          "the request URI is too long: more than %d query parameters or %d "
                          "bytes",
@@ -830,7 +832,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return respond_status(h, conn, &e);
         }
         if (!read_method(method) && !small_body(conn)) {
-            r->started = true;
+            request_in(h, r);
             return first_call(h, conn, r, url, method, con_cls);
         }
         return MHD_YES;
@@ -842,7 +844,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->tag != WC_HTTP_TAG_REQ)
         return MHD_NO;
     if (!r->started) {
-        r->started = true;
+        request_in(h, r);
         return first_call(h, conn, r, url, method, con_cls);
     }
     return after_wait(h, conn, r, con_cls);

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -682,6 +683,9 @@ Test(custom, broken_or_unfinished_requests_are_answered_or_closed_in_time)
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1",
         "GET /keys/a",
         "",
+        /* a body announced and never sent in whole */
+        "POST /keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
         int fd = raw_open(wc_http_port(srv), 0, reqs[i]);
@@ -693,6 +697,22 @@ Test(custom, broken_or_unfinished_requests_are_answered_or_closed_in_time)
                      out);
         free(out);
     }
+    /* a client that trickles its headers, a line every 100 ms, is closed all the same: the
+     * deadline counts from the connection's start, not from its last byte */
+    int fd = raw_open(wc_http_port(srv), 0, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    cr_assert_geq(fd, 0);
+    bool closed = false;
+    for (int i = 0; i < 100 && !closed; i++) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        char b[256];
+        if (poll(&pfd, 1, 100) > 0 && recv(fd, b, sizeof(b), MSG_DONTWAIT) <= 0)
+            closed = true;
+        else if (send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) < 0)
+            closed = true;
+    }
+    close(fd);
+    cr_assert(closed, "a trickling client held its connection for 10 s");
+    cr_assert_geq(atomic_load(&srv->header_timeouts), 1);
     /* a complete request is answered, and its connection waits for the next one */
     http_resp r;
     cr_assert_eq(http_get(url("/healthz"), &r), 0);
