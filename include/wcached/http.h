@@ -70,7 +70,10 @@ typedef struct wc_http_opts {
     /* Per-connection buffer in bytes (default 36 KiB, at least 2 KiB): bounds a request's
      * headers and its answer's header block. A watch stream gives it back with its headers. */
     size_t conn_memory;
-    unsigned idle_timeout_s; /* idle keep-alive connections are closed after this (default 300) */
+    /* A connection that makes no progress while its answer is sent (a reader that stopped
+     * reading a list) is closed after this (default 300). One waiting for a request, the first
+     * or the next on a kept-alive connection, is bounded by header_timeout_ms instead. */
+    unsigned idle_timeout_s;
     /* A connection whose request's header block is not in whole this long after the
      * connection opened or its previous answer was sent is closed (WC_HTTP_HEADER_TIMEOUT_MS;
      * 0: no deadline but the idle timeout). */
