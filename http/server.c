@@ -32,6 +32,7 @@
 #define MAX_DROPPED_BODY (64 * 1024) /* a write's body read and dropped before its 405 */
 #define LIST_BLOCK (32 * 1024)       /* bytes per content-reader call of a list */
 #define DRAIN_MS 3000                /* how long stop waits for streams to end */
+#define CONN_LIMIT_MARGIN 16         /* MHD's connection limit above the budget, per thread */
 
 void wc_http_opts_default(wc_http_opts *o)
 {
@@ -1052,9 +1053,13 @@ int wc_http_start(wc_http *h)
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->max_conns = limit;
+    /* The budget is on_accept's: MHD's own limit, reached first, would stop accepting and leave
+     * new connections in the listen backlog, neither closed nor counted. It is kept a little
+     * above the budget (MHD splits it among its threads) only as a backstop. */
+    unsigned mhd_limit = limit + CONN_LIMIT_MARGIN * (h->o.threads > 1 ? h->o.threads : 1u);
     h->d = MHD_start_daemon(
         flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.conn_memory, MHD_OPTION_CONNECTION_TIMEOUT,
         h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,

@@ -1664,6 +1664,40 @@ Test(custom, connections_past_the_budget_are_closed_at_once)
         watch_close(w[i]);
 }
 
+Test(custom, idle_connections_past_the_budget_are_closed_at_once)
+{
+    enum { N = 3 };
+    fixture_cfg cfg = {.max_connections = N};
+    fixture_start(&cfg);
+    int fd[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = raw_open(wc_http_port(srv), 0, ""); /* connects and says nothing */
+        cr_assert_geq(fd[i], 0);
+    }
+    for (int tries = 0; tries < 500 && atomic_load(&srv->mhd_conns) < N; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(atomic_load(&srv->mhd_conns), N);
+    /* a connection past the budget is closed and counted, not left in the listen backlog */
+    int extra = raw_open(wc_http_port(srv), 0, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_geq(extra, 0);
+    char *out;
+    size_t len;
+    cr_assert_eq(raw_read_to_end(extra, 10000, &out, &len), 0, "held: %s", out);
+    cr_assert_eq(len, 0, "answered past the budget: %s", out);
+    free(out);
+    cr_assert_geq(atomic_load(&srv->refused), 1);
+    /* one leaves: there is room again */
+    close(fd[0]);
+    for (int tries = 0; tries < 500 && atomic_load(&srv->mhd_conns) > N - 1; tries++)
+        usleep(10 * 1000);
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+    for (int i = 1; i < N; i++)
+        close(fd[i]);
+}
+
 Test(server, readers_hanging_up_mid_stream)
 {
     enum { N = 50 };
