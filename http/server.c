@@ -29,7 +29,7 @@
 
 #define MAX_PARAMS 64
 #define MAX_URI (16 * 1024)          /* request-target bytes; longer ones MHD may not even hold */
-#define MAX_DROPPED_BODY (64 * 1024) /* a write's body read and dropped before its 405 */
+#define MAX_DROPPED_BODY (64 * 1024) /* a body read and dropped before the answer */
 #define LIST_BLOCK (32 * 1024)       /* bytes per content-reader call of a list */
 #define DRAIN_MS 3000                /* how long stop waits for streams to end */
 #define CONN_LIMIT_MARGIN 16         /* MHD's connection limit above the budget, per thread */
@@ -740,7 +740,7 @@ static bool read_method(const char *method)
     return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 }
 
-/* A body small enough to read and drop before the 405, so the connection stays usable. */
+/* A body small enough to read and drop before answering, so the connection stays usable. */
 static bool small_body(struct MHD_Connection *conn)
 {
     const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
@@ -802,8 +802,8 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
  * MHD calls this once with the headers, then with each piece of a body, then once more when
  * the request is in whole. Answering only then keeps the connection open for the next
  * request: libmicrohttpd 0.9.75 closes every connection whose answer was queued on the first
- * call. A body is read and dropped; the one answered early is a write with a large or
- * unknown body (no read answers it), which then closes the connection.
+ * call. A body is read and dropped; a request with a large or unknown body is answered at
+ * once instead (a write gets its 405, a read its answer), and its connection then closes.
  */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -832,7 +832,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                          MAX_PARAMS, MAX_URI);
             return respond_status(h, conn, &e);
         }
-        if (!read_method(method) && !small_body(conn)) {
+        if (!small_body(conn)) {
             request_in(h, r);
             return first_call(h, conn, r, url, method, con_cls);
         }

@@ -516,6 +516,13 @@ Test(server, every_write_verb_is_405)
     cr_assert(strstr(out, "HTTP/1.1 405 Method Not Allowed\r\n"), "%s", out);
     cr_assert(strcasestr(out, "\r\nConnection: close\r\n"), "%s", out);
     free(out);
+    /* a read with a large body is answered at once too, and closes */
+    fd = raw_open(wc_http_port(srv), 0,
+                  "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nxx");
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0, "not closed: %s", out);
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%s", out);
+    free(out);
     /* still serving */
     http_resp r;
     cr_assert_eq(http_get(url("/healthz"), &r), 0);
