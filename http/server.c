@@ -638,10 +638,10 @@ static void request_in(wc_http *h, wc_http_req *r)
  * The header deadline's thread. MHD's own timeout counts from the last byte received, so a
  * client that trickles a byte now and then, or a request MHD cannot make sense of and waits on,
  * would hold its connection for ever; here a connection has header_timeout_ms from its start
- * (or its previous answer) to bring a request in whole (its headers, and a body if any). Its socket
- * is then shut down, and MHD, seeing the end of it, closes the connection. The fd cannot be
- * another's yet: MHD tells of the close (on_connection, which unlinks the slot under hdr_mu) before
- * it closes the socket.
+ * (or its previous answer) to bring a request in whole (its headers, and a body if any). Its
+ * socket is then shut down, and MHD, seeing the end of it, closes the connection. The fd cannot
+ * be another's yet: MHD tells of the close (on_connection, which unlinks the slot under hdr_mu)
+ * before it closes the socket.
  */
 static void *hdr_main(void *arg)
 {
@@ -661,7 +661,7 @@ static void *hdr_main(void *arg)
         }
         int64_t until = h->hdr_head->since + h->o.header_timeout_ms;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         int64_t wait = until - now + 1;
         ts.tv_sec += wait / 1000;
         ts.tv_nsec += (wait % 1000) * 1000000;
@@ -990,7 +990,11 @@ int wc_http_new(const wc_http_opts *o, wc_http **out)
     h->listen_fd = MHD_INVALID_SOCKET;
     pthread_mutex_init(&h->wait_mu, NULL);
     pthread_mutex_init(&h->hdr_mu, NULL);
-    pthread_cond_init(&h->hdr_cond, NULL);
+    pthread_condattr_t ca; /* the deadlines are on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->hdr_cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&h->wait_cond, NULL);
     if (h->o.wait_ms <= 0)
         h->o.wait_ms = 3000;
