@@ -282,6 +282,7 @@ int main(int argc, char **argv)
     ho.threads = cfg.http_threads;
     ho.coalesce_ms = cfg.coalesce_ms;
     ho.max_connections = cfg.max_connections;
+    ho.header_timeout_ms = cfg.header_timeout_ms;
     ho.cb_arg = &d;
     ho.ready = http_ready;
     ho.current_rev = http_current_rev;

@@ -26,6 +26,7 @@
 typedef struct raw {
     const char *endpoints, *prefix, *listen, *k8s_prefix, *ring_size, *ring_bytes, *index_field;
     const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
+    const char *header_timeout;
     const char *cacert, *cert, *key, *user, *password, *password_file;
 } raw;
 
@@ -64,6 +65,10 @@ static void usage(FILE *out)
             "  --max-connections N            connections and watch streams at once (default: "
             "the open\n"
             "                                 files limit, raised to its hard limit, less 64)\n"
+            "  --header-timeout-ms MS         how long a connection may take to send a "
+            "request's\n"
+            "                                 headers, from its start or its previous answer "
+            "(default %d)\n"
             "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https "
             "endpoints)\n"
             "  --etcd-cert FILE, --etcd-key FILE\n"
@@ -80,7 +85,8 @@ static void usage(FILE *out)
             "a flag\n"
             "wins. WCACHED_RESOURCE may hold several specs separated by ';'.\n",
             WC_UPSTREAM_ENDPOINT, WC_HTTP_LISTEN, WC_HTTP_K8S_PREFIX, WC_CACHER_RING_EVENTS,
-            WC_CACHER_RING_BYTES, WC_CACHER_SLOW_BUDGET_MS, WC_HTTP_THREADS, WC_HTTP_COALESCE_MS);
+            WC_CACHER_RING_BYTES, WC_CACHER_SLOW_BUDGET_MS, WC_HTTP_THREADS, WC_HTTP_COALESCE_MS,
+            WC_HTTP_HEADER_TIMEOUT_MS);
 }
 
 /* One line about a bad option, and the hint; returns the exit code 2. */
@@ -166,6 +172,7 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"http-threads", &r->http_threads},
         {"coalesce-ms", &r->coalesce},
         {"max-connections", &r->max_connections},
+        {"header-timeout-ms", &r->header_timeout},
         {"etcd-cacert", &r->cacert},
         {"etcd-cert", &r->cert},
         {"etcd-key", &r->key},
@@ -283,6 +290,7 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     int64_t ring = WC_CACHER_RING_EVENTS, ring_bytes = (int64_t)WC_CACHER_RING_BYTES;
     int64_t budget = WC_CACHER_SLOW_BUDGET_MS, threads = WC_HTTP_THREADS;
     int64_t coalesce = WC_HTTP_COALESCE_MS, max_conns = 0;
+    int64_t header_timeout = WC_HTTP_HEADER_TIMEOUT_MS;
     if (!number(r.ring_size, 1, 100000000, &ring))
         return fail_usage("--ring-size: '%s' is not a number from 1 to 100000000", r.ring_size);
     if (!number(r.ring_bytes, 4096, INT64_MAX, &ring_bytes))
@@ -295,6 +303,9 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     if (!number(r.max_connections, 1, 10000000, &max_conns))
         return fail_usage("--max-connections: '%s' is not a number from 1 to 10000000",
                           r.max_connections);
+    if (!number(r.header_timeout, 100, 3600000, &header_timeout))
+        return fail_usage("--header-timeout-ms: '%s' is not milliseconds from 100 to 3600000",
+                          r.header_timeout);
     if (!number(r.http_threads, 1, 64, &threads))
         return fail_usage("--http-threads: '%s' is not a number from 1 to 64", r.http_threads);
     cfg->ring_events = (size_t)ring;
@@ -302,6 +313,7 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     cfg->slow_budget_ms = budget;
     cfg->coalesce_ms = coalesce;
     cfg->max_connections = (unsigned)max_conns;
+    cfg->header_timeout_ms = header_timeout;
     cfg->http_threads = (unsigned)threads;
     if (r.index_field && *r.index_field && !valid_field_path(r.index_field))
         return fail_usage("--index-field: '%s' is not a field path such as spec.nodeName",

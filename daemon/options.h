@@ -27,6 +27,7 @@ typedef struct wc_config {
     unsigned http_threads;
     int64_t coalesce_ms;
     unsigned max_connections; /* 0: from the open files limit */
+    int64_t header_timeout_ms;
     wc_log_level log_level;
     wc_log_format log_format;
     const char *cacert, *cert, *key, *user;             /* NULL when not given */

@@ -36,6 +36,10 @@
 #define WC_HTTP_MAX_PARAM 16384 /* one raw query value */
 #define WC_HTTP_MAX_TOKEN 16384 /* a continue token */
 #define WC_HTTP_MAX_TIMEOUT_S (366LL * 24 * 3600)
+/* A list's page holds at most this many items, whatever `limit` asks: a larger one is served
+ * as pages of this size (the apiserver too may return fewer items than asked, with a
+ * continue token). */
+#define WC_HTTP_MAX_LIMIT 10000
 
 /* ---------------------------------------------------------------------------------------
  * Helpers (util.c)
@@ -230,7 +234,10 @@ struct wc_http_req {
     wc_http_route route;
     wc_http_query query;
     bool watch;
-    bool http10; /* the request was HTTP/1.0: no chunked body */
+    bool http10;  /* the request was HTTP/1.0: no chunked body */
+    bool started; /* answered or on its way: the whole request has been received */
+    bool seen;    /* the handler has been called for it */
+    int refuse;   /* 414: too many parameters or too long a URI (found before MHD parsed it) */
     /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
     bool need_current;      /* ask etcd for its current revision first */
     int64_t target;         /* revision the cache must reach */
@@ -293,10 +300,19 @@ struct wc_http {
     pthread_cond_t wait_cond;
     wc_http_req *wait_queue;
     bool wait_stop;
+    /* The header deadline (server.c): connections still waiting for a request's header block,
+     * oldest first, and the thread that shuts down those past it. hdr_mu guards the list, the
+     * slots' links and hdr_stop. */
+    pthread_t hdr_thread;
+    bool hdr_started;
+    pthread_mutex_t hdr_mu;
+    pthread_cond_t hdr_cond;
+    struct wc_http_conn_slot *hdr_head, *hdr_tail;
+    bool hdr_stop;
 
     /* Counters, atomics read by /metrics without a lock. */
     atomic_uint_fast64_t codes[600];
-    atomic_uint_fast64_t sends, hangups, consistent_reads, refused;
+    atomic_uint_fast64_t sends, hangups, consistent_reads, refused, header_timeouts;
     /* The descriptor budget (server.c on_accept): MHD's connections plus the open streams. */
     size_t max_conns;
     atomic_size_t mhd_conns;

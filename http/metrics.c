@@ -106,6 +106,9 @@ char *wc_http_metrics(wc_http *h, size_t *len)
         "Chunks of watch-stream bytes written to sockets.", atomic_load(&h->sends));
     one(f, "wcached_http_connections_refused_total", "counter",
         "Connections closed at once: --max-connections were open.", atomic_load(&h->refused));
+    one(f, "wcached_http_header_timeouts_total", "counter",
+        "Connections closed because a request's headers did not come in whole in time.",
+        atomic_load(&h->header_timeouts));
     one(f, "wcached_http_hangups_total", "counter",
         "Readers that hung up while their stream was open.", atomic_load(&h->hangups));
     one(f, "wcached_http_consistent_reads_total", "counter",

@@ -134,7 +134,7 @@ static int parse_one(int p, const char *v, const char *index_field, wc_http_quer
     case P_LIMIT:
         if (wc_parse_i64(v, strlen(v), 0, INT64_MAX, &n) != 0)
             return bad_value(err, p, v, "must be a non-negative integer");
-        q->limit = n;
+        q->limit = n > WC_HTTP_MAX_LIMIT ? WC_HTTP_MAX_LIMIT : n;
         return 0;
     case P_LABELS:
         return parse_selector(WC_SEL_LABEL, p, v, index_field, &q->labels, err);

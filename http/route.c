@@ -85,6 +85,28 @@ static int check_name(const char *what, const char *s, size_t n, wc_http_error *
     return 0;
 }
 
+/* A decoded /keys key, checked segment by segment: no '.' or '..' (a client or a proxy on the
+ * way would resolve them, so a key that holds one is not what it seems) and no empty segment
+ * but the last (a trailing '/' asks for a prefix). */
+static int check_key(const char *key, size_t n, wc_http_error *err)
+{
+    for (size_t i = 1; i <= n; i++) {
+        const char *s = key + i;
+        const char *e = memchr(s, '/', n - i);
+        size_t len = e ? (size_t)(e - s) : n - i;
+        bool dots = (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
+        if (dots || (len == 0 && e)) {
+            char q[WC_HTTP_QUOTE_MAX];
+            return wc_http_fail(err, WC_EINVAL, 400, "BadRequest",
+                                "invalid key \"%s\": may not hold '.' or '..' segments or "
+                                "an empty one",
+                                wc_http_quote(key, n, q));
+        }
+        i += len;
+    }
+    return 0;
+}
+
 static int data_keys(const char *rest, wc_http_route *r, wc_http_error *err)
 {
     size_t n = strlen(rest);
@@ -101,6 +123,8 @@ static int data_keys(const char *rest, wc_http_route *r, wc_http_error *err)
         return not_found(err);
     seg all = {rest, n};
     int rc = decode(&all, &r->key, &r->key_len, err);
+    if (rc == 0)
+        rc = check_key(r->key, r->key_len, err);
     if (rc != 0)
         return rc;
     r->prefix = rest[n - 1] == '/';

@@ -22,13 +22,17 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_internal.h"
 
 #define MAX_PARAMS 64
-#define LIST_BLOCK (32 * 1024) /* bytes per content-reader call of a list */
-#define DRAIN_MS 3000          /* how long stop waits for streams to end */
+#define MAX_URI (16 * 1024)          /* request-target bytes; longer ones MHD may not even hold */
+#define MAX_DROPPED_BODY (64 * 1024) /* a body read and dropped before the answer */
+#define LIST_BLOCK (32 * 1024)       /* bytes per content-reader call of a list */
+#define DRAIN_MS 3000                /* how long stop waits for streams to end */
+#define CONN_LIMIT_MARGIN 16         /* MHD's connection limit above the budget, per thread */
 
 void wc_http_opts_default(wc_http_opts *o)
 {
@@ -43,6 +47,7 @@ void wc_http_opts_default(wc_http_opts *o)
      * 3-4 KiB with 4 KiB pools), and only the pages a request touches count. */
     o->conn_memory = 36 * 1024;
     o->idle_timeout_s = 300;
+    o->header_timeout_ms = WC_HTTP_HEADER_TIMEOUT_MS;
     o->wait_ms = 3000;
 }
 
@@ -556,6 +561,151 @@ static enum MHD_Result after_wait(wc_http *h, struct MHD_Connection *conn, wc_ht
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Connections: the descriptor budget and the header deadline
+ * ------------------------------------------------------------------------------------- */
+
+/* MHD's connections, counted for the budget below until they close or become streams, and
+ * waiting on the header deadline while a request's header block is not in. The slot is the
+ * connection's socket context: `counted` is touched by MHD's thread of the connection only,
+ * the rest under hdr_mu. */
+struct wc_http_conn_slot {
+    bool counted;
+    int fd;
+    bool waiting;  /* on the header deadline list */
+    int64_t since; /* CLOCK_MONOTONIC ms: when the wait for headers began */
+    struct wc_http_conn_slot *prev, *next;
+};
+typedef struct wc_http_conn_slot conn_slot;
+
+static void hdr_unlink(wc_http *h, conn_slot *c)
+{
+    if (!c->waiting)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->hdr_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        h->hdr_tail = c->prev;
+    c->prev = c->next = NULL;
+    c->waiting = false;
+}
+
+/* Starts (again) the wait for a request's headers on c: appended, so the list stays sorted. */
+static void hdr_wait(wc_http *h, conn_slot *c)
+{
+    if (h->o.header_timeout_ms <= 0)
+        return;
+    pthread_mutex_lock(&h->hdr_mu);
+    hdr_unlink(h, c);
+    c->since = wc_mono_ms();
+    c->waiting = true;
+    c->prev = h->hdr_tail;
+    if (h->hdr_tail)
+        h->hdr_tail->next = c;
+    else
+        h->hdr_head = c;
+    h->hdr_tail = c;
+    if (c == h->hdr_head)
+        pthread_cond_signal(&h->hdr_cond);
+    pthread_mutex_unlock(&h->hdr_mu);
+}
+
+static conn_slot *slot_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request is in whole (its headers and any body), or answered before its body: it is
+ * started, and its connection leaves the deadline list. A body that never comes is bounded by
+ * the same deadline as headers that never come. */
+static void request_in(wc_http *h, wc_http_req *r)
+{
+    r->started = true;
+    conn_slot *c = slot_of(r->conn);
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->hdr_mu);
+    hdr_unlink(h, c);
+    pthread_mutex_unlock(&h->hdr_mu);
+}
+
+/*
+ * The header deadline's thread. MHD's own timeout counts from the last byte received, so a
+ * client that trickles a byte now and then, or a request MHD cannot make sense of and waits on,
+ * would hold its connection for ever; here a connection has header_timeout_ms from its start
+ * (or its previous answer) to bring a request in whole (its headers, and a body if any). Its
+ * socket is then shut down, and MHD, seeing the end of it, closes the connection. The fd cannot
+ * be another's yet: MHD tells of the close (on_connection, which unlinks the slot under hdr_mu)
+ * before it closes the socket.
+ */
+static void *hdr_main(void *arg)
+{
+    wc_http *h = arg;
+    pthread_mutex_lock(&h->hdr_mu);
+    while (!h->hdr_stop) {
+        int64_t now = wc_mono_ms();
+        while (h->hdr_head && h->hdr_head->since + h->o.header_timeout_ms <= now) {
+            conn_slot *c = h->hdr_head;
+            hdr_unlink(h, c);
+            shutdown(c->fd, SHUT_RDWR);
+            atomic_fetch_add_explicit(&h->header_timeouts, 1, memory_order_relaxed);
+        }
+        if (!h->hdr_head) {
+            pthread_cond_wait(&h->hdr_cond, &h->hdr_mu);
+            continue;
+        }
+        int64_t until = h->hdr_head->since + h->o.header_timeout_ms;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t wait = until - now + 1;
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&h->hdr_cond, &h->hdr_mu, &ts);
+    }
+    pthread_mutex_unlock(&h->hdr_mu);
+    return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    wc_http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_slot *c = calloc(1, sizeof(*c));
+        if (c) {
+            c->counted = true;
+            atomic_fetch_add(&h->mhd_conns, 1);
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            c->fd = ci ? ci->connect_fd : -1;
+            if (c->fd >= 0)
+                hdr_wait(h, c);
+        }
+        *socket_context = c;
+        return;
+    }
+    conn_slot *c = *socket_context;
+    if (c) {
+        pthread_mutex_lock(&h->hdr_mu);
+        hdr_unlink(h, c);
+        pthread_mutex_unlock(&h->hdr_mu);
+        if (c->counted)
+            atomic_fetch_sub(&h->mhd_conns, 1);
+    }
+    free(c);
+    *socket_context = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
  * The gate and the dispatcher
  * ------------------------------------------------------------------------------------- */
 
@@ -585,11 +735,27 @@ static bool ready(wc_http *h, char *reason, size_t reason_len)
     return false;
 }
 
+static bool read_method(const char *method)
+{
+    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+/* A body small enough to read and drop before answering, so the connection stays usable. */
+static bool small_body(struct MHD_Connection *conn)
+{
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te)
+        return false;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    int64_t n = 0;
+    return !cl || wc_parse_i64(cl, strlen(cl), 0, MAX_DROPPED_BODY, &n) == 0;
+}
+
 static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
                                   const char *url, const char *method, void **con_cls)
 {
     wc_http_error e;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+    if (!read_method(method)) {
         wc_http_fail(&e, WC_EINVAL, 405, "MethodNotAllowed",
                      "the server does not allow this method on the requested resource");
         return respond_status(h, conn, &e);
@@ -632,6 +798,13 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
     return MHD_NO;
 }
 
+/*
+ * MHD calls this once with the headers, then with each piece of a body, then once more when
+ * the request is in whole. Answering only then keeps the connection open for the next
+ * request: libmicrohttpd 0.9.75 closes every connection whose answer was queued on the first
+ * call. A body is read and dropped; a request with a large or unknown body is answered at
+ * once instead (a write gets its 405, a read its answer), and its connection then closes.
+ */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -639,15 +812,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     wc_http *h = cls;
     (void)upload_data;
     wc_http_req *r = *con_cls;
-    if (!r) {
+    if (!r) { /* on_uri could not allocate it */
         r = calloc(1, sizeof(*r));
         if (!r)
             return MHD_NO;
         r->tag = WC_HTTP_TAG_REQ;
+        *con_cls = r;
+    }
+    if (r->tag == WC_HTTP_TAG_REQ && !r->seen) {
+        r->seen = true;
         r->conn = conn;
         r->http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
-        *con_cls = r;
-        return first_call(h, conn, r, url, method, con_cls);
+        if (r->refuse) {
+            wc_http_error e;
+            request_in(h, r);
+            wc_http_fail(&e, WC_EINVAL, 414, "BadRequest",
+                         "the request URI is too long: more than %d query parameters or %d "
+                         "bytes",
+                         MAX_PARAMS, MAX_URI);
+            return respond_status(h, conn, &e);
+        }
+        if (!small_body(conn)) {
+            request_in(h, r);
+            return first_call(h, conn, r, url, method, con_cls);
+        }
+        return MHD_YES;
     }
     if (*upload_data_size) { /* a body nobody asked for: ignored */
         *upload_data_size = 0;
@@ -655,6 +844,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->tag != WC_HTTP_TAG_REQ)
         return MHD_NO;
+    if (!r->started) {
+        request_in(h, r);
+        return first_call(h, conn, r, url, method, con_cls);
+    }
     return after_wait(h, conn, r, con_cls);
 }
 
@@ -664,7 +857,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     wc_http *h = cls;
-    (void)toe;
     wc_http_tag *tag = *con_cls;
     if (!tag)
         return;
@@ -675,44 +867,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         wc_http_stream_completed(s);
     } else {
         req_free((wc_http_req *)tag);
+        conn_slot *c = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? slot_of(conn) : NULL;
+        if (c && c->fd >= 0)
+            hdr_wait(h, c); /* a kept-alive connection waits for its next request */
     }
     *con_cls = NULL;
-}
-
-/* MHD's connections, counted for the budget below until they close or become streams. The
- * slot is the connection's socket context; MHD's thread of the connection is the only one to
- * touch it. */
-typedef struct conn_slot {
-    bool counted;
-} conn_slot;
-
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
-{
-    wc_http *h = cls;
-    (void)conn;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        conn_slot *c = calloc(1, sizeof(*c));
-        if (c) {
-            c->counted = true;
-            atomic_fetch_add(&h->mhd_conns, 1);
-        }
-        *socket_context = c;
-        return;
-    }
-    conn_slot *c = *socket_context;
-    if (c && c->counted)
-        atomic_fetch_sub(&h->mhd_conns, 1);
-    free(c);
-    *socket_context = NULL;
 }
 
 /* A connection whose socket became a stream's leaves MHD's count. */
 static void conn_uncount(wc_http *h, struct MHD_Connection *conn)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    conn_slot *c = ci ? ci->socket_context : NULL;
+    conn_slot *c = slot_of(conn);
     if (c && c->counted) {
         c->counted = false;
         atomic_fetch_sub(&h->mhd_conns, 1);
@@ -734,6 +899,33 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
         return MHD_YES;
     atomic_fetch_add_explicit(&h->refused, 1, memory_order_relaxed);
     return MHD_NO;
+}
+
+/*
+ * Called by MHD with the request-target before it splits the query. libmicrohttpd 0.9.75
+ * keeps each parameter in the connection's memory pool, and when the pool runs out it neither
+ * answers nor closes (about 600 parameters in 36 KiB): so a request with more parameters than
+ * any read takes, or a longer target, has its query cut off here, in MHD's own read buffer,
+ * before MHD parses it, and is answered 414. What is returned becomes the request's pointer.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    wc_http_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->tag = WC_HTTP_TAG_REQ;
+    char *q = strchr(uri, '?');
+    size_t n_params = 0;
+    for (const char *p = q; p && *p; p++)
+        n_params += *p == '&' || *p == '?';
+    if (n_params > MAX_PARAMS || strlen(uri) > MAX_URI) {
+        r->refuse = 414;
+        if (q)
+            q[1] = '\0';
+    }
+    return r;
 }
 
 /* The path reaches the router still percent-encoded (route.c decodes each segment), and so do
@@ -797,6 +989,12 @@ int wc_http_new(const wc_http_opts *o, wc_http **out)
     h->hook = o->hook;
     h->listen_fd = MHD_INVALID_SOCKET;
     pthread_mutex_init(&h->wait_mu, NULL);
+    pthread_mutex_init(&h->hdr_mu, NULL);
+    pthread_condattr_t ca; /* the deadlines are on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->hdr_cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&h->wait_cond, NULL);
     if (h->o.wait_ms <= 0)
         h->o.wait_ms = 3000;
@@ -835,6 +1033,12 @@ int wc_http_start(wc_http *h)
         rc = wc_http_pumps_start(h);
     if (rc == 0)
         rc = wc_http_waiter_start(h);
+    if (rc == 0 && h->o.header_timeout_ms > 0) {
+        h->hdr_stop = false;
+        if (pthread_create(&h->hdr_thread, NULL, hdr_main, h) != 0)
+            rc = WC_ENOMEM;
+        h->hdr_started = rc == 0;
+    }
     if (rc != 0) {
         if (ai)
             freeaddrinfo(ai);
@@ -853,13 +1057,18 @@ int wc_http_start(wc_http *h)
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->max_conns = limit;
+    /* The budget is on_accept's: MHD's own limit, reached first, would stop accepting and leave
+     * new connections in the listen backlog, neither closed nor counted. It is kept a little
+     * above the budget (MHD splits it among its threads) only as a backstop. */
+    unsigned mhd_limit = limit + CONN_LIMIT_MARGIN * (h->o.threads > 1 ? h->o.threads : 1u);
     h->d = MHD_start_daemon(
         flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.conn_memory, MHD_OPTION_CONNECTION_TIMEOUT,
         h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 16384u,
-        MHD_OPTION_THREAD_POOL_SIZE, h->o.threads > 1 ? h->o.threads : 0u, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 16384u, MHD_OPTION_THREAD_POOL_SIZE,
+        h->o.threads > 1 ? h->o.threads : 0u, MHD_OPTION_END);
     int family = ai->ai_family;
     freeaddrinfo(ai);
     if (!h->d) {
@@ -901,6 +1110,14 @@ void wc_http_stop(wc_http *h)
     if (h->listen_fd != MHD_INVALID_SOCKET)
         close(h->listen_fd);
     h->listen_fd = MHD_INVALID_SOCKET;
+    if (h->hdr_started) {
+        pthread_mutex_lock(&h->hdr_mu);
+        h->hdr_stop = true;
+        pthread_cond_signal(&h->hdr_cond);
+        pthread_mutex_unlock(&h->hdr_mu);
+        pthread_join(h->hdr_thread, NULL);
+        h->hdr_started = false;
+    }
     wc_http_pumps_stop(h);
 }
 
@@ -929,6 +1146,8 @@ void wc_http_free(wc_http *h)
     free(h->listen);
     free(h->index_field);
     pthread_mutex_destroy(&h->wait_mu);
+    pthread_mutex_destroy(&h->hdr_mu);
+    pthread_cond_destroy(&h->hdr_cond);
     pthread_cond_destroy(&h->wait_cond);
     free(h);
 }

@@ -52,6 +52,7 @@ void wc_http_after_dispatch(void *hook);
 #define WC_HTTP_K8S_PREFIX "/registry"
 #define WC_HTTP_THREADS 1
 #define WC_HTTP_COALESCE_MS 0
+#define WC_HTTP_HEADER_TIMEOUT_MS 30000
 
 typedef struct wc_http_opts {
     const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port */
@@ -69,8 +70,15 @@ typedef struct wc_http_opts {
     /* Per-connection buffer in bytes (default 36 KiB, at least 2 KiB): bounds a request's
      * headers and its answer's header block. A watch stream gives it back with its headers. */
     size_t conn_memory;
-    unsigned idle_timeout_s; /* idle keep-alive connections are closed after this (default 300) */
-    int64_t wait_ms;         /* how long a read waits for the cache to catch up (default 3000) */
+    /* A connection that makes no progress while its answer is sent (a reader that stopped
+     * reading a list) is closed after this (default 300). One waiting for a request, the first
+     * or the next on a kept-alive connection, is bounded by header_timeout_ms instead. */
+    unsigned idle_timeout_s;
+    /* A connection whose request's header block is not in whole this long after the
+     * connection opened or its previous answer was sent is closed (WC_HTTP_HEADER_TIMEOUT_MS;
+     * 0: no deadline but the idle timeout). */
+    int64_t header_timeout_ms;
+    int64_t wait_ms; /* how long a read waits for the cache to catch up (default 3000) */
     /* 0 (default): every published change has the streams it woke sent at once, in one batch.
      * N > 0: woken streams are sent N ms after the first wake, all together: each reader
      * then gets several events per send, which cuts CPU per delivery under high event rates,

@@ -154,6 +154,16 @@ Test(query, timeout_and_limit)
     bad("limit=-5", "limit");
     bad("limit=ten", "limit");
     bad("limit=1e3", "limit");
+    /* past the bounds: a timeout over a year is refused, a limit is served as smaller pages */
+    bad("watch=1&timeoutSeconds=31708801", "timeoutSeconds");
+    bad("watch=1&timeoutSeconds=99999999999999999999", "timeoutSeconds");
+    q = good("limit=10000000");
+    cr_assert_eq(q.limit, WC_HTTP_MAX_LIMIT);
+    wc_http_query_free(&q);
+    q = good("limit=9223372036854775807");
+    cr_assert_eq(q.limit, WC_HTTP_MAX_LIMIT);
+    wc_http_query_free(&q);
+    bad("limit=9223372036854775808", "limit");
 }
 
 Test(query, send_initial_events)

@@ -83,8 +83,13 @@ Test(route, keys)
     expect_data("/keys/a%20b/c%2Fd", WC_FAMILY_KEYS, "/a b/c/d", false, "KeyValue", "wcached/v1",
                 false);
     expect_data("/keys/a%2F", WC_FAMILY_KEYS, "/a/", false, "KeyValue", "wcached/v1", false);
-    /* raw keys are literal: no dot-segment removal */
-    expect_data("/keys/a/../b", WC_FAMILY_KEYS, "/a/../b", false, "KeyValue", "wcached/v1", false);
+    /* dot segments and empty ones, raw or encoded, are refused rather than resolved */
+    bad("/keys/a/../b", 400);
+    bad("/keys/a/%2e%2E/b", 400);
+    bad("/keys/a%2F.", 400);
+    bad("/keys//a", 400);
+    expect_data("/keys/a/.../.b", WC_FAMILY_KEYS, "/a/.../.b", false, "KeyValue", "wcached/v1",
+                false);
     wc_http_route r = ok("/keys/x/y");
     cr_assert_str_eq(r.name, "/x/y");
     wc_http_route_free(&r);

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,9 @@ typedef struct fixture_cfg {
     bool consistent;     /* wire the current-revision and progress callbacks */
     const char *index_field;
     int64_t coalesce_ms;
-    int64_t slow_budget_ms;   /* 0: default */
-    unsigned max_connections; /* 0: default */
+    int64_t slow_budget_ms;    /* 0: default */
+    unsigned max_connections;  /* 0: default */
+    int64_t header_timeout_ms; /* 0: default */
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -100,6 +102,8 @@ static void fixture_start(const fixture_cfg *cfg)
     o.metrics = cb_metrics;
     o.coalesce_ms = cfg->coalesce_ms;
     o.max_connections = cfg->max_connections;
+    if (cfg->header_timeout_ms)
+        o.header_timeout_ms = cfg->header_timeout_ms;
     if (cfg->consistent) {
         o.current_rev = cb_current_rev;
         o.request_progress = cb_progress;
@@ -407,6 +411,323 @@ Test(server, not_found_method_hostile)
     cr_assert_eq(http_get(url("/healthz"), &r), 0);
     cr_assert_eq(r.code, 200);
     http_resp_free(&r);
+}
+
+/* Sends `request` on a raw connection and returns everything the server sent until it closed
+ * (malloc'd); fails the test if it has not closed within 10 s. */
+static char *raw_exchange(const char *request)
+{
+    int fd = raw_open(wc_http_port(srv), 0, request);
+    cr_assert_geq(fd, 0);
+    char *out;
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0,
+                 "the server neither answered in whole nor closed: %s", out);
+    return out;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+Test(server, keep_alive_for_every_answer_but_a_watch)
+{
+    put("/ka/a", "1");
+    /* three requests on one connection, the last asking to close: every one is answered */
+    char *out = raw_exchange("GET /keys/ka/a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /keys/ka/ HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /keys/ka/none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(count(out, "HTTP/1.1 200 OK\r\n"), 2, "%s", out);
+    cr_assert_eq(count(out, "HTTP/1.1 404 Not Found\r\n"), 1, "%s", out);
+    cr_assert_eq(count(out, "\r\nConnection: close\r\n"), 1, "only the last closes: %s", out);
+    free(out);
+    /* the same for the fixed routes and a Status */
+    out = raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /api/v1/widgets HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(count(out, "HTTP/1.1 200 OK\r\n"), 2, "%s", out);
+    cr_assert_eq(count(out, "HTTP/1.1 404 Not Found\r\n"), 1, "%s", out);
+    free(out);
+    /* a watch is the one answer that closes: a request after it is not read */
+    int fd = raw_open(wc_http_port(srv), 0,
+                      "GET /keys/ka/?watch=1&timeoutSeconds=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_geq(fd, 0);
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0);
+    cr_assert_eq(count(out, "HTTP/1.1 "), 1, "%s", out);
+    cr_assert(strcasestr(out, "\r\nConnection: close\r\n"), "%s", out);
+    free(out);
+}
+
+Test(server, libcurl_reuses_its_connection)
+{
+    CURL *c = curl_easy_init();
+    FILE *devnull = fopen("/dev/null", "w");
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+    const char *paths[] = {"/healthz", "/keys/", "/api/v1/pods", "/keys/none"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        curl_easy_setopt(c, CURLOPT_URL, url("%s", paths[i]));
+        cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+        long fresh = -1;
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &fresh);
+        cr_assert_eq(fresh, i == 0 ? 1 : 0, "%s opened a new connection", paths[i]);
+    }
+    curl_easy_cleanup(c);
+    fclose(devnull);
+}
+
+Test(server, every_write_verb_is_405)
+{
+    const char *verbs[] = {"POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND", "BREW"};
+    const char *paths[] = {"/keys/a",  "/keys/", "/api/v1/pods", "/api/v1/namespaces/d/pods/p",
+                           "/healthz", "/nope"};
+    for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++) {
+        for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
+            http_resp r;
+            cr_assert_eq(http_do(verbs[v], url("%s", paths[p]), &r), 0);
+            cr_assert_eq(r.code, 405, "%s %s: %ld", verbs[v], paths[p], r.code);
+            cr_assert(strcasestr(r.headers, "\r\nAllow: GET, HEAD\r\n"), "%s", r.headers);
+            json_t *j = parse(r.body);
+            cr_assert_str_eq(jstr(j, "kind"), "Status");
+            cr_assert_str_eq(jstr(j, "reason"), "MethodNotAllowed");
+            cr_assert_eq(json_integer_value(json_object_get(j, "code")), 405);
+            json_decref(j);
+            http_resp_free(&r);
+        }
+    }
+    /* a small body is read and dropped: the connection goes on to the next request */
+    char *out = raw_exchange("POST /keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                             "DELETE /keys/a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(count(out, "HTTP/1.1 405 Method Not Allowed\r\n"), 2, "%s", out);
+    cr_assert_eq(count(out, "HTTP/1.1 200 OK\r\n"), 1, "%s", out);
+    free(out);
+    /* a large body is not read: the 405 comes at once and the connection closes */
+    int fd = raw_open(wc_http_port(srv), 0,
+                      "PUT /keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nxx");
+    cr_assert_geq(fd, 0);
+    size_t len;
+    cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0, "not closed: %s", out);
+    cr_assert(strstr(out, "HTTP/1.1 405 Method Not Allowed\r\n"), "%s", out);
+    cr_assert(strcasestr(out, "\r\nConnection: close\r\n"), "%s", out);
+    free(out);
+    /* a read with a large body is answered at once too, and closes */
+    fd = raw_open(wc_http_port(srv), 0,
+                  "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nxx");
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0, "not closed: %s", out);
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%s", out);
+    free(out);
+    /* still serving */
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+}
+
+Test(server, hostile_paths_on_both_route_families)
+{
+    put("/a/b", "{\"kind\":\"X\"}");
+    put("/registry/pods/default/p", pod("default", "p", "web", "n1"));
+    char longkey[WC_HTTP_MAX_PATH + 64] = "/keys/";
+    memset(longkey + 6, 'k', WC_HTTP_MAX_PATH);
+    char longname[400] = "/api/v1/namespaces/default/pods/";
+    memset(longname + strlen(longname), 'n', WC_HTTP_MAX_NAME + 1);
+    char longns[200] = "/api/v1/namespaces/";
+    memset(longns + strlen(longns), 'x', 64);
+    strcat(longns, "/pods");
+    struct {
+        const char *path;
+        long code;
+    } t[] = {
+        /* /keys: dot segments, raw or encoded, anywhere */
+        {"/keys/a/../b", 400},
+        {"/keys/../a/b", 400},
+        {"/keys/./a/b", 400},
+        {"/keys/a/.", 400},
+        {"/keys/a/..", 400},
+        {"/keys/a/../", 400},
+        {"/keys/%2e%2e/a/b", 400},
+        {"/keys/a/%2E%2E", 400},
+        {"/keys/a/%2e", 400},
+        {"/keys/a%2f..%2fb", 400},
+        {"/keys/.%2e/a", 400},
+        /* NUL and broken escapes */
+        {"/keys/a%00b", 400},
+        {"/keys/%00", 400},
+        {"/keys/a%", 400},
+        {"/keys/a%4", 400},
+        {"/keys/a%zz", 400},
+        /* empty segments */
+        {"/keys//a/b", 400},
+        {"/keys/a//b", 400},
+        {"/keys//", 400},
+        /* not the family */
+        {"/keys..", 404},
+        {"/keysa/b", 404},
+        {longkey, 400},
+        /* names that only look like dots are keys like any other */
+        {"/keys/a/...", 404},
+        {"/keys/.a", 404},
+        {"/keys/a/b", 200},
+        {"/keys/%61/b", 200},
+        /* Kubernetes routes */
+        {"/api/v1/namespaces/default/pods/..", 400},
+        {"/api/v1/namespaces/default/pods/.", 400},
+        {"/api/v1/namespaces/default/pods/%2e%2e", 400},
+        {"/api/v1/namespaces/default/pods/%2E", 400},
+        {"/api/v1/namespaces/../pods", 400},
+        {"/api/v1/namespaces/%2e%2e/pods", 400},
+        {"/api/v1/namespaces/default/pods/a%2fb", 400},
+        {"/api/v1/namespaces/default/pods/p%00", 400},
+        {"/api/v1/namespaces/default/pods/p%zz", 400},
+        {"/api/v1/namespaces/default/pods/p%", 400},
+        {"/api/v1/namespaces/de%00fault/pods", 400},
+        {"/api/v1/namespaces/default//pods", 404},
+        {"/api//v1/pods", 404},
+        {"/api/v1//pods", 404},
+        {"/api/v1/pods/", 404},
+        {"/api/v1/../v1/pods", 404},
+        {"/api/v1/namespaces/default/../default/pods/p", 404},
+        {"/apis/%2e%2e/v1/pods", 404},
+        {"/apis/../api/v1/pods", 404},
+        {"/api/v1/namespaces/default/pods/p/..", 404},
+        {"/api/v1/namespaces/default/pods/p/../../secrets", 404},
+        {longname, 400},
+        {longns, 400},
+        {"/api/v1/namespaces/default/pods/p", 200},
+        {"/api/v1/namespaces/default/pods/%70", 200},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        http_resp r;
+        char *u = malloc(strlen(base) + strlen(t[i].path) + 1);
+        strcpy(u, base);
+        strcat(u, t[i].path);
+        cr_assert_eq(http_get(u, &r), 0, "%s", t[i].path);
+        free(u);
+        cr_assert_eq(r.code, t[i].code, "%.80s: %ld, want %ld: %s", t[i].path, r.code, t[i].code,
+                     r.body);
+        json_t *j = parse(r.body);
+        if (t[i].code != 200) {
+            cr_assert_str_eq(jstr(j, "kind"), "Status", "%s", t[i].path);
+            cr_assert_eq(json_integer_value(json_object_get(j, "code")), t[i].code);
+        }
+        json_decref(j);
+        http_resp_free(&r);
+    }
+    /* still serving */
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+}
+
+/* A request with n query parameters, as one raw request. */
+static char *many_params(const char *path, int n)
+{
+    size_t cap = strlen(path) + (size_t)n * 16 + 128;
+    char *req = malloc(cap);
+    size_t o = (size_t)snprintf(req, cap, "GET %s?", path);
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(req + o, cap - o, "%sp%d=1", i ? "&" : "", i);
+    snprintf(req + o, cap - o, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    return req;
+}
+
+Test(server, too_many_query_parameters_get_414_at_any_count)
+{
+    const int counts[] = {65, 400, 600, 1000, 3000};
+    const char *paths[] = {"/keys/", "/api/v1/pods", "/healthz"};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
+            char *req = many_params(paths[p], counts[i]);
+            char *out = raw_exchange(req);
+            cr_assert(strstr(out, "HTTP/1.1 414 "), "%s with %d parameters: %.300s", paths[p],
+                      counts[i], out);
+            cr_assert(strstr(out, "\"kind\":\"Status\""), "%.300s", out);
+            cr_assert(strstr(out, "\"code\":414"), "%.300s", out);
+            free(out);
+            free(req);
+        }
+    }
+    /* 64 are still read as usual */
+    char *req = many_params("/keys/", 64);
+    char *out = raw_exchange(req);
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%.300s", out);
+    free(out);
+    free(req);
+    /* a request line too long for any path is refused, and the server goes on */
+    char *line = malloc(40000);
+    strcpy(line, "GET /keys/");
+    memset(line + 10, 'a', 30000);
+    strcpy(line + 30010, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    out = raw_exchange(line);
+    cr_assert(strstr(out, "HTTP/1.1 414 "), "%.300s", out);
+    free(out);
+    free(line);
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+}
+
+/* A request whose header block never ends in time is closed at its deadline. */
+Test(custom, broken_or_unfinished_requests_are_answered_or_closed_in_time)
+{
+    fixture_cfg cfg = {.header_timeout_ms = 500};
+    fixture_start(&cfg);
+    const char *reqs[] = {
+        "\x00\x01\x02\r\n\r\n",
+        "\r\n\r\n",
+        "\r\n",
+        "xyz\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1",
+        "GET /keys/a",
+        "",
+        /* a body announced and never sent in whole */
+        "POST /keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        int fd = raw_open(wc_http_port(srv), 0, reqs[i]);
+        cr_assert_geq(fd, 0);
+        char *out;
+        size_t len;
+        /* the deadline is 0.5 s; 10 s is only the bound of the wait */
+        cr_assert_eq(raw_read_to_end(fd, 10000, &out, &len), 0, "request %zu is held open: %s", i,
+                     out);
+        free(out);
+    }
+    /* a client that trickles its headers, a line every 100 ms, is closed all the same: the
+     * deadline counts from the connection's start, not from its last byte */
+    int fd = raw_open(wc_http_port(srv), 0, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    cr_assert_geq(fd, 0);
+    bool closed = false;
+    for (int i = 0; i < 100 && !closed; i++) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        char b[256];
+        if (poll(&pfd, 1, 100) > 0 && recv(fd, b, sizeof(b), MSG_DONTWAIT) <= 0)
+            closed = true;
+        else if (send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) < 0)
+            closed = true;
+    }
+    close(fd);
+    cr_assert(closed, "a trickling client held its connection for 10 s");
+    cr_assert_geq(atomic_load(&srv->header_timeouts), 1);
+    /* a complete request is answered, and its connection waits for the next one */
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+    char *out = raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%s", out);
+    free(out);
 }
 
 Test(server, bad_params_name_the_parameter)
@@ -1348,6 +1669,40 @@ Test(custom, connections_past_the_budget_are_closed_at_once)
     http_resp_free(&r);
     for (int i = 1; i < N; i++)
         watch_close(w[i]);
+}
+
+Test(custom, idle_connections_past_the_budget_are_closed_at_once)
+{
+    enum { N = 3 };
+    fixture_cfg cfg = {.max_connections = N};
+    fixture_start(&cfg);
+    int fd[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = raw_open(wc_http_port(srv), 0, ""); /* connects and says nothing */
+        cr_assert_geq(fd[i], 0);
+    }
+    for (int tries = 0; tries < 500 && atomic_load(&srv->mhd_conns) < N; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(atomic_load(&srv->mhd_conns), N);
+    /* a connection past the budget is closed and counted, not left in the listen backlog */
+    int extra = raw_open(wc_http_port(srv), 0, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_geq(extra, 0);
+    char *out;
+    size_t len;
+    cr_assert_eq(raw_read_to_end(extra, 10000, &out, &len), 0, "held: %s", out);
+    cr_assert_eq(len, 0, "answered past the budget: %s", out);
+    free(out);
+    cr_assert_geq(atomic_load(&srv->refused), 1);
+    /* one leaves: there is room again */
+    close(fd[0]);
+    for (int tries = 0; tries < 500 && atomic_load(&srv->mhd_conns) > N - 1; tries++)
+        usleep(10 * 1000);
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+    for (int i = 1; i < N; i++)
+        close(fd[i]);
 }
 
 Test(server, readers_hanging_up_mid_stream)
