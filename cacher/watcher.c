@@ -183,6 +183,11 @@ static size_t catch_up(wc_watcher *w, wc_event ***out, size_t *cap, wc_event **s
             w->lag_since = 0;
             c->st.watchers_lagging--;
         }
+    } else if (!w->lag_since) {
+        /* Behind the ring's head after a pull: the budget to catch up starts now, as for a
+         * watcher whose queue overflowed, so a reader that stops pulling is ended too. */
+        w->lag_since = wc_cacher_now(c);
+        c->st.watchers_lagging++;
     }
     pthread_mutex_unlock(&c->mu);
     return n;

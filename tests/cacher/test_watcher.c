@@ -666,3 +666,28 @@ Test(watcher, closing_mid_frame_and_freeing_the_cacher_leak_nothing)
     seen_free(&s);
     wc_watcher_free(w2); /* the last close frees the cacher: ASan checks both */
 }
+
+Test(watcher, a_reader_that_stops_pulling_its_catch_up_is_ended_after_the_budget)
+{
+    wc_cacher *c = new_cacher(10000, NULL);
+    make_ready(c, 1);
+    for (int64_t r = 2; r <= 300; r++)
+        put(c, "/k", "v", r);
+    /* A watch from far back: its reader pulls once, then stops (its socket is full). */
+    wc_watcher *w = watch(c, watch_opts("/", 1));
+    char buf[64];
+    size_t n = 0;
+    cr_assert_eq(wc_watcher_read(w, buf, sizeof(buf), &n), 0);
+    wc_cacher_stats st;
+    wc_cacher_stats_get(c, &st);
+    cr_assert_eq(st.watchers_lagging, 1, "behind the ring's head after a pull");
+    atomic_fetch_add(&fake_now, 1000);
+    wc_cacher_tick(c);
+    cr_assert_not(wc_watcher_ended(w), "within the budget");
+    atomic_fetch_add(&fake_now, 1500);
+    wc_cacher_tick(c);
+    cr_assert(wc_watcher_ended(w));
+    cr_assert_eq(wc_watcher_end_reason(w), WC_END_SLOW);
+    wc_watcher_free(w);
+    wc_cacher_free(c);
+}
