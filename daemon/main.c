@@ -231,6 +231,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -288,8 +289,19 @@ int main(int argc, char **argv)
     ho.current_rev = http_current_rev;
     ho.request_progress = http_request_progress;
     ho.metrics = http_metrics;
+    ho.token_auth_file = cfg.token_auth_file;
+    ho.authorization_policy_file = cfg.authorization_policy_file;
     wc_http *http = NULL;
     rc = wc_http_new(&ho, &http);
+    char why[512];
+    if (rc == 0 && wc_http_load_auth(http, why, sizeof(why)) != 0) {
+        fprintf(stderr, "wcached: %s\n", why);
+        wc_http_free(http);
+        wc_upstream_free(d.upstream);
+        wc_cacher_free(d.cacher);
+        wc_http_hook_free(hook);
+        return 2;
+    }
     if (rc == 0)
         rc = wc_http_start(http);
     if (rc != 0) {
@@ -302,7 +314,7 @@ int main(int argc, char **argv)
     }
     wc_log(WC_LOG_INFO, "listening on http://%s (etcd %s, prefix '%s', ring %zu events)",
            wc_http_address(http), cfg.endpoints[0], cfg.prefix, cfg.ring_events);
-    if (!loopback(cfg.listen))
+    if (!loopback(cfg.listen) && !cfg.token_auth_file)
         wc_log(WC_LOG_WARN,
                "listening on %s beyond loopback with no authentication: anyone who "
                "can reach it reads everything under the prefix",
@@ -318,7 +330,15 @@ int main(int argc, char **argv)
     }
 
     int sig = 0;
-    sigwait(&sigs, &sig);
+    for (;;) {
+        sigwait(&sigs, &sig);
+        if (sig != SIGHUP)
+            break;
+        if (wc_http_load_auth(http, why, sizeof(why)) == 0)
+            wc_log(WC_LOG_INFO, "SIGHUP: token and policy files read again");
+        else
+            wc_log(WC_LOG_WARN, "SIGHUP: %s; the previous ones stay in force", why);
+    }
     wc_log(WC_LOG_INFO, "%s: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* The server first: its threads call into the upstream (consistent reads). The upstream
      * keeps feeding the cacher meanwhile, which is safe: streams end one by one. */

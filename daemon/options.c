@@ -28,6 +28,7 @@ typedef struct raw {
     const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
     const char *header_timeout;
     const char *cacert, *cert, *key, *user, *password, *password_file;
+    const char *token_auth_file, *authorization_policy_file;
 } raw;
 
 typedef struct opt_def {
@@ -77,6 +78,15 @@ static void usage(FILE *out)
             "  --etcd-user USER               etcd user (etcd auth); the password comes from\n"
             "                                 WCACHED_ETCD_PASSWORD or --etcd-password-file\n"
             "  --etcd-password-file FILE      file whose first line is the etcd password\n"
+            "  --token-auth-file FILE         bearer tokens, the apiserver's CSV: "
+            "token,user,uid[,\"groups\"];\n"
+            "                                 a reader without a valid one gets 401 (re-read on "
+            "SIGHUP)\n"
+            "  --authorization-policy-file FILE\n"
+            "                                 ABAC policy, one JSON object per line (the "
+            "apiserver's);\n"
+            "                                 a read it does not allow gets 403 (re-read on "
+            "SIGHUP)\n"
             "  --log-level LEVEL              error|warn|info|debug (default info)\n"
             "  --log-format FORMAT            text|json: a line of text, or one JSON object per "
             "line (default text)\n"
@@ -179,6 +189,8 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"etcd-user", &r->user},
         {"etcd-password", &r->password},
         {"etcd-password-file", &r->password_file},
+        {"token-auth-file", &r->token_auth_file},
+        {"authorization-policy-file", &r->authorization_policy_file},
         {"resource", NULL},
     };
     size_t ndefs = sizeof(defs) / sizeof(*defs);
@@ -327,10 +339,12 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     if (format < 0)
         return fail_usage("--log-format: '%s' is not text or json", r.log_format);
     cfg->log_format = (wc_log_format)format;
-    const char *files[] = {r.cacert, r.cert, r.key, r.password_file};
-    const char *file_flags[] = {"--etcd-cacert", "--etcd-cert", "--etcd-key",
-                                "--etcd-password-file"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *files[] = {
+        r.cacert, r.cert, r.key, r.password_file, r.token_auth_file, r.authorization_policy_file};
+    const char *file_flags[] = {"--etcd-cacert",     "--etcd-cert",
+                                "--etcd-key",        "--etcd-password-file",
+                                "--token-auth-file", "--authorization-policy-file"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (files[i] && access(files[i], R_OK) != 0) {
             fprintf(stderr, "wcached: %s: cannot read '%s': %s\n", file_flags[i], files[i],
                     strerror(errno));
@@ -343,6 +357,8 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     cfg->cert = r.cert;
     cfg->key = r.key;
     cfg->user = r.user;
+    cfg->token_auth_file = r.token_auth_file;
+    cfg->authorization_policy_file = r.authorization_policy_file;
     rc = read_password(cfg, &r);
     if (rc)
         return rc;

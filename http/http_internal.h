@@ -145,6 +145,7 @@ typedef struct wc_http_route {
     bool watch_path;             /* the legacy /watch/ form */
     const wc_http_resource *res; /* from the table; NULL under /keys */
     char *name;                  /* owned; the decoded object name of a get, else NULL */
+    char *ns;                    /* owned; the namespace of a namespaced route, else NULL */
     const char *kind_name;       /* "Pod", "KeyValue" */
     const char *api_version;     /* "v1", "apps/v1", "wcached/v1" */
 } wc_http_route;
@@ -285,6 +286,17 @@ struct wc_http {
     char addr[300];
     wc_http_resources *res;
     wc_http_hook *hook;
+
+    /* Who may read: the tables in force (NULL: none configured), swapped whole by
+     * wc_http_load_auth; a replaced table is kept until the server is freed, as a request may
+     * still read it. auth_mu guards the retired lists and serializes reloads. */
+    _Atomic(struct wc_http_auth_tokens *) tokens;
+    _Atomic(struct wc_http_auth_policy *) policy;
+    pthread_mutex_t auth_mu;
+    struct wc_http_auth_tokens **old_tokens;
+    struct wc_http_auth_policy **old_policies;
+    size_t n_old_tokens, n_old_policies;
+    char *token_file, *policy_file; /* owned copies of the options' */
 
     /* (h): guarded by hook->mu */
     size_t n_streams;     /* watch streams from their start to their end */

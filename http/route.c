@@ -211,6 +211,8 @@ static int data_k8s(wc_http_resources *t, const char *k8s_prefix, const char *gr
     r->res = res;
     r->name = name;
     name = NULL;
+    r->ns = ns;
+    ns = NULL;
     r->kind_name = res->kind;
     r->api_version = res->api_version;
 out:
@@ -300,6 +302,7 @@ int wc_http_route_parse(wc_http_resources *t, const char *k8s_prefix, const char
 
 void wc_http_route_free(wc_http_route *r)
 {
+    free(r->ns);
     free(r->group);
     free(r->version);
     free(r->key);

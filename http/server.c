@@ -25,7 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "http_internal.h"
+#include "wcached/log.h"
 
 #define MAX_PARAMS 64
 #define MAX_URI (16 * 1024)          /* request-target bytes; longer ones MHD may not even hold */
@@ -714,15 +716,65 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * Allows everything for now; TLS client certificates, bearer tokens and ABAC policies plug in
  * here. Returns 0, or a negative wc_err with a 401/403 Status in *e.
  */
-static int authorize(wc_http *h, struct MHD_Connection *conn, const char *method, const char *url,
-                     wc_http_error *e)
+/*
+ * Who the reader is. No authentication configured: everyone is anonymous. Else a valid bearer
+ * token names the reader, and a request with none, or with one that is not valid, gets 401;
+ * /healthz and /readyz stay open to all.
+ */
+static int authenticate(wc_http *h, struct MHD_Connection *conn, const char *url, wc_http_user *u,
+                        wc_http_error *e)
 {
-    (void)h;
-    (void)conn;
-    (void)method;
-    (void)url;
-    (void)e;
-    return 0;
+    wc_http_auth_anonymous(u);
+    const wc_http_auth_tokens *t = atomic_load(&h->tokens);
+    if (!t || strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+        return 0;
+    const char *hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *token;
+    size_t len;
+    if (hdr && wc_http_auth_bearer(hdr, &token, &len) == 0 &&
+        wc_http_auth_token_lookup(t, token, len, u) == 0)
+        return 0;
+    wc_http_auth_unauthorized(e);
+    return WC_EINVAL;
+}
+
+/*
+ * What the reader may read, when a policy is in force: a Kubernetes route is a resource request
+ * (get, list or watch of a group's resource in a namespace, "" across all or at the cluster
+ * scope); everything else but /healthz and /readyz is a non-resource path, read with "get".
+ */
+static int authorize(wc_http *h, struct MHD_Connection *conn, const wc_http_route *rt,
+                     const char *url, const wc_http_user *u, wc_http_error *e)
+{
+    const wc_http_auth_policy *p = atomic_load(&h->policy);
+    if (!p || rt->kind == WC_HTTP_R_HEALTHZ || rt->kind == WC_HTTP_R_READYZ)
+        return 0;
+    wc_http_auth_attrs a = {.verb = "get", .path = url};
+    if (rt->kind == WC_HTTP_R_DATA && rt->family == WC_FAMILY_K8S) {
+        const char *w = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "watch");
+        bool watch = rt->watch_path;
+        if (w && wc_http_parse_bool(w, &watch) != 0)
+            watch = false; /* the query's own check answers 400 */
+        a = (wc_http_auth_attrs){.verb = watch ? "watch" : (rt->name ? "get" : "list"),
+                                 .resource = true,
+                                 .group = rt->res->group,
+                                 .plural = rt->res->plural,
+                                 .ns = rt->ns ? rt->ns : "",
+                                 .name = rt->name ? rt->name : ""};
+    }
+    if (wc_http_auth_policy_allows(p, u, &a))
+        return 0;
+    wc_http_auth_forbidden(e, u, &a, WC_HTTP_AUTH_NO_POLICY);
+    return WC_EINVAL;
+}
+
+/* A refused request, for the operator: who, what and why, never the credential. */
+static void log_refused(const wc_http_user *u, const char *method, const char *url,
+                        const wc_http_error *e)
+{
+    char q[WC_HTTP_QUOTE_MAX];
+    wc_log(WC_LOG_INFO, "http: %d %s: %s %s by \"%s\"", e->code, e->reason, method,
+           wc_http_quote(url, strlen(url), q), u->name);
 }
 
 static bool ready(wc_http *h, char *reason, size_t reason_len)
@@ -760,13 +812,20 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
                      "the server does not allow this method on the requested resource");
         return respond_status(h, conn, &e);
     }
-    if (authorize(h, conn, method, url, &e) != 0)
+    wc_http_user user;
+    if (authenticate(h, conn, url, &user, &e) != 0) {
+        log_refused(&user, method, url, &e);
         return respond_status(h, conn, &e);
+    }
     int rc = wc_http_route_parse(h->res, h->k8s_prefix, url, &r->route, &e);
     if (rc == WC_ENOMEM)
         return MHD_NO;
     if (rc != 0)
         return respond_status(h, conn, &e);
+    if (authorize(h, conn, &r->route, url, &user, &e) != 0) {
+        log_refused(&user, method, url, &e);
+        return respond_status(h, conn, &e);
+    }
     switch (r->route.kind) {
     case WC_HTTP_R_HEALTHZ:
         return respond_copy(h, conn, 200, "text/plain; charset=utf-8", "ok", 2);
@@ -1008,9 +1067,13 @@ int wc_http_new(const wc_http_opts *o, wc_http **out)
     h->listen = strdup(o->listen);
     h->o.listen = h->listen;
     h->index_field = o->index_field ? strdup(o->index_field) : NULL;
+    h->token_file = o->token_auth_file ? strdup(o->token_auth_file) : NULL;
+    h->policy_file = o->authorization_policy_file ? strdup(o->authorization_policy_file) : NULL;
+    pthread_mutex_init(&h->auth_mu, NULL);
     h->res = wc_http_resources_new();
     int rc = 0;
-    if (!h->k8s_prefix || !h->listen || (o->index_field && !h->index_field) || !h->res)
+    if (!h->k8s_prefix || !h->listen || (o->index_field && !h->index_field) || !h->res ||
+        (o->token_auth_file && !h->token_file) || (o->authorization_policy_file && !h->policy_file))
         rc = WC_ENOMEM;
     for (const char *const *spec = o->resources; rc == 0 && spec && *spec; spec++)
         rc = wc_http_resources_add(h->res, *spec);
@@ -1136,11 +1199,60 @@ int wc_http_add_resource(wc_http *h, const char *spec)
     return wc_http_resources_add(h->res, spec);
 }
 
+int wc_http_load_auth(wc_http *h, char *why, size_t why_len)
+{
+    wc_http_auth_tokens *t = NULL;
+    wc_http_auth_policy *p = NULL;
+    wc_http_auth_diag d;
+    int rc = 0;
+    snprintf(why, why_len, "%s", "");
+    if (h->token_file && (rc = wc_http_auth_tokens_load(h->token_file, &t, &d)) != 0) {
+        snprintf(why, why_len, "token file %s: %s", h->token_file, d.message);
+        return rc;
+    }
+    if (h->policy_file && (rc = wc_http_auth_policy_load(h->policy_file, &p, &d)) != 0) {
+        snprintf(why, why_len, "policy file %s: %s", h->policy_file, d.message);
+        wc_http_auth_tokens_free(t);
+        return rc;
+    }
+    pthread_mutex_lock(&h->auth_mu);
+    wc_http_auth_tokens **ot =
+        realloc(h->old_tokens, (h->n_old_tokens + 1) * sizeof(*h->old_tokens));
+    if (ot)
+        h->old_tokens = ot;
+    wc_http_auth_policy **op =
+        ot ? realloc(h->old_policies, (h->n_old_policies + 1) * sizeof(*h->old_policies)) : NULL;
+    if (op)
+        h->old_policies = op;
+    if (!ot || !op) {
+        pthread_mutex_unlock(&h->auth_mu);
+        wc_http_auth_tokens_free(t);
+        wc_http_auth_policy_free(p);
+        snprintf(why, why_len, "%s", "out of memory");
+        return WC_ENOMEM;
+    }
+    h->old_tokens[h->n_old_tokens++] = atomic_exchange(&h->tokens, t);
+    h->old_policies[h->n_old_policies++] = atomic_exchange(&h->policy, p);
+    pthread_mutex_unlock(&h->auth_mu);
+    return 0;
+}
+
 void wc_http_free(wc_http *h)
 {
     if (!h)
         return;
     wc_http_stop(h);
+    for (size_t i = 0; i < h->n_old_tokens; i++)
+        wc_http_auth_tokens_free(h->old_tokens[i]);
+    for (size_t i = 0; i < h->n_old_policies; i++)
+        wc_http_auth_policy_free(h->old_policies[i]);
+    free(h->old_tokens);
+    free(h->old_policies);
+    wc_http_auth_tokens_free(atomic_load(&h->tokens));
+    wc_http_auth_policy_free(atomic_load(&h->policy));
+    pthread_mutex_destroy(&h->auth_mu);
+    free(h->token_file);
+    free(h->policy_file);
     wc_http_resources_free(h->res);
     free(h->k8s_prefix);
     free(h->listen);

@@ -101,6 +101,10 @@ typedef struct wc_http_opts {
     /* Appends upstream metrics, in Prometheus text format 0.0.4 (HELP and TYPE lines
      * included), to the /metrics body. */
     void (*metrics)(void *arg, FILE *out);
+    /* Who may read (the Kubernetes apiserver's formats; NULL for none): the static bearer
+     * token CSV, and the ABAC policy, one JSON object per line. Loaded by wc_http_load_auth. */
+    const char *token_auth_file;
+    const char *authorization_policy_file;
 } wc_http_opts;
 
 /* Prometheus text format 0.0.4 for the metrics callback: a family's HELP and TYPE lines, then
@@ -140,6 +144,14 @@ const char *wc_http_address(const wc_http *h);
  * drain, then closes every connection and ends the server's threads. NULL is allowed.
  */
 void wc_http_stop(wc_http *h);
+
+/*
+ * (Re)reads the token file and the policy file named in the options and puts them in force at
+ * once for new requests (a request under way keeps the tables it started with). Call after
+ * wc_http_new, and again to reload (SIGHUP). 0; or WC_EINVAL, WC_EIO, WC_ETOOBIG or WC_ENOMEM
+ * with the tables in force unchanged and `why` saying what is wrong (never a token).
+ */
+int wc_http_load_auth(wc_http *h, char *why, size_t why_len);
 
 /* Stops the server if it runs, and frees it. NULL is allowed. */
 void wc_http_free(wc_http *h);
