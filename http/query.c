@@ -7,7 +7,7 @@
  * Continue tokens are ours to design: base64url of {"v":1,"rv":RV,"start":"<base64url key>"},
  * where RV pins every page of one list to one revision and the key is relative to the listed
  * range, so a token cannot move a list outside the range it came from. A token is untrusted
- * input like any other and is decoded strictly.
+ * input like any other and is decoded strictly: only the exact bytes the encoder makes.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -320,6 +320,17 @@ int wc_http_continue_decode(const char *tok, size_t len, int64_t *rv, char **key
     if (wc_b64_decode_to(s64, s64_len, k, &klen, WC_B64_URL) != 0)
         goto out;
     k[klen] = '\0';
+    /* Only the very bytes this server issues: JSON would also take reordered members, spaces
+     * or escapes, and a token must read one way only. */
+    char *again = wc_http_continue_encode(json_integer_value(r), k, klen);
+    if (!again) {
+        rc = WC_ENOMEM;
+        goto out;
+    }
+    bool same = strlen(again) == len && memcmp(again, tok, len) == 0;
+    free(again);
+    if (!same)
+        goto out;
     *rv = json_integer_value(r);
     *key = k;
     *key_len = klen;

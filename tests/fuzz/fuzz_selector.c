@@ -3,8 +3,7 @@
  * object whose values are exact-length heap copies with no NUL after them (so an over-read is an
  * ASan report), and the parser's promises checked: only 0 or WC_EINVAL, an error position inside
  * the text with a reason, every parsed label key valid on its own, matching deterministic.
- * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude cacher/selector.c
- *        tests/fuzz/fuzz_selector.c -o fuzz_selector
+ * Build and run: see tests/fuzz/README.md.
  */
 #include <stdint.h>
 #include <stdlib.h>
