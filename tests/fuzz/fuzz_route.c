@@ -6,8 +6,8 @@
  * <prefix>/<resource path>/, names a valid namespace only for a namespaced resource, and ends
  * in the decoded name (which is never ".", ".." or holds '/') unless it is a prefix ending in
  * '/'; a /keys route is "" or starts with '/', lists a prefix exactly when the raw path ends
- * in '/' (an escaped "%2F" at the end names a key ending in '/'), and a get's name is its key. Discovery routes
- * name a group (and version) the table has. See tests/fuzz/README.md.
+ * in '/' (an escaped "%2F" at the end names a key ending in '/'), and a get's name is its key.
+ * Discovery routes name a group (and version) the table has. See tests/fuzz/README.md.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -297,8 +297,8 @@ Test(continue_token, tampered)
         "{\"v\":1,\"rv\":5,\"start\":\"YQ\",\"x\":1}", /* extra */
         "{\"v\":1,\"v\":1,\"rv\":5,\"start\":\"YQ\"}", /* duplicate */
         "[1,5,\"YQ\"]",
-        "{\"v\":1,\"rv\":5,\"start\":\"YQ\"", /* truncated */
-        "{\"rv\":5,\"v\":1,\"start\":\"YQ\"}",  /* not the encoder's bytes */
+        "{\"v\":1,\"rv\":5,\"start\":\"YQ\"",  /* truncated */
+        "{\"rv\":5,\"v\":1,\"start\":\"YQ\"}", /* not the encoder's bytes */
         "{ \"v\":1,\"rv\":5,\"start\":\"YQ\"}",
         "{\"v\":1,\"rv\":5,\"start\":\"Y\\u0051\"}",
         "{\"v\":1,\"rv\":5,\"start\":\"YQ\"}\n",
