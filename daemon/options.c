@@ -18,9 +18,6 @@
 #include "wcached/parse.h"
 #include "wcached/upstream.h"
 
-#ifndef WCACHED_VERSION
-#define WCACHED_VERSION "unknown"
-#endif
 
 /* The raw values, as given. */
 typedef struct raw {

@@ -131,6 +131,7 @@ typedef enum wc_http_route_kind {
     WC_HTTP_R_API_GROUP,     /* /apis/<group> */
     WC_HTTP_R_API_RESOURCES, /* /api/v1, /apis/<group>/<version> */
     WC_HTTP_R_DATA,          /* /keys/... or a Kubernetes resource: get, list or watch */
+    WC_HTTP_R_VERSION,       /* /version */
 } wc_http_route_kind;
 
 typedef struct wc_http_route {

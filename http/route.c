@@ -279,6 +279,7 @@ int wc_http_route_parse(wc_http_resources *t, const char *k8s_prefix, const char
         {"/healthz", WC_HTTP_R_HEALTHZ},  {"/livez", WC_HTTP_R_HEALTHZ},
         {"/readyz", WC_HTTP_R_READYZ},    {"/metrics", WC_HTTP_R_METRICS},
         {"/api", WC_HTTP_R_API_VERSIONS}, {"/apis", WC_HTTP_R_API_GROUPS},
+        {"/version", WC_HTTP_R_VERSION},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (strcmp(path, fixed[i].path) == 0) {

@@ -853,6 +853,16 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
     }
     case WC_HTTP_R_DATA:
         return serve_data(h, conn, r, con_cls);
+    case WC_HTTP_R_VERSION: {
+        /* The Kubernetes API whose read side wcached serves, and wcached's own version. */
+        static const char body[] =
+            "{\"major\":\"1\",\"minor\":\"" WC_HTTP_K8S_MINOR
+            "\",\"gitVersion\":\"v1." WC_HTTP_K8S_MINOR ".0+wcached-" WCACHED_VERSION
+            "\",\"gitCommit\":\"\","
+            "\"gitTreeState\":\"\",\"buildDate\":\"\",\"goVersion\":\"\",\"compiler\":\"\","
+            "\"platform\":\"linux\"}";
+        return respond_copy(h, conn, 200, "application/json", body, sizeof(body) - 1);
+    }
     }
     return MHD_NO;
 }

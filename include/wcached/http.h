@@ -52,6 +52,8 @@ void wc_http_after_dispatch(void *hook);
 #define WC_HTTP_K8S_PREFIX "/registry"
 #define WC_HTTP_THREADS 1
 #define WC_HTTP_COALESCE_MS 0
+/* The Kubernetes minor version whose read API wcached serves (answered at /version). */
+#define WC_HTTP_K8S_MINOR "29"
 #define WC_HTTP_HEADER_TIMEOUT_MS 30000
 
 typedef struct wc_http_opts {

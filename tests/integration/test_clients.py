@@ -45,6 +45,9 @@ def kubectl_checks(c):
     check("kubectl get pods -l ... --field-selector spec.nodeName=...",
           r.returncode == 0 and sorted(r.stdout.split()) == ["pod/web-1", "pod/web-3"],
           r.stdout + r.stderr)
+    r = c.kubectl("version")
+    check("kubectl version names the server", r.returncode == 0 and
+          "Server Version: v1." in r.stdout and "+wcached-" in r.stdout, r.stdout + r.stderr)
     r = c.kubectl("api-resources")
     check("kubectl api-resources", r.returncode == 0 and " po " in r.stdout and
           "deployments" in r.stdout, r.stdout[:300] + r.stderr)
