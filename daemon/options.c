@@ -18,7 +18,6 @@
 #include "wcached/parse.h"
 #include "wcached/upstream.h"
 
-
 /* The raw values, as given. */
 typedef struct raw {
     const char *endpoints, *prefix, *listen, *k8s_prefix, *ring_size, *ring_bytes, *index_field;
