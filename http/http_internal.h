@@ -78,6 +78,12 @@ int wc_http_parse_bool(const char *s, bool *out);
  * ------------------------------------------------------------------------------------- */
 
 /* One Kubernetes resource; immutable once in a table. */
+/* The field labels the apiserver supports for a built-in resource beyond metadata.name and
+ * metadata.namespace (pods: spec.nodeName, status.phase, ...; events: involvedObject.name, ...),
+ * NULL-terminated; NULL for a resource with none. */
+struct wc_http_resource;
+const char *const *wc_http_resource_fields(const struct wc_http_resource *r);
+
 typedef struct wc_http_resource {
     const char *group;       /* "" for the core group */
     const char *version;     /* "v1" */
@@ -196,10 +202,12 @@ typedef struct wc_http_query {
  * Parses and cross-checks the parameters (first occurrence wins, unknown ones are ignored;
  * `watch_path`: the route was the legacy /watch/ form). 0 and *q (free with
  * wc_http_query_free); WC_EINVAL with a 400 Status naming the parameter; or WC_ENOMEM.
- * `index_field` may be NULL.
+ * `index_field` may be NULL. Field selectors may name metadata.name, metadata.namespace, the index
+ * field, and the NULL-terminated `fields` of the resource (wc_http_resource_fields; NULL: none).
  */
 int wc_http_query_parse(const wc_http_param *params, size_t n, const char *index_field,
-                        bool watch_path, wc_http_query *q, wc_http_error *err);
+                        const char *const *fields, bool watch_path, wc_http_query *q,
+                        wc_http_error *err);
 void wc_http_query_free(wc_http_query *q);
 
 /* A continue token: base64url of {"v":1,"rv":RV,"start":"<base64url of the key>"}.

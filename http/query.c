@@ -57,8 +57,17 @@ static int forbidden(wc_http_error *err, int p, const char *why)
     return wc_http_fail(err, WC_EINVAL, 400, "BadRequest", "parameter \"%s\": %s", NAMES[p], why);
 }
 
+/* True when `k` is one of the NULL-terminated `labels` (NULL: none). */
+static bool listed(const char *const *labels, const char *k)
+{
+    for (; labels && *labels; labels++)
+        if (strcmp(*labels, k) == 0)
+            return true;
+    return false;
+}
+
 static int parse_selector(wc_sel_kind kind, int p, const char *v, const char *index_field,
-                          wc_selector **out, wc_http_error *err)
+                          const char *const *fields, wc_selector **out, wc_http_error *err)
 {
     wc_sel_error se = {0, NULL};
     int rc = wc_selector_parse(kind, v, out, &se);
@@ -77,7 +86,7 @@ static int parse_selector(wc_sel_kind kind, int p, const char *v, const char *in
     for (size_t i = 0; i < wc_selector_count(*out); i++) {
         const char *k = wc_selector_key(*out, i);
         if (strcmp(k, "metadata.name") == 0 || strcmp(k, "metadata.namespace") == 0 ||
-            (index_field && strcmp(k, index_field) == 0))
+            (index_field && strcmp(k, index_field) == 0) || listed(fields, k))
             continue;
         char q[WC_HTTP_QUOTE_MAX];
         wc_http_fail(err, WC_EINVAL, 400, "BadRequest",
@@ -93,8 +102,8 @@ static int parse_selector(wc_sel_kind kind, int p, const char *v, const char *in
 }
 
 /* Parses one decoded, non-empty value into q. */
-static int parse_one(int p, const char *v, const char *index_field, wc_http_query *q,
-                     wc_http_error *err)
+static int parse_one(int p, const char *v, const char *index_field, const char *const *fields,
+                     wc_http_query *q, wc_http_error *err)
 {
     bool b;
     int64_t n;
@@ -137,9 +146,9 @@ static int parse_one(int p, const char *v, const char *index_field, wc_http_quer
         q->limit = n > WC_HTTP_MAX_LIMIT ? WC_HTTP_MAX_LIMIT : n;
         return 0;
     case P_LABELS:
-        return parse_selector(WC_SEL_LABEL, p, v, index_field, &q->labels, err);
+        return parse_selector(WC_SEL_LABEL, p, v, index_field, fields, &q->labels, err);
     case P_FIELDS:
-        return parse_selector(WC_SEL_FIELD, p, v, index_field, &q->fields, err);
+        return parse_selector(WC_SEL_FIELD, p, v, index_field, fields, &q->fields, err);
     case P_CONTINUE: {
         size_t len = strlen(v);
         int rc = wc_http_continue_decode(v, len, &q->cont_rv, &q->cont_key, &q->cont_key_len);
@@ -196,7 +205,8 @@ static int cross_check(const wc_http_query *q, wc_http_error *err)
 }
 
 int wc_http_query_parse(const wc_http_param *params, size_t n, const char *index_field,
-                        bool watch_path, wc_http_query *q, wc_http_error *err)
+                        const char *const *fields, bool watch_path, wc_http_query *q,
+                        wc_http_error *err)
 {
     memset(q, 0, sizeof(*q));
     q->rv = WC_RV_UNSET;
@@ -240,7 +250,7 @@ int wc_http_query_parse(const wc_http_param *params, size_t n, const char *index
                               "percent-encoding",
                               NAMES[p], wc_http_quote(raw[p], len, qb));
         } else {
-            rc = parse_one(p, v, index_field, q, err);
+            rc = parse_one(p, v, index_field, fields, q, err);
         }
         free(v);
         v = NULL;

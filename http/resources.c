@@ -104,6 +104,58 @@ static const struct {
     {"apiextensions.k8s.io", "customresourcedefinitions", "\"crd\",\"crds\"", ""},
 };
 
+/* The apiserver's field labels for built-in resources (its AddFieldLabelConversionFunc calls),
+ * those a JSON path of the object answers. */
+static const char *const POD_FIELDS[] = {"spec.nodeName",
+                                         "spec.restartPolicy",
+                                         "spec.schedulerName",
+                                         "spec.serviceAccountName",
+                                         "spec.hostNetwork",
+                                         "status.phase",
+                                         "status.podIP",
+                                         "status.nominatedNodeName",
+                                         NULL};
+static const char *const EVENT_FIELDS[] = {"involvedObject.kind",
+                                           "involvedObject.namespace",
+                                           "involvedObject.name",
+                                           "involvedObject.uid",
+                                           "involvedObject.apiVersion",
+                                           "involvedObject.resourceVersion",
+                                           "involvedObject.fieldPath",
+                                           "reason",
+                                           "reportingComponent",
+                                           "type",
+                                           NULL};
+static const char *const SECRET_FIELDS[] = {"type", NULL};
+static const char *const PHASE_FIELDS[] = {"status.phase", NULL};
+static const char *const NODE_FIELDS[] = {"spec.unschedulable", NULL};
+static const char *const RC_FIELDS[] = {"status.replicas", NULL};
+static const char *const JOB_FIELDS[] = {"status.successful", NULL};
+static const char *const CSR_FIELDS[] = {"spec.signerName", NULL};
+
+static const struct {
+    const char *group, *plural;
+    const char *const *fields;
+} FIELDS[] = {
+    {"", "pods", POD_FIELDS},
+    {"", "events", EVENT_FIELDS},
+    {"events.k8s.io", "events", EVENT_FIELDS},
+    {"", "secrets", SECRET_FIELDS},
+    {"", "namespaces", PHASE_FIELDS},
+    {"", "nodes", NODE_FIELDS},
+    {"", "replicationcontrollers", RC_FIELDS},
+    {"batch", "jobs", JOB_FIELDS},
+    {"certificates.k8s.io", "certificatesigningrequests", CSR_FIELDS},
+};
+
+const char *const *wc_http_resource_fields(const wc_http_resource *r)
+{
+    for (size_t i = 0; r && i < sizeof(FIELDS) / sizeof(FIELDS[0]); i++)
+        if (strcmp(FIELDS[i].group, r->group) == 0 && strcmp(FIELDS[i].plural, r->plural) == 0)
+            return FIELDS[i].fields;
+    return NULL;
+}
+
 /* Appends r's discovery entry: name, singularName (the kind in lower case, as the apiserver
  * derives it), scope, kind, verbs, and short names and categories when it has them. */
 static void resource_json(const wc_http_resource *r, wc_buf *b)

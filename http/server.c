@@ -531,7 +531,8 @@ static enum MHD_Result serve_data(wc_http *h, struct MHD_Connection *conn, wc_ht
         wc_http_fail(&e, WC_EINVAL, 400, "BadRequest", "more than %d query parameters", MAX_PARAMS);
         return respond_status(h, conn, &e);
     }
-    int rc = wc_http_query_parse(ps.p, ps.n, h->index_field, r->route.watch_path, &r->query, &e);
+    int rc = wc_http_query_parse(ps.p, ps.n, h->index_field, wc_http_resource_fields(r->route.res),
+                                 r->route.watch_path, &r->query, &e);
     if (rc == WC_ENOMEM)
         return MHD_NO;
     if (rc != 0)

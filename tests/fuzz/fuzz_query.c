@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     wc_http_query q;
     wc_http_error e = {0};
-    int rc = wc_http_query_parse(params, n, indexed ? INDEX_FIELD : NULL, watch_path, &q, &e);
+    int rc = wc_http_query_parse(params, n, indexed ? INDEX_FIELD : NULL, NULL, watch_path, &q, &e);
     check_query(rc, &q, &e, watch_path, indexed);
     if (rc == 0)
         wc_http_query_free(&q);

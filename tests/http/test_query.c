@@ -11,7 +11,9 @@
 #define INDEX "spec.nodeName"
 
 /* Parses "k=v&k2=v2" the way MHD hands parameters over ('+' as space, %XX left alone). */
-static int parse(const char *qs, bool watch_path, wc_http_query *q, wc_http_error *e)
+/* Parses qs as a resource whose extra field labels are `fields` (NULL: none) would. */
+static int parse_for(const char *qs, const char *const *fields, bool watch_path, wc_http_query *q,
+                     wc_http_error *e)
 {
     static char buf[65536];
     wc_http_param p[64];
@@ -30,7 +32,12 @@ static int parse(const char *qs, bool watch_path, wc_http_query *q, wc_http_erro
         n++;
     }
     memset(e, 0, sizeof(*e));
-    return wc_http_query_parse(p, n, INDEX, watch_path, q, e);
+    return wc_http_query_parse(p, n, INDEX, fields, watch_path, q, e);
+}
+
+static int parse(const char *qs, bool watch_path, wc_http_query *q, wc_http_error *e)
+{
+    return parse_for(qs, NULL, watch_path, q, e);
 }
 
 static wc_http_query good(const char *qs)
@@ -349,4 +356,35 @@ Test(continue_token, tampered)
     memset(huge, 'A', sizeof(huge) - 1);
     huge[sizeof(huge) - 1] = '\0';
     cr_assert_eq(wc_http_continue_decode(huge, strlen(huge), &rv, &key, &len), WC_EINVAL);
+}
+
+Test(query, a_resources_own_field_labels_are_accepted_and_only_for_it)
+{
+    wc_http_resources *t = wc_http_resources_new();
+    cr_assert_not_null(t);
+    const wc_http_resource *pods = wc_http_resources_find(t, "", "v1", "pods");
+    const wc_http_resource *events = wc_http_resources_find(t, "", "v1", "events");
+    const wc_http_resource *cms = wc_http_resources_find(t, "", "v1", "configmaps");
+    cr_assert(pods && events && cms);
+    cr_assert_null(wc_http_resource_fields(cms));
+    wc_http_query q;
+    wc_http_error e;
+    cr_assert_eq(parse_for("fieldSelector=status.phase%3DRunning,spec.restartPolicy!%3DNever",
+                           wc_http_resource_fields(pods), false, &q, &e),
+                 0, "%s", e.message);
+    cr_assert_eq(wc_selector_count(q.fields), 2);
+    wc_http_query_free(&q);
+    cr_assert_eq(parse_for("fieldSelector=involvedObject.name%3Dweb-1,involvedObject.kind%3DPod",
+                           wc_http_resource_fields(events), false, &q, &e),
+                 0, "%s", e.message);
+    wc_http_query_free(&q);
+    /* Another resource's label is still refused, and so is an unknown one. */
+    cr_assert_eq(parse_for("fieldSelector=involvedObject.name%3Dx", wc_http_resource_fields(pods),
+                           false, &q, &e),
+                 WC_EINVAL);
+    cr_assert(strstr(e.message, "field label not supported"), "%s", e.message);
+    cr_assert_eq(parse_for("fieldSelector=status.phase%3DRunning", wc_http_resource_fields(cms),
+                           false, &q, &e),
+                 WC_EINVAL);
+    wc_http_resources_free(t);
 }

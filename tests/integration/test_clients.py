@@ -45,6 +45,13 @@ def kubectl_checks(c):
     check("kubectl get pods -l ... --field-selector spec.nodeName=...",
           r.returncode == 0 and sorted(r.stdout.split()) == ["pod/web-1", "pod/web-3"],
           r.stdout + r.stderr)
+    r = c.kubectl("get", "pods", "-A", "--field-selector", "status.phase=Running", "-o", "name")
+    check("kubectl get pods --field-selector status.phase=Running (a pod's own field label)",
+          r.returncode == 0 and len(r.stdout.split()) == 4, r.stdout + r.stderr)
+    r = c.kubectl("describe", "pod", "web-1", "-n", "default")
+    check("kubectl describe pod (it lists the pod's events by involvedObject.*)",
+          r.returncode == 0 and "web-1" in r.stdout and "node-1" in r.stdout,
+          r.stdout[-500:] + r.stderr)
     r = c.kubectl("version")
     check("kubectl version names the server", r.returncode == 0 and
           "Server Version: v1." in r.stdout and "+wcached-" in r.stdout, r.stdout + r.stderr)
