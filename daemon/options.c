@@ -22,7 +22,7 @@
 typedef struct raw {
     const char *endpoints, *prefix, *listen, *k8s_prefix, *ring_size, *ring_bytes, *index_field;
     const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
-    const char *header_timeout;
+    const char *header_timeout, *max_watches, *max_watches_per_user;
     const char *cacert, *cert, *key, *user, *password, *password_file;
     const char *token_auth_file, *authorization_policy_file;
 } raw;
@@ -66,6 +66,11 @@ static void usage(FILE *out)
             "request's\n"
             "                                 headers, from its start or its previous answer "
             "(default %d)\n"
+            "  --max-watches N                watch streams at once; past it a watch gets 429\n"
+            "                                 (default 0: no bound but --max-connections)\n"
+            "  --max-watches-per-user N       watch streams at once per reader, the anonymous one "
+            "included\n"
+            "                                 (default 0: no bound)\n"
             "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https "
             "endpoints)\n"
             "  --etcd-cert FILE, --etcd-key FILE\n"
@@ -178,6 +183,8 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"http-threads", &r->http_threads},
         {"coalesce-ms", &r->coalesce},
         {"max-connections", &r->max_connections},
+        {"max-watches", &r->max_watches},
+        {"max-watches-per-user", &r->max_watches_per_user},
         {"header-timeout-ms", &r->header_timeout},
         {"etcd-cacert", &r->cacert},
         {"etcd-cert", &r->cert},
@@ -314,6 +321,14 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     if (!number(r.header_timeout, 100, 3600000, &header_timeout))
         return fail_usage("--header-timeout-ms: '%s' is not milliseconds from 100 to 3600000",
                           r.header_timeout);
+    int64_t max_watches = 0, max_watches_user = 0;
+    if (!number(r.max_watches, 0, 10000000, &max_watches))
+        return fail_usage("--max-watches: '%s' is not a number from 0 to 10000000", r.max_watches);
+    if (!number(r.max_watches_per_user, 0, 10000000, &max_watches_user))
+        return fail_usage("--max-watches-per-user: '%s' is not a number from 0 to 10000000",
+                          r.max_watches_per_user);
+    cfg->max_watches = (unsigned)max_watches;
+    cfg->max_watches_per_user = (unsigned)max_watches_user;
     if (!number(r.http_threads, 1, 64, &threads))
         return fail_usage("--http-threads: '%s' is not a number from 1 to 64", r.http_threads);
     cfg->ring_events = (size_t)ring;

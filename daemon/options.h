@@ -26,7 +26,8 @@ typedef struct wc_config {
     int64_t slow_budget_ms;
     unsigned http_threads;
     int64_t coalesce_ms;
-    unsigned max_connections; /* 0: from the open files limit */
+    unsigned max_connections;                   /* 0: from the open files limit */
+    unsigned max_watches, max_watches_per_user; /* 0: no bound of their own */
     int64_t header_timeout_ms;
     wc_log_level log_level;
     wc_log_format log_format;

@@ -222,7 +222,13 @@ int wc_http_continue_decode(const char *tok, size_t len, int64_t *rv, char **key
 typedef struct wc_http_stream wc_http_stream;
 typedef struct wc_http_req wc_http_req;
 
-typedef struct wc_http_pump wc_http_pump; /* stream.c */
+typedef struct wc_http_pump
+    wc_http_pump; /* stream.c: admits one more watch stream for reader `user` within the server's
+                   * bounds (max_watches, max_watches_per_user), counting it until the stream ends.
+                   * 0, WC_ETOOBIG (over a bound: answer 429) or WC_ENOMEM. */
+int wc_http_stream_admit(wc_http *h, wc_http_stream *s, const char *user);
+
+/* stream.c */
 
 struct wc_http_hook {
     /* Guards every pump's (h) fields (its marked list and its streams), every stream's (h)
@@ -244,10 +250,11 @@ struct wc_http_req {
     wc_http_route route;
     wc_http_query query;
     bool watch;
-    bool http10;  /* the request was HTTP/1.0: no chunked body */
-    bool started; /* answered or on its way: the whole request has been received */
-    bool seen;    /* the handler has been called for it */
-    int refuse;   /* 414: too many parameters or too long a URI (found before MHD parsed it) */
+    char user[256]; /* who asked (wc_http_user's name), for the per-reader watch bound */
+    bool http10;    /* the request was HTTP/1.0: no chunked body */
+    bool started;   /* answered or on its way: the whole request has been received */
+    bool seen;      /* the handler has been called for it */
+    int refuse;     /* 414: too many parameters or too long a URI (found before MHD parsed it) */
     /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
     bool need_current;      /* ask etcd for its current revision first */
     int64_t target;         /* revision the cache must reach */
@@ -282,6 +289,7 @@ struct wc_http_stream {
     bool closed;  /* finished; freed at the end of the round */
     bool queued;  /* on this round's work list */
     wc_http_stream *work_next;
+    struct wc_http_watcher_count *counted; /* (h) its reader's entry of the watch bound */
     int64_t cut_at; /* ended for lagging behind a full socket: cut off then, if still full */
     wc_http_stream *linger_next; /* pump->lingering, while cut_at is set */
 };
@@ -308,7 +316,10 @@ struct wc_http {
     char *token_file, *policy_file; /* owned copies of the options' */
 
     /* (h): guarded by hook->mu */
-    size_t n_streams;     /* watch streams from their start to their end */
+    size_t n_streams; /* watch streams from their start to their end */
+    size_t n_watches; /* streams admitted by wc_http_stream_admit and not yet ended */
+    struct wc_http_watcher_count *watch_users; /* open watches by reader (uthash) */
+    atomic_uint_fast64_t watches_refused;      /* 429s for the watch bounds */
     atomic_bool stopping; /* set under the lock, read by the pumps without it */
     /* The pumps (stream.c): they send the streams' bodies; the first one ticks the cacher. */
     wc_http_pump **pumps;

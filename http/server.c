@@ -406,6 +406,20 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
     wc_http_stream *s = wc_http_stream_new(h);
     if (!s)
         return MHD_NO;
+    int admitted = wc_http_stream_admit(h, s, r->user);
+    if (admitted != 0) {
+        wc_http_stream_free(s);
+        if (admitted == WC_ENOMEM)
+            return MHD_NO;
+        wc_http_error e;
+        wc_http_fail(&e, WC_ETOOBIG, 429, "TooManyRequests",
+                     "too many watches at once%s%s%s: try again later",
+                     h->o.max_watches_per_user ? " for user \"" : "",
+                     h->o.max_watches_per_user ? r->user : "",
+                     h->o.max_watches_per_user ? "\"" : "");
+        e.retry_after = 1;
+        return respond_status(h, conn, &e);
+    }
     wc_watch_opts wo = {
         .filter = {.family = rt->family,
                    .key = rt->key,
@@ -814,7 +828,9 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
         return respond_status(h, conn, &e);
     }
     wc_http_user user;
-    if (authenticate(h, conn, url, &user, &e) != 0) {
+    int authn = authenticate(h, conn, url, &user, &e);
+    snprintf(r->user, sizeof(r->user), "%s", user.name);
+    if (authn != 0) {
         log_refused(&user, method, url, &e);
         return respond_status(h, conn, &e);
     }
@@ -1262,6 +1278,7 @@ void wc_http_free(wc_http *h)
     wc_http_auth_tokens_free(atomic_load(&h->tokens));
     wc_http_auth_policy_free(atomic_load(&h->policy));
     pthread_mutex_destroy(&h->auth_mu);
+    /* h->watch_users is empty: every stream was freed by the stop, each leaving the counts. */
     free(h->token_file);
     free(h->policy_file);
     wc_http_resources_free(h->res);

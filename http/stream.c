@@ -41,6 +41,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uthash.h>
 #include <utlist.h>
 
 #include "http_internal.h"
@@ -153,11 +154,69 @@ wc_http_stream *wc_http_stream_new(wc_http *h)
     return s;
 }
 
+/* A reader's open watches, for max_watches_per_user. */
+typedef struct wc_http_watcher_count {
+    char *user;
+    unsigned n;
+    UT_hash_handle hh;
+} wc_http_watcher_count;
+
+int wc_http_stream_admit(wc_http *h, wc_http_stream *s, const char *user)
+{
+    wc_http_hook *hk = h->hook;
+    int rc = 0;
+    pthread_mutex_lock(&hk->mu);
+    wc_http_watcher_count *c = NULL;
+    HASH_FIND_STR(h->watch_users, user, c);
+    if ((h->o.max_watches && h->n_watches >= h->o.max_watches) ||
+        (h->o.max_watches_per_user && c && c->n >= h->o.max_watches_per_user)) {
+        rc = WC_ETOOBIG;
+    } else if (!c) {
+        c = calloc(1, sizeof(*c));
+        if (c)
+            c->user = strdup(user);
+        if (!c || !c->user) {
+            free(c);
+            c = NULL;
+            rc = WC_ENOMEM;
+        } else {
+            HASH_ADD_KEYPTR(hh, h->watch_users, c->user, strlen(c->user), c);
+        }
+    }
+    if (rc == 0) {
+        c->n++;
+        h->n_watches++;
+        s->counted = c;
+    }
+    pthread_mutex_unlock(&hk->mu);
+    if (rc == WC_ETOOBIG)
+        atomic_fetch_add_explicit(&h->watches_refused, 1, memory_order_relaxed);
+    return rc;
+}
+
+/* The stream's watch leaves the bounds' counts. */
+static void unadmit(wc_http_stream *s)
+{
+    wc_http *h = s->srv;
+    pthread_mutex_lock(&h->hook->mu);
+    wc_http_watcher_count *c = s->counted;
+    s->counted = NULL;
+    h->n_watches--;
+    if (--c->n == 0) {
+        HASH_DEL(h->watch_users, c);
+        free(c->user);
+        free(c);
+    }
+    pthread_mutex_unlock(&h->hook->mu);
+}
+
 /* Frees a stream nobody else can see any more; NULL is allowed. */
 void wc_http_stream_free(wc_http_stream *s)
 {
     if (!s)
         return;
+    if (s->counted)
+        unadmit(s);
     if (s->w)
         wc_watcher_free(s->w);
     if (s->fd >= 0)

@@ -69,6 +69,9 @@ typedef struct wc_http_opts {
      * so this counts both); past it a new connection is closed at once. 0: RLIMIT_NOFILE
      * (raised to its hard limit) less a reserve of 64. */
     unsigned max_connections;
+    /* Watch streams at once, in all and per reader (its user name; every anonymous reader is
+     * one); past either a new watch gets 429 with Retry-After. 0: no bound of its own. */
+    unsigned max_watches, max_watches_per_user;
     /* Per-connection buffer in bytes (default 36 KiB, at least 2 KiB): bounds a request's
      * headers and its answer's header block. A watch stream gives it back with its headers. */
     size_t conn_memory;

@@ -32,6 +32,7 @@ typedef struct fixture_cfg {
     int64_t slow_budget_ms;    /* 0: default */
     unsigned max_connections;  /* 0: default */
     int64_t header_timeout_ms; /* 0: default */
+    unsigned max_watches, max_watches_per_user;
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -102,6 +103,8 @@ static void fixture_start(const fixture_cfg *cfg)
     o.metrics = cb_metrics;
     o.coalesce_ms = cfg->coalesce_ms;
     o.max_connections = cfg->max_connections;
+    o.max_watches = cfg->max_watches;
+    o.max_watches_per_user = cfg->max_watches_per_user;
     if (cfg->header_timeout_ms)
         o.header_timeout_ms = cfg->header_timeout_ms;
     if (cfg->consistent) {
@@ -1763,4 +1766,66 @@ Test(shutdown, stop_ends_streams_cleanly)
     wc_cacher_free(cache);
     wc_http_hook_free(hook);
     curl_global_cleanup();
+}
+
+/* The answer to one more watch: its HTTP code, and the Status reason when not 200. */
+static long one_more_watch(char *reason, size_t len)
+{
+    http_resp r;
+    cr_assert_eq(http_get(url("/keys/w/?watch=1&timeoutSeconds=1"), &r), 0);
+    long code = r.code;
+    json_t *j = code == 200 ? NULL : parse(r.body);
+    snprintf(reason, len, "%s", j ? jstr(j, "reason") : "");
+    json_decref(j);
+    http_resp_free(&r);
+    return code;
+}
+
+Test(custom, watches_past_their_bound_get_429_and_the_bound_frees_as_they_end)
+{
+    fixture_cfg cfg = {.max_watches = 2};
+    fixture_start(&cfg);
+    watch *w1 = watch_open(url("/keys/w/?watch=1"));
+    watch *w2 = watch_open(url("/keys/w/?watch=1"));
+    for (int tries = 0; tries < 500 && watchers_now() < 2; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(watchers_now(), 2);
+    char reason[64];
+    cr_assert_eq(one_more_watch(reason, sizeof(reason)), 429);
+    cr_assert_str_eq(reason, "TooManyRequests");
+    http_resp r;
+    cr_assert_eq(http_get(url("/keys/w/"), &r), 0);
+    cr_assert_eq(r.code, 200, "a list is no watch: it is not bounded");
+    http_resp_free(&r);
+    /* One ends: its room is given back. */
+    watch_close(w1);
+    long code = 0;
+    for (int tries = 0; tries < 500 && code != 200; tries++) {
+        code = one_more_watch(reason, sizeof(reason));
+        if (code != 200)
+            usleep(10 * 1000);
+    }
+    cr_assert_eq(code, 200, "the bound freed when a watch ended");
+    size_t len;
+    char *m = wc_http_metrics(srv, &len);
+    cr_assert(strstr(m, "\nwcached_http_watches_refused_total 1\n"), "%s", m);
+    free(m);
+    watch_close(w2);
+}
+
+Test(custom, watches_per_reader_are_bounded_the_anonymous_one_included)
+{
+    fixture_cfg cfg = {.max_watches_per_user = 1};
+    fixture_start(&cfg);
+    watch *w1 = watch_open(url("/keys/w/?watch=1"));
+    for (int tries = 0; tries < 500 && watchers_now() < 1; tries++)
+        usleep(10 * 1000);
+    http_resp r;
+    cr_assert_eq(http_get(url("/keys/w/?watch=1&timeoutSeconds=1"), &r), 0);
+    cr_assert_eq(r.code, 429);
+    cr_assert(strstr(r.body, "for user \\\"system:anonymous\\\""), "%s", r.body);
+    cr_assert(strcasestr(r.headers, "\r\nRetry-After: 1"), "a 429 says when to try again: %s",
+              r.headers);
+    http_resp_free(&r);
+    watch_close(w1);
 }
