@@ -22,7 +22,7 @@
 typedef struct raw {
     const char *endpoints, *prefix, *listen, *k8s_prefix, *ring_size, *ring_bytes, *index_field;
     const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
-    const char *header_timeout, *max_watches, *max_watches_per_user;
+    const char *header_timeout, *max_watches, *max_watches_per_user, *max_inflight;
     const char *cacert, *cert, *key, *user, *password, *password_file;
     const char *token_auth_file, *authorization_policy_file;
 } raw;
@@ -71,6 +71,9 @@ static void usage(FILE *out)
             "  --max-watches-per-user N       watch streams at once per reader, the anonymous one "
             "included\n"
             "                                 (default 0: no bound)\n"
+            "  --max-requests-inflight N      requests other than watches and probes served at "
+            "once\n"
+            "                                 (0: no bound); past it 429 (default %d)\n"
             "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https "
             "endpoints)\n"
             "  --etcd-cert FILE, --etcd-key FILE\n"
@@ -97,7 +100,7 @@ static void usage(FILE *out)
             "wins. WCACHED_RESOURCE may hold several specs separated by ';'.\n",
             WC_UPSTREAM_ENDPOINT, WC_HTTP_LISTEN, WC_HTTP_K8S_PREFIX, WC_CACHER_RING_EVENTS,
             WC_CACHER_RING_BYTES, WC_CACHER_SLOW_BUDGET_MS, WC_HTTP_THREADS, WC_HTTP_COALESCE_MS,
-            WC_HTTP_HEADER_TIMEOUT_MS);
+            WC_HTTP_HEADER_TIMEOUT_MS, WC_HTTP_MAX_REQUESTS_INFLIGHT);
 }
 
 /* One line about a bad option, and the hint; returns the exit code 2. */
@@ -185,6 +188,7 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"max-connections", &r->max_connections},
         {"max-watches", &r->max_watches},
         {"max-watches-per-user", &r->max_watches_per_user},
+        {"max-requests-inflight", &r->max_inflight},
         {"header-timeout-ms", &r->header_timeout},
         {"etcd-cacert", &r->cacert},
         {"etcd-cert", &r->cert},
@@ -327,6 +331,11 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     if (!number(r.max_watches_per_user, 0, 10000000, &max_watches_user))
         return fail_usage("--max-watches-per-user: '%s' is not a number from 0 to 10000000",
                           r.max_watches_per_user);
+    int64_t max_inflight = WC_HTTP_MAX_REQUESTS_INFLIGHT;
+    if (!number(r.max_inflight, 0, 10000000, &max_inflight))
+        return fail_usage("--max-requests-inflight: '%s' is not a number from 0 to 10000000",
+                          r.max_inflight);
+    cfg->max_requests_inflight = (unsigned)max_inflight;
     cfg->max_watches = (unsigned)max_watches;
     cfg->max_watches_per_user = (unsigned)max_watches_user;
     if (!number(r.http_threads, 1, 64, &threads))

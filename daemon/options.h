@@ -28,6 +28,7 @@ typedef struct wc_config {
     int64_t coalesce_ms;
     unsigned max_connections;                   /* 0: from the open files limit */
     unsigned max_watches, max_watches_per_user; /* 0: no bound of their own */
+    unsigned max_requests_inflight;             /* 0: no bound */
     int64_t header_timeout_ms;
     wc_log_level log_level;
     wc_log_format log_format;

@@ -255,6 +255,7 @@ struct wc_http_req {
     bool started;   /* answered or on its way: the whole request has been received */
     bool seen;      /* the handler has been called for it */
     int refuse;     /* 414: too many parameters or too long a URI (found before MHD parsed it) */
+    bool inflight;  /* counted in wc_http.inflight until on_completed */
     /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
     bool need_current;      /* ask etcd for its current revision first */
     int64_t target;         /* revision the cache must reach */
@@ -348,6 +349,9 @@ struct wc_http {
     /* The descriptor budget (server.c on_accept): MHD's connections plus the open streams. */
     size_t max_conns;
     atomic_size_t mhd_conns;
+    /* Requests in flight (server.c inflight_admit), and those answered 429 for the bound. */
+    atomic_size_t inflight;
+    atomic_uint_fast64_t inflight_dropped;
 };
 
 /* The cacher's clock. */

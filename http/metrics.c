@@ -107,8 +107,15 @@ char *wc_http_metrics(wc_http *h, size_t *len)
     one(f, "wcached_http_watches_refused_total", "counter",
         "Watches answered 429: --max-watches or --max-watches-per-user were open.",
         atomic_load(&h->watches_refused));
+    one(f, "wcached_http_requests_inflight", "gauge",
+        "Requests other than watches and probes being served.", atomic_load(&h->inflight));
+    one(f, "wcached_http_requests_dropped_total", "counter",
+        "Requests answered 429: --max-requests-inflight were in flight.",
+        atomic_load(&h->inflight_dropped));
     one(f, "wcached_http_connections_refused_total", "counter",
-        "Connections closed at once: --max-connections were open.", atomic_load(&h->refused));
+        "Connections refused: --max-connections were open (closed at once, or answered 503 "
+        "in the room kept for probes).",
+        atomic_load(&h->refused));
     one(f, "wcached_http_header_timeouts_total", "counter",
         "Connections closed because a request's headers did not come in whole in time.",
         atomic_load(&h->header_timeouts));

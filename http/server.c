@@ -51,6 +51,7 @@ void wc_http_opts_default(wc_http_opts *o)
     o->idle_timeout_s = 300;
     o->header_timeout_ms = WC_HTTP_HEADER_TIMEOUT_MS;
     o->wait_ms = 3000;
+    o->max_requests_inflight = WC_HTTP_MAX_REQUESTS_INFLIGHT;
 }
 
 int64_t wc_http_now(const wc_http *h)
@@ -62,11 +63,15 @@ int64_t wc_http_now(const wc_http *h)
  * Responses: every answer leaves through respond()
  * ------------------------------------------------------------------------------------- */
 
+static bool probe_only(struct MHD_Connection *conn);
+
 static enum MHD_Result respond(wc_http *h, struct MHD_Connection *conn, unsigned code,
                                struct MHD_Response *resp, const char *ctype)
 {
     if (!resp)
-        return MHD_NO; /* out of memory: MHD closes the connection */
+        return MHD_NO;    /* out of memory: MHD closes the connection */
+    if (probe_only(conn)) /* its room is for the next probe */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
     enum MHD_Result ret = MHD_queue_response(conn, code, resp);
@@ -418,6 +423,9 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
                      h->o.max_watches_per_user ? r->user : "",
                      h->o.max_watches_per_user ? "\"" : "");
         e.retry_after = 1;
+        char quoted[WC_HTTP_QUOTE_MAX];
+        wc_log(WC_LOG_INFO, "http: 429 %s: watch of %s by \"%s\"", e.reason,
+               wc_http_quote(rt->key, rt->key_len, quoted), r->user);
         return respond_status(h, conn, &e);
     }
     wc_watch_opts wo = {
@@ -587,6 +595,7 @@ static enum MHD_Result after_wait(wc_http *h, struct MHD_Connection *conn, wc_ht
  * the rest under hdr_mu. */
 struct wc_http_conn_slot {
     bool counted;
+    bool probe_only; /* opened past the budget, in the room kept for /healthz and /readyz */
     int fd;
     bool waiting;  /* on the header deadline list */
     int64_t since; /* CLOCK_MONOTONIC ms: when the wait for headers began */
@@ -630,11 +639,26 @@ static void hdr_wait(wc_http *h, conn_slot *c)
     pthread_mutex_unlock(&h->hdr_mu);
 }
 
+/* MHD's connections and the open streams: what the descriptor budget counts. */
+static size_t conns_open(wc_http *h)
+{
+    pthread_mutex_lock(&h->hook->mu);
+    size_t streams = h->n_streams;
+    pthread_mutex_unlock(&h->hook->mu);
+    return atomic_load(&h->mhd_conns) + streams;
+}
+
 static conn_slot *slot_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
+}
+
+static bool probe_only(struct MHD_Connection *conn)
+{
+    conn_slot *c = slot_of(conn);
+    return c && c->probe_only;
 }
 
 /* A request is in whole (its headers and any body), or answered before its body: it is
@@ -701,6 +725,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (c) {
             c->counted = true;
             atomic_fetch_add(&h->mhd_conns, 1);
+            c->probe_only = conns_open(h) > h->max_conns;
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
             c->fd = ci ? ci->connect_fd : -1;
@@ -726,6 +751,25 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * The gate and the dispatcher
  * ------------------------------------------------------------------------------------- */
 
+/* A probe: /healthz and /readyz, open to all and never turned away by a bound. */
+static bool probe_path(const char *url)
+{
+    return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0;
+}
+
+/* Whether a request asks a watch: a /watch/ path, or watch=true|1 (a bad value is no watch
+ * here; the query's own check answers it 400). */
+static bool asks_watch(struct MHD_Connection *conn, const wc_http_route *rt)
+{
+    if (rt->kind != WC_HTTP_R_DATA)
+        return false;
+    const char *w = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "watch");
+    bool watch = rt->watch_path;
+    if (w && wc_http_parse_bool(w, &watch) != 0)
+        watch = false;
+    return watch;
+}
+
 /*
  * The one place every request passes before routing: authentication and authorization.
  * Allows everything for now; TLS client certificates, bearer tokens and ABAC policies plug in
@@ -741,7 +785,7 @@ static int authenticate(wc_http *h, struct MHD_Connection *conn, const char *url
 {
     wc_http_auth_anonymous(u);
     const wc_http_auth_tokens *t = atomic_load(&h->tokens);
-    if (!t || strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+    if (!t || probe_path(url))
         return 0;
     const char *hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *token;
@@ -766,10 +810,7 @@ static int authorize(wc_http *h, struct MHD_Connection *conn, const wc_http_rout
         return 0;
     wc_http_auth_attrs a = {.verb = "get", .path = url};
     if (rt->kind == WC_HTTP_R_DATA && rt->family == WC_FAMILY_K8S) {
-        const char *w = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "watch");
-        bool watch = rt->watch_path;
-        if (w && wc_http_parse_bool(w, &watch) != 0)
-            watch = false; /* the query's own check answers 400 */
+        bool watch = asks_watch(conn, rt);
         a = (wc_http_auth_attrs){.verb = watch ? "watch" : (rt->name ? "get" : "list"),
                                  .resource = true,
                                  .group = rt->res->group,
@@ -818,10 +859,40 @@ static bool small_body(struct MHD_Connection *conn)
     return !cl || wc_parse_i64(cl, strlen(cl), 0, MAX_DROPPED_BODY, &n) == 0;
 }
 
+/* Counts r in flight unless it is a probe or a watch (watches have bounds of their own).
+ * Returns false, with a 429 Status in *e, when --max-requests-inflight are already. */
+static bool inflight_admit(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
+                           wc_http_error *e)
+{
+    const wc_http_route *rt = &r->route;
+    if (rt->kind == WC_HTTP_R_HEALTHZ || rt->kind == WC_HTTP_R_READYZ || asks_watch(conn, rt))
+        return true;
+    size_t before = atomic_fetch_add(&h->inflight, 1);
+    r->inflight = true;
+    if (!h->o.max_requests_inflight || before < h->o.max_requests_inflight)
+        return true;
+    atomic_fetch_sub(&h->inflight, 1);
+    r->inflight = false;
+    atomic_fetch_add_explicit(&h->inflight_dropped, 1, memory_order_relaxed);
+    wc_http_fail(e, WC_ETOOBIG, 429, "TooManyRequests",
+                 "Too many requests, please try again later.");
+    e->retry_after = 1;
+    return false;
+}
+
 static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
                                   const char *url, const char *method, void **con_cls)
 {
     wc_http_error e;
+    if (probe_only(conn) && !probe_path(url)) {
+        /* The connection is in the room kept for probes: the budget is spent. */
+        atomic_fetch_add_explicit(&h->refused, 1, memory_order_relaxed);
+        wc_http_fail(&e, WC_ETOOBIG, 503, "ServiceUnavailable",
+                     "too many open connections (--max-connections %zu): try again later",
+                     h->max_conns);
+        e.retry_after = 1;
+        return respond_status(h, conn, &e);
+    }
     if (!read_method(method)) {
         wc_http_fail(&e, WC_EINVAL, 405, "MethodNotAllowed",
                      "the server does not allow this method on the requested resource");
@@ -839,7 +910,7 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
         return MHD_NO;
     if (rc != 0)
         return respond_status(h, conn, &e);
-    if (authorize(h, conn, &r->route, url, &user, &e) != 0) {
+    if (authorize(h, conn, &r->route, url, &user, &e) != 0 || !inflight_admit(h, conn, r, &e)) {
         log_refused(&user, method, url, &e);
         return respond_status(h, conn, &e);
     }
@@ -884,6 +955,22 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
     return MHD_NO;
 }
 
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0);
+    return MHD_YES;
+}
+
+/* The bytes of a request's header fields, names and values. */
+static size_t header_bytes(struct MHD_Connection *conn)
+{
+    size_t n = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_bytes, &n);
+    return n;
+}
+
 /*
  * MHD calls this once with the headers, then with each piece of a body, then once more when
  * the request is in whole. Answering only then keeps the connection open for the next
@@ -916,6 +1003,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                          "the request URI is too long: more than %d query parameters or %d "
                          "bytes",
                          MAX_PARAMS, MAX_URI);
+            return respond_status(h, conn, &e);
+        }
+        if (header_bytes(conn) > WC_HTTP_MAX_HEADER_BYTES) {
+            wc_http_error e;
+            request_in(h, r);
+            wc_http_fail(&e, WC_EINVAL, 431, "BadRequest",
+                         "the request's header fields are too large: more than %d bytes",
+                         WC_HTTP_MAX_HEADER_BYTES);
             return respond_status(h, conn, &e);
         }
         if (!small_body(conn)) {
@@ -952,7 +1047,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             conn_uncount(h, conn); /* its socket is a stream's from now on, counted as one */
         wc_http_stream_completed(s);
     } else {
-        req_free((wc_http_req *)tag);
+        wc_http_req *r = (wc_http_req *)tag;
+        if (r->inflight)
+            atomic_fetch_sub(&h->inflight, 1);
+        req_free(r);
         conn_slot *c = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? slot_of(conn) : NULL;
         if (c && c->fd >= 0)
             hdr_wait(h, c); /* a kept-alive connection waits for its next request */
@@ -971,17 +1069,15 @@ static void conn_uncount(wc_http *h, struct MHD_Connection *conn)
 }
 
 /* One budget of descriptors for MHD's connections and the streams it handed to the pumps
- * (MHD's own limit no longer sees those): a connection past it is closed at once, and the
- * client retries, rather than the process running out of descriptors. */
+ * (MHD's own limit no longer sees those): a connection past it and past the room kept for
+ * probes is closed at once, and the client retries, rather than the process running out of
+ * descriptors. One in the room is only answered if it asks /healthz or /readyz (first_call). */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     wc_http *h = cls;
     (void)addr;
     (void)addrlen;
-    pthread_mutex_lock(&h->hook->mu);
-    size_t streams = h->n_streams;
-    pthread_mutex_unlock(&h->hook->mu);
-    if (atomic_load(&h->mhd_conns) + streams < h->max_conns)
+    if (conns_open(h) < h->max_conns + WC_HTTP_PROBE_ROOM)
         return MHD_YES;
     atomic_fetch_add_explicit(&h->refused, 1, memory_order_relaxed);
     return MHD_NO;

@@ -55,6 +55,12 @@ void wc_http_after_dispatch(void *hook);
 /* The Kubernetes minor version whose read API wcached serves (answered at /version). */
 #define WC_HTTP_K8S_MINOR "29"
 #define WC_HTTP_HEADER_TIMEOUT_MS 30000
+/* Requests other than watches and probes being served at once (the apiserver's default). */
+#define WC_HTTP_MAX_REQUESTS_INFLIGHT 400
+/* Bytes of a request's header fields (names and values) that are read; past it 431. */
+#define WC_HTTP_MAX_HEADER_BYTES (16 * 1024)
+/* Connections past --max-connections kept for /healthz and /readyz alone. */
+#define WC_HTTP_PROBE_ROOM 8
 
 typedef struct wc_http_opts {
     const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port */
@@ -72,6 +78,10 @@ typedef struct wc_http_opts {
     /* Watch streams at once, in all and per reader (its user name; every anonymous reader is
      * one); past either a new watch gets 429 with Retry-After. 0: no bound of its own. */
     unsigned max_watches, max_watches_per_user;
+    /* Requests other than watches, /healthz and /readyz served at once (a list waiting for the
+     * cache included); past it a request gets 429 with Retry-After. 0: no bound. The daemon
+     * passes WC_HTTP_MAX_REQUESTS_INFLIGHT unless told otherwise. */
+    unsigned max_requests_inflight;
     /* Per-connection buffer in bytes (default 36 KiB, at least 2 KiB): bounds a request's
      * headers and its answer's header block. A watch stream gives it back with its headers. */
     size_t conn_memory;

@@ -33,6 +33,7 @@ typedef struct fixture_cfg {
     unsigned max_connections;  /* 0: default */
     int64_t header_timeout_ms; /* 0: default */
     unsigned max_watches, max_watches_per_user;
+    unsigned max_requests_inflight; /* 0: default */
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -105,6 +106,8 @@ static void fixture_start(const fixture_cfg *cfg)
     o.max_connections = cfg->max_connections;
     o.max_watches = cfg->max_watches;
     o.max_watches_per_user = cfg->max_watches_per_user;
+    if (cfg->max_requests_inflight)
+        o.max_requests_inflight = cfg->max_requests_inflight;
     if (cfg->header_timeout_ms)
         o.header_timeout_ms = cfg->header_timeout_ms;
     if (cfg->consistent) {
@@ -1643,7 +1646,19 @@ static size_t streams_now(void)
     return n;
 }
 
-Test(custom, connections_past_the_budget_are_closed_at_once)
+/* Opens n sockets that say nothing, and waits until the server holds them all. */
+static void idle_sockets(int *fd, int n, size_t expect_conns)
+{
+    for (int i = 0; i < n; i++) {
+        fd[i] = raw_open(wc_http_port(srv), 0, "");
+        cr_assert_geq(fd[i], 0);
+    }
+    for (int tries = 0; tries < 500 && atomic_load(&srv->mhd_conns) < expect_conns; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(atomic_load(&srv->mhd_conns), expect_conns);
+}
+
+Test(custom, connections_past_the_budget_get_only_probes)
 {
     enum { N = 3 };
     fixture_cfg cfg = {.max_connections = N};
@@ -1655,11 +1670,24 @@ Test(custom, connections_past_the_budget_are_closed_at_once)
             usleep(10 * 1000);
     }
     cr_assert_eq(streams_now(), N);
-    /* streams count against the budget though libmicrohttpd no longer holds them */
+    /* streams count against the budget though libmicrohttpd no longer holds them: past it a
+     * probe is still answered, in the room kept for probes, and nothing else is */
     http_resp r;
-    cr_assert_neq(http_get(url("/healthz"), &r), 0, "a connection past the budget is closed");
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
     http_resp_free(&r);
-    cr_assert_geq(atomic_load(&srv->refused), 1);
+    cr_assert_eq(http_get(url("/readyz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
+    cr_assert_eq(atomic_load(&srv->refused), 0);
+    char *out = raw_exchange("GET /keys/mc/a HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(strstr(out, "HTTP/1.1 503"), "%s", out);
+    cr_assert(strstr(out, "Retry-After: 1"), "%s", out);
+    cr_assert(strstr(out, "Connection: close"), "%s", out);
+    cr_assert(strstr(out, "\"kind\":\"Status\"") && strstr(out, "too many open connections"), "%s",
+              out);
+    free(out);
+    cr_assert_eq(atomic_load(&srv->refused), 1);
     put("/mc/a", "1");
     for (int i = 0; i < N; i++)
         cr_assert(watch_wait_lines(w[i], 1, 5000), "the open streams go on");
@@ -1667,45 +1695,104 @@ Test(custom, connections_past_the_budget_are_closed_at_once)
     watch_close(w[0]);
     for (int tries = 0; tries < 500 && streams_now() > N - 1; tries++)
         usleep(10 * 1000);
-    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(http_get(url("/keys/mc/a"), &r), 0);
     cr_assert_eq(r.code, 200);
     http_resp_free(&r);
     for (int i = 1; i < N; i++)
         watch_close(w[i]);
 }
 
-Test(custom, idle_connections_past_the_budget_are_closed_at_once)
+Test(custom, idle_connections_past_the_budget_and_the_probes_room_are_closed_at_once)
 {
     enum { N = 3 };
     fixture_cfg cfg = {.max_connections = N};
     fixture_start(&cfg);
-    int fd[N];
-    for (int i = 0; i < N; i++) {
-        fd[i] = raw_open(wc_http_port(srv), 0, ""); /* connects and says nothing */
-        cr_assert_geq(fd[i], 0);
-    }
-    for (int tries = 0; tries < 500 && atomic_load(&srv->mhd_conns) < N; tries++)
-        usleep(10 * 1000);
-    cr_assert_eq(atomic_load(&srv->mhd_conns), N);
-    /* a connection past the budget is closed and counted, not left in the listen backlog */
-    int extra = raw_open(wc_http_port(srv), 0, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    cr_assert_geq(extra, 0);
-    char *out;
-    size_t len;
-    cr_assert_eq(raw_read_to_end(extra, 10000, &out, &len), 0, "held: %s", out);
-    cr_assert_eq(len, 0, "answered past the budget: %s", out);
+    int fd[N + WC_HTTP_PROBE_ROOM];
+    idle_sockets(fd, N, N);
+    /* past the budget, a probe is answered (and its connection closed, for the next one) */
+    char *out = raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(strstr(out, "HTTP/1.1 200") && strstr(out, "Connection: close"), "%s", out);
     free(out);
-    cr_assert_geq(atomic_load(&srv->refused), 1);
-    /* one leaves: there is room again */
-    close(fd[0]);
-    for (int tries = 0; tries < 500 && atomic_load(&srv->mhd_conns) > N - 1; tries++)
+    /* the room taken by idle sockets too: a connection past it is closed and counted, not
+     * left in the listen backlog */
+    idle_sockets(fd + N, WC_HTTP_PROBE_ROOM, N + WC_HTTP_PROBE_ROOM);
+    out = raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(out[0], '\0', "answered past the budget and the room: %s", out);
+    free(out);
+    cr_assert_eq(atomic_load(&srv->refused), 1);
+    /* they leave: there is room again for everything */
+    for (int i = 0; i < N + WC_HTTP_PROBE_ROOM; i++)
+        close(fd[i]);
+    for (int tries = 0; tries < 500 && atomic_load(&srv->mhd_conns) > 0; tries++)
         usleep(10 * 1000);
+    http_resp r;
+    cr_assert_eq(http_get(url("/keys/x"), &r), 0);
+    cr_assert_eq(r.code, 404);
+    http_resp_free(&r);
+}
+
+Test(custom, requests_past_the_inflight_bound_get_429_until_one_ends)
+{
+    fixture_cfg cfg = {.max_requests_inflight = 1, .wait_ms = 20000};
+    fixture_start(&cfg);
+    /* a list that waits for a revision the cache has not reached is in flight meanwhile */
+    watch *slow = watch_open(url("/keys/if/?resourceVersion=%" PRId64, g_rev + 2));
+    for (int tries = 0; tries < 500 && atomic_load(&srv->inflight) < 1; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(atomic_load(&srv->inflight), 1);
+    char *out = raw_exchange("GET /keys/if/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert(strstr(out, "HTTP/1.1 429") && strstr(out, "Retry-After: 1"), "%s", out);
+    cr_assert(strstr(out, "\"reason\":\"TooManyRequests\""), "%s", out);
+    free(out);
+    cr_assert_eq(atomic_load(&srv->inflight_dropped), 1);
+    /* probes, watches and the metrics' gauge are not held by it */
     http_resp r;
     cr_assert_eq(http_get(url("/healthz"), &r), 0);
     cr_assert_eq(r.code, 200);
     http_resp_free(&r);
-    for (int i = 1; i < N; i++)
-        close(fd[i]);
+    watch *w = watch_open(url("/keys/if/?watch=1"));
+    put("/if/a", "1");
+    cr_assert(watch_wait_lines(w, 1, 5000));
+    put("/if/b", "2");
+    cr_assert(watch_wait_end(slow, 10000), "the waiting list is answered");
+    cr_assert_eq(watch_code(slow), 200);
+    watch_close(slow);
+    for (int tries = 0; tries < 500 && atomic_load(&srv->inflight) > 0; tries++)
+        usleep(10 * 1000);
+    cr_assert_eq(atomic_load(&srv->inflight), 0);
+    cr_assert_eq(http_get(url("/metrics"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    cr_assert(strstr(r.body, "wcached_http_requests_dropped_total 1\n"), "%s", r.body);
+    cr_assert(strstr(r.body, "wcached_http_requests_inflight 1\n"), "the scrape itself: %s",
+              r.body);
+    http_resp_free(&r);
+    watch_close(w);
+}
+
+Test(server, oversized_header_fields_get_431_and_the_server_goes_on)
+{
+    size_t big = WC_HTTP_MAX_HEADER_BYTES + 1024;
+    char *req = malloc(big + 128);
+    cr_assert_not_null(req);
+    int n = sprintf(req, "GET /keys/x HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+    memset(req + n, 'a', big);
+    strcpy(req + n + big, "\r\n\r\n");
+    char *out = raw_exchange(req);
+    cr_assert(strstr(out, "HTTP/1.1 431"), "%.200s", out);
+    cr_assert(strstr(out, "\"kind\":\"Status\"") && strstr(out, "\"code\":431"), "%.400s", out);
+    free(out);
+    /* just under the bound: read and answered */
+    n = sprintf(req, "GET /keys/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ");
+    memset(req + n, 'a', WC_HTTP_MAX_HEADER_BYTES - 64);
+    strcpy(req + n + WC_HTTP_MAX_HEADER_BYTES - 64, "\r\n\r\n");
+    out = raw_exchange(req);
+    cr_assert(strstr(out, "HTTP/1.1 404"), "%.200s", out);
+    free(out);
+    free(req);
+    http_resp r;
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    cr_assert_eq(r.code, 200);
+    http_resp_free(&r);
 }
 
 Test(server, readers_hanging_up_mid_stream)
