@@ -54,10 +54,14 @@ static void usage(FILE *out)
             "[GROUP/]VERSION/PLURAL=Kind\n"
             "                                 [:PATH][:cluster|:namespaced]; repeatable\n"
             "  --http-threads N               HTTP threads for requests, and as many stream "
-            "pumps (default %d)\n"
-            "  --coalesce-ms MS               gather a reader's events for up to MS before "
-            "sending them,\n"
-            "                                 trading that much latency for fewer sends "
+            "pumps;\n"
+            "                                 0: one per core the process may use (default: "
+            "one per core)\n"
+            "  --coalesce-ms MS               after a reader is sent events, gather its next "
+            "ones for MS\n"
+            "                                 and send them together; the first after a quiet "
+            "spell\n"
+            "                                 goes at once; 0: send every event at once "
             "(default %d)\n"
             "  --max-connections N            connections and watch streams at once (default: "
             "the open\n"
@@ -99,7 +103,7 @@ static void usage(FILE *out)
             "a flag\n"
             "wins. WCACHED_RESOURCE may hold several specs separated by ';'.\n",
             WC_UPSTREAM_ENDPOINT, WC_HTTP_LISTEN, WC_HTTP_K8S_PREFIX, WC_CACHER_RING_EVENTS,
-            WC_CACHER_RING_BYTES, WC_CACHER_SLOW_BUDGET_MS, WC_HTTP_THREADS, WC_HTTP_COALESCE_MS,
+            WC_CACHER_RING_BYTES, WC_CACHER_SLOW_BUDGET_MS, WC_HTTP_COALESCE_MS,
             WC_HTTP_HEADER_TIMEOUT_MS, WC_HTTP_MAX_REQUESTS_INFLIGHT);
 }
 
@@ -338,8 +342,9 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     cfg->max_requests_inflight = (unsigned)max_inflight;
     cfg->max_watches = (unsigned)max_watches;
     cfg->max_watches_per_user = (unsigned)max_watches_user;
-    if (!number(r.http_threads, 1, 64, &threads))
-        return fail_usage("--http-threads: '%s' is not a number from 1 to 64", r.http_threads);
+    if (!number(r.http_threads, 0, WC_HTTP_THREADS_MAX, &threads))
+        return fail_usage("--http-threads: '%s' is not a number from 0 to %d", r.http_threads,
+                          WC_HTTP_THREADS_MAX);
     cfg->ring_events = (size_t)ring;
     cfg->ring_bytes = (size_t)ring_bytes;
     cfg->slow_budget_ms = budget;

@@ -280,6 +280,7 @@ struct wc_http_stream {
     wc_http_stream *prev, *next; /* pump->streams */
     wc_http_stream *mark_next;   /* pump->marked */
     bool marked;
+    bool held; /* woken while cooling: still marked, but off pump->marked until it is due */
     /* (p): its pump's thread only */
     size_t pre_off;
     char *out; /* bytes a full socket did not take, or NULL */
@@ -293,6 +294,11 @@ struct wc_http_stream {
     struct wc_http_watcher_count *counted; /* (h) its reader's entry of the watch bound */
     int64_t cut_at; /* ended for lagging behind a full socket: cut off then, if still full */
     wc_http_stream *linger_next; /* pump->lingering, while cut_at is set */
+    bool fed;                    /* this round sent it bytes of its body */
+    /* Sent to at a wake less than coalesce_ms ago: its next wake waits until cool_until (0: not
+     * cooling), on pump->cooling, oldest first. */
+    int64_t cool_until;
+    wc_http_stream *cool_prev, *cool_next;
 };
 
 struct wc_http {

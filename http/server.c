@@ -27,6 +27,7 @@
 
 #include "auth.h"
 #include "http_internal.h"
+#include "wcached/cpu.h"
 #include "wcached/log.h"
 
 #define MAX_PARAMS 64
@@ -1180,6 +1181,10 @@ int wc_http_new(const wc_http_opts *o, wc_http **out)
     pthread_cond_init(&h->wait_cond, NULL);
     if (h->o.wait_ms <= 0)
         h->o.wait_ms = 3000;
+    if (h->o.threads == 0) {
+        unsigned cores = wc_cpu_count(NULL);
+        h->o.threads = cores > WC_HTTP_THREADS_MAX ? WC_HTTP_THREADS_MAX : cores;
+    }
     if (h->o.conn_memory < 2048)
         h->o.conn_memory = 2048;
     const char *pfx = o->k8s_prefix ? o->k8s_prefix : WC_HTTP_K8S_PREFIX;

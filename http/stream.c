@@ -10,11 +10,15 @@
  *
  *   producer thread                          pump thread (one per --http-threads)
  *   watcher has something: wake() marks  ->  epoll_wait wakes on the pump's eventfd, which
- *   the stream on its pump's list;           after_dispatch poked once per change (or, with
- *   after_dispatch pokes each pump with      coalesce_ms, that long after the first poke);
- *   marks, once per published change         takes the marked list and, for each stream,
- *                                            reads the watcher into the pump's scratch buffer,
- *                                            frames it as one HTTP chunk and send()s it
+ *   the stream on its pump's list;           after_dispatch poked once per change; takes the
+ *   after_dispatch pokes each pump with      marked list and, for each stream, reads the
+ *   marks, once per published change         watcher into the pump's scratch buffer, frames
+ *                                            it as one HTTP chunk and send()s it
+ *
+ * A stream sent events at a wake cools for coalesce_ms: a wake meanwhile leaves it marked but
+ * held off the list (later wakes cost nothing), and when it is due it is sent everything its
+ * watcher gathered, in one chunk. A busy reader thus gets several events per send; a reader
+ * woken after a quiet spell is sent at once. The cooling list is in due order, as rounds are.
  *
  * An idle stream holds no buffer: bytes are only kept per stream when the socket took part of
  * a send (pending, until EPOLLOUT). A stream whose socket is full reads nothing more from its
@@ -73,6 +77,7 @@ struct wc_http_pump {
     bool poked;              /* wake_fd written since the last take */
     /* (p) */
     wc_http_stream *lingering; /* streams with a cut_at, through linger_next */
+    wc_http_stream *cooling;   /* streams with a cool_until, oldest first (utlist DL) */
     bool quit;                 /* the pump thread is to end; attaches are refused */
 };
 
@@ -348,14 +353,18 @@ static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
     }
     close(s->fd);
     s->fd = -1;
+    if (s->cool_until) {
+        DL_DELETE2(p->cooling, s, cool_prev, cool_next);
+        s->cool_until = 0;
+    }
     pthread_mutex_lock(&hk->mu);
-    if (s->marked) { /* woken after this round's take */
+    if (s->marked && !s->held) { /* woken after this round's take */
         wc_http_stream **pp = &p->marked;
         while (*pp != s)
             pp = &(*pp)->mark_next;
         *pp = s->mark_next;
-        s->marked = false;
     }
+    s->marked = s->held = false;
     DL_DELETE2(p->streams, s, prev, next);
     h->n_streams--;
     pthread_mutex_unlock(&hk->mu);
@@ -517,6 +526,8 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
                 return false;
             if (c < 0)
                 s->ending = true;
+            else
+                s->fed = true;
         }
         int r = len ? flush_out(h, s, start, len) : 1;
         free(own);
@@ -528,6 +539,16 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
             return false;
         sent += len;
     }
+}
+
+/* s was sent events: its next wake waits until `until`, so that what comes meanwhile goes out
+ * in one send. Appended: the list stays in cool_until order, as rounds come in time order. */
+static void cool(wc_http_pump *p, wc_http_stream *s, int64_t until)
+{
+    if (s->cool_until)
+        DL_DELETE2(p->cooling, s, cool_prev, cool_next);
+    s->cool_until = until;
+    DL_APPEND2(p->cooling, s, cool_prev, cool_next);
 }
 
 /* Adds s to this round's work once. */
@@ -546,7 +567,6 @@ static void *pump_main(void *arg)
     wc_http *h = p->srv;
     wc_http_hook *hk = h->hook;
     int64_t next_tick = wc_mono_ms() + TICK_MS;
-    int64_t flush_at = 0;         /* with coalescing: when the marked list is due; 0: none */
     bool swept = false;           /* every stream was visited once after `stopping` */
     wc_http_stream *again = NULL; /* streams that used up a round's budget */
     struct epoll_event evs[MAX_EVENTS];
@@ -557,8 +577,8 @@ static void *pump_main(void *arg)
             timeout = 0;
         } else {
             int64_t until = p->id == 0 ? next_tick : now + TICK_MS;
-            if (flush_at && flush_at < until)
-                until = flush_at;
+            if (p->cooling && p->cooling->cool_until < until)
+                until = p->cooling->cool_until;
             for (wc_http_stream *s = p->lingering; s; s = s->linger_next)
                 if (s->cut_at < until)
                     until = s->cut_at;
@@ -594,20 +614,29 @@ static void *pump_main(void *arg)
             if (s->gone || (e & EPOLLOUT))
                 work_add(&work, s);
         }
-        if (poked && h->o.coalesce_ms > 0 && !flush_at)
-            flush_at = wc_mono_ms() + h->o.coalesce_ms;
-        bool take = poked && h->o.coalesce_ms <= 0;
-        if (flush_at && wc_mono_ms() >= flush_at) {
-            take = true;
-            flush_at = 0;
-        }
         bool stopping = atomic_load(&h->stopping);
+        int64_t now_ms = wc_mono_ms();
         pthread_mutex_lock(&hk->mu);
-        if (take || stopping || p->quit) {
+        /* Cooled down: a stream woken meanwhile is sent now, with all it gathered. */
+        while (p->cooling && (p->cooling->cool_until <= now_ms || stopping || p->quit)) {
+            wc_http_stream *c = p->cooling;
+            DL_DELETE2(p->cooling, c, cool_prev, cool_next);
+            c->cool_until = 0;
+            if (c->held) {
+                c->held = c->marked = false;
+                work_add(&work, c);
+            }
+        }
+        if (poked || stopping || p->quit) {
             wc_http_stream *m = p->marked;
             p->marked = NULL;
             p->poked = false;
-            for (; m; m = m->mark_next) {
+            for (wc_http_stream *next; m; m = next) {
+                next = m->mark_next;
+                if (m->cool_until) {
+                    m->held = true; /* stays marked: later wakes cost nothing */
+                    continue;
+                }
                 m->marked = false;
                 work_add(&work, m);
             }
@@ -630,10 +659,13 @@ static void *pump_main(void *arg)
                 finish(p, s, &grave);
                 continue;
             }
+            s->fed = false;
             if (pump_stream(p, s, &grave)) {
                 s->work_next = again;
                 again = s;
             }
+            if (s->fed && !s->closed && h->o.coalesce_ms > 0)
+                cool(p, s, now_ms + h->o.coalesce_ms);
         }
         if (quit) {
             /* Whatever is left: cut off (the drain before this had its chance). */

@@ -50,8 +50,10 @@ void wc_http_after_dispatch(void *hook);
 /* The defaults, in one place (the daemon's flags, --help and the README use these). */
 #define WC_HTTP_LISTEN "127.0.0.1:8080"
 #define WC_HTTP_K8S_PREFIX "/registry"
-#define WC_HTTP_THREADS 1
-#define WC_HTTP_COALESCE_MS 0
+/* 0: one per core the process may use (wc_cpu_count), at most WC_HTTP_THREADS_MAX. */
+#define WC_HTTP_THREADS 0
+#define WC_HTTP_THREADS_MAX 64
+#define WC_HTTP_COALESCE_MS 5
 /* The Kubernetes minor version whose read API wcached serves (answered at /version). */
 #define WC_HTTP_K8S_MINOR "29"
 #define WC_HTTP_HEADER_TIMEOUT_MS 30000
@@ -70,7 +72,8 @@ typedef struct wc_http_opts {
     wc_http_hook *hook;           /* borrowed; the one wired into the cacher's after_dispatch */
     const char *const *resources; /* NULL-terminated extra resource specs (see
                                      wc_http_add_resource), or NULL */
-    unsigned threads; /* libmicrohttpd's threads, and as many stream pumps (WC_HTTP_THREADS) */
+    /* libmicrohttpd's threads, and as many stream pumps; 0: one per core (WC_HTTP_THREADS). */
+    unsigned threads;
     /* Connections and watch streams at once (a stream leaves libmicrohttpd after its headers,
      * so this counts both); past it a new connection is closed at once. 0: RLIMIT_NOFILE
      * (raised to its hard limit) less a reserve of 64. */
@@ -94,10 +97,10 @@ typedef struct wc_http_opts {
      * 0: no deadline but the idle timeout). */
     int64_t header_timeout_ms;
     int64_t wait_ms; /* how long a read waits for the cache to catch up (default 3000) */
-    /* 0 (default): every published change has the streams it woke sent at once, in one batch.
-     * N > 0: woken streams are sent N ms after the first wake, all together: each reader
-     * then gets several events per send, which cuts CPU per delivery under high event rates,
-     * for at most N ms of added latency. */
+    /* A stream sent events waits this long before it is sent again: what its watcher gathers
+     * meanwhile goes out in one send, so a busy reader gets several events per send (less CPU
+     * per delivery under fan-out), while the first event after a quiet spell is sent at once.
+     * 0: every wake is sent at once. (WC_HTTP_COALESCE_MS) */
     int64_t coalesce_ms;
     int64_t (*now_ms)(void *arg); /* the cacher's clock (its wc_cacher_opts.now_ms); NULL for
                                      CLOCK_MONOTONIC */

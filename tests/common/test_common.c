@@ -1,13 +1,19 @@
 /*
- * common/: the buffer's JSON strings, base64, UTF-8, DNS-1123 names, numbers, listen addresses.
+ * common/: the buffer's JSON strings, base64, UTF-8, DNS-1123 names, numbers, listen addresses,
+ * the core count.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "wcached/b64.h"
 #include "wcached/buf.h"
 #include "wcached/clock.h"
+#include "wcached/cpu.h"
 #include "wcached/err.h"
 #include "wcached/parse.h"
 
@@ -137,4 +143,60 @@ Test(clock, monotonic)
     int64_t a = wc_mono_ms(), b = wc_mono_ms();
     cr_assert_geq(b, a);
     cr_assert_gt(a, 0);
+}
+
+/* Writes a cgroup directory holding cpu.max = `content` (NULL: no file); returns its path. */
+static char *cgroup_dir(const char *content)
+{
+    char *dir = strdup("/tmp/wc-cgroup-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    if (content) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/cpu.max", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(content, f);
+        fclose(f);
+    }
+    return dir;
+}
+
+static void cgroup_gone(char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/cpu.max", dir);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+Test(cpu, the_affinity_mask_bounded_by_the_cgroup_quota)
+{
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    unsigned mask = (unsigned)CPU_COUNT(&set);
+    char *none = cgroup_dir(NULL), *unlimited = cgroup_dir("max 100000\n"),
+         *half = cgroup_dir("50000 100000\n"), *big = cgroup_dir("100000000 100000\n"),
+         *bad = cgroup_dir("garbage\n");
+    cr_assert_eq(wc_cpu_count(none), mask, "no cpu.max: the mask");
+    cr_assert_eq(wc_cpu_count(unlimited), mask, "no quota: the mask");
+    cr_assert_eq(wc_cpu_count(half), 1, "half a core rounds up to one");
+    cr_assert_eq(wc_cpu_count(big), mask, "a quota above the mask: the mask");
+    cr_assert_eq(wc_cpu_count(bad), mask, "an unreadable quota is ignored");
+    /* one CPU in the mask wins over a bigger quota */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set)) {
+            CPU_SET(c, &one);
+            break;
+        }
+    cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+    cr_assert_eq(wc_cpu_count(big), 1);
+    cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+    cgroup_gone(none);
+    cgroup_gone(unlimited);
+    cgroup_gone(half);
+    cgroup_gone(big);
+    cgroup_gone(bad);
 }

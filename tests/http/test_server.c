@@ -34,6 +34,7 @@ typedef struct fixture_cfg {
     int64_t header_timeout_ms; /* 0: default */
     unsigned max_watches, max_watches_per_user;
     unsigned max_requests_inflight; /* 0: default */
+    unsigned threads;               /* 0: default */
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -108,6 +109,8 @@ static void fixture_start(const fixture_cfg *cfg)
     o.max_watches_per_user = cfg->max_watches_per_user;
     if (cfg->max_requests_inflight)
         o.max_requests_inflight = cfg->max_requests_inflight;
+    if (cfg->threads)
+        o.threads = cfg->threads;
     if (cfg->header_timeout_ms)
         o.header_timeout_ms = cfg->header_timeout_ms;
     if (cfg->consistent) {
@@ -1066,6 +1069,34 @@ Test(custom, coalesced_resumes_keep_order)
         }
         watch_close(w[i]);
     }
+}
+
+Test(custom, a_busy_stream_gathers_its_events_an_idle_one_is_sent_at_once)
+{
+    /* One pump, so rounds are in wake order; a long cooling, so that what it holds back is
+     * still held back when the check looks. */
+    fixture_cfg cfg = {.coalesce_ms = 3000, .threads = 1};
+    fixture_start(&cfg);
+    watch *a = watch_open(url("/keys/ca/?watch=1&resourceVersion=%" PRId64, g_rev));
+    watch *b = watch_open(url("/keys/cbb/?watch=1&resourceVersion=%" PRId64, g_rev));
+    for (int tries = 0; tries < 500 && watchers_now() < 2; tries++)
+        usleep(10 * 1000);
+    put("/ca/1", "{}");
+    cr_assert(watch_wait_lines(a, 1, 2000), "an idle stream is sent its event at once");
+    put("/ca/2", "{}");
+    put("/ca/3", "{}");
+    put("/cbb/1", "{}");
+    cr_assert(watch_wait_lines(b, 1, 2000), "another idle stream is not held by a's cooling");
+    cr_assert_eq(watch_nlines(a), 1, "a was just sent to: its next events wait");
+    cr_assert(watch_wait_lines(a, 3, 10000), "and come together when it cooled down");
+    cr_assert_eq(watch_nlines(a), 3);
+    for (size_t e = 0; e < 3; e++) {
+        json_t *ev = event(a, e);
+        cr_assert_eq(obj_rv(ev), g_rev - 3 + (int64_t)e, "in order, each once");
+        json_decref(ev);
+    }
+    watch_close(a);
+    watch_close(b);
 }
 
 Test(server, watch_initial_state_and_replay)
