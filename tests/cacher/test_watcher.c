@@ -1,5 +1,6 @@
 /* cacheWatchers: replay, live delivery, selectors, index routing, slow readers, bookmarks. */
 #include "helpers.h"
+#include "wcached/buf.h"
 
 static int wakes;
 static void count_wake(void *arg)
@@ -689,5 +690,130 @@ Test(watcher, a_reader_that_stops_pulling_its_catch_up_is_ended_after_the_budget
     cr_assert(wc_watcher_ended(w));
     cr_assert_eq(wc_watcher_end_reason(w), WC_END_SLOW);
     wc_watcher_free(w);
+    wc_cacher_free(c);
+}
+
+/* Everything a watcher yields now by wc_watcher_read, `chunk` bytes at a time; appends to *b. */
+static int read_bytes(wc_watcher *w, wc_buf *b, size_t chunk)
+{
+    char tmp[4096];
+    for (;;) {
+        size_t n = 0;
+        int rc = wc_watcher_read(w, tmp, chunk < sizeof(tmp) ? chunk : sizeof(tmp), &n);
+        if (rc != 0)
+            return rc;
+        wc_buf_put(b, tmp, n);
+    }
+}
+
+/* The same by wc_watcher_peek and wc_watcher_consume, taking only part of each peek (as a
+ * socket that takes part of a writev), with at most `max_iov` pieces per peek. */
+static int peek_bytes(wc_watcher *w, wc_buf *b, size_t max_iov, size_t max)
+{
+    struct iovec iov[16];
+    for (unsigned round = 0;; round++) {
+        size_t k = 0, bytes = 0;
+        int rc = wc_watcher_peek(w, iov, max_iov, max, &k, &bytes);
+        if (rc != 0)
+            return rc;
+        cr_assert(k > 0 && k <= max_iov && bytes > 0 && bytes <= max);
+        size_t sum = 0;
+        for (size_t i = 0; i < k; i++)
+            sum += iov[i].iov_len;
+        cr_assert_eq(sum, bytes);
+        /* a peek again, untaken, points at the same bytes */
+        struct iovec again[16];
+        size_t k2 = 0, bytes2 = 0;
+        cr_assert_eq(wc_watcher_peek(w, again, max_iov, max, &k2, &bytes2), 0);
+        cr_assert(k2 == k && bytes2 == bytes && again[0].iov_base == iov[0].iov_base);
+        size_t take = round % 3 == 0 ? bytes : (round % 3 == 1 ? bytes / 2 + 1 : 1);
+        if (take > bytes)
+            take = bytes;
+        size_t left = take;
+        for (size_t i = 0; i < k && left; i++) {
+            size_t n = iov[i].iov_len < left ? iov[i].iov_len : left;
+            wc_buf_put(b, iov[i].iov_base, n);
+            left -= n;
+        }
+        wc_watcher_consume(w, take);
+    }
+}
+
+Test(watcher, peek_and_consume_yield_exactly_the_bytes_read_yields)
+{
+    wc_cacher *c = new_cacher(10000, NULL);
+    make_ready(c, 1);
+    put(c, "/s/1", "state one", 2);
+    wc_watch_opts o = watch_opts("/s/", WC_RV_UNSET);
+    o.allow_bookmarks = true;
+    wc_watcher *by_read = watch(c, o), *by_peek = watch(c, o);
+    static const char *const keys[] = {"/s/a", "/s/b", "/s/c"};
+    static const char *const vals[] = {"x", "y", "z"};
+    int64_t rev = 3;
+    for (int i = 0; i < 40; i++, rev++) {
+        if (i % 7 == 3)
+            txn(c, rev, keys, vals, 3);
+        else if (i % 5 == 4)
+            del(c, "/s/a", rev);
+        else
+            put(c, "/s/a", i % 2 ? "{\"json\":true}" : "plain \xc3\xa9 text", rev);
+    }
+    wc_buf a = {0}, b = {0};
+    cr_assert_eq(read_bytes(by_read, &a, 7), WC_EAGAIN);
+    cr_assert_eq(peek_bytes(by_peek, &b, 5, 100), WC_EAGAIN);
+    cr_assert_gt(a.len, 1000);
+    cr_assert_eq(a.len, b.len);
+    cr_assert_eq(memcmp(a.p, b.p, a.len), 0);
+    cr_assert_eq(wc_watcher_rv(by_read), wc_watcher_rv(by_peek));
+    cr_assert_eq(wc_watcher_rv(by_peek), rev - 1);
+    wc_buf_free(&a);
+    wc_buf_free(&b);
+    wc_watcher_free(by_read);
+    wc_watcher_free(by_peek);
+    wc_cacher_free(c);
+}
+
+Test(watcher, peek_after_a_lagging_end_gives_only_the_rest_of_the_revision_begun)
+{
+    wc_cacher *c = new_cacher(10000, NULL);
+    make_ready(c, 1);
+    wc_watcher *by_read = watch(c, watch_opts("/", 1)), *by_peek = watch(c, watch_opts("/", 1));
+    static const char *const keys[] = {"/t/a", "/t/b", "/t/c", "/t/d"};
+    static const char *const vals[] = {"1", "2", "3", "4"};
+    txn(c, 2, keys, vals, 4);
+    /* Both begin the transaction on the wire: 10 bytes of its first event. */
+    char tmp[10];
+    size_t n = 0;
+    cr_assert_eq(wc_watcher_read(by_read, tmp, sizeof(tmp), &n), 0);
+    struct iovec iov[4];
+    size_t k = 0, bytes = 0;
+    cr_assert_eq(wc_watcher_peek(by_peek, iov, 4, sizeof(tmp), &k, &bytes), 0);
+    cr_assert_eq(bytes, sizeof(tmp));
+    wc_watcher_consume(by_peek, bytes);
+    /* Then both fall behind, past the budget, and are ended. */
+    for (int64_t r = 3; r <= 40; r++)
+        put(c, "/k", "v", r);
+    atomic_fetch_add(&fake_now, 2500);
+    wc_cacher_tick(c);
+    atomic_fetch_add(&fake_now, 2500);
+    wc_cacher_tick(c);
+    cr_assert(wc_watcher_ended(by_read) && wc_watcher_ended(by_peek));
+    wc_buf a = {0}, b = {0};
+    wc_buf_put(&a, tmp, n);
+    wc_buf_put(&b, tmp, n);
+    cr_assert_eq(read_bytes(by_read, &a, 13), WC_EOF);
+    cr_assert_eq(peek_bytes(by_peek, &b, 3, 50), WC_EOF);
+    cr_assert_eq(a.len, b.len);
+    cr_assert_eq(memcmp(a.p, b.p, a.len), 0);
+    /* exactly the transaction: four events at revision 2, none after */
+    size_t lines = 0;
+    for (size_t i = 0; i < b.len; i++)
+        lines += b.p[i] == '\n';
+    cr_assert_eq(lines, 4, "%.*s", (int)b.len, b.p);
+    cr_assert_eq(wc_watcher_rv(by_peek), 2);
+    wc_buf_free(&a);
+    wc_buf_free(&b);
+    wc_watcher_free(by_read);
+    wc_watcher_free(by_peek);
     wc_cacher_free(c);
 }
