@@ -16,7 +16,6 @@
  * object that starts matching arrives as ADDED and one that stops matching as DELETED.
  */
 #include <inttypes.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,50 +324,23 @@ static int64_t frame_rev(const wc_frame *f)
 
 /* Copies frames from the result queue into buf; returns the bytes copied. After a lagging end,
  * stops at the first frame that does not continue the revision on the wire and drops the rest. */
-/* A frame's bytes, in the order they go out. */
-static void frame_parts(const wc_frame *f, const char *parts[3], size_t lens[3])
-{
-    parts[0] = f->pre;
-    parts[1] = f->body;
-    parts[2] = f->post;
-    lens[0] = f->pre_len;
-    lens[1] = f->body_len;
-    lens[2] = f->post_len;
-}
-
-/* A watcher ended for lagging sends a frame only while it goes on the revision already begun
- * on the wire (out_rev, here as `on_wire`). */
-static bool cut_before(const wc_watcher *w, const wc_frame *f, int64_t on_wire)
-{
-    return w->cut && (frame_rev(f) < 0 || frame_rev(f) != on_wire);
-}
-
-/* Drops the result queue at a lagging end's cut. */
-static void cut_here(wc_watcher *w)
-{
-    for (size_t i = w->res_i; i < w->res_n; i++)
-        frame_release(&w->res[i]);
-    w->res_i = w->res_n;
-    w->cut_done = true;
-}
-
-/* Takes up to `max` bytes off the result queue, copied into buf (NULL: the caller has them
- * already, from wc_watcher_peek); a frame taken whole is released. Returns the bytes taken. */
 static size_t drain(wc_watcher *w, char *buf, size_t max)
 {
     size_t out = 0;
     while (w->res_i < w->res_n && out < max) {
         wc_frame *f = &w->res[w->res_i];
         if (w->res_off == 0) {
-            if (cut_before(w, f, w->out_rev)) {
-                cut_here(w);
+            if (w->cut && (frame_rev(f) < 0 || frame_rev(f) != w->out_rev)) {
+                for (size_t i = w->res_i; i < w->res_n; i++)
+                    frame_release(&w->res[i]);
+                w->res_i = w->res_n;
+                w->cut_done = true;
                 break;
             }
             w->out_rev = frame_rev(f);
         }
-        const char *parts[3];
-        size_t lens[3];
-        frame_parts(f, parts, lens);
+        const char *parts[3] = {f->pre, f->body, f->post};
+        size_t lens[3] = {f->pre_len, f->body_len, f->post_len};
         size_t off = w->res_off;
         for (int p = 0; p < 3 && out < max; p++) {
             if (off >= lens[p]) {
@@ -378,13 +350,12 @@ static size_t drain(wc_watcher *w, char *buf, size_t max)
             size_t take = lens[p] - off;
             if (take > max - out)
                 take = max - out;
-            if (buf)
-                memcpy(buf + out, parts[p] + off, take);
+            memcpy(buf + out, parts[p] + off, take);
             out += take;
             w->res_off += take;
             off = 0;
         }
-        if (w->res_off == lens[0] + lens[1] + lens[2]) {
+        if (w->res_off == f->pre_len + f->body_len + f->post_len) {
             if (f->rv > w->sent_rv)
                 w->sent_rv = f->rv;
             frame_release(f);
@@ -393,41 +364,6 @@ static size_t drain(wc_watcher *w, char *buf, size_t max)
             atomic_fetch_add_explicit(&w->c->frames_out, 1, memory_order_relaxed);
         }
     }
-    return out;
-}
-
-/* Points iov at the result queue's bytes, from where drain would take them next, up to
- * max_iov pieces and `max` bytes; a lagging end's cut stops it. Returns the bytes pointed at. */
-static size_t peek(wc_watcher *w, struct iovec *iov, size_t max_iov, size_t max, size_t *n_iov)
-{
-    size_t out = 0, k = 0, off = w->res_off;
-    int64_t on_wire = w->out_rev;
-    for (size_t i = w->res_i; i < w->res_n && out < max && k < max_iov; i++, off = 0) {
-        const wc_frame *f = &w->res[i];
-        if (off == 0) {
-            if (cut_before(w, f, on_wire))
-                break;
-            on_wire = frame_rev(f);
-        }
-        const char *parts[3];
-        size_t lens[3];
-        frame_parts(f, parts, lens);
-        for (int p = 0; p < 3 && out < max && k < max_iov; p++) {
-            if (off >= lens[p]) {
-                off -= lens[p];
-                continue;
-            }
-            size_t take = lens[p] - off;
-            if (take > max - out)
-                take = max - out;
-            iov[k].iov_base = (void *)(uintptr_t)(parts[p] + off); /* sent, never written */
-            iov[k].iov_len = take;
-            k++;
-            out += take;
-            off = 0;
-        }
-    }
-    *n_iov = k;
     return out;
 }
 
@@ -458,37 +394,6 @@ int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n)
     }
     *n = out;
     return 0;
-}
-
-int wc_watcher_peek(wc_watcher *w, struct iovec *iov, size_t max_iov, size_t max, size_t *n_iov,
-                    size_t *bytes)
-{
-    *n_iov = *bytes = 0;
-    if (max == 0 || max_iov == 0)
-        return WC_EINVAL;
-    if (!w->cut) {
-        pthread_mutex_lock(&w->mu);
-        w->cut = w->state == WC_W_ENDED &&
-                 (w->end_reason == WC_END_SLOW || w->end_reason == WC_END_EXPIRED);
-        pthread_mutex_unlock(&w->mu);
-    }
-    for (;;) {
-        if (w->res_i < w->res_n && w->res_off == 0 && cut_before(w, &w->res[w->res_i], w->out_rev))
-            cut_here(w);
-        if (w->res_i < w->res_n) {
-            *bytes = peek(w, iov, max_iov, max, n_iov);
-            return 0;
-        }
-        int r = refill(w);
-        if (r > 0)
-            continue;
-        return r == WC_EOF ? WC_EOF : (r == 0 ? WC_EAGAIN : r);
-    }
-}
-
-void wc_watcher_consume(wc_watcher *w, size_t n)
-{
-    drain(w, NULL, n);
 }
 
 static const struct {

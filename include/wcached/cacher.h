@@ -16,7 +16,6 @@
 #ifndef WCACHED_CACHER_H
 #define WCACHED_CACHER_H
 
-#include <sys/uio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -306,20 +305,6 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *opts, wc_watcher **out, i
  * is); or WC_EOF when the stream has ended (*n == 0), after its last frame was read.
  */
 int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n);
-
-/*
- * The same bytes without a copy: points up to `max_iov` iovecs at the next frames' shared
- * bytes, `max` bytes at most in all (*bytes), for a writev. They stay valid, and are not taken,
- * until wc_watcher_consume or wc_watcher_read is called on w; what was not sent may be peeked
- * again. Returns as wc_watcher_read: 0 with *bytes > 0, WC_EAGAIN, WC_EOF (or WC_ENOMEM).
- * The reader's thread only, as wc_watcher_read.
- */
-int wc_watcher_peek(wc_watcher *w, struct iovec *iov, size_t max_iov, size_t max, size_t *n_iov,
-                    size_t *bytes);
-
-/* Takes the first `n` bytes last peeked (the reader sent them, or kept a copy): the frames sent
- * whole are released, and the stream's position moves on as wc_watcher_read's would. */
-void wc_watcher_consume(wc_watcher *w, size_t n);
 
 /* True once the watcher has ended (its reader will see WC_EOF after what is still queued):
  * lets a reader that cannot send right now tell an end it must act on from plain new events. */
