@@ -665,7 +665,9 @@ static void *pump_main(void *arg)
                 again = s;
             }
             if (s->fed && !s->closed && h->o.coalesce_ms > 0)
-                cool(p, s, now_ms + h->o.coalesce_ms);
+                cool(p, s, wc_mono_ms() + h->o.coalesce_ms); /* from its send: a busy pump,
+                                                                 whose rounds are long, then
+                                                                 gathers more per send */
         }
         if (quit) {
             /* Whatever is left: cut off (the drain before this had its chance). */
