@@ -345,6 +345,11 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     if (!number(r.http_threads, 0, WC_HTTP_THREADS_MAX, &threads))
         return fail_usage("--http-threads: '%s' is not a number from 0 to %d", r.http_threads,
                           WC_HTTP_THREADS_MAX);
+    if (coalesce >= budget)
+        return fail_usage("--coalesce-ms: %" PRId64
+                          " is not less than --slow-reader-budget %" PRId64
+                          ": a reader held that long would be ended as too slow",
+                          coalesce, budget);
     cfg->ring_events = (size_t)ring;
     cfg->ring_bytes = (size_t)ring_bytes;
     cfg->slow_budget_ms = budget;

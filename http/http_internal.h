@@ -346,7 +346,11 @@ struct wc_http {
     bool hdr_started;
     pthread_mutex_t hdr_mu;
     pthread_cond_t hdr_cond;
-    struct wc_http_conn_slot *hdr_head, *hdr_tail;
+    /* [0] every connection, [1] those in the room kept for probes, whose deadline is
+     * WC_HTTP_PROBE_HEADER_MS: each list is oldest first, as its deadline is the same for all. */
+    struct wc_http_hdr_list {
+        struct wc_http_conn_slot *head, *tail;
+    } hdr_lists[2];
     bool hdr_stop;
 
     /* Counters, atomics read by /metrics without a lock. */

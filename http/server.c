@@ -604,38 +604,52 @@ struct wc_http_conn_slot {
 };
 typedef struct wc_http_conn_slot conn_slot;
 
+/* The deadline list c waits on, and how long its connections may wait. */
+static struct wc_http_hdr_list *hdr_list(wc_http *h, const conn_slot *c)
+{
+    return &h->hdr_lists[c->probe_only ? 1 : 0];
+}
+
+static int64_t hdr_timeout(const wc_http *h, int list)
+{
+    int64_t t = h->o.header_timeout_ms;
+    return list == 1 && t > WC_HTTP_PROBE_HEADER_MS ? WC_HTTP_PROBE_HEADER_MS : t;
+}
+
 static void hdr_unlink(wc_http *h, conn_slot *c)
 {
     if (!c->waiting)
         return;
+    struct wc_http_hdr_list *l = hdr_list(h, c);
     if (c->prev)
         c->prev->next = c->next;
     else
-        h->hdr_head = c->next;
+        l->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
     else
-        h->hdr_tail = c->prev;
+        l->tail = c->prev;
     c->prev = c->next = NULL;
     c->waiting = false;
 }
 
-/* Starts (again) the wait for a request's headers on c: appended, so the list stays sorted. */
+/* Starts (again) the wait for a request's headers on c: appended, so its list stays sorted. */
 static void hdr_wait(wc_http *h, conn_slot *c)
 {
     if (h->o.header_timeout_ms <= 0)
         return;
     pthread_mutex_lock(&h->hdr_mu);
     hdr_unlink(h, c);
+    struct wc_http_hdr_list *l = hdr_list(h, c);
     c->since = wc_mono_ms();
     c->waiting = true;
-    c->prev = h->hdr_tail;
-    if (h->hdr_tail)
-        h->hdr_tail->next = c;
+    c->prev = l->tail;
+    if (l->tail)
+        l->tail->next = c;
     else
-        h->hdr_head = c;
-    h->hdr_tail = c;
-    if (c == h->hdr_head)
+        l->head = c;
+    l->tail = c;
+    if (c == l->head)
         pthread_cond_signal(&h->hdr_cond);
     pthread_mutex_unlock(&h->hdr_mu);
 }
@@ -690,18 +704,23 @@ static void *hdr_main(void *arg)
     wc_http *h = arg;
     pthread_mutex_lock(&h->hdr_mu);
     while (!h->hdr_stop) {
-        int64_t now = wc_mono_ms();
-        while (h->hdr_head && h->hdr_head->since + h->o.header_timeout_ms <= now) {
-            conn_slot *c = h->hdr_head;
-            hdr_unlink(h, c);
-            shutdown(c->fd, SHUT_RDWR);
-            atomic_fetch_add_explicit(&h->header_timeouts, 1, memory_order_relaxed);
+        int64_t now = wc_mono_ms(), until = INT64_MAX;
+        for (int i = 0; i < 2; i++) {
+            struct wc_http_hdr_list *l = &h->hdr_lists[i];
+            int64_t timeout = hdr_timeout(h, i);
+            while (l->head && l->head->since + timeout <= now) {
+                conn_slot *c = l->head;
+                hdr_unlink(h, c);
+                shutdown(c->fd, SHUT_RDWR);
+                atomic_fetch_add_explicit(&h->header_timeouts, 1, memory_order_relaxed);
+            }
+            if (l->head && l->head->since + timeout < until)
+                until = l->head->since + timeout;
         }
-        if (!h->hdr_head) {
+        if (until == INT64_MAX) {
             pthread_cond_wait(&h->hdr_cond, &h->hdr_mu);
             continue;
         }
-        int64_t until = h->hdr_head->since + h->o.header_timeout_ms;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         int64_t wait = until - now + 1;

@@ -63,6 +63,9 @@ void wc_http_after_dispatch(void *hook);
 #define WC_HTTP_MAX_HEADER_BYTES (16 * 1024)
 /* Connections past --max-connections kept for /healthz and /readyz alone. */
 #define WC_HTTP_PROBE_ROOM 8
+/* How long a connection in that room may take to send its request (at most the header
+ * timeout): idle sockets do not keep the room from probes for long. */
+#define WC_HTTP_PROBE_HEADER_MS 1000
 
 typedef struct wc_http_opts {
     const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port */
