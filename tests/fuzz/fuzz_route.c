@@ -79,6 +79,7 @@ static void check(const char *path, int rc, const wc_http_route *r, const wc_htt
     case WC_HTTP_R_METRICS:
     case WC_HTTP_R_API_VERSIONS:
     case WC_HTTP_R_API_GROUPS:
+    case WC_HTTP_R_VERSION:
         if (r->key || r->group || r->version || path[0] != '/')
             abort();
         return;
