@@ -66,8 +66,8 @@ static const char *const VERBS[WC_HTTP_VERB_COUNT] = {
 /* Upper bounds in microseconds: a cached read takes from well under a millisecond (a get) to
  * seconds (a large list to a slow reader, or a read that waits for the cache). */
 static const int64_t BOUNDS_US[WC_HTTP_LAT_BUCKETS] = {
-    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
-    10000000,
+    250,   500,    1000,   2500,   5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 10000000,
 };
 
 int64_t wc_http_lat_now_us(void)
@@ -131,8 +131,7 @@ static void latency(wc_http *h, FILE *f)
                          VERBS[key >> 16], key & 0xffff);
             fprintf(f, "%s_bucket{%s} %" PRIu64 "\n", NAME, labels, cum);
         }
-        snprintf(labels, sizeof(labels), "verb=\"%s\",code=\"%u\"", VERBS[key >> 16],
-                 key & 0xffff);
+        snprintf(labels, sizeof(labels), "verb=\"%s\",code=\"%u\"", VERBS[key >> 16], key & 0xffff);
         fprintf(f, "%s_sum{%s} %.6f\n", NAME, labels,
                 (double)atomic_load_explicit(&s->sum_us, memory_order_relaxed) / 1e6);
         fprintf(f, "%s_count{%s} %" PRIu64 "\n", NAME, labels, cum);

@@ -528,11 +528,26 @@ struct wc_http_table_printer {
     void (*cells)(row *r, json_t *o);
 };
 
-#define NAME_COL {"Name", "string", "name", 0, "The object's name, unique in its namespace."}
-#define AGE_COL {"Age", "string", "", 0, "Time since the object was created."}
-#define CONTAINERS_COL {"Containers", "string", "", 1, "The template's container names."}
-#define IMAGES_COL {"Images", "string", "", 1, "The template's container images."}
-#define SELECTOR_COL {"Selector", "string", "", 1, "The label selector of its pods."}
+#define NAME_COL                                                                                   \
+    {                                                                                              \
+        "Name", "string", "name", 0, "The object's name, unique in its namespace."                 \
+    }
+#define AGE_COL                                                                                    \
+    {                                                                                              \
+        "Age", "string", "", 0, "Time since the object was created."                               \
+    }
+#define CONTAINERS_COL                                                                             \
+    {                                                                                              \
+        "Containers", "string", "", 1, "The template's container names."                           \
+    }
+#define IMAGES_COL                                                                                 \
+    {                                                                                              \
+        "Images", "string", "", 1, "The template's container images."                              \
+    }
+#define SELECTOR_COL                                                                               \
+    {                                                                                              \
+        "Selector", "string", "", 1, "The label selector of its pods."                             \
+    }
 
 /* Pods ---------------------------------------------------------------------------------- */
 
@@ -590,9 +605,9 @@ static void pod_cells(row *r, json_t *pod)
         snprintf(reason, sizeof(reason), "SchedulingGated");
     if (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0) {
         bool ok = phase[0] == 'S';
-        r->conditions = json_pack("[{s:s,s:s,s:s,s:s}]", "type", "Completed", "status", "True",
-                                  "reason", phase, "message",
-                                  ok ? "The pod has completed successfully." : "The pod failed.");
+        r->conditions =
+            json_pack("[{s:s,s:s,s:s,s:s}]", "type", "Completed", "status", "True", "reason", phase,
+                      "message", ok ? "The pod has completed successfully." : "The pod failed.");
     }
 
     json_int_t restarts = 0, sidecar_restarts = 0;
@@ -698,8 +713,8 @@ static void pod_cells(row *r, json_t *pod)
     }
     size_t met = 0;
     for (size_t i = 0; i < json_array_size(gates); i++) {
-        json_t *c = condition(pod, "status.conditions",
-                              str(json_array_get(gates, i), "conditionType", ""));
+        json_t *c =
+            condition(pod, "status.conditions", str(json_array_get(gates, i), "conditionType", ""));
         met += c && strcmp(str(c, "status", ""), "True") == 0;
     }
     char g[48];
@@ -746,8 +761,8 @@ static void service_cells(row *r, json_t *svc)
         json_t *ing = at(svc, "status.loadBalancer.ingress");
         size_t k = 0;
         for (size_t i = 0; json_is_array(ing) && i < json_array_size(ing); i++) {
-            const char *a = str_or(json_array_get(ing, i), "ip",
-                                   str(json_array_get(ing, i), "hostname", ""));
+            const char *a =
+                str_or(json_array_get(ing, i), "ip", str(json_array_get(ing, i), "hostname", ""));
             if (!*a)
                 continue;
             bool dup = false; /* the apiserver keeps each address once */
@@ -1241,10 +1256,8 @@ static void replicaset_cells(row *r, json_t *o)
 }
 
 static const col STATEFULSET_COLS[] = {
-    NAME_COL,
-    {"Ready", "string", "", 0, "Ready replicas out of those asked for."},
-    AGE_COL,
-    CONTAINERS_COL,
+    NAME_COL,   {"Ready", "string", "", 0, "Ready replicas out of those asked for."},
+    AGE_COL,    CONTAINERS_COL,
     IMAGES_COL,
 };
 
@@ -1452,8 +1465,8 @@ static void ingress_cells(row *r, json_t *o)
     json_t *ing = at(o, "status.loadBalancer.ingress");
     size_t ka = 0;
     for (size_t i = 0; json_is_array(ing) && i < json_array_size(ing); i++) {
-        const char *a = str_or(json_array_get(ing, i), "ip",
-                               str(json_array_get(ing, i), "hostname", ""));
+        const char *a =
+            str_or(json_array_get(ing, i), "ip", str(json_array_get(ing, i), "hostname", ""));
         if (*a)
             wc_buf_printf(&addr, "%s%s", ka++ ? "," : "", a);
     }
@@ -1623,12 +1636,12 @@ static const col STORAGECLASS_COLS[] = {
 static void storageclass_cells(row *r, json_t *o)
 {
     json_t *ann = at(o, "metadata.annotations");
-    bool dflt = strcmp(str(json_object_get(ann, "storageclass.kubernetes.io/is-default-class"),
-                           "", ""),
-                       "true") == 0 ||
-                strcmp(str(json_object_get(ann, "storageclass.beta.kubernetes.io/is-default-class"),
-                           "", ""),
-                       "true") == 0;
+    bool dflt =
+        strcmp(str(json_object_get(ann, "storageclass.kubernetes.io/is-default-class"), "", ""),
+               "true") == 0 ||
+        strcmp(
+            str(json_object_get(ann, "storageclass.beta.kubernetes.io/is-default-class"), "", ""),
+            "true") == 0;
     char n[300];
     snprintf(n, sizeof(n), "%s%s", str(o, "metadata.name", ""), dflt ? " (default)" : "");
     cell_str(r, n);
@@ -1753,7 +1766,10 @@ static void csr_cells(row *r, json_t *o)
         failed |= strcmp(t, "Failed") == 0;
     }
     char st[64], dur[32] = "<none>";
-    snprintf(st, sizeof(st), "%s%s%s", denied ? "Denied" : approved ? "Approved" : "Pending",
+    snprintf(st, sizeof(st), "%s%s%s",
+             denied     ? "Denied"
+             : approved ? "Approved"
+                        : "Pending",
              failed ? ",Failed" : "", *str(o, "status.certificate", "") ? ",Issued" : "");
     if (json_is_integer(at(o, "spec.expirationSeconds")))
         wc_http_table_duration(num(o, "spec.expirationSeconds"), dur, sizeof(dur));
@@ -1790,7 +1806,10 @@ static void default_cells(row *r, json_t *o)
     age(r, o);
 }
 
-#define P(g, plural, cols, fn) {g, plural, cols, sizeof(cols) / sizeof(cols[0]), fn}
+#define P(g, plural, cols, fn)                                                                     \
+    {                                                                                              \
+        g, plural, cols, sizeof(cols) / sizeof(cols[0]), fn                                        \
+    }
 static const wc_http_table_printer PRINTERS[] = {
     P("", "pods", POD_COLS, pod_cells),
     P("", "services", SERVICE_COLS, service_cells),
@@ -1830,8 +1849,7 @@ static const wc_http_table_printer PRINTERS[] = {
     P("scheduling.k8s.io", "priorityclasses", PRIORITYCLASS_COLS, priorityclass_cells),
     P("node.k8s.io", "runtimeclasses", RUNTIMECLASS_COLS, runtimeclass_cells),
     P("certificates.k8s.io", "certificatesigningrequests", CSR_COLS, csr_cells),
-    P("admissionregistration.k8s.io", "mutatingwebhookconfigurations", WEBHOOK_COLS,
-      webhook_cells),
+    P("admissionregistration.k8s.io", "mutatingwebhookconfigurations", WEBHOOK_COLS, webhook_cells),
     P("admissionregistration.k8s.io", "validatingwebhookconfigurations", WEBHOOK_COLS,
       webhook_cells),
 };
@@ -1996,8 +2014,7 @@ static char *one_row(const wc_http_table_opts *o, const char *json, size_t json_
     return b.p;
 }
 
-char *wc_http_table_get(const wc_http_table_opts *o, const char *json, size_t json_len,
-                        size_t *len)
+char *wc_http_table_get(const wc_http_table_opts *o, const char *json, size_t json_len, size_t *len)
 {
     return one_row(o, json, json_len, true, len);
 }

@@ -14,8 +14,7 @@
 /* 2024-05-01T12:00:00Z: "now" for every row here. */
 #define NOW 1714564800
 
-static wc_http_table_opts opts_for(const char *group, const char *plural,
-                                   wc_http_table_include inc)
+static wc_http_table_opts opts_for(const char *group, const char *plural, wc_http_table_include inc)
 {
     wc_http_resource r = {.group = group, .plural = plural};
     wc_http_table_opts o = {
@@ -122,8 +121,13 @@ Test(table, rfc3339_times)
     cr_assert_eq(t, NOW);
     cr_assert_eq(wc_http_table_parse_time("2024-05-01T07:00:00-05:00", &t), 0);
     cr_assert_eq(t, NOW);
-    const char *bad[] = {"", "2024-05-01", "2024-05-01T12:00:00", "2024-13-01T12:00:00Z",
-                         "2024-05-01T12:00:00Zjunk", "2024-05-01T12:00:00.Z", "yesterday"};
+    const char *bad[] = {"",
+                         "2024-05-01",
+                         "2024-05-01T12:00:00",
+                         "2024-13-01T12:00:00Z",
+                         "2024-05-01T12:00:00Zjunk",
+                         "2024-05-01T12:00:00.Z",
+                         "yesterday"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(wc_http_table_parse_time(bad[i], &t), WC_EINVAL, "%s", bad[i]);
 }
@@ -132,21 +136,22 @@ Test(table, rfc3339_times)
 
 Test(table, pod_running_with_restarts)
 {
-    expect_cells("", "pods",
-                 "{\"metadata\":{\"name\":\"web-1\",\"creationTimestamp\":\"2024-05-01T09:00:00Z\"},"
-                 "\"spec\":{\"nodeName\":\"node-1\",\"containers\":[{\"name\":\"a\"},{\"name\":"
-                 "\"b\"}]},"
-                 "\"status\":{\"phase\":\"Running\",\"podIPs\":[{\"ip\":\"10.0.0.11\"},{\"ip\":"
-                 "\"fd00::11\"}],\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}],"
-                 "\"containerStatuses\":["
-                 "{\"name\":\"a\",\"ready\":true,\"restartCount\":3,\"state\":{\"running\":{}},"
-                 "\"lastState\":{\"terminated\":{\"exitCode\":1,\"finishedAt\":"
-                 "\"2024-05-01T11:55:00Z\"}}},"
-                 "{\"name\":\"b\",\"ready\":true,\"restartCount\":1,\"state\":{\"running\":{}},"
-                 "\"lastState\":{\"terminated\":{\"exitCode\":1,\"finishedAt\":"
-                 "\"2024-05-01T10:00:00Z\"}}}]}}",
-                 "[\"web-1\",\"2/2\",\"Running\",\"4 (5m ago)\",\"3h\",\"10.0.0.11\",\"node-1\","
-                 "\"<none>\",\"<none>\"]");
+    expect_cells(
+        "", "pods",
+        "{\"metadata\":{\"name\":\"web-1\",\"creationTimestamp\":\"2024-05-01T09:00:00Z\"},"
+        "\"spec\":{\"nodeName\":\"node-1\",\"containers\":[{\"name\":\"a\"},{\"name\":"
+        "\"b\"}]},"
+        "\"status\":{\"phase\":\"Running\",\"podIPs\":[{\"ip\":\"10.0.0.11\"},{\"ip\":"
+        "\"fd00::11\"}],\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}],"
+        "\"containerStatuses\":["
+        "{\"name\":\"a\",\"ready\":true,\"restartCount\":3,\"state\":{\"running\":{}},"
+        "\"lastState\":{\"terminated\":{\"exitCode\":1,\"finishedAt\":"
+        "\"2024-05-01T11:55:00Z\"}}},"
+        "{\"name\":\"b\",\"ready\":true,\"restartCount\":1,\"state\":{\"running\":{}},"
+        "\"lastState\":{\"terminated\":{\"exitCode\":1,\"finishedAt\":"
+        "\"2024-05-01T10:00:00Z\"}}}]}}",
+        "[\"web-1\",\"2/2\",\"Running\",\"4 (5m ago)\",\"3h\",\"10.0.0.11\",\"node-1\","
+        "\"<none>\",\"<none>\"]");
 }
 
 Test(table, pod_waiting_and_terminated_reasons)
@@ -312,8 +317,9 @@ Test(table, nodes)
                  "[\"n1\",\"Ready,SchedulingDisabled\",\"control-plane,worker\",\"30d\","
                  "\"v1.31.0\",\"192.168.0.1\",\"<none>\",\"Debian\",\"<unknown>\","
                  "\"<unknown>\"]");
-    expect_cells("", "nodes", "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":"
-                              "\"Unknown\"}]}}",
+    expect_cells("", "nodes",
+                 "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":"
+                 "\"Unknown\"}]}}",
                  "[\"\",\"NotReady\",\"<none>\",\"<unknown>\",\"\",\"<none>\",\"<none>\","
                  "\"<unknown>\",\"<unknown>\",\"<unknown>\"]");
 }
@@ -336,7 +342,8 @@ Test(table, workloads)
                  "\"2024-05-01T11:02:30Z\",\"conditions\":[{\"type\":\"Complete\",\"status\":"
                  "\"True\"}]}}",
                  "[\"j\",\"Complete\",\"3/3\",\"2m30s\",\"<unknown>\",\"\",\"\",\"<none>\"]");
-    expect_cells("apps", "statefulsets", "{\"metadata\":{\"name\":\"s\"},\"spec\":{\"replicas\":2}}",
+    expect_cells("apps", "statefulsets",
+                 "{\"metadata\":{\"name\":\"s\"},\"spec\":{\"replicas\":2}}",
                  "[\"s\",\"0/2\",\"<unknown>\",\"\",\"\"]");
     expect_cells("policy", "poddisruptionbudgets",
                  "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"minAvailable\":\"50%\"},\"status\":"
@@ -354,8 +361,9 @@ Test(table, configmaps_secrets_namespaces)
     expect_cells("", "secrets",
                  "{\"metadata\":{\"name\":\"s\"},\"type\":\"Opaque\",\"data\":{\"k\":\"dg==\"}}",
                  "[\"s\",\"Opaque\",1,\"<unknown>\"]");
-    expect_cells("", "namespaces", "{\"metadata\":{\"name\":\"d\"},\"status\":{\"phase\":"
-                                   "\"Active\"}}",
+    expect_cells("", "namespaces",
+                 "{\"metadata\":{\"name\":\"d\"},\"status\":{\"phase\":"
+                 "\"Active\"}}",
                  "[\"d\",\"Active\",\"<unknown>\"]");
 }
 
@@ -368,10 +376,8 @@ Test(table, other_resources_get_name_and_age)
     wc_http_table_opts o = opts_for("example.com", "widgets", WC_HTTP_TABLE_METADATA);
     json_t *cols = wc_http_table_columns(o.printer);
     cr_assert_eq(json_array_size(cols), 2);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cols, 0), "name")),
-                     "Name");
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cols, 0), "format")),
-                     "name");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cols, 0), "name")), "Name");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cols, 0), "format")), "name");
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cols, 1), "name")), "Age");
     json_decref(cols);
 }
@@ -399,8 +405,9 @@ Test(table, list_document_and_include_object)
            "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"a\",\"labels\":{"
            "\"x\":\"1\"}},\"spec\":{\"nodeName\":\"n\"}}",
            5),
-        kv("/registry/pods/d/b", "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":"
-                                 "\"b\"}}",
+        kv("/registry/pods/d/b",
+           "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":"
+           "\"b\"}}",
            6),
     };
     static const wc_http_table_include modes[] = {WC_HTTP_TABLE_METADATA, WC_HTTP_TABLE_OBJECT,
@@ -439,9 +446,8 @@ Test(table, list_document_and_include_object)
             cr_assert_null(json_object_get(obj, "spec"));
         } else if (modes[m] == WC_HTTP_TABLE_OBJECT) {
             cr_assert_str_eq(json_string_value(json_object_get(obj, "kind")), "Pod");
-            cr_assert_str_eq(json_string_value(json_object_get(json_object_get(obj, "spec"),
-                                                               "nodeName")),
-                             "n");
+            cr_assert_str_eq(
+                json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName")), "n");
         } else {
             cr_assert(json_is_null(obj), "%s", s);
         }
