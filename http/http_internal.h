@@ -10,6 +10,7 @@
  *             that sends each woken stream's events as chunks (one poke per published
  *             change, from the cacher's after_dispatch hook), notices readers that left and
  *             ticks the cacher
+ *   table.c   the Table a request asks for with its Accept header (gets, lists, watches)
  *   resources.c, metrics.c, util.c: the resource table and discovery, /metrics, helpers.
  */
 #ifndef WC_HTTP_INTERNAL_H

@@ -1576,6 +1576,8 @@ static void lease_cells(row *r, json_t *o)
 
 /* rbac ---------------------------------------------------------------------------------- */
 
+/* What the apiserver's default printer gives (roles, limit ranges, custom resource
+ * definitions): the name and the creation time itself. */
 static const col ROLE_COLS[] = {
     NAME_COL,
     {"Created At", "date", "", 0, "When the object was created."},
@@ -1852,6 +1854,7 @@ static const wc_http_table_printer PRINTERS[] = {
     P("admissionregistration.k8s.io", "mutatingwebhookconfigurations", WEBHOOK_COLS, webhook_cells),
     P("admissionregistration.k8s.io", "validatingwebhookconfigurations", WEBHOOK_COLS,
       webhook_cells),
+    P("apiextensions.k8s.io", "customresourcedefinitions", ROLE_COLS, role_cells),
 };
 static const wc_http_table_printer DEFAULT_PRINTER = P(NULL, NULL, DEFAULT_COLS, default_cells);
 #undef P
@@ -1895,8 +1898,8 @@ static json_t *row_object(const wc_http_table_opts *o, json_t *obj)
         break;
     }
     json_t *meta = json_object_get(obj, "metadata");
-    return json_pack("{s:s,s:s,s:O}", "kind", "PartialObjectMetadata", "apiVersion",
-                     "meta.k8s.io/v1", "metadata", meta ? meta : json_object());
+    return json_pack("{s:s,s:s,s:o}", "kind", "PartialObjectMetadata", "apiVersion",
+                     "meta.k8s.io/v1", "metadata", meta ? json_incref(meta) : json_object());
 }
 
 json_t *wc_http_table_row(const wc_http_table_opts *o, json_t *obj)
