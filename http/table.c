@@ -1796,6 +1796,186 @@ static void webhook_cells(row *r, json_t *o)
     age(r, o);
 }
 
+/* autoscaling, quotas, aggregation ------------------------------------------------------ */
+
+static const col HPA_COLS[] = {
+    NAME_COL,
+    {"Reference", "string", "", 0, "The object scaled."},
+    {"Targets", "string", "", 0, "The metrics, current against target."},
+    {"MinPods", "string", "", 0, "The fewest replicas."},
+    {"MaxPods", "string", "", 0, "The most replicas."},
+    {"Replicas", "string", "", 0, "Replicas now."},
+    AGE_COL,
+};
+
+/* A quantity's text (it is a string, or a plain number), or NULL. */
+static const char *qty_of(json_t *v, char *tmp, size_t size)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(tmp, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return tmp;
+    }
+    return NULL;
+}
+
+static const char *quantity(json_t *o, const char *path, char *tmp, size_t size)
+{
+    return qty_of(at(o, path), tmp, size);
+}
+
+/* One metric of an autoscaler: `kind` is "resource" or "containerResource" (a named resource,
+ * with a utilization), or "pods", "object", "external" (values). */
+static void hpa_metric(wc_buf *b, json_t *spec, json_t *st, const char *kind)
+{
+    char path[96], t1[32], t2[32];
+    const char *cur;
+    bool named = strcmp(kind, "resource") == 0 || strcmp(kind, "containerResource") == 0;
+    const char *rname = "";
+    if (named) {
+        snprintf(path, sizeof(path), "%s.name", kind);
+        rname = str(spec, path, "");
+    }
+    snprintf(path, sizeof(path), "%s.target.averageValue", kind);
+    const char *avg = quantity(spec, path, t1, sizeof(t1));
+    if (strcmp(kind, "pods") == 0 || avg) {
+        snprintf(path, sizeof(path), "%s.current.averageValue", kind);
+        cur = quantity(st, path, t2, sizeof(t2));
+        if (named)
+            wc_buf_printf(b, "%s: ", rname);
+        wc_buf_printf(b, "%s/%s%s", cur ? cur : "<unknown>", avg ? avg : "",
+                      !named && strcmp(kind, "pods") != 0 ? " (avg)" : "");
+        return;
+    }
+    if (named) {
+        snprintf(path, sizeof(path), "%s.current.averageUtilization", kind);
+        json_t *cu = at(st, path);
+        snprintf(path, sizeof(path), "%s.target.averageUtilization", kind);
+        json_t *tu = at(spec, path);
+        wc_buf_printf(b, "%s: ", rname);
+        if (json_is_integer(cu))
+            wc_buf_printf(b, "%" JSON_INTEGER_FORMAT "%%/", json_integer_value(cu));
+        else
+            wc_buf_puts(b, "<unknown>/");
+        if (json_is_integer(tu))
+            wc_buf_printf(b, "%" JSON_INTEGER_FORMAT "%%", json_integer_value(tu));
+        else
+            wc_buf_puts(b, "<auto>");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s.current.value", kind);
+    cur = quantity(st, path, t2, sizeof(t2));
+    snprintf(path, sizeof(path), "%s.target.value", kind);
+    const char *val = quantity(spec, path, t1, sizeof(t1));
+    wc_buf_printf(b, "%s/%s", cur ? cur : "<unknown>", val ? val : "");
+}
+
+static void hpa_cells(row *r, json_t *o)
+{
+    static const char *const KINDS[][2] = {{"Resource", "resource"},
+                                           {"ContainerResource", "containerResource"},
+                                           {"Pods", "pods"},
+                                           {"Object", "object"},
+                                           {"External", "external"}};
+    json_t *specs = at(o, "spec.metrics"), *sts = at(o, "status.currentMetrics");
+    size_t n = json_is_array(specs) ? json_array_size(specs) : 0;
+    wc_buf t = {0};
+    for (size_t i = 0; i < n && i < 2; i++) {
+        json_t *spec = json_array_get(specs, i);
+        json_t *st = json_is_array(sts) ? json_array_get(sts, i) : NULL;
+        const char *type = str(spec, "type", "");
+        const char *kind = NULL;
+        for (size_t k = 0; k < sizeof(KINDS) / sizeof(KINDS[0]) && !kind; k++)
+            if (strcmp(type, KINDS[k][0]) == 0)
+                kind = KINDS[k][1];
+        if (i)
+            wc_buf_puts(&t, ", ");
+        if (kind)
+            hpa_metric(&t, spec, st, kind);
+        else
+            wc_buf_puts(&t, "<unknown type>");
+    }
+    if (!n)
+        wc_buf_puts(&t, "<none>");
+    else if (n > 2)
+        wc_buf_printf(&t, " + %zu more...", n - 2);
+    char ref[320], minp[32] = "<unset>";
+    snprintf(ref, sizeof(ref), "%s/%s", str(o, "spec.scaleTargetRef.kind", ""),
+             str(o, "spec.scaleTargetRef.name", ""));
+    if (json_is_integer(at(o, "spec.minReplicas")))
+        snprintf(minp, sizeof(minp), "%" JSON_INTEGER_FORMAT, num(o, "spec.minReplicas"));
+    name(r, o);
+    cell_str(r, ref);
+    cell_buf(r, &t);
+    cell_str(r, minp);
+    cell_int(r, num(o, "spec.maxReplicas"));
+    cell_int(r, num(o, "status.currentReplicas"));
+    age(r, o);
+}
+
+static const col RESOURCEQUOTA_COLS[] = {
+    NAME_COL,
+    AGE_COL,
+    {"Request", "string", "", 0, "Requests used out of the quota, by resource."},
+    {"Limit", "string", "", 0, "Limits used out of the quota, by resource."},
+};
+
+static void resourcequota_cells(row *r, json_t *o)
+{
+    json_t *hard = at(o, "status.hard"), *used = at(o, "status.used");
+    size_t n;
+    const char **keys = sorted_keys(hard, &n);
+    wc_buf req = {0}, lim = {0};
+    size_t nreq = 0, nlim = 0;
+    for (size_t i = 0; i < n; i++) {
+        char t1[32], t2[32];
+        /* the names hold dots (requests.cpu): looked up whole */
+        const char *u = qty_of(json_object_get(used, keys[i]), t1, sizeof(t1));
+        const char *h = qty_of(json_object_get(hard, keys[i]), t2, sizeof(t2));
+        /* a resource named limits.<x> goes to Limit, the others to Request */
+        bool is_limit = strncmp(keys[i], "limits.", 7) == 0;
+        wc_buf_printf(is_limit ? &lim : &req, "%s%s: %s/%s",
+                      (is_limit ? nlim++ : nreq++) ? ", " : "", keys[i], u ? u : "0", h ? h : "0");
+    }
+    if (n && !keys)
+        req.oom = true;
+    free(keys);
+    name(r, o);
+    age(r, o);
+    cell_buf(r, &req);
+    cell_buf(r, &lim);
+}
+
+static const col APISERVICE_COLS[] = {
+    NAME_COL,
+    {"Service", "string", "", 0, "The service that serves the API, or Local."},
+    {"Available", "string", "", 0, "Whether the API is available, and why not."},
+    AGE_COL,
+};
+
+static void apiservice_cells(row *r, json_t *o)
+{
+    char svc[320], avail[320] = "Unknown";
+    if (json_is_object(at(o, "spec.service")))
+        snprintf(svc, sizeof(svc), "%s/%s", str(o, "spec.service.namespace", ""),
+                 str(o, "spec.service.name", ""));
+    else
+        snprintf(svc, sizeof(svc), "Local");
+    json_t *c = condition(o, "status.conditions", "Available");
+    if (c) {
+        const char *st = str(c, "status", ""), *why = str(c, "reason", "");
+        if (strcmp(st, "True") != 0 && *why)
+            snprintf(avail, sizeof(avail), "%s (%s)", st, why);
+        else
+            snprintf(avail, sizeof(avail), "%s", st);
+    }
+    name(r, o);
+    cell_str(r, svc);
+    cell_str(r, avail);
+    age(r, o);
+}
+
 /* Anything else: NAME and AGE, the columns of a custom resource without printer columns. */
 static const col DEFAULT_COLS[] = {
     NAME_COL,
@@ -1854,7 +2034,10 @@ static const wc_http_table_printer PRINTERS[] = {
     P("admissionregistration.k8s.io", "mutatingwebhookconfigurations", WEBHOOK_COLS, webhook_cells),
     P("admissionregistration.k8s.io", "validatingwebhookconfigurations", WEBHOOK_COLS,
       webhook_cells),
+    P("autoscaling", "horizontalpodautoscalers", HPA_COLS, hpa_cells),
+    P("", "resourcequotas", RESOURCEQUOTA_COLS, resourcequota_cells),
     P("apiextensions.k8s.io", "customresourcedefinitions", ROLE_COLS, role_cells),
+    P("apiregistration.k8s.io", "apiservices", APISERVICE_COLS, apiservice_cells),
 };
 static const wc_http_table_printer DEFAULT_PRINTER = P(NULL, NULL, DEFAULT_COLS, default_cells);
 #undef P

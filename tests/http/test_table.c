@@ -351,6 +351,39 @@ Test(table, workloads)
                  "[\"p\",\"50%\",\"N/A\",1,\"<unknown>\"]");
 }
 
+Test(table, autoscalers_quotas_apiservices)
+{
+    expect_cells("autoscaling", "horizontalpodautoscalers",
+                 "{\"metadata\":{\"name\":\"h\"},\"spec\":{\"scaleTargetRef\":{\"kind\":"
+                 "\"Deployment\",\"name\":\"web\"},\"minReplicas\":2,\"maxReplicas\":10,"
+                 "\"metrics\":[{\"type\":\"Resource\",\"resource\":{\"name\":\"cpu\","
+                 "\"target\":{\"type\":\"Utilization\",\"averageUtilization\":80}}},"
+                 "{\"type\":\"Pods\",\"pods\":{\"target\":{\"averageValue\":\"1k\"}}},"
+                 "{\"type\":\"External\",\"external\":{\"target\":{\"value\":\"5\"}}}]},"
+                 "\"status\":{\"currentReplicas\":3,\"currentMetrics\":[{\"type\":"
+                 "\"Resource\",\"resource\":{\"name\":\"cpu\",\"current\":{"
+                 "\"averageUtilization\":42}}}]}}",
+                 "[\"h\",\"Deployment/web\",\"cpu: 42%/80%, <unknown>/1k + 1 more...\","
+                 "\"2\",10,3,\"<unknown>\"]");
+    expect_cells("autoscaling", "horizontalpodautoscalers", "{}",
+                 "[\"\",\"/\",\"<none>\",\"<unset>\",0,0,\"<unknown>\"]");
+    expect_cells("", "resourcequotas",
+                 "{\"metadata\":{\"name\":\"q\"},\"status\":{\"hard\":{\"requests.cpu\":"
+                 "\"2\",\"limits.memory\":\"4Gi\",\"pods\":\"10\"},\"used\":{"
+                 "\"requests.cpu\":\"500m\",\"pods\":\"3\"}}}",
+                 "[\"q\",\"<unknown>\",\"pods: 3/10, requests.cpu: 500m/2\","
+                 "\"limits.memory: 0/4Gi\"]");
+    expect_cells("apiregistration.k8s.io", "apiservices",
+                 "{\"metadata\":{\"name\":\"v1beta1.metrics.k8s.io\"},\"spec\":{"
+                 "\"service\":{\"namespace\":\"kube-system\",\"name\":\"metrics\"}},"
+                 "\"status\":{\"conditions\":[{\"type\":\"Available\",\"status\":"
+                 "\"False\",\"reason\":\"MissingEndpoints\"}]}}",
+                 "[\"v1beta1.metrics.k8s.io\",\"kube-system/metrics\","
+                 "\"False (MissingEndpoints)\",\"<unknown>\"]");
+    expect_cells("apiregistration.k8s.io", "apiservices", "{\"metadata\":{\"name\":\"v1.\"}}",
+                 "[\"v1.\",\"Local\",\"Unknown\",\"<unknown>\"]");
+}
+
 Test(table, configmaps_secrets_namespaces)
 {
     expect_cells("", "configmaps",
