@@ -7,7 +7,8 @@
  * RESTARTS, a service's EXTERNAL-IP, ...). A field the object lacks gives what the apiserver
  * gives for its zero value. A resource without a printer of its own (those added with
  * --resource, most of them custom resources) gets NAME and AGE, as the apiserver gives a custom
- * resource without additional printer columns.
+ * resource without additional printer columns. The raw key space (/keys) prints each key with
+ * its revisions and value.
  *
  * AGE and the other durations count to the wall clock (the one place wcached reads it besides
  * its log lines): a creationTimestamp is a wall-clock time.
@@ -97,12 +98,12 @@ bool wc_http_table_wanted(const char *accept)
     }
 }
 
+static const wc_http_table_printer KEYVALUE_PRINTER;
+
 int wc_http_table_negotiate(struct MHD_Connection *conn, const wc_http_route *rt,
                             wc_http_table_opts *o, wc_http_error *err)
 {
     memset(o, 0, sizeof(*o));
-    if (!rt->res || rt->family != WC_FAMILY_K8S)
-        return 0;
     if (!wc_http_table_wanted(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept")))
         return 0;
     const char *inc = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "includeObject");
@@ -119,7 +120,8 @@ int wc_http_table_negotiate(struct MHD_Connection *conn, const wc_http_route *rt
                             "value: \"%s\": supported values: \"None\", \"Metadata\", \"Object\"",
                             wc_http_quote(inc, strlen(inc), q));
     }
-    o->printer = wc_http_table_printer_for(rt->res);
+    o->printer =
+        rt->family == WC_FAMILY_KEYS ? &KEYVALUE_PRINTER : wc_http_table_printer_for(rt->res);
     o->now = (int64_t)time(NULL);
     return 0;
 }
@@ -1976,6 +1978,24 @@ static void apiservice_cells(row *r, json_t *o)
     age(r, o);
 }
 
+/* The raw key space (/keys): each KeyValue's key, revisions and value. */
+static const col KEYVALUE_COLS[] = {
+    {"Name", "string", "name", 0, "The etcd key."},
+    {"Revision", "integer", "", 0, "The revision of the key's last change."},
+    {"Created", "integer", "", 1, "The revision that created the key."},
+    {"Version", "integer", "", 1, "Changes of the key since it was created."},
+    {"Value", "string", "", 0, "The value, or <binary> for one that is not UTF-8."},
+};
+
+static void keyvalue_cells(row *r, json_t *o)
+{
+    name(r, o);
+    cell_int(r, num(o, "modRevision"));
+    cell_int(r, num(o, "createRevision"));
+    cell_int(r, num(o, "version"));
+    cell_str(r, str(o, "value", at(o, "valueBase64") ? "<binary>" : ""));
+}
+
 /* Anything else: NAME and AGE, the columns of a custom resource without printer columns. */
 static const col DEFAULT_COLS[] = {
     NAME_COL,
@@ -2040,6 +2060,7 @@ static const wc_http_table_printer PRINTERS[] = {
     P("apiregistration.k8s.io", "apiservices", APISERVICE_COLS, apiservice_cells),
 };
 static const wc_http_table_printer DEFAULT_PRINTER = P(NULL, NULL, DEFAULT_COLS, default_cells);
+static const wc_http_table_printer KEYVALUE_PRINTER = P(NULL, NULL, KEYVALUE_COLS, keyvalue_cells);
 #undef P
 
 const wc_http_table_printer *wc_http_table_printer_for(const wc_http_resource *r)

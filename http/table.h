@@ -35,9 +35,9 @@ const wc_http_table_printer *wc_http_table_printer_for(const wc_http_resource *r
 
 /*
  * The one entry from the request handlers: fills *o from the request's Accept header and
- * includeObject parameter (o->printer stays NULL when no Table is asked, and on /keys, which
- * like the apiserver's non-resource paths always answers its own JSON). 0, or WC_EINVAL with
- * a 400 Status in *err for an includeObject the apiserver refuses too.
+ * includeObject parameter (o->printer stays NULL when no Table is asked; under /keys the
+ * rows are the keys, their revisions and values). 0, or WC_EINVAL with a 400 Status in *err
+ * for an includeObject the apiserver refuses too.
  */
 int wc_http_table_negotiate(struct MHD_Connection *conn, const wc_http_route *rt,
                             wc_http_table_opts *o, wc_http_error *err);

@@ -2027,7 +2027,7 @@ Test(server, table_for_lists_and_gets_and_the_usual_json_otherwise)
     cr_assert(strstr(body, "includeObject"), "%s", body);
     free(hdr);
 
-    /* without Table, and on /keys, the bytes are the usual ones */
+    /* without Table the bytes are the usual ones */
     char *a, *b;
     char *ha = raw_get("GET /api/v1/namespaces/default/pods HTTP/1.0\r\n\r\n", &a, &len);
     char *hb = raw_get("GET /api/v1/namespaces/default/pods HTTP/1.0\r\nAccept: application/json;"
@@ -2037,8 +2037,20 @@ Test(server, table_for_lists_and_gets_and_the_usual_json_otherwise)
     cr_assert(strstr(a, "\"kind\":\"PodList\""), "%s", a);
     free(ha);
     free(hb);
-    hdr = raw_get("GET /keys/tk/ HTTP/1.0\r\n" ACCEPT_TABLE "\r\n", &body, &len);
+    hdr = raw_get("GET /keys/tk/ HTTP/1.0\r\n\r\n", &body, &len);
     cr_assert(strstr(body, "\"kind\":\"KeyValueList\""), "%s", body);
+    free(hdr);
+    /* /keys prints each key, its revisions and its value */
+    hdr = raw_get("GET /keys/tk/ HTTP/1.0\r\n" ACCEPT_TABLE "\r\n", &body, &len);
+    t = parse(body);
+    cr_assert_str_eq(jstr(t, "kind"), "Table");
+    cells = json_object_get(json_array_get(json_object_get(t, "rows"), 0), "cells");
+    cr_assert_str_eq(json_string_value(json_array_get(cells, 0)), "/tk/a");
+    cr_assert_gt(json_integer_value(json_array_get(cells, 1)), 0);
+    cr_assert_str_eq(json_string_value(json_array_get(cells, 4)), "1");
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(t, "rows"), 0), "object.kind"),
+                     "PartialObjectMetadata");
+    json_decref(t);
     free(hdr);
 }
 

@@ -90,7 +90,7 @@ def table_checks(c):
           r.returncode == 0 and rows[0] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP",
                                             "PORT(S)", "AGE", "SELECTOR"] and
           row_of(rows, "web") == ["web", "ClusterIP", "10.96.0.10", "<none>",
-                                  "80/TCP,443/TCP", "5m", "app=web"], r.stdout + r.stderr)
+                                  "80/TCP,443/TCP", "15m", "app=web"], r.stdout + r.stderr)
     r = c.kubectl("get", "all", "-n", "default")
     rows = columns(r.stdout)
     check("kubectl get all: pods and services each with their own columns",
@@ -286,7 +286,7 @@ def main():
             "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}}))
         c.put("/registry/services/specs/default/web", json.dumps({
             "kind": "Service", "apiVersion": "v1",
-            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": ago(300)},
+            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": ago(900)},
             "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
                      "selector": {"app": "web"},
                      "ports": [{"port": 80, "protocol": "TCP"},
