@@ -10,6 +10,7 @@
  *             that sends each woken stream's events as chunks (one poke per published
  *             change, from the cacher's after_dispatch hook), notices readers that left and
  *             ticks the cacher
+ *   table.c   the Table a request asks for with its Accept header (gets, lists, watches)
  *   resources.c, metrics.c, util.c: the resource table and discovery, /metrics, helpers.
  */
 #ifndef WC_HTTP_INTERNAL_H
@@ -216,6 +217,59 @@ char *wc_http_continue_encode(int64_t rv, const char *key, size_t key_len);
 int wc_http_continue_decode(const char *tok, size_t len, int64_t *rv, char **key, size_t *key_len);
 
 /* ---------------------------------------------------------------------------------------
+ * Server-side printing (table.c; its functions are in table.h)
+ * ------------------------------------------------------------------------------------- */
+
+/* What each row of a Table carries as its `object` (the apiserver's includeObject). */
+typedef enum wc_http_table_include {
+    WC_HTTP_TABLE_METADATA = 0, /* a PartialObjectMetadata (the default) */
+    WC_HTTP_TABLE_OBJECT,       /* the whole object */
+    WC_HTTP_TABLE_NONE,         /* null */
+} wc_http_table_include;
+
+typedef struct wc_http_table_printer wc_http_table_printer;
+
+/* How one request is printed. Zeroed (printer NULL): no Table asked, the usual JSON. */
+typedef struct wc_http_table_opts {
+    const wc_http_table_printer *printer;
+    wc_http_table_include include;
+    int64_t now; /* wall-clock seconds since the epoch: what AGE counts up to */
+} wc_http_table_opts;
+
+struct wc_http_table_watch;
+
+/* ---------------------------------------------------------------------------------------
+ * Request latency (metrics.c)
+ * ------------------------------------------------------------------------------------- */
+
+/* What a request did, the `verb` label of wcached_http_request_duration_seconds. */
+typedef enum wc_http_verb {
+    WC_HTTP_VERB_OTHER = 0, /* refused before it was routed (401, 404, 405, 414) */
+    WC_HTTP_VERB_GET,
+    WC_HTTP_VERB_LIST,
+    WC_HTTP_VERB_WATCH,
+    WC_HTTP_VERB_DISCOVERY, /* /api, /apis..., /version */
+    WC_HTTP_VERB_HEALTH,    /* /healthz, /readyz */
+    WC_HTTP_VERB_METRICS,
+    WC_HTTP_VERB_COUNT,
+} wc_http_verb;
+
+#define WC_HTTP_LAT_BUCKETS 14 /* and +Inf */
+#define WC_HTTP_LAT_SLOTS 128  /* (verb, code) pairs; more are not recorded */
+
+/* One (verb, code) series. `key` is claimed once (0: free) and then never changes; the
+ * counts are atomics, so requests record and /metrics reads without a lock. */
+typedef struct wc_http_lat_slot {
+    atomic_uint key;                                       /* verb << 16 | code */
+    atomic_uint_fast64_t buckets[WC_HTTP_LAT_BUCKETS + 1]; /* per bucket, the last is +Inf */
+    atomic_uint_fast64_t sum_us;
+} wc_http_lat_slot;
+
+/* CLOCK_MONOTONIC in microseconds: most answers take well under the millisecond of
+ * wc_mono_ms. */
+int64_t wc_http_lat_now_us(void);
+
+/* ---------------------------------------------------------------------------------------
  * The server (server.c, stream.c, waiter.c, metrics.c)
  * ------------------------------------------------------------------------------------- */
 
@@ -256,6 +310,9 @@ struct wc_http_req {
     bool seen;      /* the handler has been called for it */
     int refuse;     /* 414: too many parameters or too long a URI (found before MHD parsed it) */
     bool inflight;  /* counted in wc_http.inflight until on_completed */
+    int64_t t0_us;  /* when the request began (wc_http_lat_now_us) */
+    bool routed;    /* its route parsed: route.kind says what it is */
+    wc_http_table_opts table; /* a Table asked (table.printer set), how to print it */
     /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
     bool need_current;      /* ask etcd for its current revision first */
     int64_t target;         /* revision the cache must reach */
@@ -275,6 +332,7 @@ struct wc_http_stream {
     size_t pre_len;
     bool chunked; /* HTTP/1.1: chunked body; HTTP/1.0: raw bytes, the end is the close */
     int fd;       /* our duplicate of the socket, from the handoff on; -1 before */
+    struct wc_http_table_watch *table; /* a Table watch: its frames go through it (p) */
     /* (h): guarded by hook->mu */
     wc_http_pump *pump;          /* NULL until the handoff */
     wc_http_stream *prev, *next; /* pump->streams */
@@ -356,6 +414,7 @@ struct wc_http {
     /* Counters, atomics read by /metrics without a lock. */
     atomic_uint_fast64_t codes[600];
     atomic_uint_fast64_t sends, hangups, consistent_reads, refused, header_timeouts;
+    wc_http_lat_slot lat[WC_HTTP_LAT_SLOTS]; /* wcached_http_request_duration_seconds */
     /* The descriptor budget (server.c on_accept): MHD's connections plus the open streams. */
     size_t max_conns;
     atomic_size_t mhd_conns;
@@ -394,5 +453,7 @@ bool wc_http_waiter_done(wc_http *h, wc_http_req *r, int *rc);
 
 /* metrics.c: the /metrics body, a new string, or NULL. */
 char *wc_http_metrics(wc_http *h, size_t *len);
+/* metrics.c: records one answered request that took `us` microseconds. */
+void wc_http_lat_observe(wc_http *h, wc_http_verb verb, unsigned code, int64_t us);
 
 #endif

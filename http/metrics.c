@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "http_internal.h"
 
@@ -52,6 +53,89 @@ static void one_signed(FILE *f, const char *name, const char *help, int64_t v)
 {
     wc_http_metric_family(f, name, "gauge", help);
     wc_http_metric_i64(f, name, NULL, v);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Request latency
+ * ------------------------------------------------------------------------------------- */
+
+static const char *const VERBS[WC_HTTP_VERB_COUNT] = {
+    "other", "get", "list", "watch", "discovery", "health", "metrics",
+};
+
+/* Upper bounds in microseconds: a cached read takes from well under a millisecond (a get) to
+ * seconds (a large list to a slow reader, or a read that waits for the cache). */
+static const int64_t BOUNDS_US[WC_HTTP_LAT_BUCKETS] = {
+    250,   500,    1000,   2500,   5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 10000000,
+};
+
+int64_t wc_http_lat_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void wc_http_lat_observe(wc_http *h, wc_http_verb verb, unsigned code, int64_t us)
+{
+    if (code < 100 || code > 599 || verb >= WC_HTTP_VERB_COUNT)
+        return;
+    if (us < 0)
+        us = 0;
+    unsigned key = (unsigned)verb << 16 | code;
+    for (size_t i = 0; i < WC_HTTP_LAT_SLOTS; i++) {
+        wc_http_lat_slot *s = &h->lat[i];
+        unsigned k = atomic_load_explicit(&s->key, memory_order_acquire);
+        if (k == 0) {
+            unsigned zero = 0;
+            if (atomic_compare_exchange_strong(&s->key, &zero, key))
+                k = key;
+            else
+                k = zero; /* another request took it first: maybe for this series */
+        }
+        if (k != key)
+            continue;
+        size_t b = 0;
+        while (b < WC_HTTP_LAT_BUCKETS && us > BOUNDS_US[b])
+            b++;
+        atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->sum_us, (uint64_t)us, memory_order_relaxed);
+        return;
+    }
+}
+
+/* The histogram: cumulative buckets from one read of each slot's counts, so +Inf and _count
+ * agree with the buckets whatever requests land meanwhile. */
+static void latency(wc_http *h, FILE *f)
+{
+    static const char NAME[] = "wcached_http_request_duration_seconds";
+    wc_http_metric_family(f, NAME, "histogram",
+                          "Time from a request's arrival to its answer, by verb and code: for a "
+                          "get or a list until its body is sent, for a watch until its headers "
+                          "are (the stream that follows is not counted).");
+    for (size_t i = 0; i < WC_HTTP_LAT_SLOTS; i++) {
+        wc_http_lat_slot *s = &h->lat[i];
+        unsigned key = atomic_load_explicit(&s->key, memory_order_acquire);
+        if (!key)
+            break; /* slots are claimed in order */
+        char labels[96];
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= WC_HTTP_LAT_BUCKETS; b++) {
+            cum += atomic_load_explicit(&s->buckets[b], memory_order_relaxed);
+            if (b < WC_HTTP_LAT_BUCKETS)
+                snprintf(labels, sizeof(labels), "verb=\"%s\",code=\"%u\",le=\"%g\"",
+                         VERBS[key >> 16], key & 0xffff, (double)BOUNDS_US[b] / 1e6);
+            else
+                snprintf(labels, sizeof(labels), "verb=\"%s\",code=\"%u\",le=\"+Inf\"",
+                         VERBS[key >> 16], key & 0xffff);
+            fprintf(f, "%s_bucket{%s} %" PRIu64 "\n", NAME, labels, cum);
+        }
+        snprintf(labels, sizeof(labels), "verb=\"%s\",code=\"%u\"", VERBS[key >> 16], key & 0xffff);
+        fprintf(f, "%s_sum{%s} %.6f\n", NAME, labels,
+                (double)atomic_load_explicit(&s->sum_us, memory_order_relaxed) / 1e6);
+        fprintf(f, "%s_count{%s} %" PRIu64 "\n", NAME, labels, cum);
+    }
 }
 
 char *wc_http_metrics(wc_http *h, size_t *len)
@@ -134,6 +218,7 @@ char *wc_http_metrics(wc_http *h, size_t *len)
             wc_http_metric_u64(f, "wcached_http_requests_total", labels, v);
         }
     }
+    latency(h, f);
     if (h->o.metrics) {
         fflush(f);
         h->o.metrics(h->o.cb_arg, f);

@@ -28,6 +28,7 @@
 #include "auth.h"
 #include "http_internal.h"
 #include "wcached/cpu.h"
+#include "table.h"
 #include "wcached/log.h"
 
 #define MAX_PARAMS 64
@@ -65,6 +66,8 @@ int64_t wc_http_now(const wc_http *h)
  * ------------------------------------------------------------------------------------- */
 
 static bool probe_only(struct MHD_Connection *conn);
+static void answered(struct MHD_Connection *conn, unsigned code);
+static void observe(wc_http *h, struct MHD_Connection *conn, const wc_http_req *r);
 
 static enum MHD_Result respond(wc_http *h, struct MHD_Connection *conn, unsigned code,
                                struct MHD_Response *resp, const char *ctype)
@@ -73,6 +76,7 @@ static enum MHD_Result respond(wc_http *h, struct MHD_Connection *conn, unsigned
         return MHD_NO;    /* out of memory: MHD closes the connection */
     if (probe_only(conn)) /* its room is for the next probe */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    answered(conn, code);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
     enum MHD_Result ret = MHD_queue_response(conn, code, resp);
@@ -209,6 +213,12 @@ static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_htt
         wc_kv_unref(kv);
         return not_found(h, conn, &r->route);
     }
+    if (r->table.printer) {
+        size_t tl = 0;
+        char *t = wc_http_table_get(&r->table, body, len, &tl);
+        wc_kv_unref(kv);
+        return respond_take(h, conn, 200, WC_HTTP_TABLE_CTYPE, t, tl);
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
         len, mhd_bytes(body), kv_release, kv);
     if (!resp) {
@@ -338,20 +348,30 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
     b->l.n = kept;
     total += kept ? kept - 1 : 0;
 
+    char *tok = NULL;
+    if (b->l.more && b->l.next_key_len >= rt->key_len) {
+        tok = wc_http_continue_encode(b->l.rev, b->l.next_key + rt->key_len,
+                                      b->l.next_key_len - rt->key_len);
+        if (!tok) {
+            list_free(b);
+            return MHD_NO;
+        }
+    }
+    if (r->table.printer) {
+        size_t tl = 0;
+        char *t = wc_http_table_list(&r->table, b->l.items, b->l.n, b->family, b->l.rev, tok, &tl);
+        free(tok);
+        list_free(b);
+        return respond_take(h, conn, 200, WC_HTTP_TABLE_CTYPE, t, tl);
+    }
     wc_buf head = {0};
     wc_buf_printf(&head,
                   "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
                   "\"resourceVersion\":\"%" PRId64 "\"",
                   rt->kind_name, rt->api_version, b->l.rev);
-    if (b->l.more && b->l.next_key_len >= rt->key_len) {
-        char *tok = wc_http_continue_encode(b->l.rev, b->l.next_key + rt->key_len,
-                                            b->l.next_key_len - rt->key_len);
-        if (!tok)
-            head.oom = true;
-        else
-            wc_buf_printf(&head, ",\"continue\":\"%s\"", tok);
-        free(tok);
-    }
+    if (tok)
+        wc_buf_printf(&head, ",\"continue\":\"%s\"", tok);
+    free(tok);
     wc_buf_puts(&head, "},\"items\":[");
     if (head.oom) {
         wc_buf_free(&head);
@@ -469,6 +489,10 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
         wc_http_stream_free(s);
         return respond_err(h, conn, rc, q->rv, false);
     }
+    if (r->table.printer && !(s->table = wc_http_table_watch_new(&r->table))) {
+        wc_http_stream_free(s);
+        return MHD_NO;
+    }
     /* MHD only sends the headers: its first call of the reader hands the socket to a pump
      * (stream.c), so the block size does not matter. The connection is not reused after a
      * watch, and the headers say so. */
@@ -483,7 +507,9 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
         wc_http_stream_free(s);
         return MHD_NO;
     }
-    /* From here MHD's per-request pointer is the stream; the request is done with. */
+    /* From here MHD's per-request pointer is the stream; the request is done with. Its
+     * latency is counted now, at its headers: on_completed comes only when the stream ends. */
+    observe(h, conn, r);
     wc_http_stream_opened(s, conn, !r->http10);
     *con_cls = s;
     req_free(r);
@@ -561,6 +587,8 @@ static enum MHD_Result serve_data(wc_http *h, struct MHD_Connection *conn, wc_ht
     if (rc != 0)
         return respond_status(h, conn, &e);
     r->watch = r->query.watch;
+    if (wc_http_table_negotiate(conn, &r->route, &r->table, &e) != 0)
+        return respond_status(h, conn, &e);
     if (!wc_cacher_ready(h->o.cacher))
         return respond_err(h, conn, WC_ENOTREADY, 0, false);
     if (needs_wait(h, r)) {
@@ -598,6 +626,7 @@ struct wc_http_conn_slot {
     bool counted;
     bool probe_only; /* opened past the budget, in the room kept for /healthz and /readyz */
     int fd;
+    unsigned code; /* of the answer to the request in course (0: none yet), for its latency */
     bool waiting;  /* on the header deadline list */
     int64_t since; /* CLOCK_MONOTONIC ms: when the wait for headers began */
     struct wc_http_conn_slot *prev, *next;
@@ -674,6 +703,43 @@ static bool probe_only(struct MHD_Connection *conn)
 {
     conn_slot *c = slot_of(conn);
     return c && c->probe_only;
+}
+
+/* The answer's code, kept on the connection until its request is counted by observe(). */
+static void answered(struct MHD_Connection *conn, unsigned code)
+{
+    conn_slot *c = slot_of(conn);
+    if (c)
+        c->code = code;
+}
+
+static wc_http_verb verb_of(const wc_http_req *r)
+{
+    if (!r->routed)
+        return WC_HTTP_VERB_OTHER;
+    switch (r->route.kind) {
+    case WC_HTTP_R_HEALTHZ:
+    case WC_HTTP_R_READYZ:
+        return WC_HTTP_VERB_HEALTH;
+    case WC_HTTP_R_METRICS:
+        return WC_HTTP_VERB_METRICS;
+    case WC_HTTP_R_DATA:
+        return r->watch          ? WC_HTTP_VERB_WATCH
+               : r->route.prefix ? WC_HTTP_VERB_LIST
+                                 : WC_HTTP_VERB_GET;
+    default:
+        return WC_HTTP_VERB_DISCOVERY;
+    }
+}
+
+/* Counts r's latency once it was answered (a request whose reader left first is not). */
+static void observe(wc_http *h, struct MHD_Connection *conn, const wc_http_req *r)
+{
+    conn_slot *c = slot_of(conn);
+    if (!c || !c->code)
+        return;
+    wc_http_lat_observe(h, verb_of(r), c->code, wc_http_lat_now_us() - r->t0_us);
+    c->code = 0;
 }
 
 /* A request is in whole (its headers and any body), or answered before its body: it is
@@ -930,6 +996,7 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
         return MHD_NO;
     if (rc != 0)
         return respond_status(h, conn, &e);
+    r->routed = true;
     if (authorize(h, conn, &r->route, url, &user, &e) != 0 || !inflight_admit(h, conn, r, &e)) {
         log_refused(&user, method, url, &e);
         return respond_status(h, conn, &e);
@@ -1010,6 +1077,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r)
             return MHD_NO;
         r->tag = WC_HTTP_TAG_REQ;
+        r->t0_us = wc_http_lat_now_us();
         *con_cls = r;
     }
     if (r->tag == WC_HTTP_TAG_REQ && !r->seen) {
@@ -1070,6 +1138,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         wc_http_req *r = (wc_http_req *)tag;
         if (r->inflight)
             atomic_fetch_sub(&h->inflight, 1);
+        observe(h, conn, r);
         req_free(r);
         conn_slot *c = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? slot_of(conn) : NULL;
         if (c && c->fd >= 0)
@@ -1118,6 +1187,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     if (!r)
         return NULL;
     r->tag = WC_HTTP_TAG_REQ;
+    r->t0_us = wc_http_lat_now_us();
     char *q = strchr(uri, '?');
     size_t n_params = 0;
     for (const char *p = q; p && *p; p++)

@@ -49,6 +49,7 @@
 #include <utlist.h>
 
 #include "http_internal.h"
+#include "table.h"
 #include "wcached/log.h"
 
 #define TICK_MS 1000
@@ -228,6 +229,7 @@ void wc_http_stream_free(wc_http_stream *s)
         close(s->fd);
     free(s->pre);
     free(s->out);
+    wc_http_table_watch_free(s->table);
     free(s);
 }
 
@@ -422,7 +424,8 @@ static int next_chunk(wc_http_pump *p, wc_http_stream *s, const char **start, si
     } else if (!s->w || atomic_load(&p->srv->stopping)) {
         eof = true;
     } else {
-        int rc = wc_watcher_read(s->w, data, SCRATCH, &n);
+        int rc = s->table ? wc_http_table_watch_read(s->table, s->w, data, SCRATCH, &n)
+                          : wc_watcher_read(s->w, data, SCRATCH, &n);
         if (rc == WC_EAGAIN)
             return 0;
         if (rc != 0) {

@@ -320,8 +320,23 @@ Test(server, metrics_pass_promtool)
     put("/m/a", "1");
     cr_assert_eq(http_get(url("/nope"), &r), 0);
     http_resp_free(&r);
+    /* a series of the latency histogram for each verb */
+    cr_assert_eq(http_get(url("/keys/m/"), &r), 0);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/keys/m/a"), &r), 0);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/api"), &r), 0);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/healthz"), &r), 0);
+    http_resp_free(&r);
+    watch *w = watch_open(url("/keys/m/?watch=1&timeoutSeconds=1"));
+    cr_assert(watch_wait_end(w, 5000));
+    watch_close(w);
+    cr_assert_eq(http_get(url("/metrics"), &r), 0);
+    http_resp_free(&r);
     cr_assert_eq(http_get(url("/metrics"), &r), 0);
     cr_assert_eq(r.code, 200);
+    cr_assert_not_null(strstr(r.body, "verb=\"metrics\""), "%s", r.body);
     char path[] = "/tmp/wcached-metrics-XXXXXX";
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
@@ -1962,4 +1977,169 @@ Test(custom, watches_per_reader_are_bounded_the_anonymous_one_included)
               r.headers);
     http_resp_free(&r);
     watch_close(w1);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Server-side printing and request latency
+ * ------------------------------------------------------------------------------------- */
+
+#define ACCEPT_TABLE                                                                               \
+    "Accept: application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;"    \
+    "g=meta.k8s.io,application/json\r\n"
+
+Test(server, table_for_lists_and_gets_and_the_usual_json_otherwise)
+{
+    put_pod("default", "web-1", "web", "n1");
+    put_pod("default", "web-2", "web", "n2");
+    put("/tk/a", "1");
+    char *body, *hdr;
+    size_t len;
+    hdr = raw_get("GET /api/v1/namespaces/default/pods HTTP/1.0\r\n" ACCEPT_TABLE "\r\n", &body,
+                  &len);
+    cr_assert(strcasestr(hdr, "Content-Type: application/json;as=Table;v=v1;g=meta.k8s.io"), "%s",
+              hdr);
+    json_t *t = parse(body);
+    cr_assert_str_eq(jstr(t, "kind"), "Table");
+    cr_assert_str_eq(jstr(t, "apiVersion"), "meta.k8s.io/v1");
+    cr_assert_not_null(jstr(t, "metadata.resourceVersion"));
+    cr_assert_eq(json_array_size(json_object_get(t, "columnDefinitions")), 9);
+    json_t *rows = json_object_get(t, "rows");
+    cr_assert_eq(json_array_size(rows), 2);
+    json_t *cells = json_object_get(json_array_get(rows, 1), "cells");
+    cr_assert_str_eq(json_string_value(json_array_get(cells, 0)), "web-2");
+    cr_assert_str_eq(json_string_value(json_array_get(cells, 6)), "n2"); /* NODE */
+    cr_assert_str_eq(jstr(json_array_get(rows, 1), "object.kind"), "PartialObjectMetadata");
+    json_decref(t);
+    free(hdr);
+
+    /* a page of one: the continue token is the list's own */
+    hdr = raw_get("GET /api/v1/namespaces/default/pods?limit=1 HTTP/1.0\r\n" ACCEPT_TABLE "\r\n",
+                  &body, &len);
+    t = parse(body);
+    const char *tok = jstr(t, "metadata.continue");
+    cr_assert_not_null(tok, "%s", body);
+    json_t *plain = get_json(url("/api/v1/namespaces/default/pods?limit=1"), 200);
+    cr_assert_str_eq(tok, jstr(plain, "metadata.continue"));
+    json_decref(plain);
+    json_decref(t);
+    free(hdr);
+
+    /* a get */
+    hdr = raw_get(
+        "GET /api/v1/namespaces/default/pods/web-1?includeObject=Object HTTP/1.0\r\n" ACCEPT_TABLE
+        "\r\n",
+        &body, &len);
+    t = parse(body);
+    cr_assert_eq(json_array_size(json_object_get(t, "rows")), 1);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(t, "rows"), 0), "object.kind"), "Pod");
+    json_decref(t);
+    free(hdr);
+
+    /* an includeObject the apiserver refuses, refused the same way */
+    hdr = raw_get("GET /api/v1/namespaces/default/pods?includeObject=all HTTP/1.0\r\n" ACCEPT_TABLE
+                  "\r\n",
+                  &body, &len);
+    cr_assert(strstr(hdr, " 400 "), "%s", hdr);
+    cr_assert(strstr(body, "includeObject"), "%s", body);
+    free(hdr);
+
+    /* without Table the bytes are the usual ones */
+    char *a, *b;
+    char *ha = raw_get("GET /api/v1/namespaces/default/pods HTTP/1.0\r\n\r\n", &a, &len);
+    char *hb = raw_get("GET /api/v1/namespaces/default/pods HTTP/1.0\r\nAccept: application/json;"
+                       "as=Table;v=v1beta1;g=meta.k8s.io, application/json\r\n\r\n",
+                       &b, &len);
+    cr_assert_str_eq(a, b);
+    cr_assert(strstr(a, "\"kind\":\"PodList\""), "%s", a);
+    free(ha);
+    free(hb);
+    hdr = raw_get("GET /keys/tk/ HTTP/1.0\r\n\r\n", &body, &len);
+    cr_assert(strstr(body, "\"kind\":\"KeyValueList\""), "%s", body);
+    free(hdr);
+    /* /keys prints each key, its revisions and its value */
+    hdr = raw_get("GET /keys/tk/ HTTP/1.0\r\n" ACCEPT_TABLE "\r\n", &body, &len);
+    t = parse(body);
+    cr_assert_str_eq(jstr(t, "kind"), "Table");
+    cells = json_object_get(json_array_get(json_object_get(t, "rows"), 0), "cells");
+    cr_assert_str_eq(json_string_value(json_array_get(cells, 0)), "/tk/a");
+    cr_assert_gt(json_integer_value(json_array_get(cells, 1)), 0);
+    cr_assert_str_eq(json_string_value(json_array_get(cells, 4)), "1");
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(t, "rows"), 0), "object.kind"),
+                     "PartialObjectMetadata");
+    json_decref(t);
+    free(hdr);
+}
+
+Test(server, table_watch_events_are_tables_of_one_row)
+{
+    put_pod("default", "web-1", "web", "n1");
+    put_pod("default", "web-2", "web", "n2");
+    char *body;
+    size_t len;
+    char *hdr = raw_get("GET /api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1 "
+                        "HTTP/1.0\r\n" ACCEPT_TABLE "\r\n",
+                        &body, &len);
+    cr_assert(strstr(hdr, " 200 "), "%s", hdr);
+    size_t n = 0;
+    for (char *save = NULL, *l = strtok_r(body, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *ev = parse(l);
+        cr_assert_str_eq(jstr(ev, "type"), "ADDED");
+        json_t *t = json_object_get(ev, "object");
+        cr_assert_str_eq(jstr(t, "kind"), "Table");
+        cr_assert_not_null(jstr(t, "metadata.resourceVersion"));
+        cr_assert_eq(json_array_size(json_object_get(t, "rows")), 1);
+        /* the columns come with the first event only */
+        cr_assert_eq(json_array_size(json_object_get(t, "columnDefinitions")), n ? 0 : 9, "%s", l);
+        json_t *cells = json_object_get(json_array_get(json_object_get(t, "rows"), 0), "cells");
+        cr_assert_str_eq(json_string_value(json_array_get(cells, 0)), n ? "web-2" : "web-1");
+        json_decref(ev);
+        n++;
+    }
+    cr_assert_eq(n, 2);
+    free(hdr);
+}
+
+Test(server, request_latency_by_verb_and_code)
+{
+    put_pod("default", "web-1", "web", "n1");
+    http_resp r;
+    cr_assert_eq(http_get(url("/api/v1/namespaces/default/pods"), &r), 0);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/api/v1/namespaces/default/pods"), &r), 0);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/api/v1/namespaces/default/pods/web-1"), &r), 0);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/api/v1/namespaces/default/pods/nope"), &r), 0);
+    http_resp_free(&r);
+    cr_assert_eq(http_get(url("/nope"), &r), 0);
+    http_resp_free(&r);
+    watch *w = watch_open(url("/api/v1/pods?watch=1&timeoutSeconds=1"));
+    cr_assert(watch_wait_end(w, 5000));
+    watch_close(w);
+    cr_assert_eq(http_get(url("/metrics"), &r), 0);
+    const char *want[] = {
+        "# TYPE wcached_http_request_duration_seconds histogram",
+        "wcached_http_request_duration_seconds_count{verb=\"list\",code=\"200\"} 2",
+        "wcached_http_request_duration_seconds_bucket{verb=\"list\",code=\"200\",le=\"+Inf\"} 2",
+        "wcached_http_request_duration_seconds_count{verb=\"get\",code=\"200\"} 1",
+        "wcached_http_request_duration_seconds_count{verb=\"get\",code=\"404\"} 1",
+        "wcached_http_request_duration_seconds_count{verb=\"other\",code=\"404\"} 1",
+        "wcached_http_request_duration_seconds_count{verb=\"watch\",code=\"200\"} 1",
+        "wcached_http_request_duration_seconds_bucket{verb=\"get\",code=\"200\",le=\"0.00025\"}",
+        "wcached_http_request_duration_seconds_sum{verb=\"watch\",code=\"200\"} ",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_assert_not_null(strstr(r.body, want[i]), "missing %s in\n%s", want[i], r.body);
+    /* buckets only grow toward +Inf */
+    const char *p = strstr(r.body, "wcached_http_request_duration_seconds_bucket{verb=\"list\"");
+    uint64_t prev = 0;
+    for (int i = 0; i < 15; i++) {
+        const char *sp = strchr(p, ' ');
+        uint64_t v = strtoull(sp + 1, NULL, 10);
+        cr_assert_geq(v, prev);
+        prev = v;
+        p = strchr(sp, '\n') + 1;
+    }
+    cr_assert_eq(prev, 2);
+    http_resp_free(&r);
 }
