@@ -209,11 +209,14 @@ static int apply_one(wc_cacher *c, const wc_change *ch, wc_kv *kv)
     return 0;
 }
 
-/* Marks every change up to the cache's newest revision complete. Holds c->mu. */
+/* Marks every change up to the cache's newest revision complete, and lets readers in once a
+ * refill has reached its end. Holds c->mu. */
 static void complete(wc_cacher *c)
 {
     if (c->rev > c->rev_done) {
         c->rev_done = c->rev;
+        if (c->loaded && !c->ready && c->rev_done >= c->ready_at)
+            c->ready = true;
         pthread_cond_broadcast(&c->rev_cond);
     }
 }
@@ -234,7 +237,7 @@ int wc_cacher_apply(wc_cacher *c, const wc_change *ch, size_t n)
     }
     size_t done = 0, applied = 0;
     pthread_mutex_lock(&c->mu);
-    if (rc == 0 && !c->ready)
+    if (rc == 0 && !c->loaded)
         rc = WC_ENOTREADY;
     for (; rc == 0 && done < n; done++) {
         int r = apply_one(c, &ch[done], kvs[done]);
@@ -274,7 +277,7 @@ int wc_cacher_progress(wc_cacher *c, int64_t rev)
 {
     int rc = 0;
     pthread_mutex_lock(&c->mu);
-    if (!c->ready) {
+    if (!c->loaded) {
         rc = WC_ENOTREADY;
     } else if (rev < c->rev) {
         c->st.events_stale++;
@@ -453,7 +456,10 @@ fail:
     return *diverged ? 0 : WC_ENOMEM;
 }
 
-int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bool force)
+/* wc_cacher_replace, holding readers back until `until` when the cache is loaded from scratch
+ * (see wc_cacher_refill_specs). */
+static int replace_until(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, int64_t until,
+                         bool force)
 {
     wc_kv **sorted = malloc((n ? n : 1) * sizeof(*sorted));
     if (!sorted)
@@ -473,8 +479,8 @@ int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bo
     int rc = 0;
     bool dispatched = false;
     pthread_mutex_lock(&c->mu);
-    bool reset = !c->ready || force;
-    if (c->ready && rev < c->rev && !force) {
+    bool reset = !c->loaded || force;
+    if (c->loaded && rev < c->rev && !force) {
         c->st.events_stale++;
         rc = WC_ESTALE;
     } else if (!reset) {
@@ -490,7 +496,7 @@ int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bo
         }
     }
     if (rc == 0 && reset) {
-        if (c->ready) {
+        if (c->loaded) {
             /* The list cannot follow the history the watchers saw: end them all. */
             wc_end_reason why = WC_END_RESET;
             each_watcher(c, end_with, &why);
@@ -503,9 +509,13 @@ int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bo
         rc = wc_store_reserve(&c->store, m);
         if (rc == 0)
             rc = load(c, sorted, m);
+        /* The ring starts at the list's revision: a watch from it or later is complete, and
+         * a refill's history fills it from there. */
         wc_ring_reset(&c->ring, rev, c->seq);
         c->rev = c->rev_done = rev;
-        c->ready = rc == 0;
+        c->loaded = rc == 0;
+        c->ready_at = until > rev ? until : rev;
+        c->ready = c->loaded && c->rev_done >= c->ready_at;
         pthread_cond_broadcast(&c->rev_cond);
     }
     pthread_mutex_unlock(&c->mu);
@@ -513,6 +523,11 @@ int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bo
     if (dispatched)
         after_dispatch(c);
     return rc;
+}
+
+int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bool force)
+{
+    return replace_until(c, kvs, n, rev, rev, force);
 }
 
 /* Makes states [from, to) of a list; a NULL slot is an allocation failure. */
@@ -567,19 +582,25 @@ static int make_kvs(const wc_kv_spec *specs, size_t n, const char *index_field, 
     return rc;
 }
 
-int wc_cacher_replace_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int64_t rev,
-                            bool force)
+int wc_cacher_refill_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int64_t rev,
+                           int64_t until, bool force)
 {
     wc_kv **kvs = malloc((n ? n : 1) * sizeof(*kvs));
     if (!kvs)
         return WC_ENOMEM;
     int rc = make_kvs(specs, n, c->index_field, kvs);
     if (rc == 0)
-        rc = wc_cacher_replace(c, kvs, n, rev, force);
+        rc = replace_until(c, kvs, n, rev, until, force);
     for (size_t i = 0; i < n; i++)
         wc_kv_unref(kvs[i]); /* NULL where a state could not be made */
     free(kvs);
     return rc;
+}
+
+int wc_cacher_replace_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int64_t rev,
+                            bool force)
+{
+    return wc_cacher_refill_specs(c, specs, n, rev, rev, force);
 }
 
 /* ---------------------------------------------------------------------------------------

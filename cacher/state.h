@@ -29,7 +29,9 @@ struct wc_cacher {
 
     pthread_mutex_t mu;
     pthread_cond_t rev_cond; /* signalled when rev_done or ready changes; uses mu */
-    bool ready;
+    bool loaded;             /* a list is loaded: the producer may publish */
+    bool ready;              /* loaded, and rev_done >= ready_at: readers are served */
+    int64_t ready_at; /* a refill's end (wc_cacher_refill): readers wait until it is reached */
     int64_t rev;      /* newest revision published (event or progress) */
     int64_t rev_done; /* every change at or below it is published: no txn half-applied */
     uint64_t seq;     /* sequence number of the newest event */

@@ -19,6 +19,7 @@
 
 #include "options.h"
 #include "wcached/cacher.h"
+#include "wcached/clock.h"
 #include "wcached/http.h"
 #include "wcached/log.h"
 #include "wcached/parse.h"
@@ -37,20 +38,45 @@ typedef struct daemon_state {
     char logged_down[128]; /* the last "down" reason logged, and when: repeats are rate-limited */
     time_t logged_down_at;
     atomic_uint_fast64_t up_changes[3]; /* transitions into each state */
+    /* The start's refill (sink_replace): written on the upstream thread under mu. */
+    bool loaded;                     /* a list was loaded */
+    bool refilling;                  /* its history is still coming: readers wait */
+    int64_t refill_from, refill_to;  /* the list's revision, etcd's when it was listed */
+    int64_t refill_t0, refill_shown; /* when it started, and when its progress was last logged */
 } daemon_state;
 
 /* ---------------------------------------------------------------------------------------
  * The upstream's sink: etcd's changes into the cacher
  * ------------------------------------------------------------------------------------- */
 
-static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, bool reset)
+static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
+                        bool reset)
 {
     daemon_state *d = arg;
-    bool first = !wc_cacher_ready(d->cacher);
+    pthread_mutex_lock(&d->mu);
+    bool first = !d->loaded;
+    pthread_mutex_unlock(&d->mu);
     wc_cacher_stats before, after;
     wc_cacher_stats_get(d->cacher, &before);
-    int rc = wc_cacher_replace_specs(d->cacher, kvs, n, rev, reset);
+    /* A list older than etcd's revision is a refill: readers wait for its history. */
+    int rc = wc_cacher_refill_specs(d->cacher, kvs, n, rev, head, reset);
     wc_cacher_stats_get(d->cacher, &after);
+    bool refilling = rc == 0 && !wc_cacher_ready(d->cacher);
+    pthread_mutex_lock(&d->mu);
+    d->loaded = d->loaded || rc == 0;
+    if (refilling) {
+        d->refilling = true;
+        d->refill_from = rev;
+        d->refill_to = head;
+        d->refill_t0 = d->refill_shown = wc_mono_ms();
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (refilling)
+        wc_log(WC_LOG_INFO,
+               "cache: refilling the ring from etcd's history: %zu keys listed at revision "
+               "%" PRId64 ", taking the %" PRId64 " revisions up to %" PRId64
+               " back from etcd; ready once they are in",
+               n, rev, head - rev, head);
     if (rc == 0 && !reset && after.resets > before.resets)
         wc_log(WC_LOG_WARN,
                "cache: the list at revision %" PRId64 " cannot follow the history held (a key "
@@ -62,25 +88,62 @@ static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev,
                "cache: etcd's history went back or another cluster answers: dropped the "
                "history, ended every stream, reloaded %zu keys at revision %" PRId64,
                n, rev);
-    else if (rc == 0)
+    else if (rc == 0 && !refilling)
         wc_log(WC_LOG_INFO, "cache: %s %zu keys at revision %" PRId64,
                first ? "loaded" : "relisted", n, rev);
-    else
+    else if (rc != 0)
         wc_log(WC_LOG_WARN, "cache: list at revision %" PRId64 " refused: %s", rev,
                wc_strerror(rc));
     return rc;
 }
 
+/* After a change or a progress notification: a refill under way logs its progress every 2 s,
+ * and its end with how far back the ring reaches. Upstream thread. */
+static void refill_note(daemon_state *d)
+{
+    pthread_mutex_lock(&d->mu);
+    bool refilling = d->refilling;
+    pthread_mutex_unlock(&d->mu);
+    if (!refilling)
+        return;
+    bool done = wc_cacher_ready(d->cacher);
+    wc_cacher_stats st;
+    wc_cacher_stats_get(d->cacher, &st);
+    int64_t now = wc_mono_ms();
+    pthread_mutex_lock(&d->mu);
+    int64_t from = d->refill_from, to = d->refill_to, t0 = d->refill_t0;
+    bool show = done || now - d->refill_shown >= 2000;
+    if (show)
+        d->refill_shown = now;
+    d->refilling = !done;
+    pthread_mutex_unlock(&d->mu);
+    if (done)
+        wc_log(WC_LOG_INFO,
+               "cache: ring refilled in %" PRId64 " ms: %" PRIu64 " events of revisions (%" PRId64
+               ", %" PRId64 "]; watches resume from revision %" PRId64
+               " on (older: 410 Expired); ready",
+               now - t0, st.ring_events, from, to, st.floor);
+    else if (show)
+        wc_log(WC_LOG_INFO,
+               "cache: refilling: at revision %" PRId64 " of %" PRId64 " (%" PRIu64
+               " events so far)",
+               st.rev, to, st.ring_events);
+}
+
 static int sink_apply(void *arg, const wc_change *changes, size_t n)
 {
     daemon_state *d = arg;
-    return wc_cacher_apply(d->cacher, changes, n);
+    int rc = wc_cacher_apply(d->cacher, changes, n);
+    refill_note(d);
+    return rc;
 }
 
 static int sink_progress(void *arg, int64_t rev)
 {
     daemon_state *d = arg;
-    return wc_cacher_progress(d->cacher, rev);
+    int rc = wc_cacher_progress(d->cacher, rev);
+    refill_note(d);
+    return rc;
 }
 
 static const char *const state_names[] = {"connecting", "live", "down"};
@@ -123,13 +186,21 @@ static void sink_state(void *arg, wc_upstream_state st, const char *reason)
 static bool http_ready(void *arg, char *reason, size_t reason_len)
 {
     daemon_state *d = arg;
-    bool loaded = wc_cacher_ready(d->cacher);
+    bool ready = wc_cacher_ready(d->cacher);
+    int64_t rev = wc_cacher_rev(d->cacher);
     pthread_mutex_lock(&d->mu);
-    bool live = loaded && d->up_state == WC_UP_LIVE;
+    bool live = ready && d->up_state == WC_UP_LIVE;
+    char cache[160] = "";
+    if (!d->loaded)
+        snprintf(cache, sizeof(cache), "initial list not loaded yet; ");
+    else if (!ready)
+        snprintf(cache, sizeof(cache),
+                 "refilling the ring from etcd's history: at revision %" PRId64 " of %" PRId64
+                 " (from %" PRId64 "); ",
+                 rev, d->refill_to, d->refill_from);
     if (!live)
-        snprintf(reason, reason_len, "%supstream watch is %s%s%s%s%s",
-                 loaded ? "" : "initial list not loaded yet; ", state_names[d->up_state],
-                 d->up_reason[0] ? ": " : "", d->up_reason,
+        snprintf(reason, reason_len, "%supstream watch is %s%s%s%s%s", cache,
+                 state_names[d->up_state], d->up_reason[0] ? ": " : "", d->up_reason,
                  d->last_failure[0] && d->up_state != WC_UP_DOWN ? "; last failure: " : "",
                  d->up_state != WC_UP_DOWN ? d->last_failure : "");
     pthread_mutex_unlock(&d->mu);
@@ -259,6 +330,10 @@ int main(int argc, char **argv)
         .key = cfg.key,
         .user = cfg.user,
         .password = cfg.password,
+        /* The ring cannot hold more events than this, nor fewer per revision than one. */
+        .refill_revisions = cfg.refill_revisions < (int64_t)cfg.ring_events
+                                ? cfg.refill_revisions
+                                : (int64_t)cfg.ring_events,
         .sink = {.arg = &d,
                  .replace = sink_replace,
                  .apply = sink_apply,

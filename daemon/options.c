@@ -21,6 +21,7 @@
 /* The raw values, as given. */
 typedef struct raw {
     const char *endpoints, *prefix, *listen, *k8s_prefix, *ring_size, *ring_bytes, *index_field;
+    const char *refill_revisions;
     const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
     const char *header_timeout, *max_watches, *max_watches_per_user, *max_inflight;
     const char *cacert, *cert, *key, *user, *password, *password_file;
@@ -45,6 +46,12 @@ static void usage(FILE *out)
             "minutes\n"
             "                                 at 1,000 changes/s)\n"
             "  --ring-bytes N                 event ring bound in bytes (default %zu)\n"
+            "  --refill-revisions N           at start, take back up to N revisions of "
+            "etcd's history\n"
+            "                                 into the ring (fewer if compacted, at most "
+            "--ring-size),\n"
+            "                                 so readers resume without relisting; 0: off "
+            "(default %d)\n"
             "  --index-field PATH             JSON field used as index trigger, e.g. "
             "spec.nodeName\n"
             "  --slow-reader-budget MS        how long a reader may lag before its stream is "
@@ -103,8 +110,8 @@ static void usage(FILE *out)
             "a flag\n"
             "wins. WCACHED_RESOURCE may hold several specs separated by ';'.\n",
             WC_UPSTREAM_ENDPOINT, WC_HTTP_LISTEN, WC_HTTP_K8S_PREFIX, WC_CACHER_RING_EVENTS,
-            WC_CACHER_RING_BYTES, WC_CACHER_SLOW_BUDGET_MS, WC_HTTP_COALESCE_MS,
-            WC_HTTP_HEADER_TIMEOUT_MS, WC_HTTP_MAX_REQUESTS_INFLIGHT);
+            WC_CACHER_RING_BYTES, WC_UPSTREAM_REFILL_REVISIONS, WC_CACHER_SLOW_BUDGET_MS,
+            WC_HTTP_COALESCE_MS, WC_HTTP_HEADER_TIMEOUT_MS, WC_HTTP_MAX_REQUESTS_INFLIGHT);
 }
 
 /* One line about a bad option, and the hint; returns the exit code 2. */
@@ -183,6 +190,7 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"k8s-prefix", &r->k8s_prefix},
         {"ring-size", &r->ring_size},
         {"ring-bytes", &r->ring_bytes},
+        {"refill-revisions", &r->refill_revisions},
         {"index-field", &r->index_field},
         {"log-level", &r->log_level},
         {"log-format", &r->log_format},
@@ -318,6 +326,11 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
         return fail_usage("--ring-size: '%s' is not a number from 1 to 100000000", r.ring_size);
     if (!number(r.ring_bytes, 4096, INT64_MAX, &ring_bytes))
         return fail_usage("--ring-bytes: '%s' is not a number of at least 4096", r.ring_bytes);
+    int64_t refill = WC_UPSTREAM_REFILL_REVISIONS;
+    if (!number(r.refill_revisions, 0, 1000000000, &refill))
+        return fail_usage("--refill-revisions: '%s' is not a number from 0 to 1000000000",
+                          r.refill_revisions);
+    cfg->refill_revisions = refill;
     if (!number(r.slow_budget, 1, 3600000, &budget))
         return fail_usage("--slow-reader-budget: '%s' is not milliseconds from 1 to 3600000",
                           r.slow_budget);

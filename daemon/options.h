@@ -23,6 +23,7 @@ typedef struct wc_config {
     const char *k8s_prefix;
     const char *index_field; /* NULL for none */
     size_t ring_events, ring_bytes;
+    int64_t refill_revisions; /* 0: a start lists at the current revision */
     int64_t slow_budget_ms;
     unsigned http_threads;
     int64_t coalesce_ms;

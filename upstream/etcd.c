@@ -44,6 +44,22 @@
 #define STALL_MS 15000        /* no message at all for this long: the stream is dead */
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
+/*
+ * etcd sends a watcher that starts in the past its history in responses of at most this many
+ * revisions (watchBatchMaxRevs in etcd's mvcc); each response of such a catch-up carries, as its
+ * header revision, etcd's revision when it was read. A response with fewer revisions is the
+ * last of its catch-up pass: every change up to its header revision has been sent.
+ */
+#define ETCD_BATCH_REVS 1000
+/*
+ * A refill whose watch has sent nothing for this long asks for a progress notification to learn
+ * that it is complete (the history's last revisions may be outside the prefix). etcd before
+ * 3.4.25 and 3.5.8 may answer a progress request ahead of history it has yet to send, so only an
+ * answer with no event between the request and it counts, and a notification later proven early
+ * (events at or below it) drops the history and doubles this wait.
+ */
+#define REFILL_QUIET_MS 1000
+#define REFILL_QUIET_MAX_MS 30000
 
 struct wc_upstream {
     char **endpoints;
@@ -52,6 +68,8 @@ struct wc_upstream {
     size_t prefix_len;
     char *key_b64, *end_b64; /* the range as the gateway wants it */
     size_t page;
+    int64_t refill;   /* revisions a start takes back (opts.refill_revisions) */
+    int64_t quiet_ms; /* see REFILL_QUIET_MS; the thread's own */
     wc_upstream_sink sink;
 
     pthread_t thread;
@@ -491,14 +509,98 @@ static wc_upstream_cause range_cause(int rc)
     }
 }
 
-/* Lists the range in pages at one revision and hands it to the sink. 0 and *rev, or a negative
- * code with e filled. While a page is parsed, the next one is already asked for (see
- * guess_next_body), so etcd's work on it and ours on this one overlap. */
-static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, up_err *e)
+/*
+ * Asks whether etcd still has revision `at` (0: now) with a range of the prefix key alone,
+ * which costs etcd one index lookup whatever the range holds. 0 with the header in *hdr;
+ * WC_EEXPIRED when `at` was compacted; another negative code with e filled.
+ */
+static int probe_rev(wc_upstream *u, const char *endpoint, int64_t at, wc_wire_header *hdr,
+                     up_err *e)
+{
+    char *body = NULL;
+    char atbuf[48] = "";
+    if (at > 0)
+        snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
+    if (asprintf(&body, "{\"key\":\"%s\",\"keys_only\":true,\"limit\":\"1\"%s}", u->key_b64,
+                 atbuf) < 0)
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "refill: out of memory for a range request");
+    wc_buf resp;
+    int rc = post(u, "refill", endpoint, "/v3/kv/range", body, 10000, &resp, e);
+    free(body);
+    if (rc)
+        return rc;
+    wc_range_resp r;
+    rc = wc_etcd_parse_range(resp.p, resp.len, &r);
+    free(resp.p);
+    if (rc == 0) {
+        *hdr = r.header;
+        saw_header(u, r.header.revision);
+        wc_range_resp_free(&r);
+        return 0;
+    }
+    if (rc == WC_EEXPIRED)
+        return rc;
+    return fail(e, rc, range_cause(rc), "refill: %s: range at %" PRId64 ": %s", endpoint, at,
+                wc_strerror(rc));
+}
+
+/*
+ * The revision a refill lists at: u->refill revisions before etcd's current one, or etcd's
+ * compaction revision when that is newer (found by bisection between a compacted revision and
+ * the current one: etcd tells no other way than by refusing a compacted one). 0 and *at, or a
+ * negative code with e filled.
+ */
+static int refill_rev(wc_upstream *u, const char *endpoint, int64_t *at, up_err *e)
+{
+    wc_wire_header hdr;
+    int rc = probe_rev(u, endpoint, 0, &hdr, e);
+    if (rc)
+        return rc == WC_EEXPIRED
+                   ? fail(e, WC_EIO, WC_UPC_ETCD, "refill: %s: range refused", endpoint)
+                   : rc;
+    int64_t head = hdr.revision;
+    int64_t lo = head - u->refill; /* etcd's first revision is 1, the empty store */
+    if (lo < 1)
+        lo = 1;
+    rc = probe_rev(u, endpoint, lo, &hdr, e);
+    if (rc == 0) {
+        *at = lo;
+        return 0;
+    }
+    if (rc != WC_EEXPIRED)
+        return rc;
+    /* lo is compacted, head is not: the compaction revision is the oldest one etcd has. */
+    int64_t hi = head;
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        rc = probe_rev(u, endpoint, mid, &hdr, e);
+        if (rc == 0)
+            hi = mid;
+        else if (rc == WC_EEXPIRED)
+            lo = mid;
+        else
+            return rc;
+    }
+    *at = hi;
+    return 0;
+}
+
+/* Lists the range in pages at one revision and hands it to the sink: the current revision, or
+ * with `refill` an older one (refill_rev) whose history the watch then hands over. 0, *rev and
+ * *head (etcd's revision when it was listed), or a negative code with e filled. While a page
+ * is parsed, the next one is already asked for (see guess_next_body), so etcd's work on it and
+ * ours on this one overlap. */
+static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, bool refill,
+                int64_t *head, up_err *e)
 {
     wc_wire_kv *all = NULL;
     size_t n = 0, cap = 0;
-    int64_t at = 0;
+    int64_t at = 0, now = 0;
+    if (refill) {
+        int rc = refill_rev(u, endpoint, &at, e);
+        if (rc)
+            return rc;
+    }
     char *key_b64 = strdup(u->key_b64);
     int rc = key_b64 ? 0 : fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
     prefetch pf = {.u = u, .endpoint = endpoint};
@@ -542,18 +644,20 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
             break;
         }
         saw_header(u, page.header.revision);
-        if (at == 0) {
-            at = page.header.revision;
+        if (now == 0) {
+            now = page.header.revision;
+            if (at == 0)
+                at = now;
             /* Never backwards: a list from another cluster, or from before what the cache
              * holds, is not used unless the caller decided to drop the history. */
             if (!reset && u->cluster_id && page.header.cluster_id != u->cluster_id) {
                 rc = fail(e, WC_ESTALE, WC_UPC_WENT_BACK,
                           "list: %s: another cluster (id %" PRIu64 ", was %" PRIu64 ")", endpoint,
                           page.header.cluster_id, u->cluster_id);
-            } else if (!reset && at < *rev) {
+            } else if (!reset && now < *rev) {
                 rc = fail(e, WC_ESTALE, WC_UPC_BEHIND,
                           "list: %s: at revision %" PRId64 ", behind the cache's %" PRId64,
-                          endpoint, at, *rev);
+                          endpoint, now, *rev);
             } else {
                 u->cluster_id = page.header.cluster_id;
             }
@@ -602,7 +706,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
         } else {
             for (size_t i = 0; i < n; i++)
                 specs[i] = all[i].spec;
-            rc = u->sink.replace ? u->sink.replace(u->sink.arg, specs, n, at, reset) : 0;
+            rc = u->sink.replace ? u->sink.replace(u->sink.arg, specs, n, at, now, reset) : 0;
             if (rc)
                 fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list at %" PRId64 ": %s", at,
                      wc_strerror(rc));
@@ -612,8 +716,10 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     for (size_t i = 0; i < n; i++)
         wc_wire_kv_free(&all[i]);
     free(all);
-    if (rc == 0)
+    if (rc == 0) {
         *rev = at;
+        *head = now;
+    }
     return rc;
 }
 
@@ -628,11 +734,17 @@ typedef enum watch_end {
     END_STOPPED,    /* asked to stop */
     END_COMPACTED,  /* the revision needed is gone: relist */
     END_WENT_BACK,  /* another cluster answers: relist and drop the history */
+    END_EARLY,      /* a progress notification came ahead of changes at or below it: the
+                       receiver skipped them as old, so relist and drop the history */
 } watch_end;
 
 typedef struct watch_ctx {
     wc_upstream *u;
     int64_t *rev;
+    int64_t until;     /* a refill's end (0: none): before it, progress is taken with care */
+    int64_t claimed;   /* the newest revision a progress notification handed over */
+    int64_t last_evs;  /* when the last events (or the creation) arrived, ms */
+    int64_t quiet_ask; /* when a refill's quiet progress request was sent (0: none pending) */
     wc_linebuf lines;
     char *send; /* request lines waiting to go up the body; send_cap bytes */
     size_t send_cap, send_len, send_off;
@@ -689,6 +801,18 @@ static void queue_request(watch_ctx *w, CURL *h, const char *line)
     }
 }
 
+/* Every change up to rev has been handed over: tell the sink. */
+static void claim(watch_ctx *w, int64_t rev)
+{
+    wc_upstream *u = w->u;
+    if (rev <= *w->rev)
+        return;
+    *w->rev = rev;
+    w->claimed = rev;
+    if (u->sink.progress)
+        u->sink.progress(u->sink.arg, rev);
+}
+
 /* Hands one parsed watch response to the sink. */
 static void handle(watch_ctx *w, wc_watch_resp *r)
 {
@@ -716,20 +840,36 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
             return;
         }
         w->created = true;
+        w->last_evs = wc_mono_ms();
         set_state(u, WC_UP_LIVE, "");
         return;
     case WC_WATCH_PROGRESS:
-        if (r->header.revision > *w->rev) {
-            *w->rev = r->header.revision;
-            if (u->sink.progress)
-                u->sink.progress(u->sink.arg, r->header.revision);
+        if (*w->rev < w->until) {
+            /* Refilling: etcd may answer ahead of the history it still has to send. Only the
+             * answer to a quiet request with nothing in between counts. */
+            bool quiet = w->quiet_ask && w->last_evs < w->quiet_ask;
+            w->quiet_ask = 0;
+            if (!quiet)
+                return;
         }
+        claim(w, r->header.revision);
         return;
     case WC_WATCH_EVENTS:
         break;
     }
     if (r->n == 0)
         return;
+    w->last_evs = wc_mono_ms();
+    if (r->events[0].kv.spec.mod_rev <= w->claimed) {
+        if (u->quiet_ms < REFILL_QUIET_MAX_MS)
+            u->quiet_ms *= 2;
+        fail_watch(w, END_EARLY, WC_UPC_ETCD,
+                   "etcd sent changes at revision %" PRId64 " after a progress notification "
+                   "at %" PRId64 " (etcd before 3.4.25 and 3.5.8 may): relisting from scratch",
+                   r->events[0].kv.spec.mod_rev, w->claimed);
+        return;
+    }
+    bool refilling = *w->rev < w->until;
     wc_change *ch = injected(u, WC_UPSTEP_WATCH_ALLOC) ? NULL : malloc(r->n * sizeof(*ch));
     if (!ch) {
         fail_watch(w, END_BROKEN, WC_UPC_LOCAL,
@@ -748,6 +888,15 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     int64_t last = r->events[r->n - 1].kv.spec.mod_rev;
     if (last > *w->rev)
         *w->rev = last;
+    if (refilling && r->header.revision > last) {
+        /* A catch-up response with fewer than etcd's most revisions is the last of its pass:
+         * every change up to its header revision has been sent. */
+        size_t revs = 1;
+        for (size_t i = 1; i < r->n; i++)
+            revs += r->events[i].kv.spec.mod_rev != r->events[i - 1].kv.spec.mod_rev;
+        if (revs < ETCD_BATCH_REVS)
+            claim(w, r->header.revision);
+    }
 }
 
 static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -808,12 +957,13 @@ static int note_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
 }
 
 /* Watches from *rev + 1 until the stream breaks or the upstream stops; e is filled unless it
- * stopped. */
-static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, up_err *e)
+ * stopped. Before `until` (0: none) the history of a refill is coming: see REFILL_QUIET_MS. */
+static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64_t until, up_err *e)
 {
     watch_ctx w;
     memset(&w, 0, sizeof(w));
     w.u = u;
+    w.until = until;
     w.rev = rev;
     wc_linebuf_init(&w.lines, MAX_LINE);
     CURL *h = NULL;
@@ -927,8 +1077,13 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, up_er
         }
         int64_t now = wc_mono_ms();
         bool asked = atomic_exchange(&u->progress_wanted, false);
-        if (w.created && (asked || now - w.last_msg >= IDLE_PROGRESS_MS) &&
-            now - last_ask >= (asked ? 0 : IDLE_PROGRESS_MS)) {
+        if (w.created && *rev < w.until) {
+            if (!w.quiet_ask && now - w.last_evs >= u->quiet_ms) {
+                queue_request(&w, h, "{\"progress_request\":{}}\n");
+                w.quiet_ask = last_ask = now;
+            }
+        } else if (w.created && (asked || now - w.last_msg >= IDLE_PROGRESS_MS) &&
+                   now - last_ask >= (asked ? 0 : IDLE_PROGRESS_MS)) {
             queue_request(&w, h, "{\"progress_request\":{}}\n");
             last_ask = now;
         }
@@ -991,7 +1146,8 @@ static int64_t next_backoff(wc_upstream *u, int64_t prev)
 static void *run(void *arg)
 {
     wc_upstream *u = arg;
-    int64_t rev = 0; /* the revision the sink holds */
+    int64_t rev = 0;   /* the revision the sink holds */
+    int64_t until = 0; /* a refill's end: etcd's revision when it was listed */
     bool need_list = true, reset = false, listed = false;
     int behind = 0; /* watches in a row created on a member behind the cache */
     int64_t backoff = 0;
@@ -1002,7 +1158,12 @@ static void *run(void *arg)
         up_err e = {.cause = WC_UPC_LOCAL, .reason = "failed for an unknown reason"};
         if (need_list) {
             set_state(u, WC_UP_CONNECTING, reset ? "relisting, dropping the history" : "listing");
-            int rc = list(u, ep, &rev, reset, &e);
+            /* A history that starts from scratch is taken back from etcd's (a refill). */
+            bool refill = u->refill > 0 && (!listed || reset);
+            int64_t head = 0;
+            int rc = list(u, ep, &rev, reset, refill, &head, &e);
+            if (rc == 0)
+                until = refill ? head : 0;
             if (rc == 0) {
                 if (listed)
                     atomic_fetch_add(&u->relists, 1);
@@ -1023,13 +1184,14 @@ static void *run(void *arg)
             }
         }
         set_state(u, WC_UP_CONNECTING, "watching");
-        watch_end end = watch(u, ep, &rev, &e);
+        watch_end end = watch(u, ep, &rev, until, &e);
         if (end == END_STOPPED)
             break;
         atomic_fetch_add(&u->reconnects[e.cause], 1);
-        if (end == END_COMPACTED || end == END_WENT_BACK) {
+        if (end == END_COMPACTED || end == END_WENT_BACK || end == END_EARLY) {
             set_state(u, WC_UP_CONNECTING, e.reason);
             need_list = true;
+            reset = reset || end == END_EARLY;
             continue;
         }
         if (e.cause == WC_UPC_BEHIND) {
@@ -1088,6 +1250,8 @@ wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
     u->end_b64 = end ? wc_b64_encode(end, elen, WC_B64_STD) : NULL;
     free(end);
     u->page = o->page_size ? o->page_size : PAGE_DEFAULT;
+    u->refill = o->refill_revisions > 0 ? o->refill_revisions : 0;
+    u->quiet_ms = REFILL_QUIET_MS;
     pthread_mutex_init(&u->token_mu, NULL);
     const char *const src[] = {o->cacert, o->cert, o->key, o->user, o->password};
     char **dst[] = {&u->cacert, &u->cert, &u->key, &u->user, &u->password};

@@ -168,6 +168,19 @@ int wc_cacher_replace_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int
                             bool force);
 
 /*
+ * A refill: wc_cacher_replace_specs of a list at an older revision `rev`, whose history up to
+ * `until` (the upstream's revision when it listed) follows as ordinary changes
+ * (wc_cacher_apply, wc_cacher_progress), so the ring holds that history with its real
+ * revisions and its floor is `rev`. When the list loads the cache from scratch (the first list,
+ * or one that drops the history), readers are held back as before the first list
+ * (wc_cacher_ready() false, WC_ENOTREADY) until every change up to `until` is published: none is
+ * served a state older than one it may have seen before. A relist that follows the history
+ * serves readers throughout, as wc_cacher_replace_specs does. Returns as wc_cacher_replace.
+ */
+int wc_cacher_refill_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int64_t rev,
+                           int64_t until, bool force);
+
+/*
  * Publishes the changes of one upstream response (n >= 1), in revision order, as one change:
  * watchers see all of it or none, and its last revision is complete afterwards. A put is ADDED
  * if the key is new, else MODIFIED, at the put's mod_rev; a delete is at its kv.mod_rev. A change
@@ -192,6 +205,7 @@ void wc_cacher_tick(wc_cacher *c);
 
 /* --- readers' side: any thread ------------------------------------------------------- */
 
+/* True once a list is loaded and any refill has reached its end: readers are served. */
 bool wc_cacher_ready(wc_cacher *c);
 int64_t wc_cacher_rev(wc_cacher *c);
 

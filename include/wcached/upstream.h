@@ -19,6 +19,9 @@
 
 /* The etcd endpoint used when none is given (the daemon's default). */
 #define WC_UPSTREAM_ENDPOINT "http://127.0.0.1:2379"
+/* How many revisions of etcd's history a start takes back into the ring by default: at 1,000
+ * writes/s, what a restart of up to 100 s leaves readers without. */
+#define WC_UPSTREAM_REFILL_REVISIONS 100000
 
 typedef struct wc_upstream wc_upstream;
 
@@ -33,12 +36,15 @@ typedef enum wc_upstream_state {
 typedef struct wc_upstream_sink {
     void *arg;
     /*
-     * A whole snapshot of the range at `rev`, in key order (initial list or relist). `reset`
-     * says the history is not continuous with what was handed over before — a different
-     * cluster answers, or the cluster went back (restored from an older snapshot) — so the
-     * receiver must drop its history rather than turn the difference into events.
+     * A whole snapshot of the range at `rev`, in key order (initial list or relist). `head` is
+     * etcd's revision when it was listed: when it is newer than `rev` (a refill, see
+     * refill_revisions), the changes in (rev, head] follow through apply and progress, as etcd
+     * kept them. `reset` says the history is not continuous with what was handed over before —
+     * a different cluster answers, or the cluster went back (restored from an older snapshot) —
+     * so the receiver must drop its history rather than turn the difference into events.
      */
-    int (*replace)(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, bool reset);
+    int (*replace)(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
+                   bool reset);
     /*
      * The changes of one watch response, in revision order (n >= 1). etcd never splits a
      * revision across responses, so every revision in a batch is whole: the receiver applies the
@@ -64,6 +70,13 @@ typedef struct wc_upstream_opts {
      * /v3/auth/authenticate and obtained again when etcd says it is no longer valid. The
      * password is kept in memory only and never logged. */
     const char *user, *password;
+    /*
+     * A refill: when the history starts from scratch (the first list, or one that drops it),
+     * the range is listed this many revisions back, or at etcd's compaction revision if that is
+     * newer, and the watch from just after it hands over the changes etcd kept since, so the
+     * receiver can serve watches from then. 0: list at the current revision.
+     */
+    int64_t refill_revisions;
     wc_upstream_sink sink;
 } wc_upstream_opts;
 

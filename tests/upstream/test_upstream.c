@@ -21,6 +21,7 @@ typedef struct rec {
     int64_t rev;
     size_t n;        /* replace: how many keys */
     int64_t max_mod; /* replace: newest mod_rev among them */
+    int64_t head;    /* replace: etcd's revision when it was listed */
 } rec;
 
 typedef struct recorder {
@@ -49,9 +50,10 @@ static void add(rec x)
     pthread_mutex_unlock(&R.mu);
 }
 
-static int s_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, bool reset)
+static int s_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
+                     bool reset)
 {
-    rec x = {.kind = reset ? 'X' : 'R', .rev = rev, .n = n};
+    rec x = {.kind = reset ? 'X' : 'R', .rev = rev, .n = n, .head = head};
     for (size_t i = 0; i < n; i++)
         if (kvs[i].mod_rev > x.max_mod)
             x.max_mod = kvs[i].mod_rev;
