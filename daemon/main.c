@@ -74,9 +74,9 @@ static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev,
     if (refilling)
         wc_log(WC_LOG_INFO,
                "cache: refilling the ring from etcd's history: %zu keys listed at revision "
-               "%" PRId64 ", taking the %" PRId64 " revisions up to %" PRId64
-               " back from etcd; ready once they are in",
-               n, rev, head - rev, head);
+               "%" PRId64 "; the changes of revisions (%" PRId64 ", %" PRId64
+               "] come next, ready once they are in",
+               n, rev, rev, head);
     if (rc == 0 && !reset && after.resets > before.resets)
         wc_log(WC_LOG_WARN,
                "cache: the list at revision %" PRId64 " cannot follow the history held (a key "

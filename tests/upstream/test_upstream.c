@@ -40,6 +40,7 @@ typedef struct recorder {
 static recorder R;
 static struct wc_test_etcd etcd;
 static wc_upstream *up;
+static int64_t refill_revs; /* the next upstream's refill_revisions; 0 unless a test sets it */
 
 static void add(rec x)
 {
@@ -108,6 +109,7 @@ static void teardown(void)
 {
     wc_upstream_free(up);
     up = NULL;
+    refill_revs = 0;
     wc_test_etcd_stop(&etcd);
 }
 
@@ -129,6 +131,7 @@ static void new_upstream(const char *prefix, size_t page, bool all_members, cons
         .page_size = page,
         .user = user,
         .password = password,
+        .refill_revisions = refill_revs,
         .sink = {.replace = s_replace, .apply = s_apply, .progress = s_progress, .state = s_state}};
     up = wc_upstream_new(&o);
     cr_assert_not_null(up);
@@ -330,6 +333,100 @@ Test(upstream, compaction_while_cut_off_leads_to_a_relist)
     pthread_mutex_unlock(&R.mu);
     cr_assert_geq(second.rev, last);
     cr_assert_eq(second.n, 2, "/c/a and /c/b");
+}
+
+/* The first replace recorded (kind 'R'). */
+static rec first_replace(void)
+{
+    rec r = {0};
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0; i < R.n && !r.kind; i++)
+        if (R.r[i].kind == 'R')
+            r = R.r[i];
+    pthread_mutex_unlock(&R.mu);
+    return r;
+}
+
+Test(upstream, a_start_refills_from_the_history_etcd_kept)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    /* 30 changes under /f/ (a delete among them), each followed by a write outside it. */
+    int64_t revs[30];
+    char key[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "/f/k%d", i % 4);
+        if (i % 7 == 6)
+            cr_assert_eq(wc_test_etcd_delete(&etcd, key, &revs[i]), 0);
+        else
+            revs[i] = put(key, "x");
+        put("/outside", "o");
+    }
+    int64_t head = put("/outside", "last");
+    refill_revs = 40;
+    start_upstream("/f/", 3, false);
+    /* The history's last revisions are outside /f/: the upstream must still learn that every
+     * change up to etcd's revision at the list is in. */
+    cr_assert(wait_for(progress_at_least, &head), "the refill reaches revision %" PRId64, head);
+    rec first = first_replace();
+    cr_assert_eq(first.kind, 'R');
+    cr_assert_eq(first.rev, head - 40, "listed 40 revisions back");
+    cr_assert_geq(first.head, head);
+    rec ch[256];
+    size_t n = changes(ch, 256);
+    size_t k = 0;
+    for (int i = 0; i < 30; i++) {
+        if (revs[i] <= first.rev)
+            continue;
+        cr_assert_lt(k, n, "change at %" PRId64 " missing", revs[i]);
+        snprintf(key, sizeof(key), "/f/k%d", i % 4);
+        cr_assert_eq(ch[k].rev, revs[i], "change %zu", k);
+        cr_assert_str_eq(ch[k].key, key);
+        cr_assert_eq(ch[k].kind, i % 7 == 6 ? 'D' : 'P');
+        k++;
+    }
+    cr_assert_eq(k, n, "exactly etcd's history after the list: %zu changes, want %zu", n, k);
+    cr_assert_gt(k, 10);
+}
+
+/* Nothing under the prefix in the window: etcd sends no history at all, and a progress
+ * notification asked for after a quiet second ends the refill. */
+Test(upstream, a_refill_with_no_change_in_its_window_ends_with_a_progress_notification)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    put("/q/a", "1");
+    int64_t head = 0;
+    for (int i = 0; i < 20; i++)
+        head = put("/outside", "o");
+    refill_revs = 10;
+    start_upstream("/q/", 1000, false);
+    cr_assert(wait_for(progress_at_least, &head));
+    rec first = first_replace();
+    cr_assert_eq(first.rev, head - 10);
+    cr_assert_eq(first.n, 1);
+    rec ch[8];
+    cr_assert_eq(changes(ch, 8), 0);
+}
+
+Test(upstream, a_refill_reaches_back_to_etcds_compaction_revision_at_most)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    int64_t mid = 0, head = 0;
+    for (int i = 0; i < 40; i++) {
+        head = put(i % 2 ? "/g/a" : "/g/b", "x");
+        if (i == 17)
+            mid = head;
+    }
+    cr_assert_eq(wc_test_etcd_compact(&etcd, mid), 0);
+    refill_revs = 1000;
+    start_upstream("/g/", 1000, false);
+    cr_assert(wait_for(saw_rev, &head));
+    rec first = first_replace();
+    cr_assert_eq(first.rev, mid, "listed at the compaction revision");
+    rec ch[64];
+    size_t n = changes(ch, 64);
+    cr_assert_eq(n, (size_t)(head - mid), "every change after it");
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(ch[i].rev, mid + 1 + (int64_t)i);
 }
 
 Test(upstream, current_rev_and_progress_requests_follow_etcd)
