@@ -187,7 +187,7 @@ static bool http_ready(void *arg, char *reason, size_t reason_len)
 {
     daemon_state *d = arg;
     bool ready = wc_cacher_ready(d->cacher);
-    int64_t rev = wc_cacher_rev(d->cacher);
+    int64_t rev = wc_cacher_rev(d->cacher), floor = wc_cacher_floor(d->cacher);
     pthread_mutex_lock(&d->mu);
     bool live = ready && d->up_state == WC_UP_LIVE;
     char cache[160] = "";
@@ -198,7 +198,11 @@ static bool http_ready(void *arg, char *reason, size_t reason_len)
                  "refilling the ring from etcd's history: at revision %" PRId64 " of %" PRId64
                  " (from %" PRId64 "); ",
                  rev, d->refill_to, d->refill_from);
-    if (!live)
+    if (live)
+        snprintf(reason, reason_len,
+                 "watches resume from resourceVersion %" PRId64 " on (the ring's oldest)%s",
+                 floor, d->refill_to ? "; the start took etcd's history back into it" : "");
+    else
         snprintf(reason, reason_len, "%supstream watch is %s%s%s%s%s", cache,
                  state_names[d->up_state], d->up_reason[0] ? ": " : "", d->up_reason,
                  d->last_failure[0] && d->up_state != WC_UP_DOWN ? "; last failure: " : "",

@@ -1005,10 +1005,16 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
     case WC_HTTP_R_HEALTHZ:
         return respond_copy(h, conn, 200, "text/plain; charset=utf-8", "ok", 2);
     case WC_HTTP_R_READYZ: {
-        char reason[256] = "not ready";
-        if (ready(h, reason, sizeof(reason)))
-            return respond_copy(h, conn, 200, "text/plain; charset=utf-8", "ok", 2);
+        char reason[256] = "";
         char body[300];
+        if (ready(h, reason, sizeof(reason))) {
+            /* Ready may come with a note (how far back watches can resume): a line after "ok". */
+            int n = snprintf(body, sizeof(body), reason[0] ? "ok\n%s\n" : "ok", reason);
+            return respond_copy(h, conn, 200, "text/plain; charset=utf-8", body,
+                                n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
+        }
+        if (!reason[0])
+            snprintf(reason, sizeof(reason), "not ready");
         int n = snprintf(body, sizeof(body), "not ready: %s\n", reason);
         return respond_copy(h, conn, 503, "text/plain; charset=utf-8", body,
                             n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);

@@ -112,7 +112,8 @@ typedef struct wc_http_opts {
     /* Callbacks into the daemon, all given cb_arg; each may be NULL. */
     void *cb_arg;
     /* True when the cache is ready and the upstream live; otherwise false with a short reason
-     * for /readyz written into `reason`. NULL: ready when the cacher is. Any thread. */
+     * for /readyz written into `reason`. When ready it may write a note there, which /readyz
+     * shows on a line after "ok". NULL: ready when the cacher is. Any thread. */
     bool (*ready)(void *arg, char *reason, size_t reason_len);
     /* etcd's current revision, for consistent reads: 0 and *rev, or a negative wc_err. May
      * block (the server calls it from a thread of its own). NULL: reads use the cache as is. */

@@ -236,6 +236,14 @@ Test(restart, readers_resume_across_sigterm_and_kill_9_with_no_410_and_no_relist
     cr_expect_str_eq(type, "ADDED", "a reader at etcd's compaction revision");
     free(type);
     cr_expect_eq(wc_test_metric(base, "wcached_ring_oldest_revision"), (double)compact);
+    /* /readyz says how far back the ring reaches. */
+    wc_test_resp r;
+    cr_assert_eq(wc_test_get(base, "/readyz", &r), 0);
+    cr_expect_eq(r.code, 200);
+    char want[96];
+    snprintf(want, sizeof(want), "watches resume from resourceVersion %" PRId64 " on", compact);
+    cr_expect(strstr(r.body, want), "/readyz says: %s", r.body);
+    wc_test_resp_free(&r);
 }
 
 /* --refill-revisions 0: a start lists at the current revision as before, and a reader from
