@@ -200,8 +200,8 @@ static bool http_ready(void *arg, char *reason, size_t reason_len)
                  rev, d->refill_to, d->refill_from);
     if (live)
         snprintf(reason, reason_len,
-                 "watches resume from resourceVersion %" PRId64 " on (the ring's oldest)%s",
-                 floor, d->refill_to ? "; the start took etcd's history back into it" : "");
+                 "watches resume from resourceVersion %" PRId64 " on (the ring's oldest)%s", floor,
+                 d->refill_to ? "; the start took etcd's history back into it" : "");
     else
         snprintf(reason, reason_len, "%supstream watch is %s%s%s%s%s", cache,
                  state_names[d->up_state], d->up_reason[0] ? ": " : "", d->up_reason,
