@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark: wcached against etcd direct and nchan, side by side in one run, on workloads
-# W1-W6 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the same run.
+# W1-W6 and W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the same run.
 #
 #   bench/bench.sh [--quick] [--only W1,W2,...] [--out DIR]
 #
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 quick=0
-only=W1,W2,W3,W4,W5,W6
+only=W1,W2,W3,W4,W5,W6,W10
 out=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -89,13 +89,14 @@ for _ in $(seq 100); do curl -fs "http://$ETCD/health" >/dev/null && break; slee
 # busy reader), plus the index field W3 selects on. WCACHED_FLAGS adds flags, for comparisons.
 WCACHED_FLAGS=${WCACHED_FLAGS:-}
 wc_pid=
+WCACHED_EXTRA= # more flags for one run's wcached (W10)
+wcached_cmd() { echo "$wcached --etcd-endpoints http://$ETCD --listen $WC --index-field spec.nodeName $WCACHED_FLAGS $WCACHED_EXTRA"; }
 start_wcached() {
     [ -n "$wc_pid" ] && kill "$wc_pid" 2>/dev/null && wait "$wc_pid" 2>/dev/null
     local t0
     t0=$(date +%s%N)
-    # shellcheck disable=SC2086
-    "$wcached" --etcd-endpoints "http://$ETCD" --listen "$WC" --index-field spec.nodeName \
-        $WCACHED_FLAGS >>"$tmp/wcached.log" 2>&1 &
+    # shellcheck disable=SC2046
+    $(wcached_cmd) >>"$tmp/wcached.log" 2>&1 &
     wc_pid=$!
     pids+=("$wc_pid")
     for _ in $(seq 600); do curl -fs "http://$WC/readyz" >/dev/null && break; sleep 0.01; done
@@ -169,9 +170,11 @@ peers="wcached etcd nchan"
 if [ $quick = 1 ]; then
     w1_readers="50 200" w1_events=2000 w2_readers=2000 w3_small=500 w3_big=2000 w3_nodes=100
     w3_events=2000 w4_readers=1000 w4_events=200 w5_keys=20000 w6_readers=200
+    w10_readers=1000 w10_events=6000
 else
     w1_readers="100 300 1000" w1_events=10000 w2_readers=10000 w3_small=1000 w3_big=10000
     w3_nodes=1000 w3_events=5000 w4_readers=10000 w4_events=200 w5_keys=100000 w6_readers=1000
+    w10_readers=10000 w10_events=12000
 fi
 # etcd direct cannot keep 1,000 events/s to many readers (the writer waits for it): fewer events
 # keep its runs short; every figure is per delivery or per event, so the counts need not match.
@@ -274,6 +277,31 @@ if want W5; then
     echo "W5 peer=wcached keys=$w5_keys ready_ms=$wc_ready_ms list_ms=$(timed "http://$WC/keys/bench/$run/") page_ms=$(timed "http://$WC/keys/bench/$run/?limit=500") list_rv0_ms=$(timed "http://$WC/keys/bench/$run/?resourceVersion=0") rss_wcached_kib=$(awk '/VmRSS/ {print $2}' /proc/$wc_pid/status)" | tee -a "$results"
     echo "W5 peer=etcd keys=$w5_keys ready_ms=- list_ms=$(timed -X POST "http://$ETCD/v3/kv/range" -d "$etcd_all") page_ms=$(timed -X POST "http://$ETCD/v3/kv/range" -d "$etcd_page") list_rv0_ms=- rss_etcd_kib=$(awk '/VmRSS/ {print $2}' /proc/$etcd_pid/status)" | tee -a "$results"
     echo "W5 peer=nchan keys=$w5_keys ready_ms=- list_ms=- page_ms=- list_rv0_ms=- (no storage)" | tee -a "$results"
+fi
+
+if want W10; then
+    echo "== W10: restart under 1,000 events/s"
+    # The same restart twice: with the refill (the default), and without it (readers get 410
+    # and relist). etcd's Range and Watch calls are counted across each run.
+    for refill in on off; do
+        WCACHED_EXTRA=
+        [ $refill = off ] && WCACHED_EXTRA="--refill-revisions 0"
+        start_wcached
+        restart="kill $wc_pid; while curl -fso /dev/null http://$WC/healthz; do sleep 0.005; done;
+            $(wcached_cmd) >>$tmp/wcached.log 2>&1 & echo \$! >$tmp/wc.pid"
+        rm -f "$tmp/wc.pid"
+        r0=$(etcd_metric 'grpc_server_started_total{grpc_method="Range"')
+        w0=$(etcd_metric 'grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch"')
+        load W10 wcached --workload restart --readers "$w10_readers" --events "$w10_events" \
+            --rate 1000 --timeout 60 --restart-cmd "$restart"
+        for _ in $(seq 100); do [ -s "$tmp/wc.pid" ] && break; sleep 0.05; done
+        wc_pid=$(cat "$tmp/wc.pid")
+        pids+=("$wc_pid")
+        r1=$(etcd_metric 'grpc_server_started_total{grpc_method="Range"')
+        w1=$(etcd_metric 'grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch"')
+        echo "W10x peer=wcached refill=$refill etcd_ranges=$((r1 - r0)) etcd_watches=$((w1 - w0)) wcached_relists=$(wc_metric wcached_upstream_relists_total)" | tee -a "$results"
+    done
+    WCACHED_EXTRA=
 fi
 
 cp "$tmp/wcached.log" "$out/wcached.log" 2>/dev/null || true

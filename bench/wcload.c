@@ -11,6 +11,11 @@
  * message before its publisher's answer), and, as slat_*, from the put's sending. Server CPU and
  * RSS come from /proc/PID/stat and /proc/PID/status of the processes named with --pid.
  *
+ * The restart workload (W10) runs a command that restarts wcached while the writer writes: its
+ * readers behave like Kubernetes reflectors (retry a refused or 429 request after 100 ms,
+ * re-watch from their last resourceVersion, relist on 410), and it measures how long after
+ * wcached's /readyz answers 200 again every reader has every change written until then.
+ *
  * It prints one line, "RESULT key=value ...", which bench/bench.sh collects. A figure that the
  * workload does not measure prints as "-".
  */
@@ -27,6 +32,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +40,10 @@
 #include "wcached/b64.h"
 
 enum peer { PEER_WCACHED, PEER_ETCD, PEER_NCHAN };
-enum workload { WL_FANOUT, WL_IDLE, WL_STORM, WL_SELECTIVE, WL_SLOW, WL_LOAD };
+enum workload { WL_FANOUT, WL_IDLE, WL_STORM, WL_SELECTIVE, WL_SLOW, WL_LOAD, WL_RESTART };
+#define WL_COUNT 7
+static const char *const wl_names[WL_COUNT] = {"fanout", "idle", "storm",  "selective",
+                                               "slow",   "load", "restart"};
 
 #define MAX_PIDS 16
 #define READ_CHUNK (256 * 1024)
@@ -51,6 +60,7 @@ typedef struct opts {
     long readers, events, rate, size, nodes, slow, keys;
     long busy_nodes; /* selective: the writer updates pods on nodes below this only */
     double hold_s, timeout_s;
+    const char *restart_cmd; /* restart: the shell command that restarts wcached */
     int npids;
     char pid_name[MAX_PIDS][32];
     int pid[MAX_PIDS];
@@ -524,7 +534,13 @@ typedef struct reader {
     long rewatches;
     int64_t rv;    /* last resourceVersion / mod_revision seen */
     char evid[48]; /* nchan: last EventSource id */
+    bool relist;   /* restart: told 410, it lists before it watches again */
+    bool listing;  /* restart: its request under way is that list */
 } reader;
+
+/* restart: what the readers went through */
+static long expired, relists, retries;
+static int64_t skipped; /* changes a relist stepped over (the list held their result) */
 
 static reader *R;
 static long nreaders; /* fast ones first, then the slow ones */
@@ -536,7 +552,10 @@ static void reader_request(reader *r, char *req, size_t cap)
     int n = 0;
     if (O.peer == PEER_WCACHED) {
         int64_t rv = r->rv ? r->rv : start_rv;
-        if (O.wl == WL_SELECTIVE)
+        if (r->listing) /* a reflector's relist: a consistent list */
+            n = snprintf(req, cap, "GET /keys/bench/%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", O.run,
+                         O.server_host);
+        else if (O.wl == WL_SELECTIVE)
             n = snprintf(req, cap,
                          "GET /api/v1/namespaces/%s/pods?watch=true&resourceVersion=%" PRId64
                          "&fieldSelector=spec.nodeName%%3Dnode-%ld HTTP/1.1\r\nHost: %s\r\n\r\n",
@@ -591,6 +610,7 @@ static void reader_request(reader *r, char *req, size_t cap)
 
 static void reader_connect(reader *r)
 {
+    r->listing = r->relist;
     r->fd = tcp_connect(&O.server, false);
     if (r->fd < 0) {
         errors++;
@@ -718,8 +738,31 @@ static void reader_line(reader *r, const char *p, size_t n)
         if (n < 6 || memcmp(p, "data: ", 6) || !memmem(p, n, "seq", 3))
             return;
     }
+    if (O.peer == PEER_WCACHED && r->listing) {
+        /* The list: its resourceVersion first, then the keys, each value with its seq. */
+        int64_t rv = field_num(p, end, "\"resourceVersion\"", 17), top = -1;
+        for (const char *s = p; (s = memmem(s, (size_t)(end - s), "seq", 3)); s += 3) {
+            int64_t seq = field_num(s, end, "seq", 3);
+            if (seq > top)
+                top = seq;
+        }
+        if (rv > 0)
+            r->rv = rv;
+        if (top + 1 > r->next) {
+            skipped += top + 1 - r->next;
+            r->next = top + 1;
+        }
+        r->relist = false;
+        relists++;
+        return;
+    }
     if (O.peer == PEER_WCACHED) {
         if (memmem(p, n < 40 ? n : 40, "\"ERROR\"", 7)) {
+            if (O.wl == WL_RESTART && memmem(p, n, "\"code\":410", 10)) {
+                expired++;
+                r->relist = true;
+                return;
+            }
             errors++;
             return;
         }
@@ -764,9 +807,62 @@ static void reader_body(void *arg, const char *p, size_t n)
 static bool rewatch;
 static long rewatches;
 
+/* restart: readers waiting to retry, in the order they failed (every wait is RETRY_NS). */
+#define RETRY_NS 100000000
+static reader **retry_q;
+static int64_t *retry_at;
+static size_t retry_head, retry_n, retry_cap;
+
+static void retry_later(reader *r)
+{
+    reader_close(r);
+    retries++;
+    if (retry_n == retry_cap) {
+        size_t cap = retry_cap ? retry_cap * 2 : 1024;
+        reader **q = malloc(cap * sizeof(*q));
+        int64_t *at = malloc(cap * sizeof(*at));
+        if (!q || !at)
+            die("out of memory");
+        for (size_t i = 0; i < retry_n; i++) {
+            q[i] = retry_q[(retry_head + i) % retry_cap];
+            at[i] = retry_at[(retry_head + i) % retry_cap];
+        }
+        free(retry_q);
+        free(retry_at);
+        retry_q = q;
+        retry_at = at;
+        retry_head = 0;
+        retry_cap = cap;
+    }
+    size_t k = (retry_head + retry_n++) % retry_cap;
+    retry_q[k] = r;
+    retry_at[k] = now_ns() + RETRY_NS;
+}
+
+/* Reconnects the readers whose wait is over; returns ms until the next one, or -1. */
+static int retry_due(int64_t now)
+{
+    while (retry_n && retry_at[retry_head] <= now) {
+        reader *r = retry_q[retry_head];
+        retry_head = (retry_head + 1) % retry_cap;
+        retry_n--;
+        reader_connect(r);
+    }
+    return retry_n ? (int)((retry_at[retry_head] - now) / 1000000 + 1) : -1;
+}
+
+/* A request that failed (refused, 429, 503): a restart's reader tries again later. */
+static bool failed_request(reader *r)
+{
+    if (O.wl != WL_RESTART)
+        return false;
+    retry_later(r);
+    return true;
+}
+
 static void reader_ended(reader *r)
 {
-    if (rewatch && !r->slow && r->rewatches < 1000) {
+    if (rewatch && !r->slow && (r->rewatches < 1000 || O.wl == WL_RESTART)) {
         reader_close(r);
         r->rewatches++;
         rewatches++;
@@ -786,6 +882,8 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
         int err = 0;
         socklen_t len = sizeof(err);
         getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err && failed_request(r))
+            return;
         if (err) {
             errors++;
             reader_ended(r);
@@ -795,6 +893,8 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
         reader_request(r, req, sizeof(req));
         size_t n = strlen(req);
         if (send(r->fd, req, n, MSG_NOSIGNAL) != (ssize_t)n) {
+            if (failed_request(r))
+                return;
             errors++;
             reader_ended(r);
             return;
@@ -825,6 +925,8 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
         bool had_status = r->h.st > H_HEADERS;
         off += hresp_feed(&r->h, rbuf + off, (size_t)k - off, reader_body, r);
         if (!had_status && r->h.st > H_HEADERS) {
+            if (r->h.status != 200 && failed_request(r))
+                return;
             if (r->h.status != 200) {
                 errors++;
                 reader_ended(r);
@@ -842,6 +944,10 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
             }
         }
         if (r->h.st == H_DONE) {
+            if (r->listing && r->line_len) { /* the list's last line has no newline */
+                reader_line(r, r->line, r->line_len);
+                r->line_len = 0;
+            }
             reader_ended(r);
             return;
         }
@@ -871,6 +977,9 @@ static bool run_until(until_fn *done, int64_t deadline)
         if (now >= deadline)
             return false;
         int wait = writer_pump(&W, now);
+        int rwait = retry_due(now);
+        if (rwait >= 0 && (wait < 0 || rwait < wait))
+            wait = rwait;
         int64_t left_ms = (deadline - now) / 1000000 + 1;
         if (wait < 0 || wait > left_ms)
             wait = (int)left_ms;
@@ -926,6 +1035,20 @@ static int64_t expected_of(const reader *r, int64_t upto)
         return 0;
     int64_t first = r->stride > 1 ? r->node : 0;
     return upto > first ? (upto - 1 - first) / r->stride + 1 : 0;
+}
+
+/* restart: every reader has every change below caught_seq (a relist's counts) */
+static int64_t caught_seq;
+static bool all_caught_up(void)
+{
+    for (long i = 0; i < O.readers; i++)
+        if (R[i].next < caught_seq)
+            return false;
+    return true;
+}
+static bool third_acked(void)
+{
+    return W.acked >= O.events / 3;
 }
 
 static void expect_upto(int64_t upto)
@@ -1006,6 +1129,41 @@ static int64_t wcached_list_rv(void)
     if (rv <= 0)
         die("wcached list carried no resourceVersion");
     return rv;
+}
+
+/* The status of GET /readyz on the server, or 0 when it does not answer. Blocking, and short:
+ * a server that listens answers it at once. */
+static int readyz(void)
+{
+    int fd = tcp_connect(&O.server, true);
+    if (fd < 0)
+        return 0;
+    char req[256];
+    int n =
+        snprintf(req, sizeof(req), "GET /readyz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                 O.server_host);
+    int status = 0;
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
+        char b[64];
+        ssize_t k = recv(fd, b, sizeof(b) - 1, 0);
+        if (k > 12) {
+            b[k] = '\0';
+            status = atoi(b + 9); /* "HTTP/1.1 200" */
+        }
+    }
+    close(fd);
+    return status;
+}
+
+/* Starts `sh -c cmd` and leaves it running. */
+static void spawn(const char *cmd)
+{
+    extern char **environ;
+    pid_t pid;
+    char *const argv[] = {"sh", "-c", (char *)(uintptr_t)cmd, NULL};
+    int rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
+    if (rc)
+        die("cannot run '%s': %s", cmd, strerror(rc));
 }
 
 /* W5's data: `keys` keys of O.size bytes under /bench/RUN/, 100 puts per transaction. */
@@ -1119,11 +1277,11 @@ static void sample_rss(long *rss)
 static void usage(void)
 {
     fputs("usage: wcload --peer wcached|etcd|nchan --workload "
-          "fanout|idle|storm|selective|slow|load\n"
+          "fanout|idle|storm|selective|slow|load|restart\n"
           "  --server HOST:PORT  --etcd HOST:PORT  --run ID\n"
           "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--busy-nodes J]\n"
           "  [--slow S] [--keys N]\n"
-          "  [--hold S] [--timeout S] [--pid NAME=PID ...]\n",
+          "  [--hold S] [--timeout S] [--pid NAME=PID ...] [--restart-cmd CMD]\n",
           stderr);
     exit(2);
 }
@@ -1184,11 +1342,10 @@ static void parse_args(int argc, char **argv)
                 usage();
         } else if (!strcmp(f, "--workload")) {
             have |= 2;
-            static const char *names[] = {"fanout", "idle", "storm", "selective", "slow", "load"};
             int k = 0;
-            while (k < 6 && strcmp(v, names[k]))
+            while (k < WL_COUNT && strcmp(v, wl_names[k]))
                 k++;
-            if (k == 6)
+            if (k == WL_COUNT)
                 usage();
             O.wl = (enum workload)k;
         } else if (!strcmp(f, "--server")) {
@@ -1228,6 +1385,8 @@ static void parse_args(int argc, char **argv)
             O.hold_s = (double)num(v, f, 0, 3600);
         else if (!strcmp(f, "--timeout"))
             O.timeout_s = (double)num(v, f, 1, 3600);
+        else if (!strcmp(f, "--restart-cmd"))
+            O.restart_cmd = v;
         else if (!strcmp(f, "--pid")) {
             const char *eq = strchr(v, '=');
             if (!eq || eq == v || (size_t)(eq - v) >= sizeof(O.pid_name[0]) ||
@@ -1243,6 +1402,8 @@ static void parse_args(int argc, char **argv)
     if ((have & 19) != 19 || !(have & 4 || O.wl == WL_LOAD))
         usage();
     if (O.peer != PEER_NCHAN && !(have & 8))
+        usage();
+    if (O.wl == WL_RESTART && (O.peer != PEER_WCACHED || !O.restart_cmd))
         usage();
     if (O.wl == WL_SLOW && O.slow == 0)
         O.slow = 1;
@@ -1274,6 +1435,8 @@ static void put_num(const char *k, double v, int prec)
     else
         printf(" %s=%.*f", k, prec, v);
 }
+
+static double restart_ready_ms = -1; /* restart: from the restart command to /readyz 200 */
 
 static void report(const char *peer, const char *wl, double wall_s, double connect_ms,
                    double catchup_ms, bool measured_cpu, int64_t expected)
@@ -1313,6 +1476,9 @@ static void report(const char *peer, const char *wl, double wall_s, double conne
     }
     put_num("client_cpu_s", measured_cpu ? client1 - client0 : -1, 3);
     printf(" rewatches=%ld", rewatches);
+    if (O.wl == WL_RESTART)
+        printf(" ready_ms=%.1f expired=%ld relists=%ld retries=%ld skipped=%" PRId64,
+               restart_ready_ms, expired, relists, retries, skipped);
     if (O.slow)
         printf(" slow_ended=%ld", nended);
     else
@@ -1324,7 +1490,6 @@ static void report(const char *peer, const char *wl, double wall_s, double conne
 int main(int argc, char **argv)
 {
     static const char *peer_names[] = {"wcached", "etcd", "nchan"};
-    static const char *wl_names[] = {"fanout", "idle", "storm", "selective", "slow", "load"};
     parse_args(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *peer = peer_names[O.peer], *wl = wl_names[O.wl];
@@ -1401,6 +1566,34 @@ int main(int argc, char **argv)
             reader_connect(&R[i]);
         bool ok = run_until(all_complete, t_storm + timeout_ns);
         catchup_ms = ok ? (double)(now_ns() - t_storm) / 1e6 : -1;
+        sample_cpu(cpu1, &client1);
+        sample_rss(rss1);
+        report(peer, wl, (double)(now_ns() - t0) / 1e9, connect_ms, catchup_ms, true,
+               expected_total);
+        return 0;
+    }
+    if (O.wl == WL_RESTART) {
+        /* A third of the events live; then wcached is restarted while the writer goes on. */
+        expect_upto(O.events);
+        rewatch = true;
+        sample_cpu(cpu0, &client0);
+        writer_start(&W, O.events);
+        run_until(third_acked, INT64_MAX);
+        int64_t t_kill = now_ns();
+        spawn(O.restart_cmd);
+        while (readyz() == 200 && now_ns() - t_kill < 10 * (int64_t)1000000000)
+            run_until(NULL, now_ns() + 2000000);
+        while (readyz() != 200 && now_ns() - t_kill < 60 * (int64_t)1000000000)
+            run_until(NULL, now_ns() + 5000000);
+        int64_t t_ready = now_ns();
+        restart_ready_ms = (double)(t_ready - t_kill) / 1e6;
+        /* Caught up: every change written until it was ready again is with every reader. */
+        caught_seq = W.acked;
+        bool ok = run_until(all_caught_up, t_ready + timeout_ns);
+        catchup_ms = ok ? (double)(now_ns() - t_ready) / 1e6 : -1;
+        run_until(all_acked, INT64_MAX);
+        caught_seq = O.events;
+        run_until(all_caught_up, W.last_ack_ns + timeout_ns);
         sample_cpu(cpu1, &client1);
         sample_rss(rss1);
         report(peer, wl, (double)(now_ns() - t0) / 1e9, connect_ms, catchup_ms, true,

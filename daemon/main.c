@@ -119,10 +119,10 @@ static void refill_note(daemon_state *d)
     pthread_mutex_unlock(&d->mu);
     if (done)
         wc_log(WC_LOG_INFO,
-               "cache: ring refilled in %" PRId64 " ms: %" PRIu64 " events of revisions (%" PRId64
-               ", %" PRId64 "]; watches resume from revision %" PRId64
-               " on (older: 410 Expired); ready",
-               now - t0, st.ring_events, from, to, st.floor);
+               "cache: ring refilled with the changes of revisions (%" PRId64 ", %" PRId64
+               "] in %" PRId64 " ms (it holds %" PRIu64 " events); watches resume from "
+               "revision %" PRId64 " on (older: 410 Expired); ready",
+               from, to, now - t0, st.ring_events, st.floor);
     else if (show)
         wc_log(WC_LOG_INFO,
                "cache: refilling: at revision %" PRId64 " of %" PRId64 " (%" PRIu64
