@@ -92,7 +92,11 @@ wc_pid=
 WCACHED_EXTRA= # more flags for one run's wcached (W10)
 wcached_cmd() { echo "$wcached --etcd-endpoints http://$ETCD --listen $WC --index-field spec.nodeName $WCACHED_FLAGS $WCACHED_EXTRA"; }
 start_wcached() {
-    [ -n "$wc_pid" ] && kill "$wc_pid" 2>/dev/null && wait "$wc_pid" 2>/dev/null
+    if [ -n "$wc_pid" ]; then
+        kill "$wc_pid" 2>/dev/null || true
+        wait "$wc_pid" 2>/dev/null || true # W10's restarted one is not this shell's child
+        while curl -fso /dev/null "http://$WC/healthz"; do sleep 0.01; done
+    fi
     local t0
     t0=$(date +%s%N)
     # shellcheck disable=SC2046
@@ -283,23 +287,23 @@ if want W10; then
     echo "== W10: restart under 1,000 events/s"
     # The same restart twice: with the refill (the default), and without it (readers get 410
     # and relist). etcd's Range and Watch calls are counted across each run.
-    for refill in on off; do
+    for tag in W10 W10off; do
         WCACHED_EXTRA=
-        [ $refill = off ] && WCACHED_EXTRA="--refill-revisions 0"
+        [ $tag = W10off ] && WCACHED_EXTRA="--refill-revisions 0"
         start_wcached
         restart="kill $wc_pid; while curl -fso /dev/null http://$WC/healthz; do sleep 0.005; done;
             $(wcached_cmd) >>$tmp/wcached.log 2>&1 & echo \$! >$tmp/wc.pid"
         rm -f "$tmp/wc.pid"
         r0=$(etcd_metric 'grpc_server_started_total{grpc_method="Range"')
         w0=$(etcd_metric 'grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch"')
-        load W10 wcached --workload restart --readers "$w10_readers" --events "$w10_events" \
+        load "$tag" wcached --workload restart --readers "$w10_readers" --events "$w10_events" \
             --rate 1000 --timeout 60 --restart-cmd "$restart"
         for _ in $(seq 100); do [ -s "$tmp/wc.pid" ] && break; sleep 0.05; done
         wc_pid=$(cat "$tmp/wc.pid")
         pids+=("$wc_pid")
         r1=$(etcd_metric 'grpc_server_started_total{grpc_method="Range"')
         w1=$(etcd_metric 'grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch"')
-        echo "W10x peer=wcached refill=$refill etcd_ranges=$((r1 - r0)) etcd_watches=$((w1 - w0)) wcached_relists=$(wc_metric wcached_upstream_relists_total)" | tee -a "$results"
+        echo "${tag}x peer=wcached etcd_ranges=$((r1 - r0)) etcd_watches=$((w1 - w0)) wcached_relists=$(wc_metric wcached_upstream_relists_total)" | tee -a "$results"
     done
     WCACHED_EXTRA=
 fi

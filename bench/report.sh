@@ -146,6 +146,28 @@ END {
     }
     if (any) print "\nnchan resumes EventSource subscribers from Last-Event-ID; etcd direct readers re-watch from their last revision + 1.\n" > out
 
+    # W10 --------------------------------------------------------------------------------------
+    any = 0
+    for (ti = 1; ti <= 2; ti++) {
+        t = ti == 1 ? "W10" : "W10off"
+        if (!((t, "wcached") in ONE)) continue
+        k = ONE[t, "wcached"]; split(k, o, SUBSEP); kx = t "x" SUBSEP "wcached" SUBSEP ""
+        if (!any) {
+            print "## W10 restart (wcached restarted while the writer writes; readers retry, re-watch from their last resourceVersion, relist on 410)\n" > out
+            print "| run | readers | events/s done | restart to ready ms | all caught up after ready ms | 410s | relists | changes stepped over by relists | gaps / dups / errors | server CPU s (etcd) | requests that reached etcd (range / watch) |" > out
+            print "|---|---|---|---|---|---|---|---|---|---|---|" > out
+            any = 1
+        }
+        W10ms[t] = get(k, "catchup_ms"); W10exp[t] = get(k, "expired"); W10rel[t] = get(k, "relists")
+        W10r[t] = get(kx, "etcd_ranges"); W10w[t] = get(kx, "etcd_watches")
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %s / %s |\n",
+            t == "W10" ? "with the refill" : "without (--refill-revisions 0)", o[3],
+            f0(get(k, "rate_done")), f0(get(k, "ready_ms")), f0(W10ms[t]), f0(W10exp[t]),
+            f0(W10rel[t]), f0(get(k, "skipped")), f0(get(k, "gaps")), f0(get(k, "dups")),
+            f0(get(k, "errors")), f2(get(k, "cpu_etcd_s")), f0(W10r[t]), f0(W10w[t]) > out
+    }
+    if (any) print "\netcd's ranges with the refill: two one-key probes (etcd's revision, then whether the revision to list at is compacted) and the list's pages.\n" > out
+
     # W5 ---------------------------------------------------------------------------------------
     any = 0
     for (pi = 1; pi <= 3; pi++) {
@@ -226,6 +248,16 @@ END {
         printf "| W4 | zero extra requests reach etcd | %s | %s | - | - | - | %s |\n",
             f0(W4r["wcached"] + W4w["wcached"]), f0(W4r["etcd"] + W4w["etcd"]),
             yes(W4r["wcached"] + W4w["wcached"] == 0) > out
+    }
+    if ("W10" in W10ms) {
+        a = W10ms["W10"]; b = ("W10off" in W10ms) ? W10ms["W10off"] : -1
+        printf "| W10 | all caught up < 3 s after ready (without the refill: %s ms) | %s ms | - | - | - | - | %s |\n",
+            f0(b), f0(a), yes(a >= 0 && a < 3000) > out
+        printf "| W10 | zero 410s and zero relists (without the refill: %s / %s) | %s / %s | - | - | - | - | %s |\n",
+            f0(W10exp["W10off"]), f0(W10rel["W10off"]), f0(W10exp["W10"]), f0(W10rel["W10"]),
+            yes(W10exp["W10"] == 0 && W10rel["W10"] == 0) > out
+        printf "| W10 | etcd sees one list and one watch (without the refill: %s ranges) | %s ranges / %s watch | - | - | - | - | %s |\n",
+            f0(W10r["W10off"]), f0(W10r["W10"]), f0(W10w["W10"]), yes(W10w["W10"] == 1 && W10r["W10"] <= 4) > out
     }
     if ("wcached" in W5ready) {
         printf "| W5 | ready in < 3 s (%s keys) | %s ms | - | - | - | - | %s |\n", W5keys,
