@@ -166,7 +166,7 @@ END {
             f0(W10rel[t]), f0(get(k, "skipped")), f0(get(k, "gaps")), f0(get(k, "dups")),
             f0(get(k, "errors")), f2(get(k, "cpu_etcd_s")), f0(W10r[t]), f0(W10w[t]) > out
     }
-    if (any) print "\netcd's ranges with the refill: two one-key probes (etcd's revision, then whether the revision to list at is compacted) and the list's pages.\n" > out
+    if (any) print "\netcd ranges with the refill: two one-key probes (the current revision, then whether the revision to list at is compacted) and the pages of the list.\n" > out
 
     # W5 ---------------------------------------------------------------------------------------
     any = 0

@@ -49,6 +49,8 @@ typedef struct daemon_state {
  * The upstream's sink: etcd's changes into the cacher
  * ------------------------------------------------------------------------------------- */
 
+static void refill_note(daemon_state *d);
+
 static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
                         bool reset)
 {
@@ -94,6 +96,7 @@ static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev,
     else if (rc != 0)
         wc_log(WC_LOG_WARN, "cache: list at revision %" PRId64 " refused: %s", rev,
                wc_strerror(rc));
+    refill_note(d); /* a relist may end a refill */
     return rc;
 }
 

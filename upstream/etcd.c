@@ -52,14 +52,14 @@
  */
 #define ETCD_BATCH_REVS 1000
 /*
- * A refill whose watch has sent nothing for this long asks for a progress notification to learn
- * that it is complete (the history's last revisions may be outside the prefix). etcd before
- * 3.4.25 and 3.5.8 may answer a progress request ahead of history it has yet to send, so only an
- * answer with no event between the request and it counts, and a notification later proven early
- * (events at or below it) drops the history and doubles this wait.
+ * A refill's watch that sent nothing for this long (or twice its longest pause so far) while
+ * its end is not proven (no catch-up pass at all: the window had no change under the prefix, or
+ * a last pass of exactly ETCD_BATCH_REVS revisions) ends in a list at the current revision,
+ * which the receiver diffs: the rest of the window comes as a relist's events. A progress
+ * notification cannot prove the end: etcd before 3.4.25 and 3.5.8 answers a progress request at
+ * once, ahead of history it has yet to send.
  */
 #define REFILL_QUIET_MS 1000
-#define REFILL_QUIET_MAX_MS 30000
 
 struct wc_upstream {
     char **endpoints;
@@ -68,8 +68,7 @@ struct wc_upstream {
     size_t prefix_len;
     char *key_b64, *end_b64; /* the range as the gateway wants it */
     size_t page;
-    int64_t refill;   /* revisions a start takes back (opts.refill_revisions) */
-    int64_t quiet_ms; /* see REFILL_QUIET_MS; the thread's own */
+    int64_t refill; /* revisions a start takes back (opts.refill_revisions) */
     wc_upstream_sink sink;
 
     pthread_t thread;
@@ -736,15 +735,16 @@ typedef enum watch_end {
     END_WENT_BACK,  /* another cluster answers: relist and drop the history */
     END_EARLY,      /* a progress notification came ahead of changes at or below it: the
                        receiver skipped them as old, so relist and drop the history */
+    END_RELIST,     /* a refill whose end etcd does not tell: relist at the current revision */
 } watch_end;
 
 typedef struct watch_ctx {
     wc_upstream *u;
     int64_t *rev;
-    int64_t until;     /* a refill's end (0: none): before it, progress is taken with care */
-    int64_t claimed;   /* the newest revision a progress notification handed over */
-    int64_t last_evs;  /* when the last events (or the creation) arrived, ms */
-    int64_t quiet_ask; /* when a refill's quiet progress request was sent (0: none pending) */
+    int64_t until;    /* a refill's end (0: none): before it, progress is taken with care */
+    int64_t claimed;  /* the newest revision a progress notification handed over */
+    int64_t last_evs; /* when the last events (or the creation) arrived, ms */
+    int64_t pause;    /* the longest time between two of a refill's responses, ms */
     wc_linebuf lines;
     char *send; /* request lines waiting to go up the body; send_cap bytes */
     size_t send_cap, send_len, send_off;
@@ -844,14 +844,8 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         set_state(u, WC_UP_LIVE, "");
         return;
     case WC_WATCH_PROGRESS:
-        if (*w->rev < w->until) {
-            /* Refilling: etcd may answer ahead of the history it still has to send. Only the
-             * answer to a quiet request with nothing in between counts. */
-            bool quiet = w->quiet_ask && w->last_evs < w->quiet_ask;
-            w->quiet_ask = 0;
-            if (!quiet)
-                return;
-        }
+        if (*w->rev < w->until)
+            return; /* refilling: etcd may answer ahead of the history it still has to send */
         claim(w, r->header.revision);
         return;
     case WC_WATCH_EVENTS:
@@ -859,10 +853,11 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     }
     if (r->n == 0)
         return;
-    w->last_evs = wc_mono_ms();
+    int64_t now = wc_mono_ms();
+    if (now - w->last_evs > w->pause)
+        w->pause = now - w->last_evs;
+    w->last_evs = now;
     if (r->events[0].kv.spec.mod_rev <= w->claimed) {
-        if (u->quiet_ms < REFILL_QUIET_MAX_MS)
-            u->quiet_ms *= 2;
         fail_watch(w, END_EARLY, WC_UPC_ETCD,
                    "etcd sent changes at revision %" PRId64 " after a progress notification "
                    "at %" PRId64 " (etcd before 3.4.25 and 3.5.8 may): relisting from scratch",
@@ -1078,9 +1073,13 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
         int64_t now = wc_mono_ms();
         bool asked = atomic_exchange(&u->progress_wanted, false);
         if (w.created && *rev < w.until) {
-            if (!w.quiet_ask && now - w.last_evs >= u->quiet_ms) {
-                queue_request(&w, h, "{\"progress_request\":{}}\n");
-                w.quiet_ask = last_ask = now;
+            if (now - w.last_evs >=
+                (REFILL_QUIET_MS > 2 * w.pause ? REFILL_QUIET_MS : 2 * w.pause)) {
+                fail_watch(&w, END_RELIST, WC_UPC_ETCD,
+                           "refill: etcd sent nothing for %" PRId64 " ms short of revision %" PRId64
+                           ": relisting for the rest",
+                           now - w.last_evs, w.until);
+                break;
             }
         } else if (w.created && (asked || now - w.last_msg >= IDLE_PROGRESS_MS) &&
                    now - last_ask >= (asked ? 0 : IDLE_PROGRESS_MS)) {
@@ -1188,7 +1187,9 @@ static void *run(void *arg)
         if (end == END_STOPPED)
             break;
         atomic_fetch_add(&u->reconnects[e.cause], 1);
-        if (end == END_COMPACTED || end == END_WENT_BACK || end == END_EARLY) {
+        if (end == END_RELIST)
+            until = 0; /* the relist ends the refill */
+        if (end == END_COMPACTED || end == END_WENT_BACK || end == END_EARLY || end == END_RELIST) {
             set_state(u, WC_UP_CONNECTING, e.reason);
             need_list = true;
             reset = reset || end == END_EARLY;
@@ -1251,7 +1252,6 @@ wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
     free(end);
     u->page = o->page_size ? o->page_size : PAGE_DEFAULT;
     u->refill = o->refill_revisions > 0 ? o->refill_revisions : 0;
-    u->quiet_ms = REFILL_QUIET_MS;
     pthread_mutex_init(&u->token_mu, NULL);
     const char *const src[] = {o->cacert, o->cert, o->key, o->user, o->password};
     char **dst[] = {&u->cacert, &u->cert, &u->key, &u->user, &u->password};

@@ -20,8 +20,10 @@
 /* The etcd endpoint used when none is given (the daemon's default). */
 #define WC_UPSTREAM_ENDPOINT "http://127.0.0.1:2379"
 /* How many revisions of etcd's history a start takes back into the ring by default: at 1,000
- * writes/s, what a restart of up to 100 s leaves readers without. */
-#define WC_UPSTREAM_REFILL_REVISIONS 100000
+ * writes/s, what a restart of up to 10 s leaves readers without. etcd 3.4 sends a watch from
+ * the past about 1,000 revisions per 100 ms pass, each pass reading the history up to now, so
+ * the window is what a restart needs rather than the ring's size. */
+#define WC_UPSTREAM_REFILL_REVISIONS 10000
 
 typedef struct wc_upstream wc_upstream;
 

@@ -388,9 +388,9 @@ Test(upstream, a_start_refills_from_the_history_etcd_kept)
     cr_assert_gt(k, 10);
 }
 
-/* Nothing under the prefix in the window: etcd sends no history at all, and a progress
- * notification asked for after a quiet second ends the refill. */
-Test(upstream, a_refill_with_no_change_in_its_window_ends_with_a_progress_notification)
+/* Nothing under the prefix in the window: etcd sends no history at all, and does not say when
+ * it has none to send. After a quiet second the upstream lists at the current revision. */
+Test(upstream, a_refill_that_etcd_sends_nothing_for_ends_with_a_list_at_the_current_revision)
 {
     cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
     put("/q/a", "1");
@@ -399,10 +399,18 @@ Test(upstream, a_refill_with_no_change_in_its_window_ends_with_a_progress_notifi
         head = put("/outside", "o");
     refill_revs = 10;
     start_upstream("/q/", 1000, false);
-    cr_assert(wait_for(progress_at_least, &head));
-    rec first = first_replace();
+    size_t two = 2;
+    cr_assert(wait_for(replaces_at_least, &two), "a list at the current revision");
+    rec first = first_replace(), second = {0};
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0, k = 0; i < R.n; i++)
+        if (R.r[i].kind == 'R' && ++k == 2)
+            second = R.r[i];
+    pthread_mutex_unlock(&R.mu);
     cr_assert_eq(first.rev, head - 10);
     cr_assert_eq(first.n, 1);
+    cr_assert_geq(second.rev, head);
+    cr_assert_eq(second.n, 1);
     rec ch[8];
     cr_assert_eq(changes(ch, 8), 0);
 }
