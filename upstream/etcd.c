@@ -544,7 +544,43 @@ static int probe_rev(wc_upstream *u, const char *endpoint, int64_t at, wc_wire_h
 }
 
 /*
- * The revision a refill lists at: u->refill revisions before etcd's current one, or etcd's
+ * The mod revision of the u->refill-th most recently changed key of the range at `head` (0 when
+ * the range has no more keys than that), in *floor: a history that goes back no further than it
+ * replays about that many keys' changes, however many keys each revision changed (a bulk load
+ * in transactions of 100 keys is 100 keys a revision). etcd sorts the range's keys by mod
+ * revision without sending their values. 0, or a negative code with e filled.
+ */
+static int recent_floor(wc_upstream *u, const char *endpoint, int64_t head, int64_t *floor,
+                        up_err *e)
+{
+    char *body = NULL;
+    *floor = 0;
+    if (asprintf(&body,
+                 "{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,\"limit\":\"%" PRId64
+                 "\",\"sort_order\":\"DESCEND\",\"sort_target\":\"MOD\",\"revision\":\"%" PRId64
+                 "\"}",
+                 u->key_b64, u->end_b64, u->refill, head) < 0)
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "refill: out of memory for a range request");
+    wc_buf resp;
+    int rc = post(u, "refill", endpoint, "/v3/kv/range", body, 30000, &resp, e);
+    free(body);
+    if (rc)
+        return rc;
+    wc_range_resp r;
+    rc = wc_etcd_parse_range(resp.p, resp.len, &r);
+    free(resp.p);
+    if (rc)
+        return fail(e, rc, range_cause(rc), "refill: %s: recent keys at %" PRId64 ": %s", endpoint,
+                    head, wc_strerror(rc));
+    if (r.more && r.n > 0)
+        *floor = r.kvs[r.n - 1].spec.mod_rev;
+    wc_range_resp_free(&r);
+    return 0;
+}
+
+/*
+ * The revision a refill lists at: u->refill revisions before etcd's current one, but not
+ * before the u->refill-th most recently changed key (recent_floor), or etcd's
  * compaction revision when that is newer (found by bisection between a compacted revision and
  * the current one: etcd tells no other way than by refusing a compacted one). 0 and *at, or a
  * negative code with e filled.
@@ -561,6 +597,12 @@ static int refill_rev(wc_upstream *u, const char *endpoint, int64_t *at, up_err 
     int64_t lo = head - u->refill; /* etcd's first revision is 1, the empty store */
     if (lo < 1)
         lo = 1;
+    int64_t floor;
+    rc = recent_floor(u, endpoint, head, &floor, e);
+    if (rc)
+        return rc;
+    if (floor > lo)
+        lo = floor;
     rc = probe_rev(u, endpoint, lo, &hdr, e);
     if (rc == 0) {
         *at = lo;
