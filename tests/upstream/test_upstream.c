@@ -388,6 +388,35 @@ Test(upstream, a_start_refills_from_the_history_etcd_kept)
     cr_assert_gt(k, 10);
 }
 
+/* Many keys changed in the window: the refill goes back no further than the refill_revs-th most
+ * recently changed key, however few revisions that is (a bulk load changes many keys in each
+ * of its revisions). */
+Test(upstream, a_refill_goes_back_no_further_than_the_most_recently_changed_keys)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    int64_t revs[20];
+    char key[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "/m/k%02d", i);
+        revs[i] = put(key, "x");
+    }
+    int64_t head = revs[19];
+    refill_revs = 10;
+    start_upstream("/m/", 1000, false);
+    cr_assert(wait_for(saw_rev, &head), "the refill reaches revision %" PRId64, head);
+    rec first = first_replace();
+    cr_assert_eq(first.kind, 'R');
+    cr_assert_eq(first.rev, revs[10],
+                 "listed at the 10th most recent change (%" PRId64
+                 "), not 10 revisions back (%" PRId64 ")",
+                 revs[10], head - 10);
+    rec ch[32];
+    size_t n = changes(ch, 32);
+    cr_assert_eq(n, 9, "the changes after it");
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(ch[i].rev, revs[11 + i]);
+}
+
 /* Nothing under the prefix in the window: etcd sends no history at all, and does not say when
  * it has none to send. After a quiet second the upstream lists at the current revision. */
 Test(upstream, a_refill_that_etcd_sends_nothing_for_ends_with_a_list_at_the_current_revision)
