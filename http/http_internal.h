@@ -333,9 +333,8 @@ struct wc_http_stream {
     bool chunked; /* HTTP/1.1: chunked body; HTTP/1.0: raw bytes, the end is the close */
     int fd;       /* our duplicate of the socket, from the handoff on; -1 before */
     struct wc_http_table_watch *table; /* a Table watch: its frames go through it (p) */
-    /* HTTPS: the connection's TLS session, the pump's from the handoff until it resumes the
-     * connection (MHD keeps it suspended meanwhile, and `conn` stays set); NULL: plain. */
-    void *tls; /* gnutls_session_t (its header is not included here: it takes the tag params) */
+    /* HTTPS: the sending half of its TLS session, taken with the socket; NULL: plain HTTP */
+    struct wc_http_tls_tx *tls;
     /* (h): guarded by hook->mu */
     wc_http_pump *pump;          /* NULL until the handoff */
     wc_http_stream *prev, *next; /* pump->streams */
@@ -423,6 +422,7 @@ struct wc_http {
     atomic_uint_fast64_t codes[600];
     atomic_uint_fast64_t sends, hangups, consistent_reads, refused, header_timeouts;
     wc_http_lat_slot lat[WC_HTTP_LAT_SLOTS]; /* wcached_http_request_duration_seconds */
+    atomic_uint_fast64_t tls_streams; /* watch streams that took a TLS session (stream.c) */
     /* The descriptor budget (server.c on_accept): MHD's connections plus the open streams. */
     size_t max_conns;
     atomic_size_t mhd_conns;
@@ -472,6 +472,22 @@ void wc_http_tls_free_all(wc_http_tls_set *t); /* t and every set it replaced; N
 void wc_http_tls_mhd_options(struct MHD_OptionItem out[3]);
 /* A new connection: ask for a client certificate in its handshake (with a client CA). */
 void wc_http_tls_ask_client_cert(wc_http *h, struct MHD_Connection *conn);
+/* A watch stream's sending half of a TLS session (see tls.c). */
+typedef struct wc_http_tls_tx wc_http_tls_tx;
+#define WC_HTTP_TLS_ALERT 21
+#define WC_HTTP_TLS_DATA 23
+/* Takes the write key, IV and sequence number of an established session (a gnutls_session_t
+ * whose last record has been sent): 0 and *out; WC_EINVAL for a cipher not offered; WC_ENOMEM. */
+int wc_http_tls_tx_take(void *session, wc_http_tls_tx **out);
+void wc_http_tls_tx_free(wc_http_tls_tx *t); /* NULL ok */
+/* Seals len bytes (1 or more) of content `type` as records into out, which has room for
+ * wc_http_tls_sealed_max(len): the bytes written, or -1. */
+ssize_t wc_http_tls_seal(wc_http_tls_tx *t, unsigned char type, const char *p, size_t len,
+                         char *out);
+size_t wc_http_tls_sealed_max(size_t len);
+/* True when sealing next_len more bytes could reach the key's record budget: the stream is to
+ * end (its reader watches again, over a new session). */
+bool wc_http_tls_tx_worn(const wc_http_tls_tx *t, size_t next_len);
 struct wc_http_user;
 /* Who the connection's client certificate says the reader is: 0 with *u (CN, each O a group);
  * WC_ENOENT when it sent none (or no client CA is configured); WC_EINVAL when it is not valid

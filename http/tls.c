@@ -9,14 +9,24 @@
  * until the server is freed (a handshake under way may still hold its pointers; reloads are
  * rare and a set is a few KiB).
  *
+ * A watch stream leaves libmicrohttpd after its headers, as over plain HTTP (stream.c), and takes
+ * with it only the sending half of its TLS session: the key, IV and sequence number GnuTLS
+ * reached (gnutls_record_get_state). Its pump then seals each chunk as TLS records itself
+ * (AES-GCM or ChaCha20-Poly1305, the only ciphers offered) and send()s them; what the reader
+ * sends is read and dropped unopened, as over plain HTTP. An idle TLS stream thus costs an
+ * AEAD key schedule more than a plain one, instead of a whole GnuTLS session and the
+ * connection's memory pool.
+ *
  * Client certificates are asked for (not required) on every handshake when a client CA is
  * configured, and checked here for each request against the CA in force, not by GnuTLS during
  * the handshake: a reload of the CA then applies to the next request, and a certificate that
  * is not valid gets a 401 Status rather than a failed handshake the client cannot read.
  */
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +37,10 @@
 #define MAX_CHAIN 16 /* certificates in a chain, the server's or a client's */
 
 /* TLS 1.2 and 1.3 only; GnuTLS's NORMAL choice of ciphers otherwise. */
-static char priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+/* TLS 1.2 and 1.3 only, with AEAD ciphers only (what a stream's pump seals: see below); GnuTLS's
+ * NORMAL choices otherwise. */
+static char priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:"
+                           "+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD";
 
 struct wc_http_tls_set {
     gnutls_pcert_st *chain; /* the server's chain, leaf first */
@@ -281,4 +294,136 @@ void wc_http_tls_ask_client_cert(wc_http *h, struct MHD_Connection *conn)
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (ci && ci->tls_session)
         gnutls_certificate_server_set_request(ci->tls_session, GNUTLS_CERT_REQUEST);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * A watch stream's half of a TLS session: the records it sends, sealed by its pump
+ * ------------------------------------------------------------------------------------- */
+
+#define TAG_LEN 16
+#define MIN_PLAIN 512 /* the smallest record a client may ask for (max_fragment_length) */
+/* Records under one key before a stream is ended (its reader watches again): below TLS 1.3's
+ * limit for AES-GCM (2^24.5 full records). */
+#define SEQ_BUDGET (1ull << 24)
+
+struct wc_http_tls_tx {
+    gnutls_aead_cipher_hd_t aead;
+    unsigned char iv[12]; /* XORed with the sequence number; TLS 1.2 GCM: the salt, 4 bytes */
+    uint64_t seq, seq_end;
+    bool tls13;          /* the content type goes inside the record, after the data */
+    bool explicit_nonce; /* TLS 1.2 GCM: salt and 8 bytes sent with each record */
+    size_t max_plain;
+};
+
+int wc_http_tls_tx_take(void *session, wc_http_tls_tx **out)
+{
+    gnutls_session_t ss = session;
+    gnutls_protocol_t v = gnutls_protocol_get_version(ss);
+    gnutls_cipher_algorithm_t c = gnutls_cipher_get(ss);
+    bool gcm = c == GNUTLS_CIPHER_AES_128_GCM || c == GNUTLS_CIPHER_AES_256_GCM;
+    if ((v != GNUTLS_TLS1_2 && v != GNUTLS_TLS1_3) ||
+        (!gcm && c != GNUTLS_CIPHER_CHACHA20_POLY1305))
+        return WC_EINVAL; /* the priorities allow nothing else */
+    gnutls_datum_t mac, iv, key;
+    unsigned char seq[8];
+    if (gnutls_record_get_state(ss, 0, &mac, &iv, &key, seq) < 0)
+        return WC_EINVAL;
+    wc_http_tls_tx *t = calloc(1, sizeof(*t));
+    if (!t)
+        return WC_ENOMEM;
+    t->tls13 = v == GNUTLS_TLS1_3;
+    t->explicit_nonce = !t->tls13 && gcm;
+    size_t iv_len = t->explicit_nonce ? 4 : 12;
+    size_t max = gnutls_record_get_max_size(ss);
+    t->max_plain = max >= MIN_PLAIN && max < 16384 ? max : 16384;
+    for (int i = 0; i < 8; i++)
+        t->seq = t->seq << 8 | seq[i];
+    t->seq_end = t->seq + SEQ_BUDGET;
+    if (iv.size < iv_len || gnutls_aead_cipher_init(&t->aead, c, &key) < 0) {
+        free(t);
+        return WC_EINVAL;
+    }
+    memcpy(t->iv, iv.data, iv_len);
+    *out = t;
+    return 0;
+}
+
+void wc_http_tls_tx_free(wc_http_tls_tx *t)
+{
+    if (!t)
+        return;
+    gnutls_aead_cipher_deinit(t->aead);
+    gnutls_memset(t->iv, 0, sizeof(t->iv));
+    free(t);
+}
+
+bool wc_http_tls_tx_worn(const wc_http_tls_tx *t, size_t next_len)
+{
+    return t->seq + next_len / MIN_PLAIN + 2 >= t->seq_end;
+}
+
+size_t wc_http_tls_sealed_max(size_t len)
+{
+    return len + (len / MIN_PLAIN + 1) * (5 + 8 + 1 + TAG_LEN);
+}
+
+/*
+ * One record: header, [explicit nonce,] the data encrypted in place after being copied in,
+ * [the inner content type,] the tag. TLS 1.3 (RFC 8446, 5.2-5.3): the outer type is application
+ * data, the header is the additional data, the nonce is the IV XOR the sequence number. TLS 1.2
+ * (RFC 5246 6.2.3.3, 5288, 7905): the additional data is sequence, type, version and length of
+ * the data; GCM's nonce is the 4-byte salt and the 8 bytes sent (the sequence number here),
+ * ChaCha20-Poly1305's is the IV XOR the sequence number.
+ */
+ssize_t wc_http_tls_seal(wc_http_tls_tx *t, unsigned char type, const char *p, size_t len,
+                         char *out)
+{
+    unsigned char *o = (unsigned char *)out;
+    do {
+        size_t n = len > t->max_plain ? t->max_plain : len;
+        size_t pre = 5 + (t->explicit_nonce ? 8 : 0);
+        size_t body = n + (t->tls13 ? 1 : 0);
+        size_t wire = pre - 5 + body + TAG_LEN;
+        unsigned char sq[8], nonce[12], aad[13];
+        for (int i = 0; i < 8; i++)
+            sq[i] = (unsigned char)(t->seq >> (56 - 8 * i));
+        o[0] = t->tls13 ? 23 : type;
+        o[1] = 3;
+        o[2] = 3;
+        o[3] = (unsigned char)(wire >> 8);
+        o[4] = (unsigned char)wire;
+        memcpy(nonce, t->iv, 12);
+        if (t->explicit_nonce) {
+            memcpy(nonce + 4, sq, 8);
+            memcpy(o + 5, sq, 8);
+        } else {
+            for (int i = 0; i < 8; i++)
+                nonce[4 + i] ^= sq[i];
+        }
+        memcpy(o + pre, p, n);
+        size_t aad_len = 5;
+        if (t->tls13) {
+            o[pre + n] = type;
+            memcpy(aad, o, 5);
+        } else {
+            memcpy(aad, sq, 8);
+            aad[8] = type;
+            aad[9] = 3;
+            aad[10] = 3;
+            aad[11] = (unsigned char)(n >> 8);
+            aad[12] = (unsigned char)n;
+            aad_len = 13;
+        }
+        giovec_t a = {aad, aad_len}, d = {o + pre, body};
+        size_t tag_len = TAG_LEN;
+        if (gnutls_aead_cipher_encryptv2(t->aead, nonce, sizeof(nonce), &a, 1, &d, 1,
+                                         o + pre + body, &tag_len) < 0 ||
+            tag_len != TAG_LEN)
+            return -1;
+        t->seq++;
+        o += pre + body + TAG_LEN;
+        p += n;
+        len -= n;
+    } while (len > 0);
+    return (ssize_t)(o - (unsigned char *)out);
 }

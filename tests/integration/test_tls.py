@@ -84,6 +84,37 @@ def read_events(resp, n):
     return out
 
 
+def raw_watch(c, ctx, path, token="root-token"):
+    """The whole raw response of a watch that ends by itself, and whether the server closed
+    its TLS session with close_notify (OpenSSL raises SSLEOFError on a bare end)."""
+    with socket.create_connection(("127.0.0.1", c.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+                       % (path, token)).encode())
+            out = b""
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        return out, True
+                    out += b
+            except ssl.SSLError:
+                return out, False
+
+
+def dechunk(raw):
+    """The body of a chunked response, and whether its terminating chunk came."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    body = b""
+    while rest:
+        size, _, rest = rest.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            return body, rest == b"\r\n"
+        body, rest = body + rest[:n], rest[n + 2:]
+    return body, False
+
+
 def peer_der(port, ctx):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
@@ -225,6 +256,42 @@ def main():
         except Exception as e:
             check("the stream ends cleanly at timeoutSeconds", False, repr(e))
         conn.close()
+
+        # Each protocol and cipher the server offers: the pumps seal the records themselves.
+        c.put("/registry/pods/default/big", pod("big", "default", "n" * 40000))
+        code, body = c.get("/api/v1/namespaces/default/pods", "root-token")
+        rv0 = json.loads(body)["metadata"]["resourceVersion"]
+        variants = []
+        for name, version, ciphers in (
+                ("TLS 1.3", ssl.TLSVersion.TLSv1_3, None),
+                ("TLS 1.2 AES-128-GCM", ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-GCM-SHA256"),
+                ("TLS 1.2 AES-256-GCM", ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-GCM-SHA384"),
+                ("TLS 1.2 ChaCha20-Poly1305", ssl.TLSVersion.TLSv1_2,
+                 "ECDHE-ECDSA-CHACHA20-POLY1305")):
+            ctx = client_ctx(d, "ca")
+            ctx.minimum_version = ctx.maximum_version = version
+            if ciphers:
+                ctx.set_ciphers(ciphers)
+            raw, clean = raw_watch(c, ctx, "/api/v1/namespaces/default/pods?watch=1"
+                                   "&resourceVersion=0&timeoutSeconds=1")
+            body, ended = dechunk(raw)
+            evs = [json.loads(l) for l in body.splitlines() if l]
+            names = sorted(e["object"]["metadata"]["name"] for e in evs)
+            big = [e for e in evs if e["object"]["metadata"]["name"] == "big"]
+            check("a watch over %s: every object, a 40 KB one in several records, the chunked "
+                  "end, then close_notify" % name,
+                  raw.startswith(b"HTTP/1.1 200") and ended and clean and len(names) == n + 2
+                  and big and big[0]["object"]["spec"]["nodeName"] == "n" * 40000,
+                  (len(names), ended, clean, raw[:120]))
+        r = subprocess.run(
+            ["gnutls-cli", "--x509cafile", d + "/ca.crt", "--port", str(c.port), "--priority",
+             "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305", "127.0.0.1"],
+            input=("GET /api/v1/namespaces/default/pods?watch=1&resourceVersion=%s"
+                   "&timeoutSeconds=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer root-token"
+                   "\r\n\r\n" % rv0).encode(), capture_output=True, timeout=20)
+        check("a watch over TLS 1.3 ChaCha20-Poly1305 (gnutls-cli) ends with close_notify",
+              b"0\r\n\r\n" in r.stdout and b"closed the GnuTLS connection" in r.stderr + r.stdout,
+              (r.stdout[-200:], r.stderr[-300:]))
 
         # A reader that leaves mid-stream: its stream ends, nothing is left open.
         watches = [open_watch(c, "/api/v1/pods?watch=1") for _ in range(3)]
