@@ -272,7 +272,9 @@ ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             wc_log(WC_LOG_WARN, "http: a watch stream could not take its socket: %s",
                    strerror(errno));
     }
-    /* HTTPS: the session's sending half too; MHD, ending its side, sends nothing more on it. */
+    /* HTTPS: the session's sending half too. MHD, ending its side, sends nothing more on it:
+     * with MHD_USE_TURBO, libmicrohttpd 0.9.75 closes a connection without gnutls_bye or
+     * shutdown() (MHD_connection_mark_closed_), and its timeout sweep closes the same way. */
     const union MHD_ConnectionInfo *ti =
         s->fd >= 0 ? MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION) : NULL;
     if (ti && ti->tls_session && !s->tls) {
