@@ -930,7 +930,7 @@ static void reader_ended(reader *r)
     reader_close(r);
 }
 
-static void reader_read(reader *r, int64_t now);
+static bool reader_read(reader *r, int64_t now);
 
 static void reader_event(reader *r, uint32_t events, int64_t now)
 {
@@ -989,20 +989,21 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
             reader_ended(r);
         return;
     }
-    /* A session may hold decrypted bytes the socket no longer signals: read until it has none. */
-    do
-        reader_read(r, now);
-    while (r->tls && r->st == R_OPEN && gnutls_record_check_pending(r->tls) > 0);
+    /* A session takes one record per read and may hold bytes the socket no longer signals:
+     * over TLS, read until it would block. */
+    while (reader_read(r, now) && r->tls && r->st == R_OPEN)
+        ;
 }
 
-static void reader_read(reader *r, int64_t now)
+/* One read of r's stream, parsed; false when there was nothing to read or the stream ended. */
+static bool reader_read(reader *r, int64_t now)
 {
     ssize_t k = reader_recv(r, rbuf, r->slow ? 1024 : sizeof(rbuf));
     if (k <= 0) {
         if (k < 0 && errno == EAGAIN)
-            return;
+            return false;
         reader_ended(r);
-        return;
+        return false;
     }
     bytes_in += (uint64_t)k;
     line_now = now;
@@ -1012,11 +1013,11 @@ static void reader_read(reader *r, int64_t now)
         off += hresp_feed(&r->h, rbuf + off, (size_t)k - off, reader_body, r);
         if (!had_status && r->h.st > H_HEADERS) {
             if (r->h.status != 200 && failed_request(r))
-                return;
+                return false;
             if (r->h.status != 200) {
                 errors++;
                 reader_ended(r);
-                return;
+                return false;
             }
             /* etcd's watch is live once it answered "created": its first line */
             if (O.peer != PEER_ETCD) {
@@ -1025,7 +1026,7 @@ static void reader_read(reader *r, int64_t now)
                 if (r->slow) {
                     struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = r};
                     epoll_ctl(ep, EPOLL_CTL_MOD, r->fd, &ev);
-                    return;
+                    return false;
                 }
             }
         }
@@ -1035,7 +1036,7 @@ static void reader_read(reader *r, int64_t now)
                 r->line_len = 0;
             }
             reader_ended(r);
-            return;
+            return false;
         }
     }
     if (O.peer == PEER_ETCD && !r->ready && r->h.st > H_HEADERS && r->line_len == 0 &&
@@ -1043,6 +1044,7 @@ static void reader_read(reader *r, int64_t now)
         r->ready = true; /* a whole line arrived: the "created" answer */
         nready++;
     }
+    return true;
 }
 
 /* ---------------------------------------------------------------------------------------
