@@ -307,7 +307,13 @@ void wc_http_tls_ask_client_cert(wc_http *h, struct MHD_Connection *conn)
 #define SEQ_BUDGET (1ull << 24)
 
 struct wc_http_tls_tx {
+    /* The cipher is keyed by the pump, at the first record: so its memory comes from the
+     * pump's heap, and not from between the handshakes' freed buffers on libmicrohttpd's
+     * thread, where it would keep their pages in. Until then the key waits here. */
     gnutls_aead_cipher_hd_t aead;
+    gnutls_cipher_algorithm_t algo;
+    unsigned char key[32];
+    unsigned key_len;
     unsigned char iv[12]; /* XORed with the sequence number; TLS 1.2 GCM: the salt, 4 bytes */
     uint64_t seq, seq_end;
     bool tls13;          /* the content type goes inside the record, after the data */
@@ -339,10 +345,13 @@ int wc_http_tls_tx_take(void *session, wc_http_tls_tx **out)
     for (int i = 0; i < 8; i++)
         t->seq = t->seq << 8 | seq[i];
     t->seq_end = t->seq + SEQ_BUDGET;
-    if (iv.size < iv_len || gnutls_aead_cipher_init(&t->aead, c, &key) < 0) {
+    if (iv.size < iv_len || key.size > sizeof(t->key)) {
         free(t);
         return WC_EINVAL;
     }
+    t->algo = c;
+    t->key_len = key.size;
+    memcpy(t->key, key.data, key.size);
     memcpy(t->iv, iv.data, iv_len);
     *out = t;
     return 0;
@@ -352,7 +361,9 @@ void wc_http_tls_tx_free(wc_http_tls_tx *t)
 {
     if (!t)
         return;
-    gnutls_aead_cipher_deinit(t->aead);
+    if (t->aead)
+        gnutls_aead_cipher_deinit(t->aead);
+    gnutls_memset(t->key, 0, sizeof(t->key));
     gnutls_memset(t->iv, 0, sizeof(t->iv));
     free(t);
 }
@@ -379,6 +390,14 @@ ssize_t wc_http_tls_seal(wc_http_tls_tx *t, unsigned char type, const char *p, s
                          char *out)
 {
     unsigned char *o = (unsigned char *)out;
+    if (!t->aead) {
+        gnutls_datum_t key = {t->key, t->key_len};
+        if (gnutls_aead_cipher_init(&t->aead, t->algo, &key) < 0) {
+            t->aead = NULL;
+            return -1;
+        }
+        gnutls_memset(t->key, 0, sizeof(t->key));
+    }
     do {
         size_t n = len > t->max_plain ? t->max_plain : len;
         size_t pre = 5 + (t->explicit_nonce ? 8 : 0);
