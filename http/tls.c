@@ -36,7 +36,6 @@
 
 #define MAX_CHAIN 16 /* certificates in a chain, the server's or a client's */
 
-/* TLS 1.2 and 1.3 only; GnuTLS's NORMAL choice of ciphers otherwise. */
 /* TLS 1.2 and 1.3 only, with AEAD ciphers only (what a stream's pump seals: see below), in the
  * server's order: AES-GCM first, which this GnuTLS runs about ten times as fast as
  * ChaCha20-Poly1305 where the CPU has AES instructions (measured: 0.4 us against 4.5 us to seal
