@@ -422,7 +422,7 @@ struct wc_http {
     atomic_uint_fast64_t codes[600];
     atomic_uint_fast64_t sends, hangups, consistent_reads, refused, header_timeouts;
     wc_http_lat_slot lat[WC_HTTP_LAT_SLOTS]; /* wcached_http_request_duration_seconds */
-    atomic_uint_fast64_t tls_streams; /* watch streams that took a TLS session (stream.c) */
+    atomic_uint_fast64_t tls_streams;        /* watch streams that took a TLS session (stream.c) */
     /* The descriptor budget (server.c on_accept): MHD's connections plus the open streams. */
     size_t max_conns;
     atomic_size_t mhd_conns;
