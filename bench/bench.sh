@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: wcached against etcd direct and nchan, side by side in one run, on workloads
-# W1-W6 and W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the same run.
+# W1-W6 and W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the same run;
+# and W9: W1 and W2 against wcached over HTTPS with token-authenticated readers, beside the
+# same over plain HTTP (not in the default list: --only W9, or add it).
 #
 #   bench/bench.sh [--quick] [--only W1,W2,...] [--out DIR]
 #
@@ -71,8 +73,9 @@ free_port() {
 etcd_port=$(free_port 22379)
 wc_port=$(free_port 28080)
 nchan_port=$(free_port 28090)
+wcs_port=$(free_port 28100)
 iperf_port=$(free_port 28201)
-ETCD=127.0.0.1:$etcd_port WC=127.0.0.1:$wc_port NCHAN=127.0.0.1:$nchan_port
+ETCD=127.0.0.1:$etcd_port WC=127.0.0.1:$wc_port NCHAN=127.0.0.1:$nchan_port WCS=127.0.0.1:$wcs_port
 
 echo "== etcd on $ETCD, wcached on $WC, nchan on $NCHAN; results in $out"
 etcd --name bench --data-dir "$tmp/etcd" \
@@ -107,6 +110,32 @@ start_wcached() {
     wc_ready_ms=$((($(date +%s%N) - t0) / 1000000))
 }
 start_wcached
+
+# W9's wcached: the same flags, over HTTPS (a throw-away CA and certificate made by certtool),
+# every reader authenticated by a bearer token.
+wcs_pid=
+start_wcached_tls() {
+    [ -n "$wcs_pid" ] && kill "$wcs_pid" 2>/dev/null && wait "$wcs_pid" 2>/dev/null
+    local d=$tmp/tls
+    if [ ! -f "$d/server.crt" ]; then
+        mkdir -p "$d"
+        printf 'cn = "wcbench-ca"\nca\ncert_signing_key\nexpiration_days = 2\n' >"$d/ca.tmpl"
+        printf 'cn = "127.0.0.1"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nexpiration_days = 2\n' >"$d/server.tmpl"
+        certtool --generate-privkey --key-type ecdsa --outfile "$d/ca.key" 2>/dev/null
+        certtool --generate-self-signed --load-privkey "$d/ca.key" --template "$d/ca.tmpl" --outfile "$d/ca.crt" 2>/dev/null
+        certtool --generate-privkey --key-type ecdsa --outfile "$d/server.key" 2>/dev/null
+        certtool --generate-certificate --load-privkey "$d/server.key" --load-ca-certificate "$d/ca.crt" \
+            --load-ca-privkey "$d/ca.key" --template "$d/server.tmpl" --outfile "$d/server.crt" 2>/dev/null
+        echo "wcbench-token,wcbench,1" >"$d/tokens.csv"
+    fi
+    # shellcheck disable=SC2086
+    "$wcached" --etcd-endpoints "http://$ETCD" --listen "$WCS" --index-field spec.nodeName \
+        --tls-cert-file "$d/server.crt" --tls-private-key-file "$d/server.key" \
+        --token-auth-file "$d/tokens.csv" $WCACHED_FLAGS >>"$tmp/wcached-tls.log" 2>&1 &
+    wcs_pid=$!
+    pids+=("$wcs_pid")
+    for _ in $(seq 600); do curl -fs --cacert "$d/ca.crt" "https://$WCS/readyz" >/dev/null && break; sleep 0.01; done
+}
 
 mkdir -p "$tmp/nginx"
 sed -e "s|@DIR@|$tmp/nginx|g" -e "s|@PORT@|$nchan_port|g" bench/nchan.conf.in >"$tmp/nginx/nginx.conf"
@@ -144,6 +173,7 @@ runid() { echo "$1-$2-$3-$RANDOM$RANDOM" | tr 'A-Z' 'a-z'; }
 peer_args() {
     case $1 in
     wcached) echo "--server $WC --etcd $ETCD --pid wcached=$wc_pid --pid etcd=$etcd_pid" ;;
+    wcached-tls) echo "--server $WCS --etcd $ETCD --pid wcached=$wcs_pid --pid etcd=$etcd_pid --tls-ca $tmp/tls/ca.crt --token wcbench-token" ;;
     etcd) echo "--server $ETCD --etcd $ETCD --pid etcd=$etcd_pid" ;;
     nchan) echo "--server $NCHAN $(nginx_pids)" ;;
     esac
@@ -154,7 +184,7 @@ load() {
     shift 2
     local line
     # shellcheck disable=SC2046
-    if line=$("$wcload" --peer "$peer" $(peer_args "$peer") --run "$(runid "$tag" "$peer" "$$")" "$@" |
+    if line=$("$wcload" --peer "${peer%-tls}" $(peer_args "$peer") --run "$(runid "$tag" "$peer" "$$")" "$@" |
         grep '^RESULT'); then
         echo "$tag ${line#RESULT }" | tee -a "$results" | cut -c1-160
     else
@@ -308,5 +338,20 @@ if want W10; then
     WCACHED_EXTRA=
 fi
 
+if want W9; then
+    # Each pair on fresh processes started together, so that the two see the same machine.
+    echo "== W9: W2 and W1 over HTTPS with token-authenticated readers, beside plain HTTP"
+    start_wcached
+    start_wcached_tls
+    load W9-W2-http wcached --workload idle --readers "$w2_readers" --hold 5
+    load W9-W2-https wcached-tls --workload idle --readers "$w2_readers" --hold 5
+    for n in $w1_readers; do
+        load W9-W1-http wcached --workload fanout --readers "$n" --events "$w1_events" --rate 1000
+        load W9-W1-https wcached-tls --workload fanout --readers "$n" --events "$w1_events" --rate 1000
+    done
+    kill "$wcs_pid" 2>/dev/null || true
+fi
+
 cp "$tmp/wcached.log" "$out/wcached.log" 2>/dev/null || true
+cp "$tmp/wcached-tls.log" "$out/wcached-tls.log" 2>/dev/null || true
 bench/report.sh "$out"

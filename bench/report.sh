@@ -48,6 +48,7 @@ FILENAME ~ /machine.txt$/ { i = index($0, "="); M[substr($0, 1, i - 1)] = substr
     if (tag == "W1") { R1[readers] = 1 }
     if (tag == "W3") { R3[readers] = 1 }
     if (tag == "W3i") { R3i[readers] = 1 }
+    if (tag ~ /^W9-W1-/) { R9[readers] = 1 }
 }
 END {
     out = dir "/report.md"
@@ -208,6 +209,44 @@ END {
     }
     if (any) print "" > out
 
+    # W9 ---------------------------------------------------------------------------------------
+    nr9 = 0; for (r in R9) r9[++nr9] = r + 0
+    asort_n(r9, nr9)
+    if (nr9 || (("W9-W2-http", "wcached") in ONE) || (("W9-W2-https", "wcached") in ONE)) {
+        print "## W9 HTTPS beside plain HTTP (HTTPS readers authenticated by a bearer token; fresh processes, same flags)\n" > out
+    }
+    if (nr9) {
+        print "| readers | transport | events/s done | deliveries (in order / asked) | p50 ms | p99 ms | wcached CPU s | wcached CPU us per delivery | HTTPS / HTTP |" > out
+        print "|---|---|---|---|---|---|---|---|---|" > out
+        for (i = 1; i <= nr9; i++) for (t = 1; t <= 2; t++) {
+            tr = t == 1 ? "http" : "https"; k = "W9-W1-" tr SUBSEP "wcached" SUBSEP r9[i]
+            if (!(k in seen)) continue
+            d = get(k, "deliveries"); cpu = get(k, "cpu_wcached_s")
+            W9cpu[tr, r9[i]] = (cpu >= 0 && d > 0) ? cpu / d * 1e6 : -1
+            printf "| %s | %s | %s | %s / %s | %s | %s | %s | %s | %s |\n", r9[i], tr,
+                f0(get(k, "rate_done")), f0(d), f0(get(k, "deliveries_expected")),
+                ms(get(k, "lat_p50_us")), ms(get(k, "lat_p99_us")), f2(cpu), f2(W9cpu[tr, r9[i]]),
+                t == 2 ? ratio(W9cpu["https", r9[i]], W9cpu["http", r9[i]]) : "" > out
+        }
+        print "" > out
+        top9 = r9[nr9]
+    }
+    for (t = 1; t <= 2; t++) {
+        tr = t == 1 ? "http" : "https"
+        if (!(("W9-W2-" tr, "wcached") in ONE)) continue
+        k = ONE["W9-W2-" tr, "wcached"]
+        split(k, o, SUBSEP)
+        if (t == 1 || !(("W9-W2-http", "wcached") in ONE)) {
+            print "| idle streams | transport | all accepted in ms | wcached RSS before MiB | after MiB | KiB per stream |" > out
+            print "|---|---|---|---|---|---|" > out
+        }
+        a = get(k, "rss_wcached_kib"); b = get(k, "rss0_wcached_kib")
+        W9kib[tr] = (a >= 0 && b >= 0 && o[3] > 0) ? (a - b) / o[3] : -1; W9n = o[3]
+        printf "| %s | %s | %s | %s | %s | %s |\n", o[3], tr, f0(get(k, "connect_ms")), f1(b / 1024),
+            f1(a / 1024), f2(W9kib[tr]) > out
+    }
+    if (("W9-W2-https", "wcached") in ONE) print "" > out
+
     # TARGETS ----------------------------------------------------------------------------------
     print "## TARGETS, same run\n" > out
     print "| id | goal | wcached | etcd direct | nchan | wcached / etcd | wcached / nchan | met |" > out
@@ -268,6 +307,16 @@ END {
         printf "| W5 | 500-item page in < 5 ms | %s ms | %s ms | - | %s | - | %s |\n",
             f2(W5page["wcached"]), f2(W5page["etcd"]), ratio(W5page["wcached"], W5page["etcd"]),
             yes(W5page["wcached"] >= 0 && W5page["wcached"] < 5) > out
+    }
+    if (nr9) {
+        a = W9cpu["https", top9]; b = W9cpu["http", top9]
+        printf "| W9 | wcached CPU per delivery over HTTPS within 1.5x of plain HTTP (%s readers) | %s us (HTTP %s us) | - | - | - | - | %s (x%s) |\n",
+            top9, f2(a), f2(b), yes(a >= 0 && b > 0 && a <= 1.5 * b), ratio(a, b) > out
+    }
+    if ("https" in W9kib) {
+        a = W9kib["https"]
+        printf "| W9 | <= 8 KiB RSS per idle HTTPS stream (%s streams) | %s KiB (HTTP %s KiB) | - | - | - | - | %s |\n",
+            W9n, f2(a), f2(W9kib["http"]), yes(a >= 0 && a <= 8) > out
     }
     if ("wcached" in W6p99) {
         a = W6p99["wcached"]; b = W1p99["wcached", W6n]

@@ -16,11 +16,17 @@
  * re-watch from their last resourceVersion, relist on 410), and it measures how long after
  * wcached's /readyz answers 200 again every reader has every change written until then.
  *
+ * With --tls-ca the readers (and the list before them) speak HTTPS to wcached through GnuTLS
+ * client sessions in the same loop, checking its certificate against that CA; --token adds
+ * "Authorization: Bearer TOKEN" to their requests.
+ *
  * It prints one line, "RESULT key=value ...", which bench/bench.sh collects. A figure that the
  * workload does not measure prints as "-".
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -64,9 +70,13 @@ typedef struct opts {
     int npids;
     char pid_name[MAX_PIDS][32];
     int pid[MAX_PIDS];
+    const char *tls_ca; /* HTTPS to wcached, its certificate checked against this CA */
+    const char *token;  /* a bearer token for wcached, or NULL */
 } opts;
 
 static opts O;
+static gnutls_certificate_credentials_t tls_cred; /* NULL: plain HTTP */
+static char tls_host[64];                         /* the server's address, as its certificate's */
 static int ep;
 static char rbuf[READ_CHUNK];
 
@@ -516,11 +526,12 @@ static void writer_start(writer *w, int64_t upto)
  * Readers
  * ------------------------------------------------------------------------------------- */
 
-enum rstate { R_CLOSED, R_CONNECTING, R_OPEN };
+enum rstate { R_CLOSED, R_CONNECTING, R_HANDSHAKE, R_OPEN };
 
 typedef struct reader {
     enum tag tag;
     int fd;
+    gnutls_session_t tls; /* HTTPS: the reader's session, from its connect to its close */
     enum rstate st;
     bool ready, slow, ended;
     bool idle; /* selective: its node gets no updates (--busy-nodes) */
@@ -547,6 +558,46 @@ static long nreaders; /* fast ones first, then the slow ones */
 static long nready, nended;
 static int64_t start_rv;
 
+/* "Authorization: Bearer TOKEN\r\n" with --token, else "". */
+static const char *auth_header(void)
+{
+    static char h[600];
+    if (!O.token)
+        return "";
+    if (!h[0])
+        snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", O.token);
+    return h;
+}
+
+/* A new client session on fd, its server's certificate checked against --tls-ca. */
+static gnutls_session_t tls_session(int fd, bool block)
+{
+    gnutls_session_t t;
+    if (gnutls_init(&t, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL | (block ? 0 : GNUTLS_NONBLOCK)) < 0 ||
+        gnutls_set_default_priority(t) < 0 ||
+        gnutls_credentials_set(t, GNUTLS_CRD_CERTIFICATE, tls_cred) < 0)
+        die("gnutls: cannot make a session");
+    gnutls_session_set_verify_cert(t, tls_host, 0);
+    gnutls_transport_set_int(t, fd);
+    return t;
+}
+
+/* recv() on the reader's socket or session: bytes, 0 at the end, or -1 with errno (EAGAIN). */
+static ssize_t reader_recv(reader *r, char *buf, size_t n)
+{
+    if (!r->tls)
+        return recv(r->fd, buf, n, 0);
+    for (;;) {
+        ssize_t k = gnutls_record_recv(r->tls, buf, n);
+        if (k >= 0)
+            return k;
+        if (k == GNUTLS_E_INTERRUPTED)
+            continue;
+        errno = k == GNUTLS_E_AGAIN ? EAGAIN : EIO;
+        return -1;
+    }
+}
+
 static void reader_request(reader *r, char *req, size_t cap)
 {
     int n = 0;
@@ -558,13 +609,13 @@ static void reader_request(reader *r, char *req, size_t cap)
         else if (O.wl == WL_SELECTIVE)
             n = snprintf(req, cap,
                          "GET /api/v1/namespaces/%s/pods?watch=true&resourceVersion=%" PRId64
-                         "&fieldSelector=spec.nodeName%%3Dnode-%ld HTTP/1.1\r\nHost: %s\r\n\r\n",
-                         O.run, rv, r->node, O.server_host);
+                         "&fieldSelector=spec.nodeName%%3Dnode-%ld HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+                         O.run, rv, r->node, O.server_host, auth_header());
         else
             n = snprintf(req, cap,
                          "GET /keys/bench/%s/?watch=true&resourceVersion=%" PRId64
-                         " HTTP/1.1\r\nHost: %s\r\n\r\n",
-                         O.run, rv, O.server_host);
+                         " HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+                         O.run, rv, O.server_host, auth_header());
     } else if (O.peer == PEER_ETCD) {
         char from[160], to[160], kb[256], eb[256], body[700];
         if (O.wl == WL_SELECTIVE)
@@ -636,6 +687,9 @@ static void reader_close(reader *r)
         return;
     epoll_ctl(ep, EPOLL_CTL_DEL, r->fd, NULL);
     close_reset(r->fd);
+    if (r->tls)
+        gnutls_deinit(r->tls);
+    r->tls = NULL;
     r->st = R_CLOSED;
     if (r->ready)
         nready--;
@@ -876,6 +930,8 @@ static void reader_ended(reader *r)
     reader_close(r);
 }
 
+static bool reader_read(reader *r, int64_t now);
+
 static void reader_event(reader *r, uint32_t events, int64_t now)
 {
     if (r->st == R_CONNECTING) {
@@ -889,10 +945,32 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
             reader_ended(r);
             return;
         }
+        if (tls_cred) {
+            r->tls = tls_session(r->fd, false);
+            r->st = R_HANDSHAKE;
+        }
+    }
+    if (r->st == R_HANDSHAKE) {
+        int rc = gnutls_handshake(r->tls);
+        if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+            struct epoll_event ev = {
+                .events = gnutls_record_get_direction(r->tls) ? EPOLLOUT : EPOLLIN, .data.ptr = r};
+            epoll_ctl(ep, EPOLL_CTL_MOD, r->fd, &ev);
+            return;
+        }
+        if (rc < 0) {
+            errors++;
+            reader_ended(r);
+            return;
+        }
+    }
+    if (r->st == R_CONNECTING || r->st == R_HANDSHAKE) {
         char req[1200];
         reader_request(r, req, sizeof(req));
         size_t n = strlen(req);
-        if (send(r->fd, req, n, MSG_NOSIGNAL) != (ssize_t)n) {
+        /* A request this small goes whole into an empty socket (or one TLS record). */
+        ssize_t k = r->tls ? gnutls_record_send(r->tls, req, n) : send(r->fd, req, n, MSG_NOSIGNAL);
+        if (k != (ssize_t)n) {
             if (failed_request(r))
                 return;
             errors++;
@@ -911,12 +989,21 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
             reader_ended(r);
         return;
     }
-    ssize_t k = recv(r->fd, rbuf, r->slow ? 1024 : sizeof(rbuf), 0);
+    /* A session takes one record per read and may hold bytes the socket no longer signals:
+     * over TLS, read until it would block. */
+    while (reader_read(r, now) && r->tls && r->st == R_OPEN)
+        ;
+}
+
+/* One read of r's stream, parsed; false when there was nothing to read or the stream ended. */
+static bool reader_read(reader *r, int64_t now)
+{
+    ssize_t k = reader_recv(r, rbuf, r->slow ? 1024 : sizeof(rbuf));
     if (k <= 0) {
         if (k < 0 && errno == EAGAIN)
-            return;
+            return false;
         reader_ended(r);
-        return;
+        return false;
     }
     bytes_in += (uint64_t)k;
     line_now = now;
@@ -926,11 +1013,11 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
         off += hresp_feed(&r->h, rbuf + off, (size_t)k - off, reader_body, r);
         if (!had_status && r->h.st > H_HEADERS) {
             if (r->h.status != 200 && failed_request(r))
-                return;
+                return false;
             if (r->h.status != 200) {
                 errors++;
                 reader_ended(r);
-                return;
+                return false;
             }
             /* etcd's watch is live once it answered "created": its first line */
             if (O.peer != PEER_ETCD) {
@@ -939,7 +1026,7 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
                 if (r->slow) {
                     struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = r};
                     epoll_ctl(ep, EPOLL_CTL_MOD, r->fd, &ev);
-                    return;
+                    return false;
                 }
             }
         }
@@ -949,7 +1036,7 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
                 r->line_len = 0;
             }
             reader_ended(r);
-            return;
+            return false;
         }
     }
     if (O.peer == PEER_ETCD && !r->ready && r->h.st > H_HEADERS && r->line_len == 0 &&
@@ -957,6 +1044,7 @@ static void reader_event(reader *r, uint32_t events, int64_t now)
         r->ready = true; /* a whole line arrived: the "created" answer */
         nready++;
     }
+    return true;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1080,23 +1168,30 @@ static char *blocking_request(const struct sockaddr_in *sa, const char *req, siz
     int fd = tcp_connect(sa, true);
     if (fd < 0)
         die("connect: %s", strerror(errno));
+    gnutls_session_t t = tls_cred && sa == &O.server ? tls_session(fd, true) : NULL;
+    int rc;
+    if (t && (rc = gnutls_handshake(t)) < 0)
+        die("TLS handshake with %s: %s", O.server_host, gnutls_strerror(rc));
     for (size_t off = 0; off < len;) {
-        ssize_t k = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        ssize_t k = t ? gnutls_record_send(t, req + off, len - off)
+                      : send(fd, req + off, len - off, MSG_NOSIGNAL);
         if (k <= 0)
-            die("send: %s", strerror(errno));
+            die("send: %s", t ? gnutls_strerror((int)k) : strerror(errno));
         off += (size_t)k;
     }
     hresp h;
     hresp_reset(&h);
     sink s = {calloc(1, 1), 0, 1};
     while (h.st != H_DONE) {
-        ssize_t k = recv(fd, rbuf, sizeof(rbuf), 0);
+        ssize_t k = t ? gnutls_record_recv(t, rbuf, sizeof(rbuf)) : recv(fd, rbuf, sizeof(rbuf), 0);
         if (k < 0)
-            die("recv: %s", strerror(errno));
+            die("recv: %s", t ? gnutls_strerror((int)k) : strerror(errno));
         if (k == 0)
             break;
         hresp_feed(&h, rbuf, (size_t)k, sink_body, &s);
     }
+    if (t)
+        gnutls_deinit(t);
     close(fd);
     *status = h.status;
     return s.p;
@@ -1113,13 +1208,13 @@ static int64_t wcached_list_rv(void)
         n = snprintf(
             req, sizeof(req),
             "GET /api/v1/namespaces/%s/pods?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: %s\r\n"
-            "Connection: close\r\n\r\n",
-            O.run, O.server_host);
+            "%sConnection: close\r\n\r\n",
+            O.run, O.server_host, auth_header());
     else
         n = snprintf(req, sizeof(req),
                      "GET /keys/bench/%s/?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: "
-                     "%s\r\nConnection: close\r\n\r\n",
-                     O.run, O.server_host);
+                     "%s\r\n%sConnection: close\r\n\r\n",
+                     O.run, O.server_host, auth_header());
     int status;
     char *body = blocking_request(&O.server, req, (size_t)n, &status);
     if (status != 200)
@@ -1281,7 +1376,8 @@ static void usage(void)
           "  --server HOST:PORT  --etcd HOST:PORT  --run ID\n"
           "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--busy-nodes J]\n"
           "  [--slow S] [--keys N]\n"
-          "  [--hold S] [--timeout S] [--pid NAME=PID ...] [--restart-cmd CMD]\n",
+          "  [--hold S] [--timeout S] [--pid NAME=PID ...] [--restart-cmd CMD]\n"
+          "  [--tls-ca FILE] [--token TOKEN]   (wcached over HTTPS; a bearer token)\n",
           stderr);
     exit(2);
 }
@@ -1365,7 +1461,11 @@ static void parse_args(int argc, char **argv)
                     exit(2);
                 }
             O.run = v;
-        } else if (!strcmp(f, "--readers"))
+        } else if (!strcmp(f, "--tls-ca"))
+            O.tls_ca = v;
+        else if (!strcmp(f, "--token"))
+            O.token = v;
+        else if (!strcmp(f, "--readers"))
             O.readers = num(v, f, 0, 1000000);
         else if (!strcmp(f, "--events"))
             O.events = num(v, f, 0, 100000000);
@@ -1411,6 +1511,20 @@ static void parse_args(int argc, char **argv)
         O.slow = 0;
     if (O.busy_nodes == 0 || O.busy_nodes > O.nodes)
         O.busy_nodes = O.nodes;
+    if (O.tls_ca && (O.peer != PEER_WCACHED || O.wl == WL_SLOW)) {
+        fprintf(stderr, "wcload: --tls-ca: wcached's fast readers only\n");
+        exit(2);
+    }
+    if (O.tls_ca) {
+        int rc = gnutls_certificate_allocate_credentials(&tls_cred);
+        if (rc == 0)
+            rc = gnutls_certificate_set_x509_trust_file(tls_cred, O.tls_ca, GNUTLS_X509_FMT_PEM);
+        if (rc <= 0) {
+            fprintf(stderr, "wcload: --tls-ca %s: no CA certificate in it\n", O.tls_ca);
+            exit(2);
+        }
+        inet_ntop(AF_INET, &O.server.sin_addr, tls_host, sizeof(tls_host));
+    }
 }
 
 static void raise_nofile(void)

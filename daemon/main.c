@@ -376,6 +376,9 @@ int main(int argc, char **argv)
     ho.metrics = http_metrics;
     ho.token_auth_file = cfg.token_auth_file;
     ho.authorization_policy_file = cfg.authorization_policy_file;
+    ho.tls_cert_file = cfg.tls_cert_file;
+    ho.tls_key_file = cfg.tls_key_file;
+    ho.client_ca_file = cfg.client_ca_file;
     wc_http *http = NULL;
     rc = wc_http_new(&ho, &http);
     char why[512];
@@ -397,9 +400,10 @@ int main(int argc, char **argv)
         wc_http_hook_free(hook);
         return 1;
     }
-    wc_log(WC_LOG_INFO, "listening on http://%s (etcd %s, prefix '%s', ring %zu events)",
-           wc_http_address(http), cfg.endpoints[0], cfg.prefix, cfg.ring_events);
-    if (!loopback(cfg.listen) && !cfg.token_auth_file)
+    wc_log(WC_LOG_INFO, "listening on %s://%s (etcd %s, prefix '%s', ring %zu events)",
+           cfg.tls_cert_file ? "https" : "http", wc_http_address(http), cfg.endpoints[0],
+           cfg.prefix, cfg.ring_events);
+    if (!loopback(cfg.listen) && !cfg.token_auth_file && !cfg.client_ca_file)
         wc_log(WC_LOG_WARN,
                "listening on %s beyond loopback with no authentication: anyone who "
                "can reach it reads everything under the prefix",
@@ -420,7 +424,7 @@ int main(int argc, char **argv)
         if (sig != SIGHUP)
             break;
         if (wc_http_load_auth(http, why, sizeof(why)) == 0)
-            wc_log(WC_LOG_INFO, "SIGHUP: token and policy files read again");
+            wc_log(WC_LOG_INFO, "SIGHUP: token, policy and TLS files read again");
         else
             wc_log(WC_LOG_WARN, "SIGHUP: %s; the previous ones stay in force", why);
     }

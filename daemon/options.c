@@ -26,6 +26,7 @@ typedef struct raw {
     const char *header_timeout, *max_watches, *max_watches_per_user, *max_inflight;
     const char *cacert, *cert, *key, *user, *password, *password_file;
     const char *token_auth_file, *authorization_policy_file;
+    const char *tls_cert_file, *tls_key_file, *client_ca_file;
 } raw;
 
 typedef struct opt_def {
@@ -95,6 +96,12 @@ static void usage(FILE *out)
             "  --etcd-user USER               etcd user (etcd auth); the password comes from\n"
             "                                 WCACHED_ETCD_PASSWORD or --etcd-password-file\n"
             "  --etcd-password-file FILE      file whose first line is the etcd password\n"
+            "  --tls-cert-file FILE           serve HTTPS (TLS 1.2 and 1.3) with this certificate\n"
+            "                                 chain (PEM); re-read on SIGHUP\n"
+            "  --tls-private-key-file FILE    its private key (PEM); re-read on SIGHUP\n"
+            "  --client-ca-file FILE          a client certificate signed by this CA (PEM)\n"
+            "                                 authenticates its reader: CN is the user, each O a\n"
+            "                                 group (needs HTTPS; re-read on SIGHUP)\n"
             "  --token-auth-file FILE         bearer tokens, the apiserver's CSV: "
             "token,user,uid[,\"groups\"];\n"
             "                                 a reader without a valid one gets 401 (re-read on "
@@ -211,6 +218,9 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"etcd-password", &r->password},
         {"etcd-password-file", &r->password_file},
         {"token-auth-file", &r->token_auth_file},
+        {"tls-cert-file", &r->tls_cert_file},
+        {"tls-private-key-file", &r->tls_key_file},
+        {"client-ca-file", &r->client_ca_file},
         {"authorization-policy-file", &r->authorization_policy_file},
         {"resource", NULL},
     };
@@ -384,11 +394,25 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     if (format < 0)
         return fail_usage("--log-format: '%s' is not text or json", r.log_format);
     cfg->log_format = (wc_log_format)format;
-    const char *files[] = {
-        r.cacert, r.cert, r.key, r.password_file, r.token_auth_file, r.authorization_policy_file};
+    if ((r.tls_cert_file == NULL) != (r.tls_key_file == NULL))
+        return fail_usage("--tls-cert-file and --tls-private-key-file go together");
+    if (r.client_ca_file && !r.tls_cert_file)
+        return fail_usage("--client-ca-file needs HTTPS: give --tls-cert-file and "
+                          "--tls-private-key-file too");
+    const char *files[] = {r.cacert,
+                           r.cert,
+                           r.key,
+                           r.password_file,
+                           r.token_auth_file,
+                           r.authorization_policy_file,
+                           r.tls_cert_file,
+                           r.tls_key_file,
+                           r.client_ca_file};
     const char *file_flags[] = {"--etcd-cacert",     "--etcd-cert",
                                 "--etcd-key",        "--etcd-password-file",
-                                "--token-auth-file", "--authorization-policy-file"};
+                                "--token-auth-file", "--authorization-policy-file",
+                                "--tls-cert-file",   "--tls-private-key-file",
+                                "--client-ca-file"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (files[i] && access(files[i], R_OK) != 0) {
             fprintf(stderr, "wcached: %s: cannot read '%s': %s\n", file_flags[i], files[i],
@@ -404,6 +428,9 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     cfg->user = r.user;
     cfg->token_auth_file = r.token_auth_file;
     cfg->authorization_policy_file = r.authorization_policy_file;
+    cfg->tls_cert_file = r.tls_cert_file;
+    cfg->tls_key_file = r.tls_key_file;
+    cfg->client_ca_file = r.client_ca_file;
     rc = read_password(cfg, &r);
     if (rc)
         return rc;

@@ -33,8 +33,9 @@ typedef struct wc_config {
     int64_t header_timeout_ms;
     wc_log_level log_level;
     wc_log_format log_format;
-    const char *cacert, *cert, *key, *user;                  /* NULL when not given */
-    const char *token_auth_file, *authorization_policy_file; /* NULL when not given */
+    const char *cacert, *cert, *key, *user;                    /* NULL when not given */
+    const char *token_auth_file, *authorization_policy_file;   /* NULL when not given */
+    const char *tls_cert_file, *tls_key_file, *client_ca_file; /* NULL when not given */
     char password[512];                                 /* "" without etcd auth; wipe after use */
     const char *resources[WC_CONFIG_MAX_RESOURCES + 1]; /* NULL-terminated */
     size_t n_resources;

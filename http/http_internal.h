@@ -333,6 +333,8 @@ struct wc_http_stream {
     bool chunked; /* HTTP/1.1: chunked body; HTTP/1.0: raw bytes, the end is the close */
     int fd;       /* our duplicate of the socket, from the handoff on; -1 before */
     struct wc_http_table_watch *table; /* a Table watch: its frames go through it (p) */
+    /* HTTPS: the sending half of its TLS session, taken with the socket; NULL: plain HTTP */
+    struct wc_http_tls_tx *tls;
     /* (h): guarded by hook->mu */
     wc_http_pump *pump;          /* NULL until the handoff */
     wc_http_stream *prev, *next; /* pump->streams */
@@ -379,6 +381,11 @@ struct wc_http {
     struct wc_http_auth_policy **old_policies;
     size_t n_old_tokens, n_old_policies;
     char *token_file, *policy_file; /* owned copies of the options' */
+    /* HTTPS (tls.c): the certificate chain, key and client CA in force, NULL without HTTPS;
+     * swapped whole by wc_http_load_auth (under auth_mu), the replaced sets chained behind it
+     * until the server is freed. */
+    _Atomic(struct wc_http_tls_set *) tls_set;
+    char *tls_cert_file, *tls_key_file, *client_ca_file; /* owned copies of the options' */
 
     /* (h): guarded by hook->mu */
     size_t n_streams; /* watch streams from their start to their end */
@@ -415,6 +422,7 @@ struct wc_http {
     atomic_uint_fast64_t codes[600];
     atomic_uint_fast64_t sends, hangups, consistent_reads, refused, header_timeouts;
     wc_http_lat_slot lat[WC_HTTP_LAT_SLOTS]; /* wcached_http_request_duration_seconds */
+    atomic_uint_fast64_t tls_streams;        /* watch streams that took a TLS session (stream.c) */
     /* The descriptor budget (server.c on_accept): MHD's connections plus the open streams. */
     size_t max_conns;
     atomic_size_t mhd_conns;
@@ -450,6 +458,44 @@ void wc_http_waiter_stop(wc_http *h); /* answers every waiting request, then joi
 bool wc_http_waiter_submit(wc_http *h, wc_http_req *r);
 /* True when r's wait is over, with its result in *rc. */
 bool wc_http_waiter_done(wc_http *h, wc_http_req *r, int *rc);
+
+/* tls.c */
+typedef struct wc_http_tls_set wc_http_tls_set;
+/* Reads a certificate chain, its key and (ca not NULL) a client CA, all PEM: 0 and *out, or
+ * WC_EINVAL / WC_ENOMEM with one line for a person in `why`. */
+int wc_http_tls_load(const char *cert, const char *key, const char *ca, wc_http_tls_set **out,
+                     char *why, size_t why_len);
+void wc_http_tls_retire(wc_http_tls_set *t, wc_http_tls_set *older); /* t replaces older */
+void wc_http_tls_free_all(wc_http_tls_set *t); /* t and every set it replaced; NULL ok */
+/* The MHD options of HTTPS, ended by MHD_OPTION_END, for MHD_OPTION_ARRAY: the certificate
+ * retrieve callback (each handshake gets the set in force) and the priorities (TLS 1.2, 1.3). */
+void wc_http_tls_mhd_options(struct MHD_OptionItem out[3]);
+/* A new connection: ask for a client certificate in its handshake (with a client CA). */
+void wc_http_tls_ask_client_cert(wc_http *h, struct MHD_Connection *conn);
+/* A watch stream's sending half of a TLS session (see tls.c). */
+typedef struct wc_http_tls_tx wc_http_tls_tx;
+#define WC_HTTP_TLS_ALERT 21
+#define WC_HTTP_TLS_DATA 23
+/* Takes the write key, IV and sequence number of an established session (a gnutls_session_t
+ * whose last record has been sent): 0 and *out; WC_EINVAL for a cipher not offered; WC_ENOMEM. */
+int wc_http_tls_tx_take(void *session, wc_http_tls_tx **out);
+void wc_http_tls_tx_free(wc_http_tls_tx *t); /* NULL ok */
+/* Seals len bytes (1 or more) of content `type` as records into out, which has room for
+ * wc_http_tls_sealed_max(len): the bytes written, or -1. */
+ssize_t wc_http_tls_seal(wc_http_tls_tx *t, unsigned char type, const char *p, size_t len,
+                         char *out);
+size_t wc_http_tls_sealed_max(size_t len);
+/* True when sealing next_len more bytes could reach the key's record budget: the stream is to
+ * end (its reader watches again, over a new session). */
+bool wc_http_tls_tx_worn(const wc_http_tls_tx *t, size_t next_len);
+struct wc_http_user;
+/* Who the connection's client certificate says the reader is: 0 with *u (CN, each O a group);
+ * WC_ENOENT when it sent none (or no client CA is configured); WC_EINVAL when it is not valid
+ * against the CA in force (signature, dates, client-auth purpose, a CN). */
+int wc_http_tls_peer_user(wc_http *h, struct MHD_Connection *conn, struct wc_http_user *u);
+
+/* server.c: the server of a connection (its slot's), or NULL; any thread of the connection. */
+wc_http *wc_http_conn_server(struct MHD_Connection *conn);
 
 /* metrics.c: the /metrics body, a new string, or NULL. */
 char *wc_http_metrics(wc_http *h, size_t *len);

@@ -623,6 +623,7 @@ static enum MHD_Result after_wait(wc_http *h, struct MHD_Connection *conn, wc_ht
  * connection's socket context: `counted` is touched by MHD's thread of the connection only,
  * the rest under hdr_mu. */
 struct wc_http_conn_slot {
+    wc_http *srv;
     bool counted;
     bool probe_only; /* opened past the budget, in the room kept for /healthz and /readyz */
     int fd;
@@ -742,6 +743,12 @@ static void observe(wc_http *h, struct MHD_Connection *conn, const wc_http_req *
     c->code = 0;
 }
 
+wc_http *wc_http_conn_server(struct MHD_Connection *conn)
+{
+    conn_slot *c = conn ? slot_of(conn) : NULL;
+    return c ? c->srv : NULL;
+}
+
 /* A request is in whole (its headers and any body), or answered before its body: it is
  * started, and its connection leaves the deadline list. A body that never comes is bounded by
  * the same deadline as headers that never come. */
@@ -809,6 +816,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_slot *c = calloc(1, sizeof(*c));
         if (c) {
+            c->srv = h;
             c->counted = true;
             atomic_fetch_add(&h->mhd_conns, 1);
             c->probe_only = conns_open(h) > h->max_conns;
@@ -819,6 +827,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 hdr_wait(h, c);
         }
         *socket_context = c;
+        if (atomic_load(&h->tls_set))
+            wc_http_tls_ask_client_cert(h, conn);
         return;
     }
     conn_slot *c = *socket_context;
@@ -857,28 +867,31 @@ static bool asks_watch(struct MHD_Connection *conn, const wc_http_route *rt)
 }
 
 /*
- * The one place every request passes before routing: authentication and authorization.
- * Allows everything for now; TLS client certificates, bearer tokens and ABAC policies plug in
- * here. Returns 0, or a negative wc_err with a 401/403 Status in *e.
- */
-/*
- * Who the reader is. No authentication configured: everyone is anonymous. Else a valid bearer
- * token names the reader, and a request with none, or with one that is not valid, gets 401;
- * /healthz and /readyz stay open to all.
+ * Who the reader is. No authentication configured (no token file, no client CA): everyone is
+ * anonymous. Else, as the apiserver tries its authenticators: a client certificate first (one
+ * that is not valid gets 401, whatever else the request carries), then a bearer token; a request
+ * with neither, or with a token that is not valid, gets 401. /healthz and /readyz stay open to
+ * all. Returns 0, or WC_EINVAL with the 401 Status in *e.
  */
 static int authenticate(wc_http *h, struct MHD_Connection *conn, const char *url, wc_http_user *u,
                         wc_http_error *e)
 {
     wc_http_auth_anonymous(u);
     const wc_http_auth_tokens *t = atomic_load(&h->tokens);
-    if (!t || probe_path(url))
+    if ((!t && !h->client_ca_file) || probe_path(url))
         return 0;
-    const char *hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    int cert = h->client_ca_file ? wc_http_tls_peer_user(h, conn, u) : WC_ENOENT;
+    if (cert == 0)
+        return 0;
+    const char *hdr = t && cert == WC_ENOENT
+                          ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")
+                          : NULL;
     const char *token;
     size_t len;
     if (hdr && wc_http_auth_bearer(hdr, &token, &len) == 0 &&
         wc_http_auth_token_lookup(t, token, len, u) == 0)
         return 0;
+    wc_http_auth_anonymous(u);
     wc_http_auth_unauthorized(e);
     return WC_EINVAL;
 }
@@ -1292,12 +1305,21 @@ int wc_http_new(const wc_http_opts *o, wc_http **out)
     h->index_field = o->index_field ? strdup(o->index_field) : NULL;
     h->token_file = o->token_auth_file ? strdup(o->token_auth_file) : NULL;
     h->policy_file = o->authorization_policy_file ? strdup(o->authorization_policy_file) : NULL;
+    int rc = 0;
+    if (o->tls_cert_file && o->tls_key_file) {
+        h->tls_cert_file = strdup(o->tls_cert_file);
+        h->tls_key_file = strdup(o->tls_key_file);
+        h->client_ca_file = o->client_ca_file ? strdup(o->client_ca_file) : NULL;
+        if (!h->tls_cert_file || !h->tls_key_file || (o->client_ca_file && !h->client_ca_file))
+            rc = WC_ENOMEM;
+    } else if (o->tls_cert_file || o->tls_key_file || o->client_ca_file) {
+        rc = WC_EINVAL; /* a key without its certificate, or a client CA without HTTPS */
+    }
     pthread_mutex_init(&h->auth_mu, NULL);
     h->res = wc_http_resources_new();
-    int rc = 0;
     if (!h->k8s_prefix || !h->listen || (o->index_field && !h->index_field) || !h->res ||
         (o->token_auth_file && !h->token_file) || (o->authorization_policy_file && !h->policy_file))
-        rc = WC_ENOMEM;
+        rc = rc ? rc : WC_ENOMEM;
     for (const char *const *spec = o->resources; rc == 0 && spec && *spec; spec++)
         rc = wc_http_resources_add(h->res, *spec);
     if (rc != 0) {
@@ -1347,6 +1369,18 @@ int wc_http_start(wc_http *h)
      * new connections in the listen backlog, neither closed nor counted. It is kept a little
      * above the budget (MHD splits it among its threads) only as a backstop. */
     unsigned mhd_limit = limit + CONN_LIMIT_MARGIN * (h->o.threads > 1 ? h->o.threads : 1u);
+    /* HTTPS: each handshake takes the certificate in force from the retrieve callback, so a
+     * reload needs no new daemon. */
+    struct MHD_OptionItem tls_opts[3];
+    wc_http_tls_mhd_options(tls_opts);
+    bool tls = atomic_load(&h->tls_set) != NULL;
+    if (h->tls_cert_file && !tls) {
+        freeaddrinfo(ai);
+        wc_http_stop(h); /* wc_http_load_auth was not called */
+        return WC_EINVAL;
+    }
+    if (tls)
+        flags |= MHD_USE_TLS;
     h->d = MHD_start_daemon(
         flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
@@ -1354,7 +1388,8 @@ int wc_http_start(wc_http *h)
         h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 16384u, MHD_OPTION_THREAD_POOL_SIZE,
-        h->o.threads > 1 ? h->o.threads : 0u, MHD_OPTION_END);
+        h->o.threads > 1 ? h->o.threads : 0u, MHD_OPTION_ARRAY, tls ? tls_opts : tls_opts + 2,
+        MHD_OPTION_END);
     int family = ai->ai_family;
     freeaddrinfo(ai);
     if (!h->d) {
@@ -1438,6 +1473,13 @@ int wc_http_load_auth(wc_http *h, char *why, size_t why_len)
         wc_http_auth_tokens_free(t);
         return rc;
     }
+    wc_http_tls_set *tls = NULL;
+    if (h->tls_cert_file && (rc = wc_http_tls_load(h->tls_cert_file, h->tls_key_file,
+                                                   h->client_ca_file, &tls, why, why_len)) != 0) {
+        wc_http_auth_tokens_free(t);
+        wc_http_auth_policy_free(p);
+        return rc;
+    }
     pthread_mutex_lock(&h->auth_mu);
     wc_http_auth_tokens **ot =
         realloc(h->old_tokens, (h->n_old_tokens + 1) * sizeof(*h->old_tokens));
@@ -1451,11 +1493,14 @@ int wc_http_load_auth(wc_http *h, char *why, size_t why_len)
         pthread_mutex_unlock(&h->auth_mu);
         wc_http_auth_tokens_free(t);
         wc_http_auth_policy_free(p);
+        wc_http_tls_free_all(tls);
         snprintf(why, why_len, "%s", "out of memory");
         return WC_ENOMEM;
     }
     h->old_tokens[h->n_old_tokens++] = atomic_exchange(&h->tokens, t);
     h->old_policies[h->n_old_policies++] = atomic_exchange(&h->policy, p);
+    if (tls) /* the replaced set stays, behind the new one: a handshake may still hold it */
+        wc_http_tls_retire(tls, atomic_exchange(&h->tls_set, tls));
     pthread_mutex_unlock(&h->auth_mu);
     return 0;
 }
@@ -1477,6 +1522,10 @@ void wc_http_free(wc_http *h)
     /* h->watch_users is empty: every stream was freed by the stop, each leaving the counts. */
     free(h->token_file);
     free(h->policy_file);
+    wc_http_tls_free_all(atomic_load(&h->tls_set));
+    free(h->tls_cert_file);
+    free(h->tls_key_file);
+    free(h->client_ca_file);
     wc_http_resources_free(h->res);
     free(h->k8s_prefix);
     free(h->listen);

@@ -29,6 +29,12 @@
  * epoll set tells the pump of
  * readers that hang up (EPOLLRDHUP, or a read of 0), so no stream outlives its reader.
  *
+ * Over HTTPS the stream takes, with the socket, the sending half of the connection's TLS
+ * session (tls.c): the pump seals each chunk, and the body's end with a close_notify, as TLS
+ * records in a buffer of its own, then sends them as it sends plain chunks, pending bytes
+ * included; the reader's bytes are dropped unopened. So the path, the rounds and the memory of
+ * an idle stream are those of plain HTTP, plus an AEAD key.
+ *
  * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers).
  * A stream is freed only by its pump, at the end of a round, after its descriptor left the
  * epoll set and its watcher was closed (no wake can name it after wc_watcher_free returns).
@@ -36,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -60,8 +67,12 @@
 /* How long a stream ended for lagging may take to accept the end of the revision it has begun
  * before it is cut off anyway. */
 #define TAIL_GRACE_MS 5000
+/* TLS streams started since the heap was last trimmed that make it worth trimming again. */
+#define TRIM_AFTER 32
 
 static const char CHUNK_END[] = "0\r\n\r\n";
+static const char CLOSE_NOTIFY[] = {1, 0}; /* alert: warning, close_notify */
+#define SEALED (wc_http_tls_sealed_max(SCRATCH + CHUNK_HDR + 2) + wc_http_tls_sealed_max(2))
 
 struct wc_http_pump {
     wc_http *srv;
@@ -71,6 +82,7 @@ struct wc_http_pump {
     int epfd;      /* stream sockets (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge triggered) and wake_fd */
     int wake_fd;   /* eventfd: marks to take, stopping, or quit */
     char *scratch; /* SCRATCH + CHUNK_HDR + 2 bytes; pump thread only */
+    char *sealed;  /* SEALED bytes: a chunk and a close_notify as TLS records; pump thread only */
     /* (h): guarded by hook->mu */
     wc_http_pump *hook_next; /* hook->pumps */
     wc_http_stream *marked;  /* streams woken since the last take, through mark_next */
@@ -227,6 +239,7 @@ void wc_http_stream_free(wc_http_stream *s)
         wc_watcher_free(s->w);
     if (s->fd >= 0)
         close(s->fd);
+    wc_http_tls_tx_free(s->tls);
     free(s->pre);
     free(s->out);
     wc_http_table_watch_free(s->table);
@@ -258,6 +271,21 @@ ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->fd < 0)
             wc_log(WC_LOG_WARN, "http: a watch stream could not take its socket: %s",
                    strerror(errno));
+    }
+    /* HTTPS: the session's sending half too. MHD, ending its side, sends nothing more on it:
+     * with MHD_USE_TURBO, libmicrohttpd 0.9.75 closes a connection without gnutls_bye or
+     * shutdown() (MHD_connection_mark_closed_), and its timeout sweep closes the same way. */
+    const union MHD_ConnectionInfo *ti =
+        s->fd >= 0 ? MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION) : NULL;
+    if (ti && ti->tls_session && !s->tls) {
+        int rc = wc_http_tls_tx_take(ti->tls_session, &s->tls);
+        atomic_fetch_add_explicit(&s->srv->tls_streams, 1, memory_order_relaxed);
+        if (rc != 0) {
+            wc_log(WC_LOG_WARN, "http: a watch stream could not take its TLS session: %s",
+                   wc_strerror(rc));
+            close(s->fd); /* ends with its connection */
+            s->fd = -1;
+        }
     }
     /* MHD leaves a connection closed this way for its timeout sweep to collect, and until it
      * does, its descriptor keeps our socket from closing when the stream ends. A connection
@@ -421,7 +449,8 @@ static int next_chunk(wc_http_pump *p, wc_http_stream *s, const char **start, si
             n = SCRATCH;
         memcpy(data, s->pre + s->pre_off, n);
         s->pre_off += n;
-    } else if (!s->w || atomic_load(&p->srv->stopping)) {
+    } else if (!s->w || atomic_load(&p->srv->stopping) ||
+               (s->tls && wc_http_tls_tx_worn(s->tls, SCRATCH + CHUNK_HDR + 2))) {
         eof = true;
     } else {
         int rc = s->table ? wc_http_table_watch_read(s->table, s->w, data, SCRATCH, &n)
@@ -451,6 +480,23 @@ static int next_chunk(wc_http_pump *p, wc_http_stream *s, const char **start, si
     *start = data - hl;
     *len = (size_t)hl + n + 2;
     return 1;
+}
+
+/* Over TLS: seals the framed bytes at *start (and, at the body's end, a close_notify) into the
+ * pump's buffer as records, and points *start there. False when sealing failed. */
+static bool seal(wc_http_pump *p, wc_http_stream *s, const char **start, size_t *len, bool end)
+{
+    ssize_t n = 0, k = 0;
+    if (*len)
+        n = wc_http_tls_seal(s->tls, WC_HTTP_TLS_DATA, *start, *len, p->sealed);
+    if (n >= 0 && end)
+        k = wc_http_tls_seal(s->tls, WC_HTTP_TLS_ALERT, CLOSE_NOTIFY, sizeof(CLOSE_NOTIFY),
+                             p->sealed + n);
+    if (n < 0 || k < 0)
+        return false;
+    *start = p->sealed;
+    *len = (size_t)(n + k);
+    return true;
 }
 
 /* Discards what the reader sends (nothing is expected after a watch request); notices EOF.
@@ -531,6 +577,10 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
                 s->ending = true;
             else
                 s->fed = true;
+            if (s->tls && !seal(p, s, &start, &len, c < 0)) {
+                finish(p, s, grave);
+                return false;
+            }
         }
         int r = len ? flush_out(h, s, start, len) : 1;
         free(own);
@@ -570,6 +620,7 @@ static void *pump_main(void *arg)
     wc_http *h = p->srv;
     wc_http_hook *hk = h->hook;
     int64_t next_tick = wc_mono_ms() + TICK_MS;
+    uint_fast64_t trimmed_at = 0; /* h->tls_streams at the last trim */
     bool swept = false;           /* every stream was visited once after `stopping` */
     wc_http_stream *again = NULL; /* streams that used up a round's budget */
     struct epoll_event evs[MAX_EVENTS];
@@ -694,6 +745,14 @@ static void *pump_main(void *arg)
         if (p->id == 0 && wc_mono_ms() >= next_tick) {
             wc_cacher_tick(h->o.cacher); /* calls after_dispatch: the poke for its wakes */
             next_tick = wc_mono_ms() + TICK_MS;
+            /* A TLS handshake leaves its session and buffers freed between the small blocks
+             * of the streams it started, and the allocator keeps such holes: after a burst
+             * of them, give their pages back (measured: half an idle TLS stream's RSS). */
+            uint_fast64_t tls_n = atomic_load_explicit(&h->tls_streams, memory_order_relaxed);
+            if (tls_n - trimmed_at >= TRIM_AFTER) {
+                malloc_trim(0);
+                trimmed_at = tls_n;
+            }
         }
     }
 }
@@ -709,6 +768,7 @@ static void pump_destroy(wc_http_pump *p)
     if (p->wake_fd >= 0)
         close(p->wake_fd);
     free(p->scratch);
+    free(p->sealed);
     free(p);
 }
 
@@ -727,8 +787,9 @@ int wc_http_pumps_start(wc_http *h)
         p->epfd = epoll_create1(EPOLL_CLOEXEC);
         p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         p->scratch = malloc(SCRATCH + CHUNK_HDR + 2);
+        p->sealed = malloc(SEALED);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
-        if (p->epfd < 0 || p->wake_fd < 0 || !p->scratch ||
+        if (p->epfd < 0 || p->wake_fd < 0 || !p->scratch || !p->sealed ||
             epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) != 0) {
             pump_destroy(p);
             return WC_EIO;

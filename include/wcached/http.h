@@ -127,6 +127,11 @@ typedef struct wc_http_opts {
      * token CSV, and the ABAC policy, one JSON object per line. Loaded by wc_http_load_auth. */
     const char *token_auth_file;
     const char *authorization_policy_file;
+    /* HTTPS (TLS 1.2 and 1.3): the certificate chain and its private key, PEM, both or neither;
+     * and a client CA (PEM, needs HTTPS): a client certificate it signed authenticates its
+     * reader, CN as the user and each O as a group. Read by wc_http_load_auth. */
+    const char *tls_cert_file, *tls_key_file;
+    const char *client_ca_file;
 } wc_http_opts;
 
 /* Prometheus text format 0.0.4 for the metrics callback: a family's HELP and TYPE lines, then
@@ -168,10 +173,12 @@ const char *wc_http_address(const wc_http *h);
 void wc_http_stop(wc_http *h);
 
 /*
- * (Re)reads the token file and the policy file named in the options and puts them in force at
- * once for new requests (a request under way keeps the tables it started with). Call after
- * wc_http_new, and again to reload (SIGHUP). 0; or WC_EINVAL, WC_EIO, WC_ETOOBIG or WC_ENOMEM
- * with the tables in force unchanged and `why` saying what is wrong (never a token).
+ * (Re)reads the token file, the policy file, and the TLS certificate, key and client CA named in
+ * the options and puts them in force at once for new requests and handshakes (a request under
+ * way keeps the tables it started with; open connections and watch streams keep their TLS
+ * sessions). Call after wc_http_new and before wc_http_start (HTTPS needs its certificate),
+ * and again to reload (SIGHUP). 0; or WC_EINVAL, WC_EIO, WC_ETOOBIG or WC_ENOMEM with
+ * everything in force unchanged and `why` saying what is wrong (never a token or a key).
  */
 int wc_http_load_auth(wc_http *h, char *why, size_t why_len);
 

@@ -46,7 +46,8 @@ def pod(name, ns, node):
 class Cluster:
     """One etcd member and one wcached in front of it, both on free loopback ports."""
 
-    def __init__(self, ring_size=1000, args=()):
+    def __init__(self, ring_size=1000, args=(), tls_ca=None):
+        """tls_ca: wcached serves HTTPS (its args carry the certificate) and this CA signed it."""
         self.dir = tempfile.mkdtemp(prefix="wcached-clients-")
         self.etcd_url = "http://127.0.0.1:%d" % free_port()
         peer = "http://127.0.0.1:%d" % free_port()
@@ -59,7 +60,11 @@ class Cluster:
         if not wait_until(lambda: self.ctl("endpoint", "health").returncode == 0):
             raise RuntimeError("etcd did not start")
         self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
+        self.ssl = None
+        if tls_ca:
+            import ssl
+            self.ssl = ssl.create_default_context(cafile=tls_ca)
+        self.base = "%s://127.0.0.1:%d" % ("https" if tls_ca else "http", self.port)
         self.wcached = subprocess.Popen(
             [WCACHED, "--listen", "127.0.0.1:%d" % self.port, "--etcd-endpoints", self.etcd_url,
              "--ring-size", str(ring_size), "--index-field", "spec.nodeName"] + list(args),
@@ -79,13 +84,14 @@ class Cluster:
         r = self.ctl("put", key, value=value)
         assert r.returncode == 0, r.stderr
 
-    def get(self, path, token=None):
+    def get(self, path, token=None, context=None):
+        """context: an ssl.SSLContext in place of the cluster's (a client certificate)."""
         import urllib.request
         req = urllib.request.Request(self.base + path)
         if token:
             req.add_header("Authorization", "Bearer " + token)
         try:
-            with urllib.request.urlopen(req, timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5, context=context or self.ssl) as r:
                 return r.status, r.read()
         except Exception as e:  # HTTPError carries the code and body; others: not up yet
             body = e.read() if hasattr(e, "read") else b""
@@ -96,12 +102,17 @@ class Cluster:
                               capture_output=True, text=True, timeout=timeout)
 
     def close(self):
+        """Stops both; returns wcached's exit status (0 after a clean drain; a sanitizer's
+        report makes it another)."""
+        codes = []
         for p in (self.wcached, self.etcd):
             p.terminate()
             try:
-                p.wait(10)
+                codes.append(p.wait(30))
             except subprocess.TimeoutExpired:
                 p.kill()
+                codes.append(-9)
         shutil.rmtree(self.dir, ignore_errors=True)
+        return codes[0]
 
 
