@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark: wcached against etcd direct and nchan, side by side in one run, on workloads
-# W1-W6 and W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the same run;
+# W1-W6, W8 and W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the same run;
 # and W9: W1 and W2 against wcached over HTTPS with token-authenticated readers, beside the
 # same over plain HTTP (not in the default list: --only W9, or add it).
 #
@@ -16,14 +16,14 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 quick=0
-only=W1,W2,W3,W4,W5,W6,W10
+only=W1,W2,W3,W4,W5,W6,W8,W10
 out=
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
     --only) only=${2:?--only needs a list}; shift ;;
     --out) out=${2:?--out needs a directory}; shift ;;
-    *) echo "usage: bench/bench.sh [--quick] [--only W1,W2,...] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: bench/bench.sh [--quick] [--only W1,W2,...,W8] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -203,12 +203,12 @@ etcd_metric() { metric "http://$ETCD/metrics" "$1"; }
 peers="wcached etcd nchan"
 if [ $quick = 1 ]; then
     w1_readers="50 200" w1_events=2000 w2_readers=2000 w3_small=500 w3_big=2000 w3_nodes=100
-    w3_events=2000 w4_readers=1000 w4_events=200 w5_keys=20000 w6_readers=200
+    w3_events=2000 w4_readers=1000 w4_events=200 w5_keys=20000 w6_readers=200 w8_keys=20000
     w10_readers=1000 w10_events=6000
 else
     w1_readers="100 300 1000" w1_events=10000 w2_readers=10000 w3_small=1000 w3_big=10000
     w3_nodes=1000 w3_events=5000 w4_readers=10000 w4_events=200 w5_keys=100000 w6_readers=1000
-    w10_readers=10000 w10_events=12000
+    w8_keys=100000 w10_readers=10000 w10_events=12000
 fi
 # etcd direct cannot keep 1,000 events/s to many readers (the writer waits for it): fewer events
 # keep its runs short; every figure is per delivery or per event, so the counts need not match.
@@ -311,6 +311,47 @@ if want W5; then
     echo "W5 peer=wcached keys=$w5_keys ready_ms=$wc_ready_ms list_ms=$(timed "http://$WC/keys/bench/$run/") page_ms=$(timed "http://$WC/keys/bench/$run/?limit=500") list_rv0_ms=$(timed "http://$WC/keys/bench/$run/?resourceVersion=0") rss_wcached_kib=$(awk '/VmRSS/ {print $2}' /proc/$wc_pid/status)" | tee -a "$results"
     echo "W5 peer=etcd keys=$w5_keys ready_ms=- list_ms=$(timed -X POST "http://$ETCD/v3/kv/range" -d "$etcd_all") page_ms=$(timed -X POST "http://$ETCD/v3/kv/range" -d "$etcd_page") list_rv0_ms=- rss_etcd_kib=$(awk '/VmRSS/ {print $2}' /proc/$etcd_pid/status)" | tee -a "$results"
     echo "W5 peer=nchan keys=$w5_keys ready_ms=- list_ms=- page_ms=- list_rv0_ms=- (no storage)" | tee -a "$results"
+fi
+
+# W8: the memory of the cache. A wcached of its own caches only W8's prefix, so its RSS is set
+# against exactly the bytes it holds: Pods of ~1 KiB (labels, namespace, spec.nodeName) loaded,
+# then listed once on each route family, then each updated once with the ring holding the
+# updates. etcd's RSS (holding every workload's keys so far) is beside it.
+if want W8; then
+    echo "== W8: memory, $w8_keys pods of ~1 KiB"
+    run=$(runid w8 all $$)
+    rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+    raw_of() { sed -n 's/.* raw_bytes=\([0-9]*\).*/\1/p'; }
+    raw=$("$wcload" --peer etcd --workload load --pods 1 --etcd "$ETCD" --run "$run" --keys "$w8_keys" | raw_of)
+    w8_port=$(free_port $((wc_port + 20)))
+    W8=127.0.0.1:$w8_port
+    t0=$(date +%s%N)
+    # shellcheck disable=SC2086
+    "$wcached" --etcd-endpoints "http://$ETCD" --listen "$W8" --etcd-prefix "/w8/$run/" \
+        --k8s-prefix "/w8/$run/registry" --index-field spec.nodeName $WCACHED_FLAGS \
+        >>"$tmp/wcached-w8.log" 2>&1 &
+    w8_pid=$!
+    pids+=("$w8_pid")
+    for _ in $(seq 6000); do curl -fs "http://$W8/readyz" >/dev/null && break; sleep 0.01; done
+    w8_ready_ms=$((($(date +%s%N) - t0) / 1000000))
+    rss_ready=$(rss "$w8_pid")
+    curl -fs -o /dev/null "http://$W8/keys/w8/$run/"
+    curl -fs -o /dev/null "http://$W8/api/v1/pods"
+    rss_listed=$(rss "$w8_pid")
+    rev0=$(metric "http://$W8/metrics" wcached_events_received_total)
+    upd=$("$wcload" --peer etcd --workload load --pods 1 --round 1 --etcd "$ETCD" --run "$run" --keys "$w8_keys" | raw_of)
+    for _ in $(seq 600); do
+        [ "$(metric "http://$W8/metrics" wcached_events_received_total)" -ge $((rev0 + w8_keys)) ] && break
+        sleep 0.1
+    done
+    sleep 0.5
+    rss_updated=$(rss "$w8_pid")
+    ring_bytes=$(metric "http://$W8/metrics" wcached_ring_bytes)
+    ring_events=$(metric "http://$W8/metrics" wcached_ring_events)
+    echo "W8 peer=wcached keys=$w8_keys raw_bytes=$raw update_bytes=$upd ready_ms=$w8_ready_ms rss_ready_kib=$rss_ready rss_listed_kib=$rss_listed rss_updated_kib=$rss_updated ring_events=$ring_events ring_bytes=$ring_bytes" | tee -a "$results"
+    echo "W8 peer=etcd keys=$w8_keys raw_bytes=$raw update_bytes=$upd rss_etcd_kib=$(rss "$etcd_pid")" | tee -a "$results"
+    kill "$w8_pid" 2>/dev/null || true
+    cp "$tmp/wcached-w8.log" "$out/wcached-w8.log" 2>/dev/null || true
 fi
 
 if want W10; then

@@ -65,6 +65,8 @@ typedef struct opts {
     const char *run;
     long readers, events, rate, size, nodes, slow, keys;
     long busy_nodes; /* selective: the writer updates pods on nodes below this only */
+    bool pods;       /* load: Pod objects under /w8/RUN/registry/pods/RUN/ (W8) */
+    long round;      /* load: which version of the values (an update changes every key) */
     double hold_s, timeout_s;
     const char *restart_cmd; /* restart: the shell command that restarts wcached */
     int npids;
@@ -1261,9 +1263,38 @@ static void spawn(const char *cmd)
         die("cannot run '%s': %s", cmd, strerror(rc));
 }
 
-/* W5's data: `keys` keys of O.size bytes under /bench/RUN/, 100 puts per transaction. */
-static void bulk_load(void)
+/*
+ * W8's data: a Pod of about O.size bytes as the apiserver stores it (no resourceVersion), with
+ * labels, a namespace, spec.nodeName on one of 1,000 nodes and a status; `round` changes its
+ * labels and status so that a second load updates every key.
+ */
+static size_t make_pod(long i, char *v)
 {
+    int n = snprintf(v, 1024,
+                     "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"pod-%07ld\","
+                     "\"namespace\":\"%s\",\"uid\":\"6f1c2a4e-%04ld-4b7e-9a1d-%012ld\","
+                     "\"creationTimestamp\":\"2026-01-01T00:00:00Z\",\"labels\":{\"app\":\"web-%ld\","
+                     "\"tier\":\"frontend\",\"round\":\"r%ld\",\"pod-template-hash\":\"7d4b9c%04ld\"}},"
+                     "\"spec\":{\"nodeName\":\"node-%ld\",\"restartPolicy\":\"Always\","
+                     "\"schedulerName\":\"default-scheduler\",\"serviceAccountName\":\"default\","
+                     "\"containers\":[{\"name\":\"web\",\"image\":\"registry.example/web:1.%ld\","
+                     "\"ports\":[{\"containerPort\":8080,\"protocol\":\"TCP\"}],"
+                     "\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"128Mi\"}}}]},"
+                     "\"status\":{\"phase\":\"%s\",\"podIP\":\"10.%ld.%ld.%ld\",\"pad\":\"",
+                     i, O.run, i % 10000, i, i % 50, O.round, i % 10000, i % 1000, O.round,
+                     O.round % 2 ? "Running" : "Pending", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    size_t len = (size_t)n;
+    size_t want = (size_t)O.size > len + 3 ? (size_t)O.size - 3 : len;
+    memset(v + len, 'x', want - len);
+    memcpy(v + want, "\"}}", 3);
+    return want + 3;
+}
+
+/* W5's data: `keys` keys of O.size bytes under /bench/RUN/ (W8's: Pods, see make_pod), 100
+ * puts per transaction. Returns the bytes of the keys and values written. */
+static long bulk_load(void)
+{
+    long raw = 0;
     size_t cap = 100 * (wc_b64_encoded_size((size_t)O.size + 64) + 200) + 1024;
     char *body = malloc(cap), *value = malloc((size_t)O.size + 1024),
          *vb = malloc(wc_b64_encoded_size((size_t)O.size + 1024));
@@ -1274,9 +1305,13 @@ static void bulk_load(void)
         size_t bl = (size_t)snprintf(body, cap, "{\"success\":[");
         for (long i = base; i < base + 100 && i < O.keys; i++) {
             char key[256], kb[400];
-            snprintf(key, sizeof(key), "/bench/%s/k%07ld", O.run, i);
+            if (O.pods)
+                snprintf(key, sizeof(key), "/w8/%s/registry/pods/%s/pod-%07ld", O.run, O.run, i);
+            else
+                snprintf(key, sizeof(key), "/bench/%s/k%07ld", O.run, i);
             wc_b64_encode_to(key, strlen(key), kb, WC_B64_STD);
-            size_t vl = make_value(i, value);
+            size_t vl = O.pods ? make_pod(i, value) : make_value(i, value);
+            raw += (long)(strlen(key) + vl);
             wc_b64_encode_to(value, vl, vb, WC_B64_STD);
             bl += (size_t)snprintf(body + bl, cap - bl,
                                    "%s{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}",
@@ -1299,6 +1334,7 @@ static void bulk_load(void)
     free(value);
     free(vb);
     free(req);
+    return raw;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1375,7 +1411,7 @@ static void usage(void)
           "fanout|idle|storm|selective|slow|load|restart\n"
           "  --server HOST:PORT  --etcd HOST:PORT  --run ID\n"
           "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--busy-nodes J]\n"
-          "  [--slow S] [--keys N]\n"
+          "  [--slow S] [--keys N] [--pods 0|1] [--round R]\n"
           "  [--hold S] [--timeout S] [--pid NAME=PID ...] [--restart-cmd CMD]\n"
           "  [--tls-ca FILE] [--token TOKEN]   (wcached over HTTPS; a bearer token)\n",
           stderr);
@@ -1481,6 +1517,10 @@ static void parse_args(int argc, char **argv)
             O.slow = num(v, f, 0, 100000);
         else if (!strcmp(f, "--keys"))
             O.keys = num(v, f, 0, 100000000);
+        else if (!strcmp(f, "--pods"))
+            O.pods = num(v, f, 0, 1) == 1;
+        else if (!strcmp(f, "--round"))
+            O.round = num(v, f, 0, 1000000);
         else if (!strcmp(f, "--hold"))
             O.hold_s = (double)num(v, f, 0, 3600);
         else if (!strcmp(f, "--timeout"))
@@ -1610,9 +1650,9 @@ int main(int argc, char **argv)
 
     if (O.wl == WL_LOAD) {
         int64_t t0 = now_ns();
-        bulk_load();
-        printf("RESULT peer=%s workload=load keys=%ld size=%ld wall_s=%.3f\n", peer, O.keys, O.size,
-               (double)(now_ns() - t0) / 1e9);
+        long raw = bulk_load();
+        printf("RESULT peer=%s workload=load keys=%ld size=%ld raw_bytes=%ld wall_s=%.3f\n", peer,
+               O.keys, O.size, raw, (double)(now_ns() - t0) / 1e9);
         return 0;
     }
     raise_nofile();
