@@ -13,6 +13,7 @@
  * revision. Lists are served from the store, or at a past revision by undoing the ring's newer
  * events (state.c). A watcher's own life, registration included, is in watcher.c.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +152,7 @@ static void publish(wc_cacher *c, wc_event *ev)
 {
     ev->seq = ++c->seq;
     c->st.events_in++;
-    if (ev->kv && !ev->kv->obj)
+    if (ev->kv && !wc_kv_is_object(ev->kv))
         c->st.non_object++;
     wc_ring_push(&c->ring, ev);
     int64_t now = (c->unindexed || c->buckets) ? wc_cacher_now(c) : 0;
@@ -518,6 +519,8 @@ static int replace_until(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev,
         c->ready = c->loaded && c->rev_done >= c->ready_at;
         pthread_cond_broadcast(&c->rev_cond);
     }
+    if (rc == 0)
+        c->trim_due = true;
     pthread_mutex_unlock(&c->mu);
     free(sorted);
     if (dispatched)
@@ -744,7 +747,7 @@ void wc_cacher_stats_get(wc_cacher *c, wc_cacher_stats *out)
     out->floor = c->ring.floor_rev;
     out->keys = c->store.n;
     out->ring_events = c->ring.n;
-    out->ring_bytes = c->ring.bytes;
+    out->ring_bytes = wc_ring_bytes(&c->ring);
     out->frames_out = atomic_load_explicit(&c->frames_out, memory_order_relaxed);
     pthread_mutex_unlock(&c->mu);
 }
@@ -754,6 +757,13 @@ void wc_cacher_tick(wc_cacher *c)
     pthread_mutex_lock(&c->mu);
     int64_t now = wc_cacher_now(c);
     each_watcher(c, tick_with, &now);
+    bool trim = c->trim_due;
+    c->trim_due = false;
     pthread_mutex_unlock(&c->mu);
     after_dispatch(c);
+    /* A list (the first one, or a relist) passed through buffers of about its own size, the
+     * upstream's and the states' parse, freed by now but kept by malloc among the states that
+     * stayed: handing those pages back is what makes the process's size that of its cache. */
+    if (trim)
+        malloc_trim(0);
 }

@@ -14,28 +14,45 @@
 #include "wcached/selector.h"
 
 /*
- * One key's state. Immutable after wc_kv_new() except for the lazily made encodings, which are
- * published once with a release store under a striped lock (render.c) and never change after.
- * Key and value are stored inline after the struct, each NUL-terminated.
+ * One key's state. Immutable after wc_kv_new() except for the encodings wc_kv_render keeps,
+ * which are published once with a release store under a striped lock (render.c) and never
+ * change after. Everything lives in one allocation: the struct, then key and value (each
+ * NUL-terminated), the packed labels and fields (kv.c), the index value, and the layout of
+ * the Kubernetes encoding (see wc_kv_pieces).
  */
+#define WC_KV_OBJECT 1u /* the value parsed as a JSON object */
+
 struct wc_kv {
     atomic_uint refs;
+    unsigned flags;
     int64_t create_rev, mod_rev, version, lease;
     size_t key_len, value_len;
-    char *key;         /* points into data[] */
-    char *value;       /* points into data[] */
-    json_t *obj;       /* the value parsed, when it is a JSON object; else NULL */
-    char *index_value; /* the index field's value in obj as a string, or NULL */
-    _Atomic(char *) render[WC_FAMILY_COUNT];
-    size_t render_len[WC_FAMILY_COUNT]; /* written before render[] is published */
+    char *key;               /* points into data[] */
+    char *value;             /* points into data[] */
+    const char *attrs;       /* packed labels and fields, into data[] (kv.c) */
+    const char *index_value; /* the index field's value as a string, or NULL; into data[] */
+    /* The Kubernetes encoding at revision R: base[0..pre) mid[0..mid1) R mid[mid1..mid_len)
+     * base[post..base_len). base is the raw value (without blanks around it) or, when the
+     * value is not written as jansson writes it, the encoding itself less the digits. */
+    const char *base, *mid;
+    size_t base_len, pre, post;
+    uint32_t mid1, mid_len, attrs_len;
+    size_t alloc;                            /* bytes of the allocation */
+    _Atomic(char *) render[WC_FAMILY_COUNT]; /* kept by wc_kv_render only */
     char data[];
 };
 
 /*
- * One change. Immutable once published except for the DELETED encodings, made lazily like a
- * kv's. `seq` numbers every published event; it orders events that share a revision (a txn)
- * and is what watchers use as their position in the ring.
+ * One change. Immutable once published except for its /keys encodings, made lazily by the
+ * first watcher that needs one and shared by all (the Kubernetes encoding needs none: it is
+ * spliced from the state as it is sent). `seq` numbers every published event; it orders events
+ * that share a revision (a txn) and is what watchers use as their position in the ring.
  */
+typedef enum wc_ev_enc {
+    WC_ENC_KEYS = 0,     /* the new state under /keys */
+    WC_ENC_KEYS_DEL = 1, /* the deleted state under /keys, at the deletion's revision */
+} wc_ev_enc;
+
 struct wc_event {
     atomic_uint refs;
     wc_ev_type type;
@@ -43,30 +60,74 @@ struct wc_event {
     uint64_t seq;
     wc_kv *kv;    /* new state (a reference), NULL for DELETED */
     wc_kv *prev;  /* old state (a reference), NULL for ADDED */
-    size_t bytes; /* what the ring accounts for it */
-    _Atomic(char *) del_render[WC_FAMILY_COUNT];
-    size_t del_render_len[WC_FAMILY_COUNT];
+    size_t bytes; /* what the ring accounts for it when it enters: the event and its state */
+    /* Encodings made later are added to *acct (the ring's count) while the event is in the
+     * ring; both fields under the event's stripe lock (render.c). */
+    atomic_size_t *acct;
+    size_t enc_bytes;
+    _Atomic(char *) enc[2]; /* wc_ev_enc; each a wc_enc_blob's bytes, see render.c */
 };
 
 /* Makes an event holding new references to kv and prev. NULL on allocation failure. */
 wc_event *wc_event_new(wc_ev_type type, int64_t rev, wc_kv *kv, wc_kv *prev);
 
 /*
- * The object of a DELETED frame: the last state with metadata.resourceVersion set to the
- * deletion's revision (as Kubernetes does). Cached on the event. NULL when the family cannot
- * serve the value.
+ * The /keys encoding of an event's new state (`deleted` false) or of its deleted state at the
+ * deletion's revision, made once and shared; owned by the event. NULL on allocation failure.
  */
-const char *wc_event_render_deleted(wc_event *ev, wc_family family, size_t *len);
+const char *wc_event_keys(wc_event *ev, bool deleted, size_t *len);
 
-/* Renders `kv` in `family` with metadata.resourceVersion `rev` (and, under /keys,
- * modRevision `mod_rev`) into a new malloc'd string; NULL when the family cannot serve it or on
- * allocation failure. Used by the caches above. */
-char *wc_render_kv(const wc_kv *kv, wc_family family, int64_t rev, int64_t mod_rev, size_t *len);
+/* Free the encodings wc_kv_render kept for a state, and those of an event (render.c). */
+void wc_kv_render_free(wc_kv *kv);
+void wc_event_enc_free(wc_event *ev);
+
+/* The ring takes in an event: its encodings, made now or later, are added to *acct (the ring's
+ * count) until it leaves. */
+void wc_event_enter_ring(wc_event *ev, atomic_size_t *acct);
+
+/* The ring lets go of an event: its later encodings are no longer counted (render.c). Returns
+ * the bytes of encodings that were counted for it. */
+size_t wc_event_leave_ring(wc_event *ev);
+
+/* The Kubernetes encoding of a state at revision `rev` as up to 5 pieces, pointing into the
+ * state and into `digits`; returns the count (0 when the value is not an object). */
+#define WC_KV_PIECES 5
+int wc_kv_pieces(const wc_kv *kv, int64_t rev, char digits[24], const char **p, size_t *n);
+
+/* The encoding of `kv` in `family` at revision `rev`, written to out (NULL: only measured);
+ * the length. 0 when the family cannot serve the value. */
+size_t wc_kv_encode_at(const wc_kv *kv, wc_family family, int64_t rev, char *out);
+
+/* Bytes the state holds in memory, malloc's overhead included. */
+size_t wc_kv_mem(const wc_kv *kv);
+
+/* A label's value (NULL when absent or not a string). */
+const char *wc_kv_label(const wc_kv *kv, const char *name, size_t *len);
+
+/* A field path's value as a string, as wc_json_path_string tells it of the parsed value: from
+ * the kept fields, else read from the raw text. A decoded string may be put in tmp or in a
+ * malloc'd *heap (which the caller frees, and which may be replaced). NULL when absent. */
+const char *wc_kv_field(const wc_kv *kv, const char *path, char *tmp, size_t tmp_len, char **heap,
+                        size_t *len);
 
 /* Looks up a field path ("metadata.name", "spec.nodeName") in a JSON object as a string:
  * strings as they are, numbers and booleans in their JSON text into `tmp`. NULL if absent. */
 const char *wc_json_path_string(json_t *obj, const char *path, char *tmp, size_t tmp_len,
                                 size_t *len);
+
+/* json.c: the same lookup in JSON text that jansson accepted (see wc_kv_field). */
+const char *wc_json_raw_path(const char *s, size_t n, const char *path, char *tmp, size_t tmp_len,
+                             char **heap, size_t *len);
+
+/* json.c: s[0..n) as a JSON string the way jansson writes it, quotes included, into out (NULL:
+ * only measured); the length. */
+size_t wc_json_escape(const char *s, size_t n, char *out);
+/* ... without the quotes. */
+size_t wc_json_escape_raw(const char *s, size_t n, char *out);
+
+/* json.c: in a compact encoding of an object, where the value of metadata.resourceVersion
+ * starts (just after its opening quote). False when it has none. */
+bool wc_json_find_rv(const char *s, size_t n, size_t *at);
 
 /* etcd's key order: bytewise, a prefix before its extensions. */
 static inline int wc_key_cmp(const char *a, size_t alen, const char *b, size_t blen)

@@ -1,7 +1,19 @@
 /*
  * Key-value states and events: the immutable, refcounted records that the store, the ring and
- * every watcher share. A state is parsed once when it is made (JSON object, index value) so
- * that no watcher ever parses a value again.
+ * every watcher share.
+ *
+ * A state is parsed once, when it is made, and the tree is not kept: holding the cache in
+ * memory is wcached's whole job, and a tree costs several times the text it came from. What
+ * the parse leaves behind, in the state's one allocation after its key and raw value:
+ * - the facts selectors and the index ask for most (the labels, metadata.name and namespace,
+ *   the index field's value), so that matching reads no JSON; any other field path is read
+ *   from the raw text (json.c);
+ * - the layout of its Kubernetes encoding, which is the raw value with its resourceVersion put
+ *   in: a prefix of the value, a few bytes before the revision's digits, a few after, the rest
+ *   of the value. When the value is not written the way jansson writes it (spaces, other
+ *   escapes, other number forms), the encoding minus the digits is kept instead of a splice.
+ * Both are worked out from jansson's own encoding of the object, so what is served is byte for
+ * byte what dumping the tree would give.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,46 +72,323 @@ static json_t *parse_object(const char *value, size_t len)
     return obj;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Attributes: labels and fields, packed
+ *
+ * Each entry: a kind byte ('l' label, 'f' field), the name's and the value's lengths (4 bytes
+ * each, native order; a value length of ABSENT: the field was looked for and is not there),
+ * then the name's and the value's bytes.
+ * ------------------------------------------------------------------------------------- */
+
+#define ABSENT UINT32_MAX
+#define ENTRY_HEAD 9
+
+/* The fields every state answers without reading its text. */
+static const char *const KEPT_FIELDS[] = {"metadata.name", "metadata.namespace"};
+#define N_KEPT (sizeof(KEPT_FIELDS) / sizeof(KEPT_FIELDS[0]))
+
+typedef struct attr {
+    char kind;
+    const char *name, *value;
+    size_t name_len, value_len; /* value NULL: absent */
+} attr;
+
+static size_t attr_size(const attr *a)
+{
+    return ENTRY_HEAD + a->name_len + (a->value ? a->value_len : 0);
+}
+
+static char *attr_write(char *o, const attr *a)
+{
+    uint32_t nl = (uint32_t)a->name_len, vl = a->value ? (uint32_t)a->value_len : ABSENT;
+    *o++ = a->kind;
+    memcpy(o, &nl, 4);
+    memcpy(o + 4, &vl, 4);
+    o += 8;
+    memcpy(o, a->name, a->name_len);
+    o += a->name_len;
+    if (a->value) {
+        memcpy(o, a->value, a->value_len);
+        o += a->value_len;
+    }
+    return o;
+}
+
+/* Finds entry (kind, name): 1 with the value and its length (NULL when absent), or 0 when not kept.
+ */
+static int attr_find(const wc_kv *kv, char kind, const char *name, size_t name_len,
+                     const char **value, size_t *len)
+{
+    const char *p = kv->attrs, *end = kv->attrs + kv->attrs_len;
+    while (p < end) {
+        uint32_t nl, vl;
+        memcpy(&nl, p + 1, 4);
+        memcpy(&vl, p + 5, 4);
+        const char *nm = p + ENTRY_HEAD;
+        if (p[0] == kind && nl == name_len && memcmp(nm, name, nl) == 0) {
+            *value = vl == ABSENT ? NULL : nm + nl;
+            *len = vl == ABSENT ? 0 : vl;
+            return 1;
+        }
+        p = nm + nl + (vl == ABSENT ? 0 : vl);
+    }
+    return 0;
+}
+
+const char *wc_kv_label(const wc_kv *kv, const char *name, size_t *len)
+{
+    const char *v;
+    if (!(kv->flags & WC_KV_OBJECT) || !attr_find(kv, 'l', name, strlen(name), &v, len))
+        return NULL;
+    return v;
+}
+
+const char *wc_kv_field(const wc_kv *kv, const char *path, char *tmp, size_t tmp_len, char **heap,
+                        size_t *len)
+{
+    if (!(kv->flags & WC_KV_OBJECT))
+        return NULL;
+    const char *v;
+    if (attr_find(kv, 'f', path, strlen(path), &v, len))
+        return v;
+    return wc_json_raw_path(kv->value, kv->value_len, path, tmp, tmp_len, heap, len);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The Kubernetes encoding's layout
+ * ------------------------------------------------------------------------------------- */
+
+/* A splice whose inserted bytes exceed this keeps the whole encoding instead. */
+#define MID_MAX 200
+
+/* jansson's encoding of the object with metadata.resourceVersion = rv (a shallow copy: the
+ * parsed tree is not modified), compact; NULL on allocation failure. */
+static char *dump_k8s(json_t *obj, const char *rv)
+{
+    json_t *o = json_copy(obj);
+    if (!o)
+        return NULL;
+    json_t *md = json_object_get(o, "metadata");
+    md = json_is_object(md) ? json_copy(md) : json_object();
+    char *s = NULL;
+    if (md && json_object_set_new(md, "resourceVersion", json_string(rv)) == 0 &&
+        json_object_set_new(o, "metadata", md) == 0)
+        s = json_dumps(o, JSON_COMPACT);
+    else
+        json_decref(md);
+    json_decref(o);
+    return s;
+}
+
+typedef struct layout {
+    char *enc;           /* jansson's encoding at the state's mod_rev (owned) */
+    size_t enc_len;      /* ... */
+    size_t d0, d1;       /* where its digits are */
+    bool splice;         /* the raw value (without blanks around it) serves as the base */
+    size_t lo, base_len; /* splice: the base is value[lo..lo + base_len) */
+    size_t pre, post;    /* splice: base[0..pre) enc[pre..d0) DIGITS enc[d1..) base[post..) */
+    size_t mid1, mid2;
+} layout;
+
+static int plan_k8s(json_t *obj, const char *value, size_t value_len, int64_t mod_rev, layout *l)
+{
+    char rv[24];
+    int rvn = snprintf(rv, sizeof(rv), "%" PRId64, mod_rev);
+    l->enc = dump_k8s(obj, rv);
+    if (!l->enc)
+        return WC_ENOMEM;
+    l->enc_len = strlen(l->enc);
+    size_t at;
+    if (!wc_json_find_rv(l->enc, l->enc_len, &at) || at + (size_t)rvn > l->enc_len) {
+        free(l->enc);
+        return WC_EINVAL; /* cannot happen: the encoding was made with it */
+    }
+    l->d0 = at;
+    l->d1 = at + (size_t)rvn;
+    /* The raw value without the blanks around it against the encoding: a common prefix that
+     * stops at the digits, a common suffix that starts after them. */
+    size_t lo = 0, hi = value_len;
+    while (lo < hi &&
+           (value[lo] == ' ' || value[lo] == '\n' || value[lo] == '\t' || value[lo] == '\r'))
+        lo++;
+    while (hi > lo && (value[hi - 1] == ' ' || value[hi - 1] == '\n' || value[hi - 1] == '\t' ||
+                       value[hi - 1] == '\r'))
+        hi--;
+    size_t p = 0;
+    while (p < l->d0 && lo + p < hi && value[lo + p] == l->enc[p])
+        p++;
+    size_t q = 0;
+    while (q < l->enc_len - l->d1 && hi - q > lo + p &&
+           value[hi - q - 1] == l->enc[l->enc_len - q - 1])
+        q++;
+    l->mid1 = l->d0 - p;
+    l->mid2 = l->enc_len - q - l->d1;
+    l->splice = l->mid1 + l->mid2 <= MID_MAX;
+    l->lo = lo;
+    l->pre = p;
+    l->post = hi - q - lo;
+    l->base_len = hi - lo;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * States
+ * ------------------------------------------------------------------------------------- */
+
+/* The kept facts of obj: its labels, KEPT_FIELDS and the index field. */
+typedef struct facts {
+    attr *a;
+    size_t n, cap;
+    char tmp[N_KEPT + 1][64];
+    const char *index_value;
+    size_t index_len;
+} facts;
+
+static int facts_add(facts *f, attr a)
+{
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        attr *na = realloc(f->a, cap * sizeof(*na));
+        if (!na)
+            return WC_ENOMEM;
+        f->a = na;
+        f->cap = cap;
+    }
+    f->a[f->n++] = a;
+    return 0;
+}
+
+static int gather(json_t *obj, const char *index_field, facts *f)
+{
+    json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+    const char *k;
+    json_t *v;
+    if (json_is_object(labels))
+        json_object_foreach(labels, k, v)
+        {
+            if (!json_is_string(v))
+                continue;
+            attr a = {.kind = 'l',
+                      .name = k,
+                      .name_len = strlen(k),
+                      .value = json_string_value(v),
+                      .value_len = json_string_length(v)};
+            if (facts_add(f, a) != 0)
+                return WC_ENOMEM;
+        }
+    for (size_t i = 0; i <= N_KEPT; i++) {
+        const char *path = i < N_KEPT ? KEPT_FIELDS[i] : index_field;
+        if (!path || (i == N_KEPT &&
+                      (strcmp(path, KEPT_FIELDS[0]) == 0 || strcmp(path, KEPT_FIELDS[1]) == 0)))
+            continue;
+        size_t len = 0;
+        const char *val = wc_json_path_string(obj, path, f->tmp[i], sizeof(f->tmp[i]), &len);
+        if (facts_add(f, (attr){.kind = 'f',
+                                .name = path,
+                                .name_len = strlen(path),
+                                .value = val,
+                                .value_len = val ? len : 0}) != 0)
+            return WC_ENOMEM;
+    }
+    if (index_field) {
+        for (size_t i = 0; i < f->n; i++)
+            if (f->a[i].kind == 'f' && strcmp(f->a[i].name, index_field) == 0) {
+                f->index_value = f->a[i].value;
+                f->index_len = f->a[i].value_len;
+            }
+    }
+    return 0;
+}
+
+size_t wc_kv_mem(const wc_kv *kv)
+{
+    /* malloc's own word and rounding to 16 bytes */
+    return (kv->alloc + 8 + 15) & ~(size_t)15;
+}
+
 wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
 {
     size_t vlen = spec->value ? spec->value_len : 0;
-    wc_kv *kv = malloc(sizeof(*kv) + spec->key_len + 1 + vlen + 1);
+    const char *value = vlen ? spec->value : "";
+    json_t *obj = parse_object(value, vlen);
+    facts f = {0};
+    layout l = {0};
+    wc_kv *kv = NULL;
+    if (obj &&
+        (gather(obj, index_field, &f) != 0 || plan_k8s(obj, value, vlen, spec->mod_rev, &l) != 0))
+        goto out;
+    size_t attrs_len = 0;
+    for (size_t i = 0; i < f.n; i++)
+        attrs_len += attr_size(&f.a[i]);
+    size_t index_len = f.index_value ? f.index_len + 1 : 0;
+    size_t base_len = 0, mid_len = 0;
+    if (obj && l.splice)
+        mid_len = l.mid1 + l.mid2;
+    else if (obj)
+        base_len = l.enc_len - (l.d1 - l.d0);
+    size_t size =
+        sizeof(*kv) + spec->key_len + 1 + vlen + 1 + attrs_len + index_len + mid_len + base_len;
+    kv = malloc(size);
     if (!kv)
-        return NULL;
+        goto out;
     atomic_init(&kv->refs, 1);
+    kv->flags = obj ? WC_KV_OBJECT : 0;
     kv->create_rev = spec->create_rev;
     kv->mod_rev = spec->mod_rev;
     kv->version = spec->version;
     kv->lease = spec->lease;
     kv->key_len = spec->key_len;
     kv->value_len = vlen;
-    kv->key = kv->data;
-    kv->value = kv->data + spec->key_len + 1;
+    kv->alloc = size;
+    char *o = kv->data;
+    kv->key = o;
     if (spec->key_len)
-        memcpy(kv->key, spec->key, spec->key_len);
-    kv->key[spec->key_len] = '\0';
+        memcpy(o, spec->key, spec->key_len);
+    o[spec->key_len] = '\0';
+    o += spec->key_len + 1;
+    kv->value = o;
     if (vlen)
-        memcpy(kv->value, spec->value, vlen);
-    kv->value[vlen] = '\0';
-    kv->obj = parse_object(kv->value, vlen);
+        memcpy(o, value, vlen);
+    o[vlen] = '\0';
+    o += vlen + 1;
+    kv->attrs = o;
+    kv->attrs_len = (uint32_t)attrs_len;
+    for (size_t i = 0; i < f.n; i++)
+        o = attr_write(o, &f.a[i]);
     kv->index_value = NULL;
-    for (int f = 0; f < WC_FAMILY_COUNT; f++) {
-        atomic_init(&kv->render[f], NULL);
-        kv->render_len[f] = 0;
+    if (f.index_value) {
+        memcpy(o, f.index_value, f.index_len);
+        o[f.index_len] = '\0';
+        kv->index_value = o;
+        o += index_len;
     }
-    if (kv->obj && index_field) {
-        char tmp[64];
-        size_t len = 0;
-        const char *v = wc_json_path_string(kv->obj, index_field, tmp, sizeof(tmp), &len);
-        if (v) {
-            kv->index_value = strndup(v, len);
-            if (!kv->index_value) {
-                json_decref(kv->obj);
-                free(kv);
-                return NULL;
-            }
-        }
+    kv->base = NULL;
+    kv->base_len = kv->pre = kv->post = 0;
+    kv->mid = NULL;
+    kv->mid1 = kv->mid_len = 0;
+    if (obj && l.splice) {
+        memcpy(o, l.enc + l.pre, l.mid1);
+        memcpy(o + l.mid1, l.enc + l.d1, l.mid2);
+        kv->mid = o;
+        kv->mid1 = (uint32_t)l.mid1;
+        kv->mid_len = (uint32_t)mid_len;
+        kv->base = kv->value + l.lo;
+        kv->base_len = l.base_len;
+        kv->pre = l.pre;
+        kv->post = l.post;
+    } else if (obj) {
+        memcpy(o, l.enc, l.d0);
+        memcpy(o + l.d0, l.enc + l.d1, l.enc_len - l.d1);
+        kv->base = o;
+        kv->base_len = base_len;
+        kv->pre = kv->post = l.d0;
     }
+    for (int i = 0; i < WC_FAMILY_COUNT; i++)
+        atomic_init(&kv->render[i], NULL);
+out:
+    json_decref(obj);
+    free(f.a);
+    free(l.enc);
     return kv;
 }
 
@@ -113,10 +402,7 @@ void wc_kv_unref(wc_kv *kv)
 {
     if (!kv || atomic_fetch_sub_explicit(&kv->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (int f = 0; f < WC_FAMILY_COUNT; f++)
-        free(atomic_load_explicit(&kv->render[f], memory_order_relaxed));
-    json_decref(kv->obj);
-    free(kv->index_value);
+    wc_kv_render_free(kv);
     free(kv);
 }
 
@@ -146,8 +432,12 @@ int64_t wc_kv_create_rev(const wc_kv *kv)
 
 bool wc_kv_is_object(const wc_kv *kv)
 {
-    return kv->obj != NULL;
+    return (kv->flags & WC_KV_OBJECT) != 0;
 }
+
+/* ---------------------------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------------------------- */
 
 wc_event *wc_event_new(wc_ev_type type, int64_t rev, wc_kv *kv, wc_kv *prev)
 {
@@ -160,12 +450,15 @@ wc_event *wc_event_new(wc_ev_type type, int64_t rev, wc_kv *kv, wc_kv *prev)
     ev->seq = 0;
     ev->kv = kv ? wc_kv_ref(kv) : NULL;
     ev->prev = prev ? wc_kv_ref(prev) : NULL;
-    const wc_kv *k = kv ? kv : prev;
-    ev->bytes = sizeof(*ev) + (k ? k->key_len : 0) + (kv ? kv->value_len : 0);
-    for (int f = 0; f < WC_FAMILY_COUNT; f++) {
-        atomic_init(&ev->del_render[f], NULL);
-        ev->del_render_len[f] = 0;
-    }
+    /* What the event keeps alive beyond the store: the state it made (the store drops it at
+     * the key's next change, the event keeps it as its successor's previous state), or for a
+     * deletion the state the store dropped; plus the event itself. */
+    const wc_kv *held = kv ? kv : prev;
+    ev->bytes = ((sizeof(*ev) + 8 + 15) & ~(size_t)15) + (held ? wc_kv_mem(held) : 0);
+    ev->acct = NULL;
+    ev->enc_bytes = 0;
+    for (int f = 0; f < WC_FAMILY_COUNT; f++)
+        atomic_init(&ev->enc[f], NULL);
     return ev;
 }
 
@@ -179,9 +472,7 @@ void wc_event_unref(wc_event *ev)
 {
     if (!ev || atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (int f = 0; f < WC_FAMILY_COUNT; f++) {
-        free(atomic_load_explicit(&ev->del_render[f], memory_order_relaxed));
-    }
+    wc_event_enc_free(ev);
     wc_kv_unref(ev->kv);
     wc_kv_unref(ev->prev);
     free(ev);

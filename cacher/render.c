@@ -1,8 +1,14 @@
 /*
- * Wire encodings of states. Each state is encoded at most once per family, by whichever thread
- * first needs it, and the bytes are shared by every list and watcher that serves it. The
- * encoding is published with a release store; a striped mutex makes sure two threads never
- * encode the same state twice.
+ * Wire encodings of states, made when a list, a get or an event needs them rather than kept
+ * for a state's life.
+ *
+ * - The Kubernetes encoding is the state's raw value with its resourceVersion put in: a few
+ *   pieces that point into the state (wc_kv_pieces), copied as they are sent.
+ * - The /keys encoding wraps the value in a KeyValue object, escaped as jansson escapes it;
+ *   it is written straight from the state's bytes. An event's /keys encoding is made once, by
+ *   the first watcher that needs it, shared by every watcher, kept while the event lives and
+ *   counted in the ring's bytes while the event is in the ring; a striped mutex makes sure
+ *   two threads never encode the same event twice.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,7 +19,8 @@
 #include "wcached/b64.h"
 #include "wcached/parse.h"
 
-/* Guards the first encoding of a kv or event (hashed by address). Never held across I/O. */
+/* Guards the first encoding of a kv or event (hashed by address), and an event's accounting.
+ * Never held across I/O. */
 #define RENDER_STRIPES 64
 static pthread_mutex_t render_locks[RENDER_STRIPES] = {
     [0 ... RENDER_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER,
@@ -27,114 +34,157 @@ static pthread_mutex_t *stripe(const void *p)
     return &render_locks[(h >> 40) % RENDER_STRIPES];
 }
 
-/* A JSON string for bytes that may not be UTF-8: invalid bytes become U+FFFD. */
-static json_t *lossy_string(const char *s, size_t n)
+static inline void put(char *out, size_t *o, const char *s, size_t n)
 {
-    if (wc_utf8_valid(s, n))
-        return json_stringn(s, n);
-    char *buf = malloc(n * 3 + 1);
-    if (!buf)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x80) {
-            buf[o++] = (char)c;
-        } else {
-            buf[o++] = (char)0xEF;
-            buf[o++] = (char)0xBF;
-            buf[o++] = (char)0xBD;
-        }
-    }
-    json_t *j = json_stringn(buf, o);
-    free(buf);
-    return j;
+    if (out && n)
+        memcpy(out + *o, s, n);
+    *o += n;
+}
+#define PUT_LIT(out, o, lit) put(out, o, lit, sizeof(lit) - 1)
+
+static void put_i64(char *out, size_t *o, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    put(out, o, tmp, (size_t)n);
 }
 
-static json_t *render_keys(const wc_kv *kv, int64_t rev, int64_t mod_rev)
+int wc_kv_pieces(const wc_kv *kv, int64_t rev, char digits[24], const char **p, size_t *n)
 {
-    char rv[24];
-    snprintf(rv, sizeof(rv), "%" PRId64, rev);
-    json_t *o = json_object();
-    json_t *md = json_object();
-    json_t *name = lossy_string(kv->key, kv->key_len);
-    if (!o || !md || !name)
-        goto fail;
-    json_object_set_new(o, "kind", json_string("KeyValue"));
-    json_object_set_new(o, "apiVersion", json_string("wcached/v1"));
-    json_object_set(md, "name", name);
-    json_object_set_new(md, "resourceVersion", json_string(rv));
-    json_object_set_new(o, "metadata", md);
-    md = NULL;
-    json_object_set_new(o, "key", name);
-    name = NULL;
-    if (!wc_utf8_valid(kv->key, kv->key_len)) {
-        char *b = wc_b64_encode(kv->key, kv->key_len, WC_B64_STD);
-        if (!b)
-            goto fail;
-        json_object_set_new(o, "keyBase64", json_string(b));
-        free(b);
+    if (!(kv->flags & WC_KV_OBJECT))
+        return 0;
+    int dn = snprintf(digits, 24, "%" PRId64, rev);
+    p[0] = kv->base;
+    n[0] = kv->pre;
+    p[1] = kv->mid;
+    n[1] = kv->mid1;
+    p[2] = digits;
+    n[2] = (size_t)dn;
+    p[3] = kv->mid ? kv->mid + kv->mid1 : NULL;
+    n[3] = kv->mid_len - kv->mid1;
+    p[4] = kv->base + kv->post;
+    n[4] = kv->base_len - kv->post;
+    return WC_KV_PIECES;
+}
+
+/* A JSON string of bytes that may not be UTF-8: invalid bytes become U+FFFD. */
+static void put_lossy(char *out, size_t *o, const char *s, size_t n, bool valid)
+{
+    if (valid) {
+        *o += wc_json_escape(s, n, out ? out + *o : NULL);
+        return;
+    }
+    PUT_LIT(out, o, "\"");
+    size_t run = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && (unsigned char)s[i] < 0x80)
+            continue;
+        *o += wc_json_escape_raw(s + run, i - run, out ? out + *o : NULL);
+        if (i < n)
+            PUT_LIT(out, o, "\xEF\xBF\xBD");
+        run = i + 1;
+    }
+    PUT_LIT(out, o, "\"");
+}
+
+static void put_b64(char *out, size_t *o, const char *s, size_t n)
+{
+    PUT_LIT(out, o, "\"");
+    if (out)
+        wc_b64_encode_to(s, n, out + *o, WC_B64_STD); /* its NUL lands on the closing quote */
+    *o += (n + 2) / 3 * 4;
+    PUT_LIT(out, o, "\"");
+}
+
+/* {"kind":"KeyValue","apiVersion":"wcached/v1","metadata":{"name":K,"resourceVersion":"R"},
+ *  "key":K[,"keyBase64":B],"value":V|"valueBase64":B,"createRevision":..,"modRevision":..,
+ *  "version":..,"lease":..} */
+static size_t encode_keys(const wc_kv *kv, int64_t rev, char *out)
+{
+    size_t o = 0;
+    bool key_ok = wc_utf8_valid(kv->key, kv->key_len);
+    PUT_LIT(out, &o,
+            "{\"kind\":\"KeyValue\",\"apiVersion\":\"wcached/v1\",\"metadata\":{\"name\":");
+    size_t k0 = o;
+    put_lossy(out, &o, kv->key, kv->key_len, key_ok);
+    size_t k1 = o;
+    PUT_LIT(out, &o, ",\"resourceVersion\":\"");
+    put_i64(out, &o, rev);
+    PUT_LIT(out, &o, "\"},\"key\":");
+    if (out)
+        memcpy(out + o, out + k0, k1 - k0);
+    o += k1 - k0;
+    if (!key_ok) {
+        PUT_LIT(out, &o, ",\"keyBase64\":");
+        put_b64(out, &o, kv->key, kv->key_len);
     }
     if (wc_utf8_valid(kv->value, kv->value_len)) {
-        json_object_set_new(o, "value", json_stringn(kv->value, kv->value_len));
+        PUT_LIT(out, &o, ",\"value\":");
+        o += wc_json_escape(kv->value, kv->value_len, out ? out + o : NULL);
     } else {
-        char *b = wc_b64_encode(kv->value, kv->value_len, WC_B64_STD);
-        if (!b)
-            goto fail;
-        json_object_set_new(o, "valueBase64", json_string(b));
-        free(b);
+        PUT_LIT(out, &o, ",\"valueBase64\":");
+        put_b64(out, &o, kv->value, kv->value_len);
     }
-    json_object_set_new(o, "createRevision", json_integer(kv->create_rev));
-    json_object_set_new(o, "modRevision", json_integer(mod_rev));
-    json_object_set_new(o, "version", json_integer(kv->version));
-    json_object_set_new(o, "lease", json_integer(kv->lease));
-    return o;
-fail:
-    json_decref(o);
-    json_decref(md);
-    json_decref(name);
-    return NULL;
-}
-
-/* A shallow copy of the object with metadata (also copied) carrying the resourceVersion;
- * the shared parsed object is never modified. */
-static json_t *render_k8s(const wc_kv *kv, int64_t rev)
-{
-    char rv[24];
-    snprintf(rv, sizeof(rv), "%" PRId64, rev);
-    json_t *o = json_copy(kv->obj);
-    if (!o)
-        return NULL;
-    json_t *md = json_object_get(o, "metadata");
-    md = json_is_object(md) ? json_copy(md) : json_object();
-    if (!md || json_object_set_new(md, "resourceVersion", json_string(rv)) != 0 ||
-        json_object_set_new(o, "metadata", md) != 0) {
-        json_decref(o);
-        return NULL;
-    }
+    PUT_LIT(out, &o, ",\"createRevision\":");
+    put_i64(out, &o, kv->create_rev);
+    PUT_LIT(out, &o, ",\"modRevision\":");
+    put_i64(out, &o, rev); /* a state's own, or a deletion's */
+    PUT_LIT(out, &o, ",\"version\":");
+    put_i64(out, &o, kv->version);
+    PUT_LIT(out, &o, ",\"lease\":");
+    put_i64(out, &o, kv->lease);
+    PUT_LIT(out, &o, "}");
     return o;
 }
 
-char *wc_render_kv(const wc_kv *kv, wc_family family, int64_t rev, int64_t mod_rev, size_t *len)
+size_t wc_kv_encode_at(const wc_kv *kv, wc_family family, int64_t rev, char *out)
 {
-    *len = 0;
-    if (family == WC_FAMILY_K8S && !kv->obj)
+    if (rev <= 0)
+        rev = kv->mod_rev;
+    if (family == WC_FAMILY_KEYS)
+        return encode_keys(kv, rev, out);
+    char digits[24];
+    const char *p[WC_KV_PIECES];
+    size_t n[WC_KV_PIECES];
+    int np = wc_kv_pieces(kv, rev, digits, p, n);
+    size_t o = 0;
+    for (int i = 0; i < np; i++)
+        put(out, &o, p[i], n[i]);
+    return o;
+}
+
+size_t wc_kv_encode(const wc_kv *kv, wc_family family, char *out)
+{
+    return wc_kv_encode_at(kv, family, kv->mod_rev, out);
+}
+
+/* A new string of the encoding (NUL-terminated); NULL when the family cannot serve it or on
+ * allocation failure. */
+static char *encode_new(const wc_kv *kv, wc_family family, int64_t rev, size_t *len)
+{
+    *len = wc_kv_encode_at(kv, family, rev, NULL);
+    if (*len == 0)
         return NULL;
-    json_t *o = family == WC_FAMILY_K8S ? render_k8s(kv, rev) : render_keys(kv, rev, mod_rev);
-    if (!o)
+    char *s = malloc(*len + 1);
+    if (!s) {
+        *len = 0;
         return NULL;
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (s)
-        *len = strlen(s);
+    }
+    wc_kv_encode_at(kv, family, rev, s);
+    s[*len] = '\0';
     return s;
 }
 
+char *wc_kv_encode_new(const wc_kv *kv, wc_family family, size_t *len)
+{
+    return encode_new(kv, family, kv->mod_rev, len);
+}
+
 /* The cache pattern shared by states and events: load-acquire, else encode once under the
- * stripe lock and publish with a release store. */
-static const char *cached(_Atomic(char *) *slot, size_t *slot_len, const void *owner,
-                          const wc_kv *kv, wc_family family, int64_t rev, int64_t mod_rev,
-                          size_t *len)
+ * stripe lock and publish with a release store. The length is kept in front of the bytes.
+ * `ev`: the event whose accounting the encoding joins (NULL for a state). */
+static const char *cached(_Atomic(char *) *slot, const void *owner, const wc_kv *kv,
+                          wc_family family, int64_t rev, wc_event *ev, size_t *len)
 {
     char *s = atomic_load_explicit(slot, memory_order_acquire);
     if (!s) {
@@ -142,35 +192,89 @@ static const char *cached(_Atomic(char *) *slot, size_t *slot_len, const void *o
         pthread_mutex_lock(mu);
         s = atomic_load_explicit(slot, memory_order_acquire);
         if (!s) {
-            size_t n = 0;
-            s = wc_render_kv(kv, family, rev, mod_rev, &n);
-            if (s) {
-                *slot_len = n;
+            size_t n = wc_kv_encode_at(kv, family, rev, NULL);
+            char *blob = n ? malloc(sizeof(size_t) + n + 1) : NULL;
+            if (blob) {
+                memcpy(blob, &n, sizeof(n));
+                s = blob + sizeof(size_t);
+                wc_kv_encode_at(kv, family, rev, s);
+                s[n] = '\0';
+                if (ev) {
+                    size_t cost = (sizeof(size_t) + n + 1 + 8 + 15) & ~(size_t)15;
+                    ev->enc_bytes += cost;
+                    if (ev->acct)
+                        atomic_fetch_add_explicit(ev->acct, cost, memory_order_relaxed);
+                }
                 atomic_store_explicit(slot, s, memory_order_release);
             }
         }
         pthread_mutex_unlock(mu);
     }
-    *len = s ? *slot_len : 0;
+    if (!s) {
+        *len = 0;
+        return NULL;
+    }
+    memcpy(len, s - sizeof(size_t), sizeof(size_t));
     return s;
+}
+
+/* Frees a slot's encoding made by cached(). */
+static void cached_free(char *s)
+{
+    if (s)
+        free(s - sizeof(size_t));
 }
 
 const char *wc_kv_render(wc_kv *kv, wc_family family, size_t *len)
 {
-    if (family == WC_FAMILY_K8S && !kv->obj) {
+    if (family == WC_FAMILY_K8S && !(kv->flags & WC_KV_OBJECT)) {
         *len = 0;
         return NULL;
     }
-    return cached(&kv->render[family], &kv->render_len[family], kv, kv, family, kv->mod_rev,
-                  kv->mod_rev, len);
+    return cached(&kv->render[family], kv, kv, family, kv->mod_rev, NULL, len);
 }
 
-const char *wc_event_render_deleted(wc_event *ev, wc_family family, size_t *len)
+void wc_kv_render_free(wc_kv *kv)
 {
-    if (!ev->prev || (family == WC_FAMILY_K8S && !ev->prev->obj)) {
+    for (int f = 0; f < WC_FAMILY_COUNT; f++)
+        cached_free(atomic_load_explicit(&kv->render[f], memory_order_relaxed));
+}
+
+const char *wc_event_keys(wc_event *ev, bool deleted, size_t *len)
+{
+    const wc_kv *kv = deleted ? ev->prev : ev->kv;
+    if (!kv) {
         *len = 0;
         return NULL;
     }
-    return cached(&ev->del_render[family], &ev->del_render_len[family], ev, ev->prev, family,
-                  ev->rev, ev->rev, len);
+    return cached(&ev->enc[deleted ? WC_ENC_KEYS_DEL : WC_ENC_KEYS], ev, kv, WC_FAMILY_KEYS,
+                  deleted ? ev->rev : kv->mod_rev, ev, len);
+}
+
+void wc_event_enc_free(wc_event *ev)
+{
+    for (int f = 0; f < 2; f++)
+        cached_free(atomic_load_explicit(&ev->enc[f], memory_order_relaxed));
+}
+
+void wc_event_enter_ring(wc_event *ev, atomic_size_t *acct)
+{
+    pthread_mutex_t *mu = stripe(ev);
+    pthread_mutex_lock(mu);
+    ev->acct = acct;
+    if (ev->enc_bytes)
+        atomic_fetch_add_explicit(acct, ev->enc_bytes, memory_order_relaxed);
+    pthread_mutex_unlock(mu);
+}
+
+size_t wc_event_leave_ring(wc_event *ev)
+{
+    pthread_mutex_t *mu = stripe(ev);
+    pthread_mutex_lock(mu);
+    size_t n = ev->acct ? ev->enc_bytes : 0;
+    if (ev->acct)
+        atomic_fetch_sub_explicit(ev->acct, n, memory_order_relaxed);
+    ev->acct = NULL;
+    pthread_mutex_unlock(mu);
+    return n;
 }

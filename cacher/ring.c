@@ -11,6 +11,7 @@ int wc_ring_init(wc_ring *r, size_t cap, size_t max_bytes, int64_t rev, uint64_t
     r->cap = cap ? cap : 1;
     r->head = r->n = 0;
     r->bytes = 0;
+    atomic_init(&r->enc_bytes, 0);
     r->max_bytes = max_bytes;
     r->floor_rev = rev;
     r->floor_seq = seq;
@@ -19,8 +20,10 @@ int wc_ring_init(wc_ring *r, size_t cap, size_t max_bytes, int64_t rev, uint64_t
 
 void wc_ring_reset(wc_ring *r, int64_t rev, uint64_t seq)
 {
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
+        wc_event_leave_ring(wc_ring_at(r, i));
         wc_event_unref(wc_ring_at(r, i));
+    }
     r->head = r->n = 0;
     r->bytes = 0;
     r->floor_rev = rev;
@@ -41,6 +44,7 @@ static void evict_oldest(wc_ring *r)
     r->head = (r->head + 1) % r->cap;
     r->n--;
     r->bytes -= old->bytes;
+    wc_event_leave_ring(old);
     r->floor_rev = old->rev;
     r->floor_seq = old->seq;
     wc_event_unref(old);
@@ -50,11 +54,12 @@ void wc_ring_push(wc_ring *r, wc_event *ev)
 {
     if (r->n == r->cap)
         evict_oldest(r);
-    while (r->n > 0 && r->bytes + ev->bytes > r->max_bytes)
+    while (r->n > 0 && wc_ring_bytes(r) + ev->bytes > r->max_bytes)
         evict_oldest(r);
     r->v[(r->head + r->n) % r->cap] = ev;
     r->n++;
     r->bytes += ev->bytes;
+    wc_event_enter_ring(ev, &r->enc_bytes);
 }
 
 size_t wc_ring_after_rev(const wc_ring *r, int64_t rev)

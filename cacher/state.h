@@ -41,8 +41,9 @@ struct wc_cacher {
     wc_bucket *buckets;              /* uthash by value */
     wc_cacher_stats st;              /* counters; rev/floor/keys/ring filled on read */
     atomic_uint_fast64_t frames_out; /* counted by readers without the lock */
-    bool freeing; /* wc_cacher_free was called; the last watcher to close frees it */
-    size_t alive; /* watchers made and not yet closed */
+    bool freeing;  /* wc_cacher_free was called; the last watcher to close frees it */
+    size_t alive;  /* watchers made and not yet closed */
+    bool trim_due; /* a list was loaded: the next tick hands freed memory back (cacher.c) */
 };
 
 /* CLOCK_MONOTONIC in ms: the clock of a cacher given none. */

@@ -82,6 +82,33 @@ static wc_frame *push_frame(wc_watcher *w, const char *pre, size_t pre_len, cons
     return f;
 }
 
+/* Sets a frame's body: kv's encoding in the watcher's family at `rev`, spliced for Kubernetes;
+ * for /keys, `shared` (an event's encoding) or else a new string owned by the frame. False
+ * when there is no body (the family cannot serve it, or no memory). */
+static bool frame_body(wc_watcher *w, wc_frame *f, const wc_kv *kv, int64_t rev, const char *shared,
+                       size_t shared_len)
+{
+    if (w->f.family == WC_FAMILY_K8S) {
+        f->body_len = wc_kv_encode_at(kv, WC_FAMILY_K8S, rev, NULL);
+        f->splice = kv;
+        f->splice_rev = rev;
+        return f->body_len > 0;
+    }
+    if (shared) {
+        f->body = shared;
+        f->body_len = shared_len;
+        return true;
+    }
+    size_t len = wc_kv_encode_at(kv, WC_FAMILY_KEYS, rev, NULL);
+    f->own = malloc(len);
+    if (!f->own)
+        return false;
+    wc_kv_encode_at(kv, WC_FAMILY_KEYS, rev, f->own);
+    f->body = f->own;
+    f->body_len = len;
+    return true;
+}
+
 /* Turns one event into at most one frame for this watcher. */
 static void frame_event(wc_watcher *w, wc_event *ev)
 {
@@ -91,20 +118,33 @@ static void frame_event(wc_watcher *w, wc_event *ev)
     bool old = ev->prev && wc_filter_match_object(&w->f, ev->prev);
     const char *pre;
     size_t pre_len;
-    const char *body = NULL;
-    size_t len = 0;
+    const wc_kv *kv;
+    int64_t rev;
     if (cur) {
-        body = wc_kv_render(ev->kv, w->f.family, &len); /* ev->rev is its mod_rev */
+        kv = ev->kv;
+        rev = ev->rev; /* its mod_rev */
         pre = old ? PRE_MODIFIED : PRE_ADDED;
         pre_len = old ? sizeof(PRE_MODIFIED) - 1 : sizeof(PRE_ADDED) - 1;
     } else if (old) {
-        body = wc_event_render_deleted(ev, w->f.family, &len);
+        kv = ev->prev;
+        rev = ev->rev; /* a deleted object carries the deletion's revision */
         pre = PRE_DELETED;
         pre_len = sizeof(PRE_DELETED) - 1;
-    }
-    if (!body)
+    } else {
         return;
-    wc_frame *f = push_frame(w, pre, pre_len, body, len);
+    }
+    const char *shared = NULL;
+    size_t len = 0;
+    if (w->f.family == WC_FAMILY_KEYS) {
+        shared = wc_event_keys(ev, !cur, &len);
+        if (!shared)
+            return;
+    }
+    wc_frame *f = push_frame(w, pre, pre_len, NULL, 0);
+    if (!frame_body(w, f, kv, rev, shared, len)) {
+        w->res_n--;
+        return;
+    }
     f->ev = wc_event_ref(ev);
     f->rv = ev->rev;
 }
@@ -211,15 +251,19 @@ static int refill(wc_watcher *w)
             while (w->init_i < w->init_n && w->res_n < WC_BATCH) {
                 wc_kv *kv = w->init[w->init_i];
                 w->init[w->init_i++] = NULL;
-                size_t len = 0;
-                const char *body =
-                    wc_filter_match_object(&w->f, kv) ? wc_kv_render(kv, w->f.family, &len) : NULL;
-                if (body) {
-                    wc_frame *f = push_frame(w, PRE_ADDED, sizeof(PRE_ADDED) - 1, body, len);
-                    f->kv = kv;
-                } else {
-                    wc_kv_unref(kv);
+                wc_frame *f = NULL;
+                if (wc_filter_match_object(&w->f, kv)) {
+                    f = push_frame(w, PRE_ADDED, sizeof(PRE_ADDED) - 1, NULL, 0);
+                    if (frame_body(w, f, kv, kv->mod_rev, NULL, 0)) {
+                        f->kv = kv;
+                    } else {
+                        frame_release(f);
+                        w->res_n--;
+                        f = NULL;
+                    }
                 }
+                if (!f)
+                    wc_kv_unref(kv);
             }
             if (w->init_i == w->init_n) {
                 free(w->init);
@@ -339,10 +383,22 @@ static size_t drain(wc_watcher *w, char *buf, size_t max)
             }
             w->out_rev = frame_rev(f);
         }
-        const char *parts[3] = {f->pre, f->body, f->post};
-        size_t lens[3] = {f->pre_len, f->body_len, f->post_len};
+        const char *parts[2 + WC_KV_PIECES];
+        size_t lens[2 + WC_KV_PIECES];
+        char digits[24];
+        int np = 0;
+        parts[np] = f->pre;
+        lens[np++] = f->pre_len;
+        if (f->splice) {
+            np += wc_kv_pieces(f->splice, f->splice_rev, digits, parts + np, lens + np);
+        } else {
+            parts[np] = f->body;
+            lens[np++] = f->body_len;
+        }
+        parts[np] = f->post;
+        lens[np++] = f->post_len;
         size_t off = w->res_off;
-        for (int p = 0; p < 3 && out < max; p++) {
+        for (int p = 0; p < np && out < max; p++) {
             if (off >= lens[p]) {
                 off -= lens[p];
                 continue;

@@ -20,10 +20,14 @@ typedef enum wc_wstate {
     WC_W_ENDED,       /* unregistered; the reader drains what is queued, then EOF */
 } wc_wstate;
 
-/* A frame of the result queue: pre + body + post, the body shared and kept alive by ref. */
+/* A frame of the result queue: pre + body + post, the body shared and kept alive by ref. A
+ * Kubernetes body is no string: it is `splice` at `splice_rev` (wc_kv_pieces), copied out of
+ * the state as it is sent. */
 typedef struct wc_frame {
     const char *pre, *body, *post;
     size_t pre_len, body_len, post_len;
+    const wc_kv *splice; /* kept alive by ev or kv; NULL: body */
+    int64_t splice_rev;
     int64_t rv;   /* what the reader may resume from once it has the frame; 0: nothing new */
     wc_event *ev; /* reference, or NULL */
     wc_kv *kv;    /* reference, or NULL */

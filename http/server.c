@@ -184,9 +184,9 @@ static enum MHD_Result respond_err(wc_http *h, struct MHD_Connection *conn, int 
  * Get
  * ------------------------------------------------------------------------------------- */
 
-static void kv_release(void *kv)
+static void body_release(void *body)
 {
-    wc_kv_unref(kv);
+    free(body);
 }
 
 static enum MHD_Result not_found(wc_http *h, struct MHD_Connection *conn, const wc_http_route *rt)
@@ -208,28 +208,30 @@ static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_htt
     if (rc != 0)
         return respond_err(h, conn, rc, 0, false);
     size_t len;
-    const char *body = wc_kv_render(kv, r->route.family, &len);
-    if (!body) { /* not a JSON object: not served on the Kubernetes routes */
-        wc_kv_unref(kv);
+    bool object = r->route.family == WC_FAMILY_KEYS || wc_kv_is_object(kv);
+    char *body = object ? wc_kv_encode_new(kv, r->route.family, &len) : NULL;
+    wc_kv_unref(kv);
+    if (!object) /* not a JSON object: not served on the Kubernetes routes */
         return not_found(h, conn, &r->route);
-    }
+    if (!body)
+        return MHD_NO;
     if (r->table.printer) {
         size_t tl = 0;
         char *t = wc_http_table_get(&r->table, body, len, &tl);
-        wc_kv_unref(kv);
+        free(body);
         return respond_take(h, conn, 200, WC_HTTP_TABLE_CTYPE, t, tl);
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
-        len, mhd_bytes(body), kv_release, kv);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, body, body_release, body);
     if (!resp) {
-        wc_kv_unref(kv);
+        free(body);
         return MHD_NO;
     }
     return respond(h, conn, 200, resp, "application/json");
 }
 
 /* ---------------------------------------------------------------------------------------
- * List: streamed piece by piece from the objects' cached encodings
+ * List: streamed piece by piece, each object encoded as its turn comes
  * ------------------------------------------------------------------------------------- */
 
 typedef struct list_body {
@@ -239,6 +241,8 @@ typedef struct list_body {
     size_t head_len;
     size_t piece; /* 0 head; 2j+1 the separator before item j; 2j+2 item j; 2n+1 the tail */
     size_t off;   /* bytes of the current piece already sent */
+    char *item;   /* the encoding of item item_j (item_len bytes, room for item_cap) */
+    size_t item_j, item_len, item_cap;
 } list_body;
 
 static const char LIST_TAIL[] = "]}";
@@ -255,7 +259,21 @@ static bool list_piece(list_body *b, const char **p, size_t *len)
             *p = ",";
             *len = j ? 1 : 0;
         } else {
-            *p = wc_kv_render(b->l.items[j], b->family, len);
+            if (b->item_j != j || !b->item) {
+                const wc_kv *kv = b->l.items[j];
+                size_t need = wc_kv_encode(kv, b->family, NULL);
+                if (need > b->item_cap) {
+                    char *m = realloc(b->item, need);
+                    if (!m)
+                        return false;
+                    b->item = m;
+                    b->item_cap = need;
+                }
+                b->item_len = wc_kv_encode(kv, b->family, b->item);
+                b->item_j = j;
+            }
+            *p = b->item;
+            *len = b->item_len;
         }
     } else if (k == 2 * n + 1) {
         *p = LIST_TAIL;
@@ -293,6 +311,7 @@ static void list_free(void *cls)
     list_body *b = cls;
     wc_list_release(&b->l);
     free(b->head);
+    free(b->item);
     free(b);
 }
 
@@ -337,8 +356,8 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
     /* Drop what the family cannot serve, so the sizes below are exact. */
     size_t kept = 0, total = 0;
     for (size_t i = 0; i < b->l.n; i++) {
-        size_t len;
-        if (!wc_kv_render(b->l.items[i], b->family, &len)) {
+        size_t len = wc_kv_encode(b->l.items[i], b->family, NULL);
+        if (!len) {
             wc_kv_unref(b->l.items[i]);
             continue;
         }

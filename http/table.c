@@ -2184,9 +2184,10 @@ char *wc_http_table_list(const wc_http_table_opts *o, wc_kv *const *items, size_
     bool first = true;
     for (size_t i = 0; i < n && !b.oom; i++) {
         size_t jl;
-        const char *j = wc_kv_render(items[i], family, &jl);
+        char *j = wc_kv_encode_new(items[i], family, &jl); /* nothing kept on the state */
         if (j && !put_row(o, &b, j, jl, &first))
             b.oom = true;
+        free(j);
     }
     wc_buf_puts(&b, "]}");
     if (b.oom) {

@@ -34,8 +34,9 @@ typedef struct wc_watcher wc_watcher;
  *
  * A wc_kv is one key's state as etcd reported it. It is immutable once made and refcounted;
  * the store holds one reference, each event that names it as its current or previous state
- * holds one, and each list snapshot holds one per item. Its encodings are made lazily, at most
- * once per family, and freed with it.
+ * holds one, and each list snapshot holds one per item. It keeps its raw key and value and
+ * what selectors and the index need, not a parsed tree nor its encodings: those are written
+ * when a list, a get or an event needs them (wc_kv_encode).
  * ------------------------------------------------------------------------------------- */
 
 /* The two ways objects are served: the raw /keys family and the Kubernetes routes. */
@@ -46,9 +47,9 @@ typedef enum wc_family {
 #define WC_FAMILY_COUNT 2
 
 /*
- * Makes a state from `spec`, copying key and value and parsing the value when it is a JSON
- * object (index_field, when not NULL, is extracted from it once). Returns NULL on allocation
- * failure. The caller owns the one reference returned.
+ * Makes a state from `spec`, copying key and value and parsing the value once when it is a JSON
+ * object (its labels, a few fields and index_field's value, when not NULL, are kept). Returns
+ * NULL on allocation failure. The caller owns the one reference returned.
  */
 wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field);
 wc_kv *wc_kv_ref(wc_kv *kv);
@@ -61,10 +62,22 @@ int64_t wc_kv_create_rev(const wc_kv *kv);
 bool wc_kv_is_object(const wc_kv *kv); /* the value parsed as a JSON object */
 
 /*
- * The object as served by `family`, with metadata.resourceVersion = `rev` (the kv's own
- * mod_rev when rev is 0): compact JSON without a newline. Encoded once per kv and family and
- * cached when rev is 0 or the mod_rev; owned by the kv. Returns NULL (and sets *len to 0) when
- * the value cannot be served in that family: a non-object value on the Kubernetes routes.
+ * The object as served by `family`, with metadata.resourceVersion = the kv's mod_rev: compact
+ * JSON without a newline, written into `out` (NULL: only measured; else room for the length
+ * measured). Returns its length, or 0 when the value cannot be served in that family: a
+ * non-object value on the Kubernetes routes. Nothing is kept.
+ */
+size_t wc_kv_encode(const wc_kv *kv, wc_family family, char *out);
+
+/* The same in a new malloc'd, NUL-terminated string the caller frees; NULL (and *len 0) when
+ * the family cannot serve the value or on allocation failure. */
+char *wc_kv_encode_new(const wc_kv *kv, wc_family family, size_t *len);
+
+/*
+ * The same encoding, made once per kv and family and kept, owned by the kv, for the kv's life:
+ * for a caller that needs a pointer without owning it. It costs the encoding's size per state
+ * it is called on, so lists and anything that walks many states use wc_kv_encode. Returns NULL
+ * (and sets *len to 0) when the value cannot be served in that family.
  */
 const char *wc_kv_render(wc_kv *kv, wc_family family, size_t *len);
 
@@ -117,7 +130,7 @@ bool wc_filter_match(const wc_filter *f, const wc_kv *kv);
 
 typedef struct wc_cacher_opts {
     size_t ring_events;           /* ring capacity in events; 0: WC_CACHER_RING_EVENTS */
-    size_t ring_bytes;            /* ring bound in key+value bytes; 0: WC_CACHER_RING_BYTES */
+    size_t ring_bytes;            /* ring bound in bytes its events hold; 0: WC_CACHER_RING_BYTES */
     const char *index_field;      /* index trigger path such as "spec.nodeName"; NULL for none */
     size_t input_cap;             /* watcher input queue; 0: WC_CACHER_INPUT_CAP */
     size_t input_cap_wide;        /* ... when an index exists and does not narrow it */
@@ -262,7 +275,9 @@ const char *wc_end_reason_text(wc_end_reason r);
 typedef struct wc_cacher_stats {
     int64_t rev, floor;
     uint64_t keys;
-    uint64_t ring_events, ring_bytes;
+    uint64_t ring_events;
+    uint64_t ring_bytes;      /* what the ring's events hold in memory: each event, the state it
+                                 keeps alive and its encodings, malloc's overhead included */
     uint64_t events_in;       /* changes published */
     uint64_t events_stale;    /* duplicates or older revisions ignored */
     uint64_t deletes_unknown; /* deletes of keys the cache did not hold */
