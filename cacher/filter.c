@@ -19,7 +19,7 @@ static const char *lookup(void *arg, wc_sel_kind kind, const char *name, size_t 
 {
     lookup_ctx *ctx = arg;
     if (kind == WC_SEL_LABEL)
-        return wc_kv_label(ctx->kv, name, len);
+        return wc_kv_label(ctx->kv, name, ctx->tmp, sizeof(ctx->tmp), &ctx->heap, len);
     if (ctx->f->family == WC_FAMILY_KEYS && strcmp(name, "metadata.name") == 0) {
         *len = ctx->kv->key_len;
         return ctx->kv->key;

@@ -17,10 +17,12 @@
  * One key's state. Immutable after wc_kv_new() except for the encodings wc_kv_render keeps,
  * which are published once with a release store under a striped lock (render.c) and never
  * change after. Everything lives in one allocation: the struct, then key and value (each
- * NUL-terminated), the packed labels and fields (kv.c), the index value, and the layout of
- * the Kubernetes encoding (see wc_kv_pieces).
+ * NUL-terminated), the index value, and the layout of the Kubernetes encoding (see
+ * wc_kv_pieces).
  */
-#define WC_KV_OBJECT 1u /* the value parsed as a JSON object */
+#define WC_KV_OBJECT 1u     /* the value parsed as a JSON object */
+#define WC_KV_KEY_UTF8 2u   /* the key is UTF-8 */
+#define WC_KV_VALUE_UTF8 4u /* the value is UTF-8 */
 
 struct wc_kv {
     atomic_uint refs;
@@ -29,15 +31,15 @@ struct wc_kv {
     size_t key_len, value_len;
     char *key;               /* points into data[] */
     char *value;             /* points into data[] */
-    const char *attrs;       /* packed labels and fields, into data[] (kv.c) */
     const char *index_value; /* the index field's value as a string, or NULL; into data[] */
     /* The Kubernetes encoding at revision R: base[0..pre) mid[0..mid1) R mid[mid1..mid_len)
      * base[post..base_len). base is the raw value (without blanks around it) or, when the
      * value is not written as jansson writes it, the encoding itself less the digits. */
     const char *base, *mid;
     size_t base_len, pre, post;
-    uint32_t mid1, mid_len, attrs_len;
-    size_t alloc;                            /* bytes of the allocation */
+    uint32_t mid1, mid_len;
+    uint32_t keys_len; /* the /keys encoding's length less its two revisions' digits */
+    size_t alloc;      /* bytes of the allocation */
     _Atomic(char *) render[WC_FAMILY_COUNT]; /* kept by wc_kv_render only */
     char data[];
 };
@@ -98,14 +100,18 @@ int wc_kv_pieces(const wc_kv *kv, int64_t rev, char digits[24], const char **p, 
  * the length. 0 when the family cannot serve the value. */
 size_t wc_kv_encode_at(const wc_kv *kv, wc_family family, int64_t rev, char *out);
 
+/* Fills kv->keys_len (render.c), once its other fields are set. */
+void wc_kv_measure(wc_kv *kv);
+
 /* Bytes the state holds in memory, malloc's overhead included. */
 size_t wc_kv_mem(const wc_kv *kv);
 
-/* A label's value (NULL when absent or not a string). */
-const char *wc_kv_label(const wc_kv *kv, const char *name, size_t *len);
+/* A label's value (NULL when absent or not a string); tmp and heap as for wc_kv_field. */
+const char *wc_kv_label(const wc_kv *kv, const char *name, char *tmp, size_t tmp_len, char **heap,
+                        size_t *len);
 
-/* A field path's value as a string, as wc_json_path_string tells it of the parsed value: from
- * the kept fields, else read from the raw text. A decoded string may be put in tmp or in a
+/* A field path's value as a string, as wc_json_path_string tells it of the parsed value, read
+ * from the raw text. A decoded string may be put in tmp or in a
  * malloc'd *heap (which the caller frees, and which may be replaced). NULL when absent. */
 const char *wc_kv_field(const wc_kv *kv, const char *path, char *tmp, size_t tmp_len, char **heap,
                         size_t *len);
@@ -118,6 +124,10 @@ const char *wc_json_path_string(json_t *obj, const char *path, char *tmp, size_t
 /* json.c: the same lookup in JSON text that jansson accepted (see wc_kv_field). */
 const char *wc_json_raw_path(const char *s, size_t n, const char *path, char *tmp, size_t tmp_len,
                              char **heap, size_t *len);
+
+/* json.c: metadata.labels[name] when it is a string, as wc_json_raw_path tells strings. */
+const char *wc_json_raw_label(const char *s, size_t n, const char *name, char *tmp, size_t tmp_len,
+                              char **heap, size_t *len);
 
 /* json.c: s[0..n) as a JSON string the way jansson writes it, quotes included, into out (NULL:
  * only measured); the length. */

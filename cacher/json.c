@@ -26,12 +26,19 @@ static inline void put(char *out, size_t *o, const char *s, size_t n)
     *o += n;
 }
 
+/* The bytes jansson escapes in a string: control characters, the quote and the backslash. */
+static const bool ESCAPED[256] = {
+    [0 ... 0x1f] = true,
+    ['"'] = true,
+    ['\\'] = true,
+};
+
 size_t wc_json_escape_raw(const char *s, size_t n, char *out)
 {
     size_t o = 0, run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!ESCAPED[c])
             continue;
         put(out, &o, s + run, i - run);
         run = i + 1;
@@ -254,6 +261,27 @@ static size_t member(const char *s, size_t n, size_t i, const char *name, size_t
     return n;
 }
 
+/* The string token at s[i], decoded: in place when it has no escapes, else into tmp or a new
+ * *heap (replacing the one before). NULL when out of memory. */
+static const char *string_at(const char *s, size_t n, size_t i, char *tmp, size_t tmp_len,
+                             char **heap, size_t *len)
+{
+    size_t end = skip_string(s, n, i);
+    if (memchr(s + i, '\\', end - i) == NULL) {
+        *len = end - i - 2;
+        return s + i + 1;
+    }
+    char *buf = end - i <= tmp_len ? tmp : malloc(end - i);
+    if (!buf)
+        return NULL;
+    if (buf != tmp) {
+        free(*heap);
+        *heap = buf;
+    }
+    *len = unescape(s, i, end, buf);
+    return buf;
+}
+
 const char *wc_json_raw_path(const char *s, size_t n, const char *path, char *tmp, size_t tmp_len,
                              char **heap, size_t *len)
 {
@@ -275,21 +303,8 @@ const char *wc_json_raw_path(const char *s, size_t n, const char *path, char *tm
         return NULL;
     size_t end = skip_value(s, n, i);
     char c = s[i];
-    if (c == '"') {
-        if (memchr(s + i, '\\', end - i) == NULL) {
-            *len = end - i - 2;
-            return s + i + 1;
-        }
-        char *buf = end - i <= tmp_len ? tmp : malloc(end - i);
-        if (!buf)
-            return NULL;
-        if (buf != tmp) {
-            free(*heap);
-            *heap = buf;
-        }
-        *len = unescape(s, i, end, buf);
-        return buf;
-    }
+    if (c == '"')
+        return string_at(s, n, i, tmp, tmp_len, heap, len);
     if (c == 't' || c == 'f') {
         *len = c == 't' ? 4 : 5;
         return s + i;
@@ -311,6 +326,24 @@ const char *wc_json_raw_path(const char *s, size_t n, const char *path, char *tm
         return NULL;
     *len = (size_t)w;
     return tmp;
+}
+
+const char *wc_json_raw_label(const char *s, size_t n, const char *name, char *tmp, size_t tmp_len,
+                              char **heap, size_t *len)
+{
+    size_t i = skip_ws(s, n, 0);
+    if (i >= n || s[i] != '{')
+        return NULL;
+    i = member(s, n, i, "metadata", 8);
+    if (i >= n || s[i] != '{')
+        return NULL;
+    i = member(s, n, i, "labels", 6);
+    if (i >= n || s[i] != '{')
+        return NULL;
+    i = member(s, n, i, name, strlen(name));
+    if (i >= n || s[i] != '"')
+        return NULL;
+    return string_at(s, n, i, tmp, tmp_len, heap, len);
 }
 
 bool wc_json_find_rv(const char *s, size_t n, size_t *at)

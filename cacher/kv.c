@@ -5,9 +5,8 @@
  * A state is parsed once, when it is made, and the tree is not kept: holding the cache in
  * memory is wcached's whole job, and a tree costs several times the text it came from. What
  * the parse leaves behind, in the state's one allocation after its key and raw value:
- * - the facts selectors and the index ask for most (the labels, metadata.name and namespace,
- *   the index field's value), so that matching reads no JSON; any other field path is read
- *   from the raw text (json.c);
+ * - the index field's value, which every change is dispatched by; selectors read labels and
+ *   fields from the raw text (json.c), which the parse proved to be well-formed;
  * - the layout of its Kubernetes encoding, which is the raw value with its resourceVersion put
  *   in: a prefix of the value, a few bytes before the revision's digits, a few after, the rest
  *   of the value. When the value is not written the way jansson writes it (spaces, other
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "wcached/parse.h"
 
 const char *wc_json_path_string(json_t *obj, const char *path, char *tmp, size_t tmp_len,
                                 size_t *len)
@@ -73,74 +73,15 @@ static json_t *parse_object(const char *value, size_t len)
 }
 
 /* ---------------------------------------------------------------------------------------
- * Attributes: labels and fields, packed
- *
- * Each entry: a kind byte ('l' label, 'f' field), the name's and the value's lengths (4 bytes
- * each, native order; a value length of ABSENT: the field was looked for and is not there),
- * then the name's and the value's bytes.
+ * Labels and fields, read from the raw text
  * ------------------------------------------------------------------------------------- */
 
-#define ABSENT UINT32_MAX
-#define ENTRY_HEAD 9
-
-/* The fields every state answers without reading its text. */
-static const char *const KEPT_FIELDS[] = {"metadata.name", "metadata.namespace"};
-#define N_KEPT (sizeof(KEPT_FIELDS) / sizeof(KEPT_FIELDS[0]))
-
-typedef struct attr {
-    char kind;
-    const char *name, *value;
-    size_t name_len, value_len; /* value NULL: absent */
-} attr;
-
-static size_t attr_size(const attr *a)
+const char *wc_kv_label(const wc_kv *kv, const char *name, char *tmp, size_t tmp_len, char **heap,
+                        size_t *len)
 {
-    return ENTRY_HEAD + a->name_len + (a->value ? a->value_len : 0);
-}
-
-static char *attr_write(char *o, const attr *a)
-{
-    uint32_t nl = (uint32_t)a->name_len, vl = a->value ? (uint32_t)a->value_len : ABSENT;
-    *o++ = a->kind;
-    memcpy(o, &nl, 4);
-    memcpy(o + 4, &vl, 4);
-    o += 8;
-    memcpy(o, a->name, a->name_len);
-    o += a->name_len;
-    if (a->value) {
-        memcpy(o, a->value, a->value_len);
-        o += a->value_len;
-    }
-    return o;
-}
-
-/* Finds entry (kind, name): 1 with the value and its length (NULL when absent), or 0 when not kept.
- */
-static int attr_find(const wc_kv *kv, char kind, const char *name, size_t name_len,
-                     const char **value, size_t *len)
-{
-    const char *p = kv->attrs, *end = kv->attrs + kv->attrs_len;
-    while (p < end) {
-        uint32_t nl, vl;
-        memcpy(&nl, p + 1, 4);
-        memcpy(&vl, p + 5, 4);
-        const char *nm = p + ENTRY_HEAD;
-        if (p[0] == kind && nl == name_len && memcmp(nm, name, nl) == 0) {
-            *value = vl == ABSENT ? NULL : nm + nl;
-            *len = vl == ABSENT ? 0 : vl;
-            return 1;
-        }
-        p = nm + nl + (vl == ABSENT ? 0 : vl);
-    }
-    return 0;
-}
-
-const char *wc_kv_label(const wc_kv *kv, const char *name, size_t *len)
-{
-    const char *v;
-    if (!(kv->flags & WC_KV_OBJECT) || !attr_find(kv, 'l', name, strlen(name), &v, len))
+    if (!(kv->flags & WC_KV_OBJECT))
         return NULL;
-    return v;
+    return wc_json_raw_label(kv->value, kv->value_len, name, tmp, tmp_len, heap, len);
 }
 
 const char *wc_kv_field(const wc_kv *kv, const char *path, char *tmp, size_t tmp_len, char **heap,
@@ -148,9 +89,6 @@ const char *wc_kv_field(const wc_kv *kv, const char *path, char *tmp, size_t tmp
 {
     if (!(kv->flags & WC_KV_OBJECT))
         return NULL;
-    const char *v;
-    if (attr_find(kv, 'f', path, strlen(path), &v, len))
-        return v;
     return wc_json_raw_path(kv->value, kv->value_len, path, tmp, tmp_len, heap, len);
 }
 
@@ -235,71 +173,6 @@ static int plan_k8s(json_t *obj, const char *value, size_t value_len, int64_t mo
  * States
  * ------------------------------------------------------------------------------------- */
 
-/* The kept facts of obj: its labels, KEPT_FIELDS and the index field. */
-typedef struct facts {
-    attr *a;
-    size_t n, cap;
-    char tmp[N_KEPT + 1][64];
-    const char *index_value;
-    size_t index_len;
-} facts;
-
-static int facts_add(facts *f, attr a)
-{
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 8;
-        attr *na = realloc(f->a, cap * sizeof(*na));
-        if (!na)
-            return WC_ENOMEM;
-        f->a = na;
-        f->cap = cap;
-    }
-    f->a[f->n++] = a;
-    return 0;
-}
-
-static int gather(json_t *obj, const char *index_field, facts *f)
-{
-    json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
-    const char *k;
-    json_t *v;
-    if (json_is_object(labels))
-        json_object_foreach(labels, k, v)
-        {
-            if (!json_is_string(v))
-                continue;
-            attr a = {.kind = 'l',
-                      .name = k,
-                      .name_len = strlen(k),
-                      .value = json_string_value(v),
-                      .value_len = json_string_length(v)};
-            if (facts_add(f, a) != 0)
-                return WC_ENOMEM;
-        }
-    for (size_t i = 0; i <= N_KEPT; i++) {
-        const char *path = i < N_KEPT ? KEPT_FIELDS[i] : index_field;
-        if (!path || (i == N_KEPT &&
-                      (strcmp(path, KEPT_FIELDS[0]) == 0 || strcmp(path, KEPT_FIELDS[1]) == 0)))
-            continue;
-        size_t len = 0;
-        const char *val = wc_json_path_string(obj, path, f->tmp[i], sizeof(f->tmp[i]), &len);
-        if (facts_add(f, (attr){.kind = 'f',
-                                .name = path,
-                                .name_len = strlen(path),
-                                .value = val,
-                                .value_len = val ? len : 0}) != 0)
-            return WC_ENOMEM;
-    }
-    if (index_field) {
-        for (size_t i = 0; i < f->n; i++)
-            if (f->a[i].kind == 'f' && strcmp(f->a[i].name, index_field) == 0) {
-                f->index_value = f->a[i].value;
-                f->index_len = f->a[i].value_len;
-            }
-    }
-    return 0;
-}
-
 size_t wc_kv_mem(const wc_kv *kv)
 {
     /* malloc's own word and rounding to 16 bytes */
@@ -311,23 +184,24 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
     size_t vlen = spec->value ? spec->value_len : 0;
     const char *value = vlen ? spec->value : "";
     json_t *obj = parse_object(value, vlen);
-    facts f = {0};
     layout l = {0};
     wc_kv *kv = NULL;
-    if (obj &&
-        (gather(obj, index_field, &f) != 0 || plan_k8s(obj, value, vlen, spec->mod_rev, &l) != 0))
+    char tmp[64];
+    const char *index_value = NULL;
+    size_t index_len = 0;
+    if (obj && index_field) {
+        index_value = wc_json_path_string(obj, index_field, tmp, sizeof(tmp), &index_len);
+        if (index_value)
+            index_len++; /* its NUL */
+    }
+    if (obj && plan_k8s(obj, value, vlen, spec->mod_rev, &l) != 0)
         goto out;
-    size_t attrs_len = 0;
-    for (size_t i = 0; i < f.n; i++)
-        attrs_len += attr_size(&f.a[i]);
-    size_t index_len = f.index_value ? f.index_len + 1 : 0;
     size_t base_len = 0, mid_len = 0;
     if (obj && l.splice)
         mid_len = l.mid1 + l.mid2;
     else if (obj)
         base_len = l.enc_len - (l.d1 - l.d0);
-    size_t size =
-        sizeof(*kv) + spec->key_len + 1 + vlen + 1 + attrs_len + index_len + mid_len + base_len;
+    size_t size = sizeof(*kv) + spec->key_len + 1 + vlen + 1 + index_len + mid_len + base_len;
     kv = malloc(size);
     if (!kv)
         goto out;
@@ -351,14 +225,10 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
         memcpy(o, value, vlen);
     o[vlen] = '\0';
     o += vlen + 1;
-    kv->attrs = o;
-    kv->attrs_len = (uint32_t)attrs_len;
-    for (size_t i = 0; i < f.n; i++)
-        o = attr_write(o, &f.a[i]);
     kv->index_value = NULL;
-    if (f.index_value) {
-        memcpy(o, f.index_value, f.index_len);
-        o[f.index_len] = '\0';
+    if (index_value) {
+        memcpy(o, index_value, index_len - 1);
+        o[index_len - 1] = '\0';
         kv->index_value = o;
         o += index_len;
     }
@@ -383,11 +253,15 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
         kv->base_len = base_len;
         kv->pre = kv->post = l.d0;
     }
+    if (wc_utf8_valid(kv->key, kv->key_len))
+        kv->flags |= WC_KV_KEY_UTF8;
+    if (wc_utf8_valid(kv->value, kv->value_len))
+        kv->flags |= WC_KV_VALUE_UTF8;
+    wc_kv_measure(kv);
     for (int i = 0; i < WC_FAMILY_COUNT; i++)
         atomic_init(&kv->render[i], NULL);
 out:
     json_decref(obj);
-    free(f.a);
     free(l.enc);
     return kv;
 }

@@ -102,7 +102,7 @@ static void put_b64(char *out, size_t *o, const char *s, size_t n)
 static size_t encode_keys(const wc_kv *kv, int64_t rev, char *out)
 {
     size_t o = 0;
-    bool key_ok = wc_utf8_valid(kv->key, kv->key_len);
+    bool key_ok = kv->flags & WC_KV_KEY_UTF8;
     PUT_LIT(out, &o,
             "{\"kind\":\"KeyValue\",\"apiVersion\":\"wcached/v1\",\"metadata\":{\"name\":");
     size_t k0 = o;
@@ -118,7 +118,7 @@ static size_t encode_keys(const wc_kv *kv, int64_t rev, char *out)
         PUT_LIT(out, &o, ",\"keyBase64\":");
         put_b64(out, &o, kv->key, kv->key_len);
     }
-    if (wc_utf8_valid(kv->value, kv->value_len)) {
+    if (kv->flags & WC_KV_VALUE_UTF8) {
         PUT_LIT(out, &o, ",\"value\":");
         o += wc_json_escape(kv->value, kv->value_len, out ? out + o : NULL);
     } else {
@@ -137,12 +137,25 @@ static size_t encode_keys(const wc_kv *kv, int64_t rev, char *out)
     return o;
 }
 
+static size_t digits_of(int64_t v)
+{
+    size_t n = v < 0 ? 2 : 1;
+    for (v = v < 0 ? -(v / 10) : v / 10; v; v /= 10)
+        n++;
+    return n;
+}
+
+void wc_kv_measure(wc_kv *kv)
+{
+    kv->keys_len = (uint32_t)(encode_keys(kv, 0, NULL) - 2 * digits_of(0));
+}
+
 size_t wc_kv_encode_at(const wc_kv *kv, wc_family family, int64_t rev, char *out)
 {
     if (rev <= 0)
         rev = kv->mod_rev;
     if (family == WC_FAMILY_KEYS)
-        return encode_keys(kv, rev, out);
+        return out ? encode_keys(kv, rev, out) : kv->keys_len + 2 * digits_of(rev);
     char digits[24];
     const char *p[WC_KV_PIECES];
     size_t n[WC_KV_PIECES];

@@ -171,14 +171,19 @@ static void check_value(const char *key, size_t key_len, const char *value, size
     free(iw);
     if (tree) {
         json_t *labels = json_object_get(json_object_get(tree, "metadata"), "labels");
-        const char *names[] = {"app", "n", "e", "u", "missing"};
+        const char *names[] = {"app", "n", "e", "u", "missing", "app.kubernetes.io/name"};
         for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
             json_t *v = json_object_get(labels, names[i]);
             size_t gl = 0;
-            const char *g = wc_kv_label(kv, names[i], &gl);
+            char tmp[64];
+            char *heap = NULL;
+            const char *g = wc_kv_label(kv, names[i], tmp, sizeof(tmp), &heap, &gl);
             cr_assert_eq(g != NULL, json_is_string(v), "label %s", names[i]);
-            if (g)
+            if (g) {
+                cr_assert_eq(gl, json_string_length(v));
                 cr_assert_eq(memcmp(g, json_string_value(v), gl), 0);
+            }
+            free(heap);
         }
     }
     json_decref(tree);
