@@ -315,7 +315,7 @@ END {
             f0(W10r["W10off"]), f0(W10r["W10"]), f0(W10w["W10"]), yes(W10w["W10"] == 1 && W10r["W10"] <= 4) > out
     }
     if ("wcached" in W5ready) {
-        printf "| W5 | ready no slower than etcd's unpaged range (%s keys) | %s ms | %s ms | - | %s | - | %s |\n", W5keys,
+        printf "| W5 | ready no slower than the unpaged range of etcd (%s keys) | %s ms | %s ms | - | %s | - | %s |\n", W5keys,
             f0(W5ready["wcached"]), f1(W5list["etcd"]), ratio(W5ready["wcached"], W5list["etcd"]),
             yes(W5ready["wcached"] >= 0 && W5list["etcd"] > 0 && W5ready["wcached"] <= W5list["etcd"]) > out
         printf "| W5 | unpaged list in < 300 ms | %s ms | %s ms | - | %s | - | %s |\n",

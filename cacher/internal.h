@@ -35,11 +35,11 @@ struct wc_kv {
     /* The Kubernetes encoding at revision R: base[0..pre) mid[0..mid1) R mid[mid1..mid_len)
      * base[post..base_len). base is the raw value (without blanks around it) or, when the
      * value is not written as jansson writes it, the encoding itself less the digits. */
-    const char *base, *mid;
-    size_t base_len, pre, post;
+    uint32_t base, mid; /* offsets into data[] */
+    uint32_t base_len, pre, post;
     uint32_t mid1, mid_len;
     uint32_t keys_len; /* the /keys encoding's length less its two revisions' digits */
-    size_t alloc;      /* bytes of the allocation */
+    uint32_t alloc;    /* bytes of the allocation */
     _Atomic(char *) render[WC_FAMILY_COUNT]; /* kept by wc_kv_render only */
     char data[];
 };

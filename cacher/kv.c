@@ -213,7 +213,7 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
     kv->lease = spec->lease;
     kv->key_len = spec->key_len;
     kv->value_len = vlen;
-    kv->alloc = size;
+    kv->alloc = (uint32_t)size;
     char *o = kv->data;
     kv->key = o;
     if (spec->key_len)
@@ -232,26 +232,24 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
         kv->index_value = o;
         o += index_len;
     }
-    kv->base = NULL;
-    kv->base_len = kv->pre = kv->post = 0;
-    kv->mid = NULL;
-    kv->mid1 = kv->mid_len = 0;
+    kv->base = kv->base_len = kv->pre = kv->post = 0;
+    kv->mid = kv->mid1 = kv->mid_len = 0;
     if (obj && l.splice) {
         memcpy(o, l.enc + l.pre, l.mid1);
         memcpy(o + l.mid1, l.enc + l.d1, l.mid2);
-        kv->mid = o;
+        kv->mid = (uint32_t)(o - kv->data);
         kv->mid1 = (uint32_t)l.mid1;
         kv->mid_len = (uint32_t)mid_len;
-        kv->base = kv->value + l.lo;
-        kv->base_len = l.base_len;
-        kv->pre = l.pre;
-        kv->post = l.post;
+        kv->base = (uint32_t)(kv->value + l.lo - kv->data);
+        kv->base_len = (uint32_t)l.base_len;
+        kv->pre = (uint32_t)l.pre;
+        kv->post = (uint32_t)l.post;
     } else if (obj) {
         memcpy(o, l.enc, l.d0);
         memcpy(o + l.d0, l.enc + l.d1, l.enc_len - l.d1);
-        kv->base = o;
-        kv->base_len = base_len;
-        kv->pre = kv->post = l.d0;
+        kv->base = (uint32_t)(o - kv->data);
+        kv->base_len = (uint32_t)base_len;
+        kv->pre = kv->post = (uint32_t)l.d0;
     }
     if (wc_utf8_valid(kv->key, kv->key_len))
         kv->flags |= WC_KV_KEY_UTF8;

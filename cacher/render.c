@@ -54,15 +54,16 @@ int wc_kv_pieces(const wc_kv *kv, int64_t rev, char digits[24], const char **p, 
     if (!(kv->flags & WC_KV_OBJECT))
         return 0;
     int dn = snprintf(digits, 24, "%" PRId64, rev);
-    p[0] = kv->base;
+    const char *base = kv->data + kv->base, *mid = kv->data + kv->mid;
+    p[0] = base;
     n[0] = kv->pre;
-    p[1] = kv->mid;
+    p[1] = mid;
     n[1] = kv->mid1;
     p[2] = digits;
     n[2] = (size_t)dn;
-    p[3] = kv->mid ? kv->mid + kv->mid1 : NULL;
+    p[3] = mid + kv->mid1;
     n[3] = kv->mid_len - kv->mid1;
-    p[4] = kv->base + kv->post;
+    p[4] = base + kv->post;
     n[4] = kv->base_len - kv->post;
     return WC_KV_PIECES;
 }
