@@ -606,6 +606,87 @@ int wc_cacher_replace_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int
     return wc_cacher_refill_specs(c, specs, n, rev, rev, force);
 }
 
+struct wc_cacher_loader {
+    wc_cacher *c;
+    wc_kv **kvs;
+    size_t n, cap;
+};
+
+static void load_progress(wc_cacher *c, bool loading, uint64_t keys, uint64_t bytes,
+                          int64_t expected)
+{
+    pthread_mutex_lock(&c->mu);
+    c->st.loading = loading;
+    c->st.load_keys = keys;
+    c->st.load_bytes = bytes;
+    c->st.load_expected = expected;
+    pthread_mutex_unlock(&c->mu);
+}
+
+wc_cacher_loader *wc_cacher_load_begin(wc_cacher *c, int64_t expected)
+{
+    wc_cacher_loader *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->c = c;
+    size_t cap = expected > 0 && expected < (int64_t)1 << 32 ? (size_t)expected : 1024;
+    l->kvs = malloc(cap * sizeof(*l->kvs));
+    if (!l->kvs) {
+        free(l);
+        return NULL;
+    }
+    l->cap = cap;
+    load_progress(c, true, 0, 0, expected > 0 ? expected : 0);
+    return l;
+}
+
+int wc_cacher_load_add(wc_cacher_loader *l, const wc_kv_spec *specs, size_t n)
+{
+    if (l->n + n > l->cap) {
+        size_t cap = l->cap * 2;
+        while (cap < l->n + n)
+            cap *= 2;
+        wc_kv **more = realloc(l->kvs, cap * sizeof(*more));
+        if (!more)
+            return WC_ENOMEM;
+        l->kvs = more;
+        l->cap = cap;
+    }
+    int rc = make_kvs(specs, n, l->c->index_field, l->kvs + l->n);
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++)
+            wc_kv_unref(l->kvs[l->n + i]); /* NULL where a state could not be made */
+        return rc;
+    }
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += l->kvs[l->n + i]->key_len + l->kvs[l->n + i]->value_len;
+    l->n += n;
+    pthread_mutex_lock(&l->c->mu);
+    l->c->st.load_keys = l->n;
+    l->c->st.load_bytes += bytes;
+    pthread_mutex_unlock(&l->c->mu);
+    return 0;
+}
+
+void wc_cacher_load_abort(wc_cacher_loader *l)
+{
+    if (!l)
+        return;
+    load_progress(l->c, false, 0, 0, 0);
+    for (size_t i = 0; i < l->n; i++)
+        wc_kv_unref(l->kvs[i]);
+    free(l->kvs);
+    free(l);
+}
+
+int wc_cacher_load_end(wc_cacher_loader *l, int64_t rev, int64_t until, bool force)
+{
+    int rc = replace_until(l->c, l->kvs, l->n, rev, until, force);
+    wc_cacher_load_abort(l);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Readers' side
  * ------------------------------------------------------------------------------------- */

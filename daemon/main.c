@@ -43,6 +43,9 @@ typedef struct daemon_state {
     bool refilling;                  /* its history is still coming: readers wait */
     int64_t refill_from, refill_to;  /* the list's revision, etcd's when it was listed */
     int64_t refill_t0, refill_shown; /* when it started, and when its progress was last logged */
+    /* A list being loaded page by page: the upstream thread's alone. */
+    wc_cacher_loader *loader;
+    int last_decile; /* the last tenth of the expected count logged */
 } daemon_state;
 
 /* ---------------------------------------------------------------------------------------
@@ -51,17 +54,25 @@ typedef struct daemon_state {
 
 static void refill_note(daemon_state *d);
 
-static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
-                        bool reset)
+/* A whole list into the cache: `kvs` (n), or what the page-by-page loader holds when kvs is
+ * NULL. */
+static int land_list(daemon_state *d, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
+                     bool reset)
 {
-    daemon_state *d = arg;
     pthread_mutex_lock(&d->mu);
     bool first = !d->loaded;
     pthread_mutex_unlock(&d->mu);
     wc_cacher_stats before, after;
     wc_cacher_stats_get(d->cacher, &before);
     /* A list older than etcd's revision is a refill: readers wait for its history. */
-    int rc = wc_cacher_refill_specs(d->cacher, kvs, n, rev, head, reset);
+    int rc;
+    if (kvs) {
+        rc = wc_cacher_refill_specs(d->cacher, kvs, n, rev, head, reset);
+    } else {
+        n = before.load_keys;
+        rc = wc_cacher_load_end(d->loader, rev, head, reset);
+        d->loader = NULL;
+    }
     wc_cacher_stats_get(d->cacher, &after);
     bool refilling = rc == 0 && !wc_cacher_ready(d->cacher);
     pthread_mutex_lock(&d->mu);
@@ -98,6 +109,55 @@ static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev,
                wc_strerror(rc));
     refill_note(d); /* a relist may end a refill */
     return rc;
+}
+
+static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
+                        bool reset)
+{
+    return land_list(arg, kvs, n, rev, head, reset);
+}
+
+/* A list page by page: the states of a page are made while etcd sends the next. */
+static int sink_list_begin(void *arg, int64_t count)
+{
+    daemon_state *d = arg;
+    wc_cacher_load_abort(d->loader); /* a list that failed half-way, if any */
+    d->loader = wc_cacher_load_begin(d->cacher, count);
+    d->last_decile = 0;
+    if (count > 0)
+        wc_log(WC_LOG_INFO, "cache: listing %" PRId64 " keys", count);
+    return d->loader ? 0 : WC_ENOMEM;
+}
+
+static int sink_list_page(void *arg, const wc_kv_spec *kvs, size_t n)
+{
+    daemon_state *d = arg;
+    int rc = wc_cacher_load_add(d->loader, kvs, n);
+    wc_cacher_stats st;
+    wc_cacher_stats_get(d->cacher, &st);
+    if (rc == 0 && st.load_expected > 0) {
+        int decile = (int)(st.load_keys * 10 / (uint64_t)st.load_expected);
+        if (decile > d->last_decile && decile < 10) {
+            d->last_decile = decile;
+            wc_log(WC_LOG_INFO,
+                   "cache: loading: %" PRIu64 " of %" PRId64 " keys (%d%%), %.1f MB so far",
+                   st.load_keys, st.load_expected, decile * 10, (double)st.load_bytes / 1e6);
+        }
+    }
+    return rc;
+}
+
+static int sink_list_end(void *arg, int64_t rev, int64_t head, bool reset)
+{
+    daemon_state *d = arg;
+    return land_list(d, NULL, 0, rev, head, reset);
+}
+
+static void sink_list_abort(void *arg)
+{
+    daemon_state *d = arg;
+    wc_cacher_load_abort(d->loader);
+    d->loader = NULL;
 }
 
 /* After a change or a progress notification: a refill under way logs its progress every 2 s,
@@ -191,10 +251,23 @@ static bool http_ready(void *arg, char *reason, size_t reason_len)
     daemon_state *d = arg;
     bool ready = wc_cacher_ready(d->cacher);
     int64_t rev = wc_cacher_rev(d->cacher), floor = wc_cacher_floor(d->cacher);
+    wc_cacher_stats st;
+    wc_cacher_stats_get(d->cacher, &st);
     pthread_mutex_lock(&d->mu);
     bool live = ready && d->up_state == WC_UP_LIVE;
     char cache[160] = "";
-    if (!d->loaded)
+    if (!d->loaded && st.loading && st.load_expected > 0)
+        snprintf(cache, sizeof(cache),
+                 "loading the initial list: %" PRIu64 " of %" PRId64 " keys (%d%%), %.1f MB so "
+                 "far; ",
+                 st.load_keys, st.load_expected,
+                 (int)(st.load_keys * 100 / (uint64_t)st.load_expected),
+                 (double)st.load_bytes / 1e6);
+    else if (!d->loaded && st.loading)
+        snprintf(cache, sizeof(cache),
+                 "loading the initial list: %" PRIu64 " keys, %.1f MB so far; ", st.load_keys,
+                 (double)st.load_bytes / 1e6);
+    else if (!d->loaded)
         snprintf(cache, sizeof(cache), "initial list not loaded yet; ");
     else if (!ready)
         snprintf(cache, sizeof(cache),
@@ -343,6 +416,10 @@ int main(int argc, char **argv)
                                 : (int64_t)cfg.ring_events,
         .sink = {.arg = &d,
                  .replace = sink_replace,
+                 .list_begin = sink_list_begin,
+                 .list_page = sink_list_page,
+                 .list_end = sink_list_end,
+                 .list_abort = sink_list_abort,
                  .apply = sink_apply,
                  .progress = sink_progress,
                  .state = sink_state},
@@ -386,6 +463,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "wcached: %s\n", why);
         wc_http_free(http);
         wc_upstream_free(d.upstream);
+        wc_cacher_load_abort(d.loader); /* a list cut short by the stop */
         wc_cacher_free(d.cacher);
         wc_http_hook_free(hook);
         return 2;
@@ -396,6 +474,7 @@ int main(int argc, char **argv)
         wc_log(WC_LOG_ERROR, "cannot serve on %s: %s", cfg.listen, wc_strerror(rc));
         wc_http_free(http);
         wc_upstream_free(d.upstream);
+        wc_cacher_load_abort(d.loader); /* a list cut short by the stop */
         wc_cacher_free(d.cacher);
         wc_http_hook_free(hook);
         return 1;
@@ -413,6 +492,7 @@ int main(int argc, char **argv)
         wc_log(WC_LOG_ERROR, "cannot start the upstream: %s", wc_strerror(rc));
         wc_http_free(http);
         wc_upstream_free(d.upstream);
+        wc_cacher_load_abort(d.loader); /* a list cut short by the stop */
         wc_cacher_free(d.cacher);
         wc_http_hook_free(hook);
         return 1;
@@ -435,6 +515,7 @@ int main(int argc, char **argv)
     wc_upstream_stop(d.upstream);
     wc_http_free(http);
     wc_upstream_free(d.upstream);
+    wc_cacher_load_abort(d.loader); /* a list cut short by the stop */
     wc_cacher_free(d.cacher);
     wc_http_hook_free(hook);
     pthread_mutex_destroy(&d.mu);

@@ -626,6 +626,30 @@ static int refill_rev(wc_upstream *u, const char *endpoint, int64_t *at, up_err 
     return 0;
 }
 
+/* Hands a page to a sink that takes pages (list_page), and frees it. 0 or the sink's code. */
+static int hand_page(wc_upstream *u, wc_range_resp *page, bool *begun)
+{
+    int rc = 0;
+    if (!*begun) {
+        rc = u->sink.list_begin ? u->sink.list_begin(u->sink.arg, page->count) : 0;
+        *begun = rc == 0;
+    }
+    wc_kv_spec *specs = rc == 0 ? malloc((page->n ? page->n : 1) * sizeof(*specs)) : NULL;
+    if (rc == 0 && !specs)
+        rc = WC_ENOMEM;
+    if (rc == 0) {
+        for (size_t i = 0; i < page->n; i++)
+            specs[i] = page->kvs[i].spec;
+        rc = page->n ? u->sink.list_page(u->sink.arg, specs, page->n) : 0;
+    }
+    free(specs);
+    for (size_t i = 0; i < page->n; i++)
+        wc_wire_kv_free(&page->kvs[i]);
+    free(page->kvs);
+    page->kvs = NULL;
+    return rc;
+}
+
 /* Lists the range in pages at one revision and hands it to the sink: the current revision, or
  * with `refill` an older one (refill_rev) whose history the watch then hands over. 0, *rev and
  * *head (etcd's revision when it was listed), or a negative code with e filled. While a page
@@ -637,6 +661,9 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     wc_wire_kv *all = NULL;
     size_t n = 0, cap = 0;
     int64_t at = 0, now = 0;
+    /* A sink that takes pages gets each as it arrives (its states are made while etcd sends
+     * the next); only the last key of the page before is kept here. */
+    bool paged = u->sink.list_page != NULL, begun = false;
     if (refill) {
         int rc = refill_rev(u, endpoint, &at, e);
         if (rc)
@@ -707,6 +734,25 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
                 break;
             }
         }
+        if (paged) {
+            bool more = page.more && page.n > 0;
+            char *next =
+                more ? next_start(page.kvs[page.n - 1].spec.key, page.kvs[page.n - 1].spec.key_len)
+                     : NULL;
+            rc = hand_page(u, &page, &begun);
+            if (rc) {
+                free(next);
+                fail(e, rc, WC_UPC_LOCAL, "list: the cache refused a page: %s", wc_strerror(rc));
+                break;
+            }
+            if (!more)
+                break;
+            free(key_b64);
+            key_b64 = next;
+            if (!key_b64)
+                rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
+            continue;
+        }
         if (n + page.n > cap) {
             size_t ncap = cap ? cap * 2 : 1024;
             while (ncap < n + page.n)
@@ -738,7 +784,22 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     }
     prefetch_end(&pf);
     free(key_b64);
-    if (rc == 0) {
+    if (paged) {
+        if (rc == 0 && !begun) { /* an empty range: no page was handed over */
+            rc = u->sink.list_begin ? u->sink.list_begin(u->sink.arg, 0) : 0;
+            begun = rc == 0;
+            if (rc)
+                fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list: %s", wc_strerror(rc));
+        }
+        if (rc == 0) {
+            rc = u->sink.list_end(u->sink.arg, at, now, reset);
+            if (rc)
+                fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list at %" PRId64 ": %s", at,
+                     wc_strerror(rc));
+        } else if (begun && u->sink.list_abort) {
+            u->sink.list_abort(u->sink.arg);
+        }
+    } else if (rc == 0) {
         wc_kv_spec *specs =
             injected(u, WC_UPSTEP_LIST_ALLOC) ? NULL : malloc((n ? n : 1) * sizeof(*specs));
         if (!specs) {

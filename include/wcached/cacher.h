@@ -194,6 +194,23 @@ int wc_cacher_refill_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int6
                            int64_t until, bool force);
 
 /*
+ * A list loaded as its pages arrive: the states of each page are made (values parsed) while
+ * etcd sends the next, and the whole is handed over at the end as one
+ * wc_cacher_refill_specs would (`until` as there; `rev` for a plain list). The progress (keys
+ * and bytes so far, and `expected`, the count etcd reported; 0 when unknown) shows in
+ * wc_cacher_stats while it lasts. One loader at a time, on the producer thread.
+ * wc_cacher_load_begin returns NULL on allocation failure. wc_cacher_load_add returns 0 or
+ * WC_ENOMEM (the loader stays usable for abort). wc_cacher_load_end replaces the state with
+ * everything added (and returns as wc_cacher_replace does), and frees the loader;
+ * wc_cacher_load_abort drops it.
+ */
+typedef struct wc_cacher_loader wc_cacher_loader;
+wc_cacher_loader *wc_cacher_load_begin(wc_cacher *c, int64_t expected);
+int wc_cacher_load_add(wc_cacher_loader *l, const wc_kv_spec *specs, size_t n);
+int wc_cacher_load_end(wc_cacher_loader *l, int64_t rev, int64_t until, bool force);
+void wc_cacher_load_abort(wc_cacher_loader *l);
+
+/*
  * Publishes the changes of one upstream response (n >= 1), in revision order, as one change:
  * watchers see all of it or none, and its last revision is complete afterwards. A put is ADDED
  * if the key is new, else MODIFIED, at the put's mod_rev; a delete is at its kv.mod_rev. A change
@@ -288,6 +305,11 @@ typedef struct wc_cacher_stats {
     uint64_t ended[WC_END_COUNT];
     uint64_t relists;
     uint64_t resets; /* relists that dropped the history and ended every watcher */
+    /* A list being loaded page by page (wc_cacher_load_begin): keys and value bytes so far,
+     * and the count etcd reported (0: unknown). */
+    bool loading;
+    uint64_t load_keys, load_bytes;
+    int64_t load_expected;
 } wc_cacher_stats;
 
 void wc_cacher_stats_get(wc_cacher *c, wc_cacher_stats *out);

@@ -48,6 +48,18 @@ typedef struct wc_upstream_sink {
     int (*replace)(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
                    bool reset);
     /*
+     * Optional, in place of `replace` when list_page is set: the same list handed over page by
+     * page as it arrives, so that the receiver does its work on a page while etcd sends the
+     * next. list_begin(count: the keys etcd reported in the range), then list_page for each
+     * page in key order (borrowed for the call), then list_end(rev, head, reset) with the
+     * meaning of `replace`; or list_abort when the list failed after list_begin. A non-zero
+     * return from any of them fails the list. list_page needs list_end.
+     */
+    int (*list_begin)(void *arg, int64_t count);
+    int (*list_page)(void *arg, const wc_kv_spec *kvs, size_t n);
+    int (*list_end)(void *arg, int64_t rev, int64_t head, bool reset);
+    void (*list_abort)(void *arg);
+    /*
      * The changes of one watch response, in revision order (n >= 1). etcd never splits a
      * revision across responses, so every revision in a batch is whole: the receiver applies the
      * batch as one change and may treat its last revision as complete.

@@ -1,5 +1,6 @@
 /* Lists, gets, pages at one revision, and relists turned into events. */
 #include "helpers.h"
+#include "internal.h"
 
 static wc_filter keys_filter(const char *prefix)
 {
@@ -222,5 +223,52 @@ Test(list, wait_rev_returns_when_the_cache_catches_up_or_times_out)
     cr_assert_eq(wc_cacher_wait_rev(c, 2, 20), WC_ETIMEDOUT);
     wc_cacher_progress(c, 3);
     cr_assert_eq(wc_cacher_wait_rev(c, 2, 20), 0);
+    wc_cacher_free(c);
+}
+
+Test(list, a_list_loaded_page_by_page_shows_its_progress_and_lands_as_one_replace)
+{
+    wc_cacher *c = new_cacher(100, "spec.nodeName");
+    wc_cacher_loader *l = wc_cacher_load_begin(c, 3);
+    cr_assert_not_null(l);
+    wc_cacher_stats st;
+    wc_cacher_stats_get(c, &st);
+    cr_assert(st.loading);
+    cr_assert_eq(st.load_expected, 3);
+    cr_assert_eq(st.load_keys, 0);
+    wc_kv_spec page1[] = {spec_of("/p/a", "{\"spec\":{\"nodeName\":\"n1\"}}", 4),
+                          spec_of("/p/b", "plain", 5)};
+    cr_assert_eq(wc_cacher_load_add(l, page1, 2), 0);
+    wc_cacher_stats_get(c, &st);
+    cr_assert_eq(st.load_keys, 2);
+    cr_assert_eq(st.load_bytes, 4 + page1[0].value_len + 4 + 5);
+    cr_assert_not(wc_cacher_ready(c), "nothing is served before the end");
+    wc_kv_spec page2[] = {spec_of("/p/c", "{}", 6)};
+    cr_assert_eq(wc_cacher_load_add(l, page2, 1), 0);
+    cr_assert_eq(wc_cacher_load_end(l, 9, 9, false), 0);
+    cr_assert(wc_cacher_ready(c));
+    wc_cacher_stats_get(c, &st);
+    cr_assert_not(st.loading);
+    cr_assert_eq(st.keys, 3);
+    cr_assert_eq(wc_cacher_rev(c), 9);
+    wc_kv *kv = NULL;
+    cr_assert_eq(wc_cacher_get(c, "/p/a", 4, &kv, NULL), 0);
+    cr_assert_str_eq(kv->index_value, "n1", "states are made with the index field");
+    wc_kv_unref(kv);
+    wc_cacher_free(c);
+}
+
+Test(list, an_aborted_load_leaves_the_cache_as_it_was)
+{
+    wc_cacher *c = new_cacher(100, NULL);
+    wc_cacher_loader *l = wc_cacher_load_begin(c, 0);
+    wc_kv_spec page[] = {spec_of("/a", "1", 2)};
+    cr_assert_eq(wc_cacher_load_add(l, page, 1), 0);
+    wc_cacher_load_abort(l);
+    cr_assert_not(wc_cacher_ready(c));
+    wc_cacher_stats st;
+    wc_cacher_stats_get(c, &st);
+    cr_assert_not(st.loading);
+    cr_assert_eq(st.keys, 0);
     wc_cacher_free(c);
 }

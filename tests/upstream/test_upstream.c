@@ -251,6 +251,93 @@ Test(upstream, paged_list_is_one_snapshot_while_a_writer_writes)
         cr_assert_eq(ch[i].rev, first.rev + 1 + (int64_t)i, "change %zu", i);
 }
 
+/* A sink that takes the list page by page: 'B' begin (n: the count), 'p' a page (n keys, key:
+ * its first), 'E' end; the keys of every page in order into paged_keys. */
+static char paged_keys[64][16];
+static size_t paged_n;
+
+static int s_list_begin(void *arg, int64_t count)
+{
+    add((rec){.kind = 'B', .n = (size_t)count});
+    return 0;
+}
+
+static int s_list_page(void *arg, const wc_kv_spec *kvs, size_t n)
+{
+    rec x = {.kind = 'p', .n = n};
+    snprintf(x.key, sizeof(x.key), "%.*s", (int)kvs[0].key_len, kvs[0].key);
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0; i < n && paged_n < 64; i++)
+        snprintf(paged_keys[paged_n++], sizeof(paged_keys[0]), "%.*s", (int)kvs[i].key_len,
+                 kvs[i].key);
+    pthread_mutex_unlock(&R.mu);
+    add(x);
+    return 0;
+}
+
+static int s_list_end(void *arg, int64_t rev, int64_t head, bool reset)
+{
+    add((rec){.kind = reset ? 'X' : 'E', .rev = rev});
+    return 0;
+}
+
+static bool ended(void *arg)
+{
+    for (size_t i = 0; i < R.n; i++)
+        if (R.r[i].kind == 'E')
+            return true;
+    return false;
+}
+
+Test(upstream, a_paged_sink_gets_every_page_in_key_order_then_the_end)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    char key[32];
+    int64_t last = 0;
+    for (int i = 0; i < 45; i++) {
+        snprintf(key, sizeof(key), "/g/k%02d", i);
+        last = put(key, "v");
+    }
+    const char *eps[] = {wc_test_etcd_client_url(&etcd, 0)};
+    wc_upstream_opts o = {.endpoints = eps,
+                          .n_endpoints = 1,
+                          .prefix = "/g/",
+                          .prefix_len = 3,
+                          .page_size = 7,
+                          .sink = {.replace = s_replace,
+                                   .list_begin = s_list_begin,
+                                   .list_page = s_list_page,
+                                   .list_end = s_list_end,
+                                   .apply = s_apply,
+                                   .progress = s_progress,
+                                   .state = s_state}};
+    paged_n = 0;
+    up = wc_upstream_new(&o);
+    cr_assert_not_null(up);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    cr_assert(wait_for(ended, NULL));
+    pthread_mutex_lock(&R.mu);
+    cr_assert_eq(R.r[0].kind, 'B');
+    cr_assert_eq(R.r[0].n, 45, "the count etcd reported");
+    size_t pages = 0, keys = 0, i = 1;
+    for (; i < R.n && R.r[i].kind == 'p'; i++) {
+        pages++;
+        keys += R.r[i].n;
+        cr_assert_leq(R.r[i].n, 7);
+    }
+    cr_assert_eq(pages, 7, "45 keys in pages of 7");
+    cr_assert_eq(keys, 45);
+    cr_assert_eq(R.r[i].kind, 'E', "the end follows the last page");
+    cr_assert_eq(R.r[i].rev, last);
+    for (int k = 0; k < 45; k++) {
+        snprintf(key, sizeof(key), "/g/k%02d", k);
+        cr_assert_str_eq(paged_keys[k], key, "every key once, in order");
+    }
+    for (size_t j = 0; j < R.n; j++)
+        cr_assert_neq(R.r[j].kind, 'R', "replace is not called when the sink takes pages");
+    pthread_mutex_unlock(&R.mu);
+}
+
 Test(upstream, watch_delivers_every_write_in_order)
 {
     cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
