@@ -153,7 +153,8 @@ char *wc_http_metrics(wc_http *h, size_t *len)
     one_signed(f, "wcached_cache_revision", "Revision the cache is complete at.", st.rev);
     one(f, "wcached_keys", "gauge", "Keys held in the cache.", st.keys);
     one(f, "wcached_ring_events", "gauge", "Events held in the ring.", st.ring_events);
-    one(f, "wcached_ring_bytes", "gauge", "Key and value bytes of the events in the ring.",
+    one(f, "wcached_ring_bytes", "gauge",
+        "Bytes the ring's events hold in memory: events, the states they keep, their encodings.",
         st.ring_bytes);
     one_signed(f, "wcached_ring_oldest_revision",
                "Oldest revision a watch can start from (the ring's floor).", st.floor);
