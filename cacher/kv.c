@@ -202,7 +202,8 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
     else if (obj)
         base_len = l.enc_len - (l.d1 - l.d0);
     size_t size = sizeof(*kv) + spec->key_len + 1 + vlen + 1 + index_len + mid_len + base_len;
-    kv = malloc(size);
+    /* Offsets are 32-bit: etcd's requests stop far below 4 GiB. */
+    kv = size <= UINT32_MAX ? malloc(size) : NULL;
     if (!kv)
         goto out;
     atomic_init(&kv->refs, 1);

@@ -88,3 +88,55 @@ Test(ring, after_seq_positions)
     cr_assert_eq(wc_ring_after_seq(&r, 5), 0);
     wc_ring_free(&r);
 }
+
+Test(ring, an_event_counts_what_it_holds_and_its_encodings_as_they_are_made)
+{
+    wc_ring r;
+    seq = 0;
+    cr_assert_eq(wc_ring_init(&r, 100, 1 << 20, 0, 0), 0);
+    wc_event *ev = ev_at(1, 1000);
+    /* The event, and the state it keeps alive with malloc's overhead: more than its bytes. */
+    cr_assert_geq(ev->bytes, sizeof(*ev) + sizeof(*ev->kv) + 2 + 1000);
+    cr_assert_leq(ev->bytes, sizeof(*ev) + sizeof(*ev->kv) + 2 + 1000 + 64);
+    wc_ring_push(&r, ev);
+    size_t before = wc_ring_bytes(&r);
+    cr_assert_eq(before, ev->bytes);
+    /* A watcher of /keys makes the event's encoding once: the ring counts it. */
+    size_t len = 0;
+    cr_assert_not_null(wc_event_keys(ev, false, &len));
+    cr_assert_geq(wc_ring_bytes(&r), before + len);
+    cr_assert_not_null(wc_event_keys(ev, false, &len));
+    size_t after = wc_ring_bytes(&r);
+    cr_assert_leq(after, before + len + 64, "made once, counted once");
+    /* Leaving the ring takes the event's whole count away. */
+    wc_event *keep = wc_event_ref(ev);
+    wc_ring_reset(&r, 1, 1);
+    cr_assert_eq(wc_ring_bytes(&r), 0);
+    size_t l2 = 0;
+    cr_assert_null(wc_event_keys(keep, true, &l2), "no previous state: no deleted encoding");
+    cr_assert_not_null(wc_event_keys(keep, false, &l2), "still served after the ring let go");
+    cr_assert_eq(l2, len);
+    wc_event_unref(keep);
+    wc_ring_free(&r);
+}
+
+Test(ring, the_byte_bound_includes_the_encodings)
+{
+    wc_ring r;
+    seq = 0;
+    wc_event *probe = ev_at(1, 1000);
+    size_t one = probe->bytes;
+    wc_event_unref(probe);
+    cr_assert_eq(wc_ring_init(&r, 100, one * 4, 0, 0), 0);
+    for (int64_t rev = 1; rev <= 4; rev++)
+        wc_ring_push(&r, ev_at(rev, 1000));
+    cr_assert_eq(r.n, 4);
+    size_t len;
+    for (size_t i = 0; i < r.n; i++)
+        wc_event_keys(wc_ring_at(&r, i), false, &len);
+    /* Four events with their encodings no longer fit: the next push evicts more than one. */
+    wc_ring_push(&r, ev_at(5, 1000));
+    cr_assert_lt(r.n, 4);
+    cr_assert_leq(wc_ring_bytes(&r), one * 4);
+    wc_ring_free(&r);
+}
