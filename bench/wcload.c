@@ -1270,19 +1270,20 @@ static void spawn(const char *cmd)
  */
 static size_t make_pod(long i, char *v)
 {
-    int n = snprintf(v, 1024,
-                     "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"pod-%07ld\","
-                     "\"namespace\":\"%s\",\"uid\":\"6f1c2a4e-%04ld-4b7e-9a1d-%012ld\","
-                     "\"creationTimestamp\":\"2026-01-01T00:00:00Z\",\"labels\":{\"app\":\"web-%ld\","
-                     "\"tier\":\"frontend\",\"round\":\"r%ld\",\"pod-template-hash\":\"7d4b9c%04ld\"}},"
-                     "\"spec\":{\"nodeName\":\"node-%ld\",\"restartPolicy\":\"Always\","
-                     "\"schedulerName\":\"default-scheduler\",\"serviceAccountName\":\"default\","
-                     "\"containers\":[{\"name\":\"web\",\"image\":\"registry.example/web:1.%ld\","
-                     "\"ports\":[{\"containerPort\":8080,\"protocol\":\"TCP\"}],"
-                     "\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"128Mi\"}}}]},"
-                     "\"status\":{\"phase\":\"%s\",\"podIP\":\"10.%ld.%ld.%ld\",\"pad\":\"",
-                     i, O.run, i % 10000, i, i % 50, O.round, i % 10000, i % 1000, O.round,
-                     O.round % 2 ? "Running" : "Pending", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    int n =
+        snprintf(v, 1024,
+                 "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"pod-%07ld\","
+                 "\"namespace\":\"%s\",\"uid\":\"6f1c2a4e-%04ld-4b7e-9a1d-%012ld\","
+                 "\"creationTimestamp\":\"2026-01-01T00:00:00Z\",\"labels\":{\"app\":\"web-%ld\","
+                 "\"tier\":\"frontend\",\"round\":\"r%ld\",\"pod-template-hash\":\"7d4b9c%04ld\"}},"
+                 "\"spec\":{\"nodeName\":\"node-%ld\",\"restartPolicy\":\"Always\","
+                 "\"schedulerName\":\"default-scheduler\",\"serviceAccountName\":\"default\","
+                 "\"containers\":[{\"name\":\"web\",\"image\":\"registry.example/web:1.%ld\","
+                 "\"ports\":[{\"containerPort\":8080,\"protocol\":\"TCP\"}],"
+                 "\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"128Mi\"}}}]},"
+                 "\"status\":{\"phase\":\"%s\",\"podIP\":\"10.%ld.%ld.%ld\",\"pad\":\"",
+                 i, O.run, i % 10000, i, i % 50, O.round, i % 10000, i % 1000, O.round,
+                 O.round % 2 ? "Running" : "Pending", (i >> 16) & 255, (i >> 8) & 255, i & 255);
     size_t len = (size_t)n;
     size_t want = (size_t)O.size > len + 3 ? (size_t)O.size - 3 : len;
     memset(v + len, 'x', want - len);
