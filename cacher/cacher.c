@@ -549,9 +549,10 @@ static void *kv_batch_run(void *arg)
     return NULL;
 }
 
-/* A list's states: each parses its value once, which is most of a cold start's work, so a big
- * list is split over the machine's cores (etcd is idle by then: it sent every page). */
-#define KV_BATCH_MIN 4096
+/* A list's states: each parses its value once, which is most of a cold start's work, so a batch
+ * of them (a whole list, or a page of one as it arrives, while etcd serves the next) is split
+ * over the machine's cores. */
+#define KV_BATCH_MIN 512
 #define KV_BATCH_THREADS 8
 
 static int make_kvs(const wc_kv_spec *specs, size_t n, const char *index_field, wc_kv **out)
