@@ -323,11 +323,10 @@ wc_event *wc_event_new(wc_ev_type type, int64_t rev, wc_kv *kv, wc_kv *prev)
     ev->seq = 0;
     ev->kv = kv ? wc_kv_ref(kv) : NULL;
     ev->prev = prev ? wc_kv_ref(prev) : NULL;
-    /* What the event keeps alive beyond the store: the state it made (the store drops it at
-     * the key's next change, the event keeps it as its successor's previous state), or for a
-     * deletion the state the store dropped; plus the event itself. */
-    const wc_kv *held = kv ? kv : prev;
-    ev->bytes = ((sizeof(*ev) + 8 + 15) & ~(size_t)15) + (held ? wc_kv_mem(held) : 0);
+    /* What the event keeps alive beyond the store: the state it replaced or deleted, which the
+     * store let go of (the state it made is the store's while it is the key's newest, and the
+     * next event of the key counts it); plus the event itself. */
+    ev->bytes = ((sizeof(*ev) + 8 + 15) & ~(size_t)15) + (prev ? wc_kv_mem(prev) : 0);
     ev->acct = NULL;
     ev->enc_bytes = 0;
     for (int f = 0; f < WC_FAMILY_COUNT; f++)

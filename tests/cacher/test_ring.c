@@ -4,15 +4,18 @@
 
 static uint64_t seq;
 
+/* A MODIFIED event at rev whose previous state has a value of value_len bytes: the ring counts
+ * that state, which only the event keeps alive. */
 static wc_event *ev_at(int64_t rev, size_t value_len)
 {
     char *v = calloc(1, value_len + 1);
     memset(v, 'x', value_len);
-    wc_kv_spec s = spec_of("/k", v, rev);
-    wc_kv *kv = wc_kv_new(&s, NULL);
+    wc_kv_spec s = spec_of("/k", v, rev - 1), n = spec_of("/k", "new", rev);
+    wc_kv *prev = wc_kv_new(&s, NULL), *kv = wc_kv_new(&n, NULL);
     free(v);
-    wc_event *ev = wc_event_new(WC_EV_MODIFIED, rev, kv, NULL);
+    wc_event *ev = wc_event_new(WC_EV_MODIFIED, rev, kv, prev);
     wc_kv_unref(kv);
+    wc_kv_unref(prev);
     ev->seq = ++seq;
     return ev;
 }
@@ -94,10 +97,17 @@ Test(ring, an_event_counts_what_it_holds_and_its_encodings_as_they_are_made)
     wc_ring r;
     seq = 0;
     cr_assert_eq(wc_ring_init(&r, 100, 1 << 20, 0, 0), 0);
-    wc_event *ev = ev_at(1, 1000);
-    /* The event, and the state it keeps alive with malloc's overhead: more than its bytes. */
-    cr_assert_geq(ev->bytes, sizeof(*ev) + sizeof(*ev->kv) + 2 + 1000);
-    cr_assert_leq(ev->bytes, sizeof(*ev) + sizeof(*ev->kv) + 2 + 1000 + 64);
+    wc_kv_spec made = spec_of("/k", "v", 1);
+    wc_kv *kv = wc_kv_new(&made, NULL);
+    wc_event *ev = wc_event_new(WC_EV_ADDED, 1, kv, NULL);
+    wc_kv_unref(kv);
+    /* A state it made is the store's: only the event itself counts. */
+    cr_assert_leq(ev->bytes, sizeof(*ev) + 32);
+    wc_event_unref(ev);
+    /* A state it replaced is kept alive by the event alone: it counts, with malloc's overhead. */
+    ev = ev_at(2, 1000);
+    cr_assert_geq(ev->bytes, sizeof(*ev) + sizeof(*ev->kv) + 2 + 1000 + 2);
+    cr_assert_leq(ev->bytes, sizeof(*ev) + sizeof(*ev->kv) + 2 + 1000 + 2 + 64);
     wc_ring_push(&r, ev);
     size_t before = wc_ring_bytes(&r);
     cr_assert_eq(before, ev->bytes);
@@ -113,9 +123,11 @@ Test(ring, an_event_counts_what_it_holds_and_its_encodings_as_they_are_made)
     wc_ring_reset(&r, 1, 1);
     cr_assert_eq(wc_ring_bytes(&r), 0);
     size_t l2 = 0;
-    cr_assert_null(wc_event_keys(keep, true, &l2), "no previous state: no deleted encoding");
     cr_assert_not_null(wc_event_keys(keep, false, &l2), "still served after the ring let go");
     cr_assert_eq(l2, len);
+    const char *del = wc_event_keys(keep, true, &l2);
+    cr_assert_not_null(strstr(del, "\"modRevision\":2"), "the replaced state at the event's: %s",
+                       del);
     wc_event_unref(keep);
     wc_ring_free(&r);
 }
