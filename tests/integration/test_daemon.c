@@ -231,14 +231,16 @@ Test(daemon, too_old_rv_after_ring_overflow_gets_one_410_and_ends)
 {
     const char *args[] = {"--ring-size", "5", NULL};
     start(args);
-    int64_t first = put("/r/k", "0");
+    int64_t first = put("/r/k", "0"), last = first;
     for (int i = 0; i < 20; i++)
-        put("/r/k", "x");
+        last = put("/r/k", "x");
+    /* The cache must have seen the writes, or the watch would still find `first` in the ring. */
+    for (int i = 0; i < 200 && wc_test_metric(daemon_.base, "wcached_cache_revision") < last; i++)
+        usleep(50000);
     char path[128];
     snprintf(path, sizeof(path), "/keys/r/?watch=1&resourceVersion=%" PRId64, first);
     wc_test_watch *w = wc_test_watch_open(daemon_.base, path);
     cr_assert_not_null(w);
-    /* The ring may still be catching up: retry until the cache has seen the writes. */
     json_t *ev = wc_test_watch_next(w, 10000);
     cr_assert_not_null(ev);
     cr_assert_str_eq(wc_test_ev_type(ev), "ERROR");
