@@ -62,7 +62,7 @@ struct wc_event {
     uint64_t seq;
     wc_kv *kv;    /* new state (a reference), NULL for DELETED */
     wc_kv *prev;  /* old state (a reference), NULL for ADDED */
-    size_t bytes; /* what the ring accounts for it when it enters: the event and its state */
+    size_t bytes; /* what the ring counts for it: the event and the state it replaced */
     /* Encodings made later are added to *acct (the ring's count) while the event is in the
      * ring; both fields under the event's stripe lock (render.c). */
     atomic_size_t *acct;
