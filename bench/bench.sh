@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: wcached against etcd direct and nchan, side by side in one run, on workloads
-# W1-W6, W8 and W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the same run;
-# and W9: W1 and W2 against wcached over HTTPS with token-authenticated readers, beside the
-# same over plain HTTP (not in the default list: --only W9, or add it).
+# W1-W6 and W8-W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the
+# same run. W9 runs W1 and W2 against wcached over HTTPS with token-authenticated readers,
+# beside the same over plain HTTP.
 #
 #   bench/bench.sh [--quick] [--only W1,W2,...] [--out DIR]
 #
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 quick=0
-only=W1,W2,W3,W4,W5,W6,W8,W10
+only=W1,W2,W3,W4,W5,W6,W8,W9,W10
 out=
 while [ $# -gt 0 ]; do
     case $1 in
