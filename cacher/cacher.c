@@ -777,7 +777,7 @@ int wc_cacher_list(wc_cacher *c, const wc_filter *f, int64_t at_rev, const char 
     else if (rev > c->rev_done)
         rc = WC_ETIMEDOUT;
     else
-        rc = wc_cacher_collect_at(c, f->key, f->key_len, f->prefix, start, start_len, rev,
+        rc = wc_cacher_collect_at(c, f->key, f->key_len, f->prefix, start, start_len, NULL, 0, rev,
                                   plain && limit ? limit + 1 : 0, &items, &n);
     pthread_mutex_unlock(&c->mu);
     if (rc != 0)
@@ -810,6 +810,30 @@ int wc_cacher_list(wc_cacher *c, const wc_filter *f, int64_t at_rev, const char 
     out->n = kept;
     out->rev = rev;
     return 0;
+}
+
+int wc_cacher_range(wc_cacher *c, const char *key, size_t key_len, const char *end, size_t end_len,
+                    int64_t at_rev, wc_list *out)
+{
+    memset(out, 0, sizeof(*out));
+    int rc;
+    pthread_mutex_lock(&c->mu);
+    int64_t rev = at_rev > 0 ? at_rev : c->rev_done;
+    if (!c->ready)
+        rc = WC_ENOTREADY;
+    else if (rev < c->ring.floor_rev)
+        rc = WC_EEXPIRED;
+    else if (rev > c->rev_done)
+        rc = WC_ETIMEDOUT;
+    else if (!end)
+        rc = wc_cacher_collect_at(c, key, key_len, false, NULL, 0, NULL, 0, rev, 0, &out->items,
+                                  &out->n);
+    else
+        rc = wc_cacher_collect_at(c, "", 0, true, key, key_len, end_len ? end : NULL, end_len, rev,
+                                  0, &out->items, &out->n);
+    out->rev = c->rev_done;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 void wc_list_release(wc_list *l)

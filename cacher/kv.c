@@ -298,6 +298,16 @@ int64_t wc_kv_mod_rev(const wc_kv *kv)
     return kv->mod_rev;
 }
 
+int64_t wc_kv_version(const wc_kv *kv)
+{
+    return kv->version;
+}
+
+int64_t wc_kv_lease(const wc_kv *kv)
+{
+    return kv->lease;
+}
+
 int64_t wc_kv_create_rev(const wc_kv *kv)
 {
     return kv->create_rev;

@@ -39,8 +39,8 @@ static int cmp_past(const void *a, const void *b)
 }
 
 int wc_cacher_collect_at(wc_cacher *c, const char *key, size_t key_len, bool prefix,
-                         const char *from, size_t from_len, int64_t rev, size_t max, wc_kv ***out,
-                         size_t *out_n)
+                         const char *from, size_t from_len, const char *to, size_t to_len,
+                         int64_t rev, size_t max, wc_kv ***out, size_t *out_n)
 {
     const wc_store *s = &c->store;
     size_t b, e;
@@ -49,6 +49,11 @@ int wc_cacher_collect_at(wc_cacher *c, const char *key, size_t key_len, bool pre
         size_t f = wc_store_lower_bound(s, from, from_len);
         if (f > b)
             b = f < e ? f : e;
+    }
+    if (to) {
+        size_t t = wc_store_lower_bound(s, to, to_len);
+        if (t < e)
+            e = t > b ? t : b;
     }
     /* The keys changed after rev, with their state at rev. */
     past_state *map = NULL, **sorted = NULL;
@@ -61,6 +66,8 @@ int wc_cacher_collect_at(wc_cacher *c, const char *key, size_t key_len, bool pre
         if (!wc_filter_has_key(&range, k->key, k->key_len))
             continue;
         if (from && wc_key_cmp(k->key, k->key_len, from, from_len) < 0)
+            continue;
+        if (to && wc_key_cmp(k->key, k->key_len, to, to_len) >= 0)
             continue;
         past_state *p = NULL;
         HASH_FIND(hh, map, k->key, k->key_len, p);

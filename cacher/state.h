@@ -56,14 +56,14 @@ int64_t wc_cacher_now(const wc_cacher *c);
 uint64_t wc_cacher_seq_at_rev(const wc_cacher *c, int64_t rev);
 
 /*
- * Collects references to the states in [from, range end) of the exact key or prefix as of
- * revision `rev` (>= the ring's floor) into a new array: the store's states, with the keys
- * changed after `rev` replaced by what the oldest newer event replaced. Stops after `max`
- * states (0: no bound). 0 or WC_ENOMEM. Holds c->mu.
+ * Collects references to the states in [from, to) of the exact key or prefix as of revision
+ * `rev` (>= the ring's floor) into a new array: the store's states, with the keys changed
+ * after `rev` replaced by what the oldest newer event replaced. `from` and `to` may be NULL (no
+ * bound). Stops after `max` states (0: no bound). 0 or WC_ENOMEM. Holds c->mu.
  */
 int wc_cacher_collect_at(wc_cacher *c, const char *key, size_t key_len, bool prefix,
-                         const char *from, size_t from_len, int64_t rev, size_t max, wc_kv ***out,
-                         size_t *out_n);
+                         const char *from, size_t from_len, const char *to, size_t to_len,
+                         int64_t rev, size_t max, wc_kv ***out, size_t *out_n);
 
 /* Frees the cacher's state and the cacher; the last watcher is closed. */
 void wc_cacher_destroy(wc_cacher *c);

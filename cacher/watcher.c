@@ -114,6 +114,12 @@ static void frame_event(wc_watcher *w, wc_event *ev)
 {
     if (ev->rev <= w->min_rev)
         return;
+    if (w->raw) {
+        wc_frame *f = push_frame(w, "", 0, "", 0);
+        f->ev = wc_event_ref(ev);
+        f->rv = ev->rev;
+        return;
+    }
     bool cur = ev->kv && wc_filter_match_object(&w->f, ev->kv);
     bool old = ev->prev && wc_filter_match_object(&w->f, ev->prev);
     const char *pre;
@@ -452,6 +458,37 @@ int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n)
     return 0;
 }
 
+int wc_watcher_read_events(wc_watcher *w, wc_event **out, size_t max, size_t *n, int64_t *progress)
+{
+    *n = 0;
+    *progress = 0;
+    if (max == 0)
+        return WC_EINVAL;
+    for (;;) {
+        while (w->res_i < w->res_n && *n < max) {
+            wc_frame *f = &w->res[w->res_i++];
+            if (f->ev) {
+                out[(*n)++] = f->ev;
+                f->ev = NULL;
+            } else if (f->rv > *progress) {
+                *progress = f->rv;
+            }
+            if (f->rv > w->sent_rv)
+                w->sent_rv = f->rv;
+            frame_release(f);
+            atomic_fetch_add_explicit(&w->c->frames_out, 1, memory_order_relaxed);
+        }
+        if (*n == max)
+            return 0;
+        int r = refill(w);
+        if (r > 0)
+            continue;
+        if (*n || *progress)
+            return 0;
+        return r == WC_EOF ? WC_EOF : (r == 0 ? WC_EAGAIN : r);
+    }
+}
+
 static const struct {
     const char *name, *text;
 } end_reasons[WC_END_COUNT] = {
@@ -573,6 +610,7 @@ static wc_watcher *watcher_new(wc_cacher *c, const wc_watch_opts *o)
     w->f.labels = w->labels;
     w->f.fields = w->fields;
     w->allow_bookmarks = o->allow_bookmarks;
+    w->raw = o->raw_events;
     w->deadline = o->deadline_ms;
     w->wake = o->wake;
     w->wake_arg = o->wake_arg;
@@ -643,8 +681,8 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *o, wc_watcher **out, int6
         goto fail;
     }
     if (o->send_initial) {
-        rc = wc_cacher_collect_at(c, w->f.key, w->f.key_len, w->f.prefix, NULL, 0, c->rev_done, 0,
-                                  &w->init, &w->init_n);
+        rc = wc_cacher_collect_at(c, w->f.key, w->f.key_len, w->f.prefix, NULL, 0, NULL, 0,
+                                  c->rev_done, 0, &w->init, &w->init_n);
         if (rc != 0)
             goto fail;
         w->init_rev = c->rev_done;

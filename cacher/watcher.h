@@ -42,6 +42,7 @@ struct wc_watcher {
     wc_selector *labels, *fields;
     char *kind, *api_version;
     bool allow_bookmarks;
+    bool raw; /* frames carry the event only, for wc_watcher_read_events */
     int64_t deadline;
     int64_t min_rev; /* events at or below it are not sent (a watch from a future RV) */
     void (*wake)(void *arg);

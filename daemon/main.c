@@ -293,6 +293,13 @@ static int http_current_rev(void *arg, int64_t *rev)
     return wc_upstream_current_rev(d->upstream, rev, 2000);
 }
 
+static void http_etcd_header(void *arg, uint64_t *cluster_id, uint64_t *member_id,
+                             int64_t *raft_term)
+{
+    daemon_state *d = arg;
+    wc_upstream_header(d->upstream, cluster_id, member_id, raft_term);
+}
+
 static void http_request_progress(void *arg)
 {
     daemon_state *d = arg;
@@ -450,6 +457,8 @@ int main(int argc, char **argv)
     ho.ready = http_ready;
     ho.current_rev = http_current_rev;
     ho.request_progress = http_request_progress;
+    ho.etcd_header = http_etcd_header;
+    ho.etcd_prefix = cfg.prefix;
     ho.metrics = http_metrics;
     ho.token_auth_file = cfg.token_auth_file;
     ho.authorization_policy_file = cfg.authorization_policy_file;

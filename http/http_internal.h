@@ -139,6 +139,7 @@ typedef enum wc_http_route_kind {
     WC_HTTP_R_API_RESOURCES, /* /api/v1, /apis/<group>/<version> */
     WC_HTTP_R_DATA,          /* /keys/... or a Kubernetes resource: get, list or watch */
     WC_HTTP_R_VERSION,       /* /version */
+    WC_HTTP_R_ETCD,          /* /v3/...: etcd's JSON gateway, read side (etcd_api.c) */
 } wc_http_route_kind;
 
 typedef struct wc_http_route {
@@ -313,6 +314,8 @@ struct wc_http_req {
     int64_t t0_us;  /* when the request began (wc_http_lat_now_us) */
     bool routed;    /* its route parsed: route.kind says what it is */
     wc_http_table_opts table; /* a Table asked (table.printer set), how to print it */
+    bool etcd; /* a /v3/ request: its body is kept in `body` (etcd_api.c reads it) */
+    wc_buf body;
     /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
     bool need_current;      /* ask etcd for its current revision first */
     int64_t target;         /* revision the cache must reach */
@@ -328,7 +331,9 @@ struct wc_http_stream {
     /* Set on MHD's thread before the handoff, then read-only. */
     struct MHD_Connection *conn; /* until the handoff */
     wc_watcher *w;               /* NULL for a stream of fixed bytes only (the 410 ERROR event) */
-    char *pre;                   /* bytes sent before the watcher's, or NULL */
+    char *head; /* an HTTP header block wcached writes itself (etcd_api.c), sent unframed */
+    size_t head_len, head_off;
+    char *pre; /* bytes sent before the watcher's, or NULL */
     size_t pre_len;
     bool chunked; /* HTTP/1.1: chunked body; HTTP/1.0: raw bytes, the end is the close */
     int fd;       /* our duplicate of the socket, from the handoff on; -1 before */
@@ -353,6 +358,12 @@ struct wc_http_stream {
     wc_http_stream *work_next;
     struct wc_http_watcher_count *counted; /* (h) its reader's entry of the watch bound */
     int64_t cut_at; /* ended for lagging behind a full socket: cut off then, if still full */
+    /* An etcd API watch (etcd_api.c) in place of `w`, or NULL. While `mhd_reads`, MHD still
+     * reads its request body on its own thread and the pump must not read the socket; the
+     * stream is then freed by whichever of MHD (on_completed) and the pump is done last
+     * (`pump_done`). Both (h). */
+    struct wc_http_etcd_session *etcd;
+    bool mhd_reads, pump_done;
     wc_http_stream *linger_next; /* pump->lingering, while cut_at is set */
     bool fed;                    /* this round sent it bytes of its body */
     /* Sent to at a wake less than coalesce_ms ago: its next wake waits until cool_until (0: not
@@ -449,6 +460,35 @@ void wc_http_stream_completed(wc_http_stream *s);
 int wc_http_pumps_start(wc_http *h);
 void wc_http_streams_end(wc_http *h); /* stopping: every stream ends its body cleanly */
 void wc_http_pumps_stop(wc_http *h);  /* after MHD stopped: cuts off what is left, joins */
+
+/* Hands a stream whose response wcached writes itself (an etcd watch whose body is still
+ * coming) to a pump now: takes a duplicate of conn's socket. 0, or WC_EIO. */
+int wc_http_stream_take(wc_http_stream *s, struct MHD_Connection *conn);
+/* Marks s and pokes its pump (a stream's own bytes to send, not its watcher's). Any thread. */
+void wc_http_stream_poke(wc_http_stream *s);
+/* MHD finished with a stream that it read the body of (on_completed). */
+void wc_http_stream_mhd_done(wc_http_stream *s);
+
+/* server.c: an answer through the one exit that counts codes (takes over `resp`). */
+enum MHD_Result wc_http_respond(wc_http *h, struct MHD_Connection *conn, unsigned code,
+                                struct MHD_Response *resp, const char *ctype);
+
+/* etcd_api.c: etcd's JSON gateway, read side. */
+/* A /v3/ request in whole (r->body), or a watch's first call with its body still coming. */
+enum MHD_Result wc_http_etcd_serve(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
+                                   const char *url, const char *method, bool body_done,
+                                   void **con_cls);
+/* After the waiter resumed a consistent range (rc: the wait's result). */
+enum MHD_Result wc_http_etcd_after_wait(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
+                                        int rc);
+/* A piece of a streaming watch body (n == 0: the body ended). MHD's thread. */
+enum MHD_Result wc_http_etcd_upload(wc_http *h, struct MHD_Connection *conn, wc_http_stream *s,
+                                    const char *data, size_t *n);
+/* The pump's side of an etcd watch stream: like wc_watcher_read. */
+int wc_http_etcd_read(struct wc_http_etcd_session *e, char *buf, size_t max, size_t *n);
+/* The stream ends: every watch is closed (its pump's thread). */
+void wc_http_etcd_close(struct wc_http_etcd_session *e);
+void wc_http_etcd_free(struct wc_http_etcd_session *e);
 
 /* waiter.c */
 int wc_http_waiter_start(wc_http *h);

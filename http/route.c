@@ -287,6 +287,10 @@ int wc_http_route_parse(wc_http_resources *t, const char *k8s_prefix, const char
             return 0;
         }
     }
+    if (strncmp(path, "/v3/", 4) == 0) { /* etcd's JSON gateway: etcd_api.c reads the rest */
+        out->kind = WC_HTTP_R_ETCD;
+        return 0;
+    }
     int rc;
     if (strncmp(path, "/keys", 5) == 0)
         rc = data_keys(path + 5, out, err);

@@ -86,6 +86,12 @@ static enum MHD_Result respond(wc_http *h, struct MHD_Connection *conn, unsigned
     return ret;
 }
 
+enum MHD_Result wc_http_respond(wc_http *h, struct MHD_Connection *conn, unsigned code,
+                                struct MHD_Response *resp, const char *ctype)
+{
+    return respond(h, conn, code, resp, ctype);
+}
+
 /* libmicrohttpd takes a response's bytes as `void *` but never writes them: the one place
  * where const is set aside. */
 static void *mhd_bytes(const void *p)
@@ -415,6 +421,7 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
 
 static void req_free(wc_http_req *r)
 {
+    wc_buf_free(&r->body);
     wc_http_route_free(&r->route);
     wc_http_query_free(&r->query);
     free(r);
@@ -628,6 +635,8 @@ static enum MHD_Result after_wait(wc_http *h, struct MHD_Connection *conn, wc_ht
     int rc;
     if (!wc_http_waiter_done(h, r, &rc))
         rc = WC_EINVAL; /* resumed by someone else: not expected */
+    if (r->route.kind == WC_HTTP_R_ETCD)
+        return wc_http_etcd_after_wait(h, conn, r, rc);
     if (rc != 0)
         return respond_err(h, conn, rc, r->target, false);
     return serve(h, conn, r, con_cls);
@@ -1011,7 +1020,7 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
         e.retry_after = 1;
         return respond_status(h, conn, &e);
     }
-    if (!read_method(method)) {
+    if (!read_method(method) && !r->etcd) {
         wc_http_fail(&e, WC_EINVAL, 405, "MethodNotAllowed",
                      "the server does not allow this method on the requested resource");
         return respond_status(h, conn, &e);
@@ -1066,6 +1075,13 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
     }
     case WC_HTTP_R_DATA:
         return serve_data(h, conn, r, con_cls);
+    case WC_HTTP_R_ETCD: {
+        enum MHD_Result ret =
+            wc_http_etcd_serve(h, conn, r, url, method, small_body(conn), con_cls);
+        if (*con_cls != r)
+            req_free(r); /* a watch: its stream took the request's place */
+        return ret;
+    }
     case WC_HTTP_R_VERSION: {
         /* The Kubernetes API whose read side wcached serves, and wcached's own version. */
         static const char body[] =
@@ -1118,8 +1134,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->t0_us = wc_http_lat_now_us();
         *con_cls = r;
     }
+    if (r->tag == WC_HTTP_TAG_STREAM && ((wc_http_stream *)r)->mhd_reads)
+        return wc_http_etcd_upload(h, conn, (wc_http_stream *)r, upload_data, upload_data_size);
     if (r->tag == WC_HTTP_TAG_REQ && !r->seen) {
         r->seen = true;
+        r->etcd = strncmp(url, "/v3/", 4) == 0;
         r->conn = conn;
         r->http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
         if (r->refuse) {
@@ -1146,6 +1165,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size) { /* a body nobody asked for: ignored */
+        if (r->tag == WC_HTTP_TAG_REQ && r->etcd && r->body.len < MAX_DROPPED_BODY)
+            wc_buf_put(&r->body, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -1171,7 +1192,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         wc_http_stream *s = (wc_http_stream *)tag;
         if (s->fd >= 0)
             conn_uncount(h, conn); /* its socket is a stream's from now on, counted as one */
-        wc_http_stream_completed(s);
+        if (s->mhd_reads)
+            wc_http_stream_mhd_done(s);
+        else
+            wc_http_stream_completed(s);
     } else {
         wc_http_req *r = (wc_http_req *)tag;
         if (r->inflight)

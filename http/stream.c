@@ -237,9 +237,14 @@ void wc_http_stream_free(wc_http_stream *s)
         unadmit(s);
     if (s->w)
         wc_watcher_free(s->w);
+    if (s->etcd) {
+        wc_http_etcd_close(s->etcd);
+        wc_http_etcd_free(s->etcd);
+    }
     if (s->fd >= 0)
         close(s->fd);
     wc_http_tls_tx_free(s->tls);
+    free(s->head);
     free(s->pre);
     free(s->out);
     wc_http_table_watch_free(s->table);
@@ -305,13 +310,67 @@ static void stream_gone(wc_http_stream *s)
     wc_http_stream_free(s);
 }
 
+/* Hands s (its socket taken) to a pump; false when no pump takes it. */
+static bool attach(wc_http_stream *s);
+
 void wc_http_stream_completed(wc_http_stream *s)
 {
-    wc_http *h = s->srv;
     if (s->fd < 0) { /* ended before any body byte (HEAD, a reader that left, an MHD error) */
         stream_gone(s);
         return;
     }
+    s->conn = NULL;
+    if (!attach(s))
+        stream_gone(s);
+}
+
+int wc_http_stream_take(wc_http_stream *s, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return WC_EIO;
+    s->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+    if (s->fd < 0)
+        return WC_EIO;
+    if (!attach(s)) {
+        close(s->fd);
+        s->fd = -1;
+        return WC_EIO;
+    }
+    return 0;
+}
+
+void wc_http_stream_poke(wc_http_stream *s)
+{
+    wc_http_hook *hk = s->srv->hook;
+    pthread_mutex_lock(&hk->mu);
+    mark_locked(s);
+    if (s->pump)
+        poke_locked(s->pump);
+    pthread_mutex_unlock(&hk->mu);
+}
+
+void wc_http_stream_mhd_done(wc_http_stream *s)
+{
+    wc_http_hook *hk = s->srv->hook;
+    pthread_mutex_lock(&hk->mu);
+    s->mhd_reads = false;
+    bool attached = s->pump != NULL, last = s->pump_done;
+    if (attached && !last) {
+        mark_locked(s); /* the pump may read the socket now: let it look */
+        poke_locked(s->pump);
+    }
+    pthread_mutex_unlock(&hk->mu);
+    if (last)
+        wc_http_stream_free(s); /* its pump finished it (and counted it out) already */
+    else if (!attached)
+        stream_gone(s);
+}
+
+static bool attach(wc_http_stream *s)
+{
+    wc_http *h = s->srv;
     int fl = fcntl(s->fd, F_GETFL);
     if (fl >= 0)
         (void)fcntl(s->fd, F_SETFL, fl | O_NONBLOCK);
@@ -320,7 +379,6 @@ void wc_http_stream_completed(wc_http_stream *s)
     (void)setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
     (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     (void)setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    s->conn = NULL;
 
     unsigned n = h->n_pumps;
     wc_http_pump *p = h->pumps[n > 1 ? atomic_fetch_add(&h->next_pump, 1) % n : 0];
@@ -341,8 +399,7 @@ void wc_http_stream_completed(wc_http_stream *s)
         poke_locked(p);
     }
     pthread_mutex_unlock(&hk->mu);
-    if (!ok)
-        stream_gone(s);
+    return ok;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -381,6 +438,13 @@ static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
         wc_watcher_free(s->w); /* no wake names s after this */
         s->w = NULL;
     }
+    if (s->etcd)
+        wc_http_etcd_close(s->etcd); /* the same for its watches */
+    pthread_mutex_lock(&hk->mu);
+    bool mhd_reads = s->mhd_reads;
+    pthread_mutex_unlock(&hk->mu);
+    if (mhd_reads)
+        shutdown(s->fd, SHUT_RDWR); /* MHD, reading the body, sees the end and lets go */
     close(s->fd);
     s->fd = -1;
     if (s->cool_until) {
@@ -443,22 +507,33 @@ static int next_chunk(wc_http_pump *p, wc_http_stream *s, const char **start, si
     char *data = p->scratch + CHUNK_HDR;
     size_t n = 0;
     bool eof = false;
+    if (s->head_off < s->head_len) { /* before the body: not a chunk */
+        n = s->head_len - s->head_off;
+        if (n > SCRATCH)
+            n = SCRATCH;
+        memcpy(data, s->head + s->head_off, n);
+        s->head_off += n;
+        *start = data;
+        *len = n;
+        return 1;
+    }
     if (s->pre_off < s->pre_len) {
         n = s->pre_len - s->pre_off;
         if (n > SCRATCH)
             n = SCRATCH;
         memcpy(data, s->pre + s->pre_off, n);
         s->pre_off += n;
-    } else if (!s->w || atomic_load(&p->srv->stopping) ||
+    } else if ((!s->w && !s->etcd) || atomic_load(&p->srv->stopping) ||
                (s->tls && wc_http_tls_tx_worn(s->tls, SCRATCH + CHUNK_HDR + 2))) {
         eof = true;
     } else {
-        int rc = s->table ? wc_http_table_watch_read(s->table, s->w, data, SCRATCH, &n)
-                          : wc_watcher_read(s->w, data, SCRATCH, &n);
+        int rc = s->etcd    ? wc_http_etcd_read(s->etcd, data, SCRATCH, &n)
+                 : s->table ? wc_http_table_watch_read(s->table, s->w, data, SCRATCH, &n)
+                            : wc_watcher_read(s->w, data, SCRATCH, &n);
         if (rc == WC_EAGAIN)
             return 0;
         if (rc != 0) {
-            if (rc == WC_EOF)
+            if (rc == WC_EOF && s->w)
                 log_end(s);
             eof = true; /* WC_ENOMEM too: end the stream rather than skip an event */
         }
@@ -503,6 +578,12 @@ static bool seal(wc_http_pump *p, wc_http_stream *s, const char **start, size_t 
  * A reader that sends more than a little is not waiting for its stream: it is let go. */
 static bool reader_left(wc_http_stream *s)
 {
+    wc_http_hook *hk = s->srv->hook;
+    pthread_mutex_lock(&hk->mu);
+    bool mhd_reads = s->mhd_reads;
+    pthread_mutex_unlock(&hk->mu);
+    if (mhd_reads)
+        return false; /* the bytes are the request body MHD is reading */
     char sink[4096];
     size_t taken = 0;
     for (;;) {
@@ -737,7 +818,12 @@ static void *pump_main(void *arg)
         /* Nothing of this round names these any more: out of the epoll set, off the lists. */
         while (grave) {
             wc_http_stream *next = grave->work_next;
-            wc_http_stream_free(grave);
+            pthread_mutex_lock(&hk->mu);
+            bool mhd_holds = grave->mhd_reads;
+            grave->pump_done = true;
+            pthread_mutex_unlock(&hk->mu);
+            if (!mhd_holds) /* else MHD's on_completed frees it */
+                wc_http_stream_free(grave);
             grave = next;
         }
         if (quit)

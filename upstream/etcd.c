@@ -88,6 +88,9 @@ struct wc_upstream {
     atomic_uint_fast64_t reconnects[WC_UPC_COUNT];
     atomic_uint_fast64_t relists, resets;
     atomic_int_fast64_t etcd_rev;
+    /* What the latest header said of who answers (for the etcd API wcached itself serves). */
+    atomic_uint_fast64_t hdr_cluster, hdr_member;
+    atomic_int_fast64_t hdr_term;
     atomic_int_fast64_t last_msg; /* ms on the monotonic clock; 0 before the first */
 
     atomic_uint_fast32_t fail_at; /* steps a test makes fail (seam.h); 0 otherwise */
@@ -132,12 +135,18 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* Remembers the newest revision etcd reported, for the lag metric. */
-static void saw_header(wc_upstream *u, int64_t rev)
+/* Remembers the newest revision etcd reported, for the lag metric, and who answered. */
+static void saw_header(wc_upstream *u, const wc_wire_header *h)
 {
     int_fast64_t cur = atomic_load(&u->etcd_rev);
-    while (rev > cur && !atomic_compare_exchange_weak(&u->etcd_rev, &cur, rev))
+    while (h->revision > cur && !atomic_compare_exchange_weak(&u->etcd_rev, &cur, h->revision))
         ;
+    if (h->cluster_id)
+        atomic_store(&u->hdr_cluster, h->cluster_id);
+    if (h->member_id)
+        atomic_store(&u->hdr_member, h->member_id);
+    if (h->raft_term)
+        atomic_store(&u->hdr_term, h->raft_term);
 }
 
 static void set_state(wc_upstream *u, wc_upstream_state st, const char *reason)
@@ -533,7 +542,7 @@ static int probe_rev(wc_upstream *u, const char *endpoint, int64_t at, wc_wire_h
     free(resp.p);
     if (rc == 0) {
         *hdr = r.header;
-        saw_header(u, r.header.revision);
+        saw_header(u, &r.header);
         wc_range_resp_free(&r);
         return 0;
     }
@@ -711,7 +720,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
                  rc == WC_EEXPIRED ? "revision compacted while listing" : wc_strerror(rc));
             break;
         }
-        saw_header(u, page.header.revision);
+        saw_header(u, &page.header);
         if (now == 0) {
             now = page.header.revision;
             if (at == 0)
@@ -1022,7 +1031,7 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
                        rc == WC_ENOMEM ? " while parsing" : " from etcd");
             break;
         }
-        saw_header(w->u, r.header.revision);
+        saw_header(w->u, &r.header);
         handle(w, &r);
         wc_watch_resp_free(&r);
     }
@@ -1453,6 +1462,14 @@ int wc_upstream_current_rev(wc_upstream *u, int64_t *rev, int64_t timeout_ms)
     }
     free(body);
     return rc;
+}
+
+void wc_upstream_header(wc_upstream *u, uint64_t *cluster_id, uint64_t *member_id,
+                        int64_t *raft_term)
+{
+    *cluster_id = atomic_load(&u->hdr_cluster);
+    *member_id = atomic_load(&u->hdr_member);
+    *raft_term = atomic_load(&u->hdr_term);
 }
 
 void wc_upstream_request_progress(wc_upstream *u)

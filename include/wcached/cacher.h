@@ -59,6 +59,8 @@ const char *wc_kv_key(const wc_kv *kv, size_t *len);
 const char *wc_kv_value(const wc_kv *kv, size_t *len);
 int64_t wc_kv_mod_rev(const wc_kv *kv);
 int64_t wc_kv_create_rev(const wc_kv *kv);
+int64_t wc_kv_version(const wc_kv *kv);
+int64_t wc_kv_lease(const wc_kv *kv);
 bool wc_kv_is_object(const wc_kv *kv); /* the value parsed as a JSON object */
 
 /*
@@ -269,6 +271,16 @@ int wc_cacher_list(wc_cacher *c, const wc_filter *f, int64_t at_rev, const char 
                    size_t start_len, size_t limit, wc_list *out);
 void wc_list_release(wc_list *l);
 
+/*
+ * The states of the keys in [key, end) as of revision `at_rev` (0: the current state), in key
+ * order, all of them (etcd's range: the caller counts, sorts and cuts): `end` NULL for the one
+ * key `key`, or end_len 0 with a non-NULL `end` for every key from `key` on. Returns as
+ * wc_cacher_list (out->rev is the revision the states are at).
+ */
+int wc_cacher_range(wc_cacher *c, const char *key, size_t key_len, const char *end, size_t end_len,
+                    int64_t at_rev, wc_list *out);
+/* (For wc_cacher_range, out->rev is the cache's revision, as etcd's header says.) */
+
 /* One key's state: 0 with a reference in *out (and the cache's revision in *rev), WC_ENOENT,
  * or WC_ENOTREADY. */
 int wc_cacher_get(wc_cacher *c, const char *key, size_t key_len, wc_kv **out, int64_t *rev);
@@ -329,6 +341,9 @@ typedef struct wc_watch_opts {
     bool initial_end_bookmark; /* after the initial state, a BOOKMARK marked
                                   k8s.io/initial-events-end (sendInitialEvents=true) */
     bool allow_bookmarks;
+    /* The reader takes events, not encoded frames (wc_watcher_read_events): nothing is
+     * rendered; the filter's family and selectors are not used. */
+    bool raw_events;
     int64_t deadline_ms;     /* on the cacher's clock; 0 for none */
     const char *kind;        /* for BOOKMARK objects, e.g. "Pod"; copied */
     const char *api_version; /* e.g. "v1"; copied */
@@ -356,6 +371,15 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *opts, wc_watcher **out, i
  * is); or WC_EOF when the stream has ended (*n == 0), after its last frame was read.
  */
 int wc_watcher_read(wc_watcher *w, char *buf, size_t max, size_t *n);
+
+/*
+ * For a watcher made with raw_events, instead of wc_watcher_read: up to `max` events in order
+ * into `out` (references the caller releases), and in *progress a revision up to which the
+ * reader has everything, when a bookmark fell due (0: none). Returns 0 with *n events or a
+ * progress; WC_EAGAIN when nothing is ready (the wake callback fires when there is); WC_EOF
+ * once the watcher has ended and everything queued was read; or WC_ENOMEM.
+ */
+int wc_watcher_read_events(wc_watcher *w, wc_event **out, size_t max, size_t *n, int64_t *progress);
 
 /* True once the watcher has ended (its reader will see WC_EOF after what is still queued):
  * lets a reader that cannot send right now tell an end it must act on from plain new events. */

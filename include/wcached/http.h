@@ -70,6 +70,7 @@ void wc_http_after_dispatch(void *hook);
 typedef struct wc_http_opts {
     const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port */
     const char *k8s_prefix;       /* root of Kubernetes-style keys (WC_HTTP_K8S_PREFIX) */
+    const char *etcd_prefix;      /* the cached key range, for the etcd API ("" or NULL: all) */
     const char *index_field;      /* the --index-field path, allowed in fieldSelector; NULL: none */
     wc_cacher *cacher;            /* borrowed; outlives the server */
     wc_http_hook *hook;           /* borrowed; the one wired into the cacher's after_dispatch */
@@ -120,6 +121,9 @@ typedef struct wc_http_opts {
     int (*current_rev)(void *arg, int64_t *rev);
     /* Asks the upstream watch for a progress notification; returns at once. */
     void (*request_progress)(void *arg);
+    /* The upstream's cluster, member and raft term for the etcd API's response headers (0 when
+     * not known). */
+    void (*etcd_header)(void *arg, uint64_t *cluster_id, uint64_t *member_id, int64_t *raft_term);
     /* Appends upstream metrics, in Prometheus text format 0.0.4 (HELP and TYPE lines
      * included), to the /metrics body. */
     void (*metrics)(void *arg, FILE *out);

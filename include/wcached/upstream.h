@@ -146,4 +146,9 @@ const char *wc_upstream_cause_name(wc_upstream_cause c);
  */
 void wc_upstream_request_progress(wc_upstream *u);
 
+/* The cluster, member and raft term of the latest etcd header seen (0 before the first), for
+ * the etcd API's response headers. Any thread. */
+void wc_upstream_header(wc_upstream *u, uint64_t *cluster_id, uint64_t *member_id,
+                        int64_t *raft_term);
+
 #endif
