@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""etcd's API, read side, differential: the same range and watch requests sent to etcd's own
+JSON gateway and to a wcached in front of it must get the same JSON answers, field by field
+(the header's member_id and raft_term aside), with the same HTTP status; errors compare by
+status and gRPC code where etcd's text is Go's own (a JSON decoder's message). Then tiers:
+etcd -> wcached A -> wcached B and C (--etcd-endpoints A): every reader of B and C exact, no
+relist, and etcd counting one watcher. Prints one line per check and "N passed, N failed"."""
+
+import base64
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.request
+
+from cluster import WCACHED, Cluster, check, free_port, results, wait_until
+
+PREFIX = "/p/"
+
+
+def b64(s):
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def post(base, path, body, timeout=10):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except Exception:
+            return e.code, {"raw": raw.decode(errors="replace")}
+
+
+def strip(obj):
+    """The answer without what differs by design: who answered (member_id, raft_term)."""
+    if isinstance(obj, dict):
+        return {k: strip(v) for k, v in obj.items() if k not in ("member_id", "raft_term")}
+    if isinstance(obj, list):
+        return [strip(v) for v in obj]
+    return obj
+
+
+class Watch:
+    """One POST /v3/watch with a chunked body kept open, as etcd's clients send it: request
+    lines go out as chunks while response lines come back."""
+
+    def __init__(self, base):
+        host, port = base[len("http://"):].split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=5)
+        self.sock.sendall(("POST /v3/watch HTTP/1.1\r\nHost: %s\r\n"
+                           "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n" % host).encode())
+        self.buf = b""
+        self.body = b""
+        self.headers_done = False
+        self.lines = []
+        self.lock = threading.Lock()
+        self.closed = False
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def send(self, obj):
+        line = (json.dumps(obj) + "\n").encode()
+        self.sock.sendall(b"%x\r\n" % len(line) + line + b"\r\n")
+
+    def _read(self):
+        self.sock.settimeout(None)
+        try:
+            while True:
+                d = self.sock.recv(65536)
+                if not d:
+                    break
+                self.buf += d
+                self._parse()
+        except OSError:
+            pass
+        self.closed = True
+
+    def _parse(self):
+        while not self.headers_done:
+            i = self.buf.find(b"\r\n\r\n")
+            if i < 0:
+                return
+            if self.buf.startswith(b"HTTP/1.1 100"):  # Continue: the real answer follows
+                self.buf = self.buf[i + 4:]
+                continue
+            self.status = int(self.buf.split(b" ", 2)[1])
+            self.buf = self.buf[i + 4:]
+            self.headers_done = True
+        while True:  # chunks
+            i = self.buf.find(b"\r\n")
+            if i < 0:
+                return
+            n = int(self.buf[:i].split(b";")[0], 16)
+            if len(self.buf) < i + 2 + n + 2:
+                return
+            self.body += self.buf[i + 2:i + 2 + n]
+            self.buf = self.buf[i + 2 + n + 2:]
+            while b"\n" in self.body:
+                line, self.body = self.body.split(b"\n", 1)
+                if line.strip():
+                    with self.lock:
+                        self.lines.append(json.loads(line))
+
+    def quiet(self, seconds=1.0, limit=15):
+        """Waits until no line came for `seconds`; returns every line so far."""
+        deadline = time.monotonic() + limit
+        last = -1
+        since = time.monotonic()
+        while time.monotonic() < deadline:
+            with self.lock:
+                n = len(self.lines)
+            if n != last:
+                last, since = n, time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                break
+            time.sleep(0.05)
+        with self.lock:
+            return list(self.lines)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def by_watch(lines):
+    """Response lines grouped by watch_id, in order (streams may interleave watches)."""
+    out = {}
+    for l in lines:
+        r = l.get("result", l)
+        out.setdefault(r.get("watch_id", "0"), []).append(strip(l))
+    return out
+
+
+def etcd_put(c, key, value, lease=None):
+    body = {"key": b64(key), "value": b64(value)}
+    if lease:
+        body["lease"] = lease
+    st, r = post(c.etcd_url, "/v3/kv/put", body)
+    assert st == 200, r
+    return int(r["header"]["revision"])
+
+
+def etcd_del(c, key):
+    st, r = post(c.etcd_url, "/v3/kv/deleterange", {"key": b64(key)})
+    assert st == 200, r
+    return int(r["header"]["revision"])
+
+
+def same(name, req, c, path="/v3/kv/range", codes_only=False):
+    se, e = post(c.etcd_url, path, req)
+    sw, w = post(c.base, path, req)
+    if codes_only:
+        check(name, se == sw and e.get("code") == w.get("code"),
+              "etcd %d %s / wcached %d %s" % (se, e, sw, w))
+    else:
+        check(name, se == sw and strip(e) == strip(w),
+              "etcd %d %s\n   wcached %d %s" % (se, strip(e), sw, strip(w)))
+    return e, w
+
+
+def range_table(c, revs):
+    k, e = b64(PREFIX), b64("/p0")
+    good = [
+        ("prefix range", {"key": k, "range_end": e}),
+        ("limit cuts with more and count", {"key": k, "range_end": e, "limit": 2}),
+        ("limit as a string", {"key": k, "range_end": e, "limit": "3"}),
+        ("limit at the count", {"key": k, "range_end": e, "limit": 5}),
+        ("negative limit is none", {"key": k, "range_end": e, "limit": -1}),
+        ("count_only", {"key": k, "range_end": e, "count_only": True}),
+        ("count_only with limit", {"key": k, "range_end": e, "count_only": True, "limit": 1}),
+        ("keys_only", {"key": k, "range_end": e, "keys_only": True}),
+        ("one key", {"key": b64("/p/b")}),
+        ("one key with a lease", {"key": b64("/p/leased")}),
+        ("a key that is not there", {"key": b64("/p/zz")}),
+        ("a deleted key", {"key": b64("/p/gone")}),
+        ("a bounded range", {"key": b64("/p/b"), "range_end": b64("/p/d")}),
+        ("an empty range", {"key": b64("/p/x"), "range_end": b64("/p/y")}),
+        ("serializable", {"key": k, "range_end": e, "serializable": True}),
+        ("camelCase names", {"key": k, "rangeEnd": e, "keysOnly": True, "countOnly": False}),
+        ("sort by key, descending", {"key": k, "range_end": e, "sort_order": "DESCEND"}),
+        ("sort by key, ascending, limit",
+         {"key": k, "range_end": e, "sort_order": "ASCEND", "limit": 2}),
+        ("sort by mod revision", {"key": k, "range_end": e, "sort_target": "MOD"}),
+        ("sort by mod revision, descending, limit",
+         {"key": k, "range_end": e, "sort_target": "MOD", "sort_order": "DESCEND", "limit": 3}),
+        ("sort by create revision", {"key": k, "range_end": e, "sort_target": "CREATE",
+                                     "sort_order": "DESCEND"}),
+        ("sort by value", {"key": k, "range_end": e, "sort_target": "VALUE"}),
+        ("sort order by number", {"key": k, "range_end": e, "sort_order": 2}),
+        ("min_mod_revision", {"key": k, "range_end": e, "min_mod_revision": str(revs[3])}),
+        ("max_mod_revision", {"key": k, "range_end": e, "max_mod_revision": str(revs[3])}),
+        ("min and max create revision with limit",
+         {"key": k, "range_end": e, "min_create_revision": str(revs[1]),
+          "max_create_revision": str(revs[4]), "limit": 1}),
+        ("unknown fields are ignored", {"key": k, "range_end": e, "nope": 1}),
+    ]
+    for rev in revs:
+        good.append(("at revision %d" % rev, {"key": k, "range_end": e, "revision": str(rev)}))
+        good.append(("at revision %d, count_only" % rev,
+                     {"key": k, "range_end": e, "revision": rev, "count_only": True}))
+    for name, req in good:
+        same("range: " + name, req, c)
+    cur = int(post(c.etcd_url, "/v3/kv/range", {"key": k})[1]["header"]["revision"])
+    same("range: a future revision", {"key": k, "revision": str(cur + 100)}, c)
+    same("range: no key", {}, c)
+    same("range: an empty key", {"key": ""}, c)
+    for name, body in [("not JSON", b"{bad"), ("bad base64", {"key": "@@"}),
+                       ("a number for bytes", {"key": 123}),
+                       ("an unknown sort order", {"key": k, "sort_order": "BOGUS"}),
+                       ("an unknown sort target", {"key": k, "sort_target": "SIZE"})]:
+        same("range: " + name + " (status and code)", body, c, codes_only=True)
+    st, w = post(c.base, "/v3/kv/range", {"key": b64("/q/x")})
+    check("range outside --etcd-prefix: 400, code 9 (FailedPrecondition)",
+          st == 400 and w.get("code") == 9 and "prefix" in w.get("error", ""), w)
+    st, w = post(c.base, "/v3/kv/range", {"key": k, "range_end": b64("\0")})
+    check("range to the key space's end from inside the prefix: refused as outside it",
+          st == 400 and w.get("code") == 9, w)
+    for path in ("/v3/kv/put", "/v3/kv/deleterange", "/v3/kv/txn", "/v3/kv/compaction",
+                 "/v3/lease/grant"):
+        st, w = post(c.base, path, {"key": k, "value": k})
+        check("write %s: 501, code 12" % path, st == 501 and w.get("code") == 12, w)
+
+
+def watch_table(c, revs):
+    """The same watch requests on one stream to each; writes while both are open."""
+    k, e = b64(PREFIX), b64("/p0")
+    streams = {"etcd": Watch(c.etcd_url), "wcached": Watch(c.base)}
+    reqs = [
+        {"create_request": {"key": k, "range_end": e, "start_revision": str(revs[1]),
+                            "prev_kv": True}},
+        {"create_request": {"key": k, "range_end": e, "start_revision": revs[2],
+                            "filters": ["NOPUT"]}},
+        {"create_request": {"key": b64("/p/b"), "start_revision": str(revs[0])}},
+        {"create_request": {"key": b64("/p/b"), "range_end": b64("/p/d")}},
+        {"create_request": {"key": k, "range_end": e, "filters": ["NODELETE"],
+                            "prev_kv": True}},
+        {"create_request": {"key": k, "range_end": e, "watch_id": "7"}},
+    ]
+    for name, s in streams.items():
+        for r in reqs:
+            s.send(r)
+    for s in streams.values():
+        s.quiet(0.7)
+    # One write at a time, each sent on before the next (a live response's header carries
+    # the revision the answering side is at when it sends it).
+    etcd_put(c, "/p/b", "b3")
+    for s in streams.values():
+        s.quiet(0.3)
+    etcd_put(c, "/q/outside", "o")
+    etcd_put(c, "/p/c", "c2")
+    for s in streams.values():
+        s.quiet(0.3)
+    etcd_del(c, "/p/c")
+    for s in streams.values():
+        s.quiet(0.3)
+    # A transaction: two keys in one revision, one response.
+    st, _ = post(c.etcd_url, "/v3/kv/txn", {"success": [
+        {"request_put": {"key": b64("/p/t1"), "value": b64("1")}},
+        {"request_put": {"key": b64("/p/t2"), "value": b64("2")}}]})
+    assert st == 200
+    for s in streams.values():
+        s.quiet(0.7)
+    for s in streams.values():
+        s.send({"progress_request": {}})
+    for s in streams.values():
+        s.quiet(0.7)
+    for s in streams.values():
+        s.send({"cancel_request": {"watch_id": "1"}})
+        s.send({"cancel_request": {"watch_id": "42"}})
+    etcd_put(c, "/p/after", "x")
+    got = {n: s.quiet(1.0) for n, s in streams.items()}
+    for s in streams.values():
+        s.close()
+    ge, gw = by_watch(got["etcd"]), by_watch(got["wcached"])
+    check("watch: the same watches answered", sorted(ge) == sorted(gw), (sorted(ge), sorted(gw)))
+    for wid in sorted(ge):
+        check("watch %s: the same responses, in order" % wid, ge[wid] == gw.get(wid),
+              "\n etcd    %s\n wcached %s" % (ge[wid], gw.get(wid)))
+    check("watch: a streaming body is answered while it stays open",
+          streams["wcached"].status == 200 and len(got["wcached"]) > 10, got["wcached"][:3])
+
+
+def whole_body_watch(c):
+    """A body sent whole (curl -d): the watch still streams after it."""
+    k, e = b64(PREFIX), b64("/p0")
+    body = (json.dumps({"create_request": {"key": k, "range_end": e}}) + "\n").encode()
+    req = urllib.request.Request(c.base + "/v3/watch", data=body, method="POST")
+    lines = []
+
+    def reader():
+        with urllib.request.urlopen(req, timeout=10) as r:
+            for line in r:
+                lines.append(json.loads(line))
+                if len(lines) == 2:
+                    return
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    wait_until(lambda: len(lines) >= 1, 5)
+    rev = etcd_put(c, "/p/whole", "w")
+    t.join(10)
+    ok = (len(lines) == 2 and lines[0]["result"].get("created") and
+          lines[1]["result"]["events"][0]["kv"]["mod_revision"] == str(rev))
+    check("watch with a whole body (Content-Length): created, then events", ok, lines)
+
+
+def compacted(c):
+    """Both sides compacted: a range at an old revision and a watch from it."""
+    k = b64(PREFIX)
+    # Past wcached's ring (--ring-size 50) and past etcd's compaction.
+    for i in range(80):
+        etcd_put(c, "/p/bulk/%02d" % i, "v%d" % i)
+    cur = etcd_put(c, "/p/bulk/last", "z")
+    st, r = post(c.etcd_url, "/v3/kv/compaction", {"revision": str(cur - 1)})
+    assert st == 200, r
+    wait_until(lambda: post(c.base, "/v3/kv/range", {"key": k})[1].get("header", {})
+               .get("revision") == str(cur), 5)
+    same("range: a compacted revision", {"key": k, "revision": "3"}, c)
+    res = {}
+    for name, base in (("etcd", c.etcd_url), ("wcached", c.base)):
+        w = Watch(base)
+        w.send({"create_request": {"key": k, "range_end": b64("/p0"), "start_revision": "3"}})
+        res[name] = w.quiet(0.7)
+        w.close()
+    shape = {n: [{kk: v for kk, v in strip(l)["result"].items() if kk != "compact_revision"}
+                 for l in ls] for n, ls in res.items()}
+    both = all(len(ls) == 2 and "compact_revision" in ls[1]["result"] for ls in res.values())
+    check("watch from a compacted revision: created, then canceled with compact_revision",
+          both and shape["etcd"] == shape["wcached"], res)
+
+
+def tiers():
+    """etcd -> A -> B, C: each reader of B and C sees exactly etcd's state, nobody relists,
+    and etcd serves one watcher (A's)."""
+    a = Cluster(args=["--etcd-prefix", PREFIX])
+    procs = []
+    try:
+        subs = []
+        for name in ("B", "C"):
+            port = free_port()
+            p = __import__("subprocess").Popen(
+                [WCACHED, "--listen", "127.0.0.1:%d" % port, "--etcd-endpoints", a.base,
+                 "--etcd-prefix", PREFIX],
+                stdout=__import__("subprocess").DEVNULL,
+                stderr=open("%s/wcached-%s.log" % (a.dir, name), "w"))
+            procs.append(p)
+            subs.append((name, "http://127.0.0.1:%d" % port))
+        for name, base in subs:
+            check("tier %s gets ready reading A" % name,
+                  wait_until(lambda: get(base + "/readyz")[0] == 200, 15))
+        # A reflector-style reader on B and on C: list, then watch from the list's RV.
+        readers = [Reflector(base) for _, base in subs]
+        for i in range(150):
+            etcd_put(a, "/p/k%03d" % (i % 40), "v%d" % i)
+            if i % 7 == 0:
+                etcd_del(a, "/p/k%03d" % ((i * 3) % 40))
+            if i % 10 == 0:
+                etcd_put(a, "/q/outside", str(i))
+        want = {kv["key"]: (kv.get("value", ""), kv["mod_revision"]) for kv in
+                post(a.etcd_url, "/v3/kv/range", {"key": b64(PREFIX), "range_end": b64("/p0")})
+                [1].get("kvs", [])}
+        want = {base64.b64decode(k).decode(): (base64.b64decode(v).decode(), int(m))
+                for k, (v, m) in want.items()}
+        for (name, base), r in zip(subs, readers):
+            check("tier %s: a consistent list equals etcd's state" % name,
+                  wait_until(lambda: keys_list(base) == want, 10), keys_list(base))
+            check("tier %s: the watch reader's state equals etcd's" % name,
+                  wait_until(lambda: r.state == want, 10),
+                  sorted(set(r.state.items()) ^ set(want.items()))[:5])
+            r.stop()
+        for name, base in subs:
+            m = get(base + "/metrics")[1].decode()
+            relists = [l for l in m.splitlines() if l.startswith("wcached_relists_total")]
+            check("tier %s: no relist" % name, relists == ["wcached_relists_total 0"], relists)
+        m = urllib.request.urlopen(a.etcd_url + "/metrics", timeout=5).read().decode()
+        watchers = [l for l in m.splitlines()
+                    if l.startswith("etcd_debugging_mvcc_watcher_total")]
+        check("etcd serves one watcher for the whole tree",
+              watchers == ["etcd_debugging_mvcc_watcher_total 1"], watchers)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        a.close()
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except Exception as e:
+        return getattr(e, "code", 0), b""
+
+
+def keys_list(base):
+    st, body = get(base + "/keys/p/")
+    if st != 200:
+        return None
+    return {i["key"]: (i["value"], i["modRevision"]) for i in json.loads(body)["items"]}
+
+
+class Reflector:
+    """A list, then a watch from its resourceVersion, applied to a map."""
+
+    def __init__(self, base):
+        st, body = get(base + "/keys/p/")
+        lst = json.loads(body)
+        self.state = {i["key"]: (i["value"], i["modRevision"]) for i in lst["items"]}
+        rv = lst["metadata"]["resourceVersion"]
+        self.resp = urllib.request.urlopen(base + "/keys/p/?watch=1&resourceVersion=" + rv,
+                                           timeout=30)
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        try:
+            for line in self.resp:
+                ev = json.loads(line)
+                o = ev["object"]
+                if ev["type"] == "DELETED":
+                    self.state.pop(o["key"], None)
+                elif ev["type"] in ("ADDED", "MODIFIED"):
+                    self.state[o["key"]] = (o["value"], o["modRevision"])
+        except Exception:
+            pass
+
+    def stop(self):
+        try:
+            self.resp.close()
+        except Exception:
+            pass
+
+
+def main():
+    c = Cluster(ring_size=50, args=["--etcd-prefix", PREFIX])
+    try:
+        revs = [etcd_put(c, "/p/a", "a1")]
+        revs.append(etcd_put(c, "/p/b", "b1"))
+        revs.append(etcd_put(c, "/p/c", "c1"))
+        etcd_put(c, "/a/outside", "before the prefix")
+        revs.append(etcd_put(c, "/p/gone", "g"))
+        revs.append(etcd_put(c, "/p/b", "b2"))
+        etcd_del(c, "/p/gone")
+        st, lease = post(c.etcd_url, "/v3/lease/grant", {"TTL": "600"})
+        etcd_put(c, "/p/leased", "l", lease=lease["ID"])
+        etcd_put(c, "/p/d", "d1")
+        etcd_put(c, "/q/x", "outside, last")
+        range_table(c, revs)
+        watch_table(c, revs)
+        whole_body_watch(c)
+        compacted(c)
+    finally:
+        c.close()
+    tiers()
+    print("%d passed, %d failed" % (results["passed"], results["failed"]))
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
