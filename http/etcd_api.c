@@ -401,14 +401,12 @@ static int range_parse(const wc_buf *body, range_req *q, char *err, size_t err_l
     return rc;
 }
 
-static int sort_target; /* qsort has no context argument; set under sort_mu */
-static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int cmp_kv(const void *a, const void *b)
+/* etcd's sort targets; ties (and KEY) by key. arg: the target, an int. */
+static int cmp_kv(const void *a, const void *b, void *arg)
 {
     const wc_kv *x = *(wc_kv *const *)a, *y = *(wc_kv *const *)b;
     int64_t u = 0, v = 0;
-    switch (sort_target) {
+    switch (*(const int *)arg) {
     case 1:
         u = wc_kv_version(x), v = wc_kv_version(y);
         break;
@@ -478,10 +476,8 @@ static enum MHD_Result range_answer(wc_http *h, struct MHD_Connection *conn, con
     if (q->sort_target != 0 && order == 0)
         order = 1; /* etcd: a target other than the key sorts ascending by default */
     if (order != 0 && q->sort_target != 0) {
-        pthread_mutex_lock(&sort_mu);
-        sort_target = q->sort_target;
-        qsort(l.items, l.n, sizeof(*l.items), cmp_kv);
-        pthread_mutex_unlock(&sort_mu);
+        int target = q->sort_target;
+        qsort_r(l.items, l.n, sizeof(*l.items), cmp_kv, &target);
     }
     if (order == 2)
         for (size_t i = 0; i < l.n / 2; i++) {

@@ -387,10 +387,13 @@ def tiers():
         check("etcd serves one watcher for the whole tree",
               watchers == ["etcd_debugging_mvcc_watcher_total 1"], watchers)
     finally:
+        codes = []
         for p in procs:
             p.terminate()
-            p.wait(10)
+            codes.append(p.wait(10))
         a.close()
+    check("tiers B, C and A exit cleanly (status 0)",
+          codes == [0, 0] and a.wcached.returncode == 0, (codes, a.wcached.returncode))
 
 
 def get(url):
@@ -460,6 +463,9 @@ def main():
         compacted(c)
     finally:
         c.close()
+    # Under the sanitizers a leak or an error shows as the exit status.
+    check("wcached exits cleanly after the streams (status 0)", c.wcached.returncode == 0,
+          c.wcached.returncode)
     tiers()
     print("%d passed, %d failed" % (results["passed"], results["failed"]))
     return 1 if results["failed"] else 0
