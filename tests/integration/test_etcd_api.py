@@ -396,6 +396,59 @@ def tiers():
           codes == [0, 0] and a.wcached.returncode == 0, (codes, a.wcached.returncode))
 
 
+def failover():
+    """B and C read A, with etcd itself as their second endpoint; A is killed (-9) while
+    writes go on: B and C go on from etcd where they were, every reader stays exact, nobody
+    relists."""
+    import signal
+    import subprocess
+    a = Cluster(args=["--etcd-prefix", PREFIX])
+    procs = []
+    try:
+        subs = []
+        for name in ("B", "C"):
+            port = free_port()
+            procs.append(subprocess.Popen(
+                [WCACHED, "--listen", "127.0.0.1:%d" % port, "--etcd-endpoints",
+                 a.base + "," + a.etcd_url, "--etcd-prefix", PREFIX],
+                stdout=subprocess.DEVNULL,
+                stderr=open("%s/wcached-%s.log" % (a.dir, name), "w")))
+            subs.append((name, "http://127.0.0.1:%d" % port))
+        for name, base in subs:
+            check("failover: tier %s gets ready reading A" % name,
+                  wait_until(lambda: get(base + "/readyz")[0] == 200, 15))
+        readers = [Reflector(base) for _, base in subs]
+        for i in range(120):
+            etcd_put(a, "/p/f%03d" % (i % 30), "v%d" % i)
+            if i % 9 == 0:
+                etcd_del(a, "/p/f%03d" % ((i * 7) % 30))
+            if i == 40:
+                a.wcached.send_signal(signal.SIGKILL)
+        want = {base64.b64decode(kv["key"]).decode():
+                (base64.b64decode(kv.get("value", "")).decode(), int(kv["mod_revision"]))
+                for kv in post(a.etcd_url, "/v3/kv/range",
+                               {"key": b64(PREFIX), "range_end": b64("/p0")})[1].get("kvs", [])}
+        for (name, base), r in zip(subs, readers):
+            check("failover: tier %s's consistent list equals etcd's state" % name,
+                  wait_until(lambda: keys_list(base) == want, 20), keys_list(base))
+            check("failover: tier %s's watch reader equals etcd's state" % name,
+                  wait_until(lambda: r.state == want, 10),
+                  sorted(set(r.state.items()) ^ set(want.items()))[:5])
+            r.stop()
+            m = get(base + "/metrics")[1].decode()
+            relists = [l for l in m.splitlines() if l.startswith("wcached_relists_total")]
+            check("failover: tier %s did not relist" % name,
+                  relists == ["wcached_relists_total 0"], relists)
+            moved = sum(int(l.split()[-1]) for l in m.splitlines()
+                        if l.startswith("wcached_upstream_reconnects_total"))
+            check("failover: tier %s reconnected (to etcd)" % name, moved >= 1, moved)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        a.close()
+
+
 def get(url):
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -467,6 +520,7 @@ def main():
     check("wcached exits cleanly after the streams (status 0)", c.wcached.returncode == 0,
           c.wcached.returncode)
     tiers()
+    failover()
     print("%d passed, %d failed" % (results["passed"], results["failed"]))
     return 1 if results["failed"] else 0
 
