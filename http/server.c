@@ -1190,12 +1190,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (*tag == WC_HTTP_TAG_STREAM) {
         wc_http_stream *s = (wc_http_stream *)tag;
-        if (s->fd >= 0)
-            conn_uncount(h, conn); /* its socket is a stream's from now on, counted as one */
-        if (s->mhd_reads)
+        if (s->mhd_reads) { /* an etcd watch whose body MHD read: its pump may be done */
+            conn_uncount(h, conn);
             wc_http_stream_mhd_done(s);
-        else
+        } else {
+            if (s->fd >= 0)
+                conn_uncount(h, conn); /* its socket is a stream's from now on, counted as one */
             wc_http_stream_completed(s);
+        }
     } else {
         wc_http_req *r = (wc_http_req *)tag;
         if (r->inflight)
