@@ -270,5 +270,55 @@ Test(list, an_aborted_load_leaves_the_cache_as_it_was)
     wc_cacher_stats_get(c, &st);
     cr_assert_not(st.loading);
     cr_assert_eq(st.keys, 0);
+
+/* etcd's range: [key, end) at a revision, "no end" and one key. */
+Test(list, etcd_ranges_at_past_revisions)
+{
+    wc_cacher *c = new_cacher(100, NULL);
+    make_ready(c, 1);
+    put(c, "/a", "1", 2);
+    put(c, "/b", "1", 3);
+    put(c, "/c", "1", 4);
+    put(c, "/b", "2", 5);
+    del(c, "/a", 6);
+    put(c, "/d", "1", 7);
+    wc_list l;
+    cr_assert_eq(wc_cacher_range(c, "/b", 2, "/d", 2, 0, &l), 0);
+    const char *now[] = {"/b", "/c"};
+    expect_keys(&l, now, 2);
+    cr_assert_eq(l.rev, 7, "the cache's revision, whatever the range");
+    wc_list_release(&l);
+    cr_assert_eq(wc_cacher_range(c, "/a", 2, "/c", 2, 4, &l), 0);
+    const char *at4[] = {"/a", "/b"};
+    expect_keys(&l, at4, 2);
+    size_t vl;
+    cr_assert_str_eq(wc_kv_value(l.items[1], &vl), "1", "/b as it was at 4");
+    cr_assert_eq(l.rev, 7);
+    wc_list_release(&l);
+    cr_assert_eq(wc_cacher_range(c, "/b", 2, "", 0, 0, &l), 0, "no end: every key from /b");
+    const char *tail[] = {"/b", "/c", "/d"};
+    expect_keys(&l, tail, 3);
+    wc_list_release(&l);
+    cr_assert_eq(wc_cacher_range(c, "/a", 2, NULL, 0, 5, &l), 0, "one key, at 5");
+    const char *one[] = {"/a"};
+    expect_keys(&l, one, 1);
+    wc_list_release(&l);
+    cr_assert_eq(wc_cacher_range(c, "/a", 2, NULL, 0, 0, &l), 0, "deleted since");
+    cr_assert_eq(l.n, 0);
+    wc_list_release(&l);
+    cr_assert_eq(wc_cacher_range(c, "/a", 2, NULL, 0, 8, &l), WC_ETIMEDOUT, "a future revision");
+    wc_cacher_free(c);
+}
+
+Test(list, etcd_range_below_the_ring_is_expired)
+{
+    wc_cacher *c = new_cacher(2, NULL);
+    make_ready(c, 1);
+    for (int i = 0; i < 5; i++)
+        put(c, "/k", "v", 2 + i);
+    wc_list l;
+    cr_assert_eq(wc_cacher_range(c, "/k", 2, NULL, 0, 2, &l), WC_EEXPIRED);
+    cr_assert_eq(wc_cacher_range(c, "/k", 2, NULL, 0, wc_cacher_floor(c), &l), 0);
+    wc_list_release(&l);
     wc_cacher_free(c);
 }

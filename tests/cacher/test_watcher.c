@@ -691,3 +691,43 @@ Test(watcher, a_reader_that_stops_pulling_its_catch_up_is_ended_after_the_budget
     wc_watcher_free(w);
     wc_cacher_free(c);
 }
+
+/* A raw watcher hands over the events themselves, and its bookmarks as progress. */
+Test(watcher, raw_events_are_the_events_in_order)
+{
+    wc_cacher *c = new_cacher(100, NULL);
+    make_ready(c, 1);
+    put(c, "/r/a", "1", 2);
+    wc_watch_opts o = {
+        .filter = {.family = WC_FAMILY_KEYS, .key = "/r/", .key_len = 3, .prefix = true},
+        .rv = 1,
+        .raw_events = true,
+        .allow_bookmarks = true};
+    wc_watcher *w = NULL;
+    cr_assert_eq(wc_cacher_watch(c, &o, &w, NULL), 0);
+    put(c, "/r/a", "2", 3);
+    put(c, "/x", "outside", 4);
+    del(c, "/r/a", 5);
+    wc_event *evs[8];
+    size_t n = 0;
+    int64_t progress = 0;
+    cr_assert_eq(wc_watcher_read_events(w, evs, 8, &n, &progress), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(wc_event_type(evs[0]), WC_EV_ADDED);
+    cr_assert_eq(wc_event_type(evs[1]), WC_EV_MODIFIED);
+    cr_assert_eq(wc_event_rev(evs[1]), 3);
+    cr_assert_eq(wc_event_type(evs[2]), WC_EV_DELETED);
+    size_t vl;
+    cr_assert_str_eq(wc_kv_value(wc_event_prev(evs[2]), &vl), "2", "the delete's previous state");
+    for (size_t i = 0; i < n; i++)
+        wc_event_unref(evs[i]);
+    cr_assert_eq(wc_watcher_read_events(w, evs, 8, &n, &progress), WC_EAGAIN);
+    atomic_fetch_add(&fake_now, WC_CACHER_BOOKMARK_MS + 1000);
+    wc_cacher_progress(c, 9);
+    wc_cacher_tick(c);
+    cr_assert_eq(wc_watcher_read_events(w, evs, 8, &n, &progress), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(progress, 9, "a bookmark is a progress at the cache's revision");
+    wc_watcher_free(w);
+    wc_cacher_free(c);
+}
