@@ -449,6 +449,37 @@ def failover():
         a.close()
 
 
+def auth():
+    """/v3/ is a non-resource path read with "get": a policy names it or the reader gets 403;
+    no token, 401."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="wcached-etcd-auth-")
+    with open(d + "/tokens", "w") as f:
+        f.write("etcd-token,etcdreader,1\nother-token,other,2\n")
+    with open(d + "/policy", "w") as f:
+        f.write(json.dumps({"apiVersion": "abac.authorization.kubernetes.io/v1beta1",
+                            "kind": "Policy", "spec": {"user": "etcdreader",
+                                                       "nonResourcePath": "/v3/*",
+                                                       "readonly": True}}) + "\n")
+    c = Cluster(args=["--etcd-prefix", PREFIX, "--token-auth-file", d + "/tokens",
+                      "--authorization-policy-file", d + "/policy"])
+    try:
+        etcd_put(c, "/p/secret", "s")
+        body = json.dumps({"key": b64("/p/secret")}).encode()
+        for token, want in ((None, 401), ("other-token", 403), ("etcd-token", 200)):
+            req = urllib.request.Request(c.base + "/v3/kv/range", data=body, method="POST")
+            if token:
+                req.add_header("Authorization", "Bearer " + token)
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    code = r.status
+            except urllib.error.HTTPError as e:
+                code = e.code
+            check("auth: range with %s: %d" % (token or "no token", want), code == want, code)
+    finally:
+        c.close()
+
+
 def get(url):
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -519,6 +550,7 @@ def main():
     # Under the sanitizers a leak or an error shows as the exit status.
     check("wcached exits cleanly after the streams (status 0)", c.wcached.returncode == 0,
           c.wcached.returncode)
+    auth()
     tiers()
     failover()
     print("%d passed, %d failed" % (results["passed"], results["failed"]))
