@@ -1145,6 +1145,7 @@ int wc_http_etcd_read(wc_http_etcd_session *e, char *buf, size_t max, size_t *n)
 static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
                                    bool body_done, void **con_cls)
 {
+    r->watch = true; /* for the request metrics */
     if (!wc_cacher_ready(h->o.cacher))
         return gw_error(h, conn, GRPC_UNAVAILABLE, "wcached: the cache is being initialized");
     wc_http_stream *s = wc_http_stream_new(h);

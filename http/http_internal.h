@@ -314,7 +314,7 @@ struct wc_http_req {
     int64_t t0_us;  /* when the request began (wc_http_lat_now_us) */
     bool routed;    /* its route parsed: route.kind says what it is */
     wc_http_table_opts table; /* a Table asked (table.printer set), how to print it */
-    bool etcd; /* a /v3/ request: its body is kept in `body` (etcd_api.c reads it) */
+    bool etcd;                /* a /v3/ request: its body is kept in `body` (etcd_api.c reads it) */
     wc_buf body;
     /* The wait for the cache (waiter.c). Fields marked (q) are guarded by wc_http.wait_mu. */
     bool need_current;      /* ask etcd for its current revision first */

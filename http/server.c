@@ -752,6 +752,8 @@ static wc_http_verb verb_of(const wc_http_req *r)
         return WC_HTTP_VERB_HEALTH;
     case WC_HTTP_R_METRICS:
         return WC_HTTP_VERB_METRICS;
+    case WC_HTTP_R_ETCD: /* a range reads like a list */
+        return r->watch ? WC_HTTP_VERB_WATCH : WC_HTTP_VERB_LIST;
     case WC_HTTP_R_DATA:
         return r->watch          ? WC_HTTP_VERB_WATCH
                : r->route.prefix ? WC_HTTP_VERB_LIST
@@ -1078,8 +1080,12 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
     case WC_HTTP_R_ETCD: {
         enum MHD_Result ret =
             wc_http_etcd_serve(h, conn, r, url, method, small_body(conn), con_cls);
-        if (*con_cls != r)
-            req_free(r); /* a watch: its stream took the request's place */
+        if (*con_cls != r) { /* a watch: its stream took the request's place */
+            if (r->inflight)
+                atomic_fetch_sub(&h->inflight, 1);
+            observe(h, conn, r);
+            req_free(r);
+        }
         return ret;
     }
     case WC_HTTP_R_VERSION: {
