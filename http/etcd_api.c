@@ -36,6 +36,9 @@
 
 #define MAX_BODY (64 * 1024) /* a range request's body; one watch request line */
 #define ROUND_EVENTS 4096    /* events a watch hands over per pump round */
+/* Key and value bytes a stream takes from its watches per round: what a full socket leaves
+ * unread stays in the watchers (and counts against the slow-reader budget), not here. */
+#define ROUND_BYTES (256 * 1024)
 #define MAX_WATCHES_PER_STREAM 1000
 
 /* gRPC codes the gateway reports, with the HTTP status it maps them to. */
@@ -591,6 +594,8 @@ typedef struct etcd_watch {
     wc_event **evs; /* read this round, not yet encoded */
     size_t n_evs, cap_evs;
     int64_t progress; /* a bookmark fell due: a progress notification at this revision */
+    bool capped;      /* this round's share ran out: its last revision may go on */
+    size_t pulled;    /* events read this round */
     struct etcd_watch *next;
 } etcd_watch;
 
@@ -654,6 +659,20 @@ void wc_http_etcd_close(wc_http_etcd_session *e)
         w = next;
     }
     pthread_mutex_unlock(&e->mu);
+}
+
+bool wc_http_etcd_lagged(wc_http_etcd_session *e)
+{
+    bool lagged = false;
+    pthread_mutex_lock(&e->mu);
+    for (etcd_watch *w = e->watches; w && !lagged; w = w->next) {
+        if (!wc_watcher_ended(w->w))
+            continue;
+        wc_end_reason r = wc_watcher_end_reason(w->w);
+        lagged = r == WC_END_SLOW || r == WC_END_EXPIRED;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return lagged;
 }
 
 void wc_http_etcd_free(wc_http_etcd_session *e)
@@ -994,13 +1013,25 @@ static void put_event(wc_buf *b, const etcd_watch *w, const wc_event *ev)
     wc_buf_puts(b, "}");
 }
 
-/* Reads a watch's events until it has none (or ROUND_EVENTS); the highest revision read in
- * *max_rev. Returns WC_EOF when the watcher ended, 1 when the round's share was used up. */
-static int pull(etcd_watch *w, int64_t *max_rev)
+static size_t event_bytes(const wc_event *ev)
+{
+    const wc_kv *k = wc_event_kv(ev) ? wc_event_kv(ev) : wc_event_prev(ev);
+    size_t kl, vl;
+    wc_kv_key(k, &kl);
+    wc_kv_value(k, &vl);
+    return kl + vl;
+}
+
+/* Reads a watch's events until it has none, or the round's share (ROUND_EVENTS of its own,
+ * ROUND_BYTES in *bytes for the stream) is used; the highest revision read in *max_rev.
+ * Returns 0, WC_EOF when the watcher ended, or 1 when the share ran out. */
+static int pull(etcd_watch *w, int64_t *max_rev, size_t *bytes)
 {
     for (;;) {
-        if (w->n_evs >= ROUND_EVENTS)
+        if (w->pulled >= ROUND_EVENTS || *bytes >= ROUND_BYTES) {
+            w->capped = true;
             return 1;
+        }
         if (w->cap_evs - w->n_evs < 256) {
             size_t cap = w->cap_evs ? w->cap_evs * 2 : 256;
             wc_event **more = realloc(w->evs, cap * sizeof(*more));
@@ -1011,10 +1042,15 @@ static int pull(etcd_watch *w, int64_t *max_rev)
         }
         size_t n = 0;
         int64_t progress = 0;
-        int rc = wc_watcher_read_events(w->w, w->evs + w->n_evs, 256, &n, &progress);
+        int rc = wc_watcher_read_events(w->w, w->evs + w->n_evs, 16, &n, &progress);
+        if (rc == WC_EAGAIN)
+            return 0;
         if (rc != 0)
             return rc;
+        for (size_t i = 0; i < n; i++)
+            *bytes += event_bytes(w->evs[w->n_evs + i]);
         w->n_evs += n;
+        w->pulled += n;
         if (n && wc_event_rev(w->evs[w->n_evs - 1]) > *max_rev)
             *max_rev = wc_event_rev(w->evs[w->n_evs - 1]);
         if (progress > w->progress)
@@ -1031,12 +1067,15 @@ static bool collect(wc_http_etcd_session *e)
     int64_t rev;
     /* A revision is only sent whole: events read past the cache's revision (a batch being
      * published) are completed by reading again once the batch is in. */
+    size_t bytes = 0;
     for (;;) {
         rev = wc_cacher_rev(h->o.cacher);
         int64_t max_rev = 0;
         again = false;
         for (etcd_watch *w = e->watches; w; w = w->next) {
-            int rc = pull(w, &max_rev);
+            w->capped = false;
+            w->pulled = 0;
+            int rc = pull(w, &max_rev, &bytes);
             if (rc == 1)
                 again = true;
             else if (rc == WC_EOF || rc == WC_ENOMEM)
@@ -1048,13 +1087,12 @@ static bool collect(wc_http_etcd_session *e)
     for (etcd_watch **pp = &e->watches; *pp;) {
         etcd_watch *w = *pp;
         size_t keep = 0;
-        if (again && w->n_evs >= ROUND_EVENTS) {
-            /* The last revision may go on: it waits for the next round. */
+        if (w->capped && w->n_evs && w->progress >= 0) {
+            /* The last revision may go on: it waits for the next round (all of it, when one
+             * revision is more than a round: a revision is never split). */
             int64_t last = wc_event_rev(w->evs[w->n_evs - 1]);
             while (keep < w->n_evs && wc_event_rev(w->evs[w->n_evs - 1 - keep]) == last)
                 keep++;
-            if (keep == w->n_evs)
-                keep = 0; /* one revision bigger than a round: sent as it is */
         }
         size_t send = w->n_evs - keep, shown = 0;
         for (size_t i = 0; i < send; i++) {

@@ -488,6 +488,9 @@ enum MHD_Result wc_http_etcd_upload(wc_http *h, struct MHD_Connection *conn, wc_
 int wc_http_etcd_read(struct wc_http_etcd_session *e, char *buf, size_t max, size_t *n);
 /* The stream ends: every watch is closed (its pump's thread). */
 void wc_http_etcd_close(struct wc_http_etcd_session *e);
+/* True when one of its watches was ended for lagging (too slow, or out of the ring): a stream
+ * whose socket stays full is then cut off, as any watch stream. The pump's thread. */
+bool wc_http_etcd_lagged(struct wc_http_etcd_session *e);
 void wc_http_etcd_free(struct wc_http_etcd_session *e);
 
 /* waiter.c */

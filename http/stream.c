@@ -620,15 +620,24 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
          * transaction is never cut), and the end of the body; a reader that does not take them
          * within the grace is cut off. Any other end (timeoutSeconds, a reset, shutdown) is
          * sent when the socket takes it. */
-        if (!s->cut_at && s->w && wc_watcher_ended(s->w)) {
-            wc_end_reason r = wc_watcher_end_reason(s->w);
-            if (r == WC_END_SLOW || r == WC_END_EXPIRED) {
+        if (!s->cut_at) {
+            bool lagged = false;
+            if (s->w && wc_watcher_ended(s->w)) {
+                wc_end_reason r = wc_watcher_end_reason(s->w);
+                lagged = r == WC_END_SLOW || r == WC_END_EXPIRED;
+            } else if (s->etcd) {
+                lagged = wc_http_etcd_lagged(s->etcd);
+            }
+            if (lagged) {
                 s->cut_at = wc_mono_ms() + TAIL_GRACE_MS;
                 s->linger_next = p->lingering;
                 p->lingering = s;
             }
-        } else if (s->cut_at && wc_mono_ms() >= s->cut_at) {
-            log_end(s);
+        } else if (wc_mono_ms() >= s->cut_at) {
+            if (s->w)
+                log_end(s);
+            else
+                wc_log(WC_LOG_INFO, "http: etcd watch stream cut off: its socket stayed full");
             finish(p, s, grave);
         }
         return false;

@@ -313,6 +313,49 @@ def whole_body_watch(c):
     check("watch with a whole body (Content-Length): created, then events", ok, lines)
 
 
+def slow_reader(c):
+    """A reader that stops reading its etcd watch is cut off, as any watch (the slow-reader
+    budget, then the grace for a full socket): wcached does not hold its events for ever."""
+    host, port = c.base[len("http://"):].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect((host, int(port)))
+    line = (json.dumps({"create_request": {"key": b64(PREFIX), "range_end": b64("/p0")}})
+            + "\n").encode()
+    sock.sendall(b"POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                 % len(line) + line)
+    # Far more than the socket buffers and the watcher's queue (1,000 events for a watcher
+    # the --index-field cannot narrow) hold: transactions of 100 puts.
+    val = b64("x" * 4096)
+    for i in range(60):
+        st, _ = post(c.etcd_url, "/v3/kv/txn", {"success": [
+            {"request_put": {"key": b64("/p/slow/%d" % j), "value": val}} for j in range(100)]})
+        assert st == 200
+    sock.settimeout(30)
+    how, tail = "timeout", b""
+    try:
+        while True:
+            d = sock.recv(1 << 20)
+            if not d:
+                how = "closed"
+                break
+            tail = (tail + d)[-4096:]
+            if b'"canceled":true' in tail:
+                how = "canceled"
+                break
+    except socket.timeout:
+        pass
+    except OSError:
+        how = "closed"  # reset: cut off
+    sock.close()
+    check("etcd watch: a reader that stops reading has its watch canceled or is cut off",
+          how in ("canceled", "closed"), how)
+    st, _ = post(c.etcd_url, "/v3/kv/deleterange",
+                 {"key": b64("/p/slow/"), "range_end": b64("/p/slow0")})
+    assert st == 200
+
+
 def compacted(c):
     """Both sides compacted: a range at an old revision and a watch from it."""
     k = b64(PREFIX)
@@ -544,6 +587,7 @@ def main():
         range_table(c, revs)
         watch_table(c, revs)
         whole_body_watch(c)
+        slow_reader(c)
         compacted(c)
     finally:
         c.close()
