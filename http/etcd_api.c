@@ -891,6 +891,7 @@ static void *progress_main(void *arg)
     pthread_mutex_unlock(&e->mu);
     if (free_it)
         session_destroy(e);
+    atomic_fetch_sub(&h->etcd_threads, 1); /* the last touch of h: stop waits for it */
     return NULL;
 }
 
@@ -905,8 +906,11 @@ static void progress_request(wc_http_etcd_session *e)
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_t t;
     e->refs++;
-    if (pthread_create(&t, &a, progress_main, e) != 0)
+    atomic_fetch_add(&e->h->etcd_threads, 1);
+    if (pthread_create(&t, &a, progress_main, e) != 0) {
         e->refs--; /* no answer, as when etcd cannot give one */
+        atomic_fetch_sub(&e->h->etcd_threads, 1);
+    }
     pthread_attr_destroy(&a);
 }
 

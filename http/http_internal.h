@@ -429,6 +429,8 @@ struct wc_http {
     } hdr_lists[2];
     bool hdr_stop;
 
+    /* etcd API progress threads running (etcd_api.c): stop waits for them. */
+    atomic_uint etcd_threads;
     /* Counters, atomics read by /metrics without a lock. */
     atomic_uint_fast64_t codes[600];
     atomic_uint_fast64_t sends, hangups, consistent_reads, refused, header_timeouts;

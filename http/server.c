@@ -1456,6 +1456,14 @@ int wc_http_start(wc_http *h)
     return 0;
 }
 
+/* etcd API progress threads use the cacher and the callbacks: the server ends after them (each
+ * within the current-revision timeout and wait_ms). */
+static void etcd_threads_wait(wc_http *h)
+{
+    while (atomic_load(&h->etcd_threads) > 0)
+        usleep(5000);
+}
+
 void wc_http_stop(wc_http *h)
 {
     if (!h)
@@ -1463,6 +1471,7 @@ void wc_http_stop(wc_http *h)
     if (h->d)
         h->listen_fd = MHD_quiesce_daemon(h->d);
     wc_http_waiter_stop(h);
+    etcd_threads_wait(h);
     if (h->n_pumps) {
         wc_http_streams_end(h);
         int64_t until = wc_mono_ms() + DRAIN_MS;
@@ -1479,6 +1488,7 @@ void wc_http_stop(wc_http *h)
     if (h->d)
         MHD_stop_daemon(h->d);
     h->d = NULL;
+    etcd_threads_wait(h); /* MHD's last requests may have started one */
     if (h->listen_fd != MHD_INVALID_SOCKET)
         close(h->listen_fd);
     h->listen_fd = MHD_INVALID_SOCKET;
