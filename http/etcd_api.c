@@ -1190,6 +1190,14 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
     r->watch = true; /* for the request metrics */
     if (!wc_cacher_ready(h->o.cacher))
         return gw_error(h, conn, GRPC_UNAVAILABLE, "wcached: the cache is being initialized");
+    const union MHD_ConnectionInfo *ti =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!body_done && ti && ti->tls_session)
+        /* The stream's pump takes over the TLS session only through MHD's response (stream.c):
+         * a body still coming would have it write around the session. Not yet. */
+        return gw_error(h, conn, GRPC_FAILED_PRECONDITION,
+                        "wcached: over HTTPS an etcd watch's requests are sent whole, with a "
+                        "Content-Length (a body kept open is served over plain HTTP only)");
     wc_http_stream *s = wc_http_stream_new(h);
     wc_http_etcd_session *e = calloc(1, sizeof(*e));
     if (!s || !e) {

@@ -270,6 +270,8 @@ Test(list, an_aborted_load_leaves_the_cache_as_it_was)
     wc_cacher_stats_get(c, &st);
     cr_assert_not(st.loading);
     cr_assert_eq(st.keys, 0);
+    wc_cacher_free(c);
+}
 
 /* etcd's range: [key, end) at a revision, "no end" and one key. */
 Test(list, etcd_ranges_at_past_revisions)
