@@ -83,6 +83,10 @@ static void check(const char *path, int rc, const wc_http_route *r, const wc_htt
         if (r->key || r->group || r->version || path[0] != '/')
             abort();
         return;
+    case WC_HTTP_R_ETCD: /* etcd_api.c reads the rest of the path, and the body */
+        if (r->key || r->group || strncmp(path, "/v3/", 4) != 0)
+            abort();
+        return;
     case WC_HTTP_R_API_GROUP:
         if (!r->group || r->version || !wc_http_resources_has(table, r->group, NULL))
             abort();
