@@ -1099,12 +1099,16 @@ static bool collect(wc_http_etcd_session *e)
                 keep++;
         }
         size_t send = w->n_evs - keep, shown = 0;
+        /* The header's revision tells the reader it has every change up to it (etcd's own
+         * watch responses mean that, and a wcached below takes it as progress): the cache's
+         * revision only when this watch is caught up, else the last revision it sends whole. */
+        int64_t upto = w->capped && send ? wc_event_rev(w->evs[send - 1]) : rev;
         for (size_t i = 0; i < send; i++) {
             if (!watch_wants(w, w->evs[i]))
                 continue;
             if (shown++ == 0) {
                 wc_buf_puts(&e->out, "{\"result\":{");
-                put_header(h, &e->out, rev);
+                put_header(h, &e->out, upto);
                 if (w->id)
                     wc_buf_printf(&e->out, ",\"watch_id\":\"%" PRId64 "\"", w->id);
                 wc_buf_puts(&e->out, ",\"events\":[");
