@@ -853,8 +853,13 @@ typedef enum watch_end {
 typedef struct watch_ctx {
     wc_upstream *u;
     int64_t *rev;
-    int64_t until;    /* a refill's end (0: none): before it, progress is taken with care */
-    int64_t claimed;  /* the newest revision a progress notification handed over */
+    int64_t until;   /* a refill's end (0: none): before it, progress is taken with care */
+    int64_t claimed; /* the newest revision a progress notification handed over */
+    /* etcd's revision when the watch was created behind it (0: it was not): until the history
+     * up to it is in, or etcd is quiet for REFILL_QUIET_MS, no progress is asked for or taken
+     * (etcd before 3.4.25 and 3.5.8 answers a watch still catching up with its head revision,
+     * ahead of the changes it has yet to send). */
+    int64_t catchup;
     int64_t last_evs; /* when the last events (or the creation) arrived, ms */
     int64_t pause;    /* the longest time between two of a refill's responses, ms */
     wc_linebuf lines;
@@ -953,11 +958,13 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         }
         w->created = true;
         w->last_evs = wc_mono_ms();
+        if (r->header.revision > *w->rev)
+            w->catchup = r->header.revision;
         set_state(u, WC_UP_LIVE, "");
         return;
     case WC_WATCH_PROGRESS:
-        if (*w->rev < w->until)
-            return; /* refilling: etcd may answer ahead of the history it still has to send */
+        if (*w->rev < w->until || w->catchup)
+            return; /* catching up: etcd may answer ahead of the history it still has to send */
         claim(w, r->header.revision);
         return;
     case WC_WATCH_EVENTS:
@@ -976,7 +983,7 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
                    r->events[0].kv.spec.mod_rev, w->claimed);
         return;
     }
-    bool refilling = *w->rev < w->until;
+    bool refilling = *w->rev < w->until || w->catchup;
     wc_change *ch = injected(u, WC_UPSTEP_WATCH_ALLOC) ? NULL : malloc(r->n * sizeof(*ch));
     if (!ch) {
         fail_watch(w, END_BROKEN, WC_UPC_LOCAL,
@@ -1004,6 +1011,8 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         if (revs < ETCD_BATCH_REVS)
             claim(w, r->header.revision);
     }
+    if (w->catchup && (*w->rev >= w->catchup || w->claimed >= w->catchup))
+        w->catchup = 0; /* caught up */
 }
 
 static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -1183,7 +1192,8 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
             break;
         }
         int64_t now = wc_mono_ms();
-        bool asked = atomic_exchange(&u->progress_wanted, false);
+        /* Taken when a request goes up: one asked while catching up waits for its end. */
+        bool asked = atomic_load(&u->progress_wanted);
         if (w.created && *rev < w.until) {
             if (now - w.last_evs >=
                 (REFILL_QUIET_MS > 2 * w.pause ? REFILL_QUIET_MS : 2 * w.pause)) {
@@ -1193,8 +1203,13 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
                            now - w.last_evs, w.until);
                 break;
             }
+        } else if (w.catchup && now - w.last_evs < REFILL_QUIET_MS) {
+            /* catching up: progress waits (see watch_ctx.catchup) */
+        } else if (w.catchup) {
+            w.catchup = 0; /* quiet that long: etcd has sent what it had */
         } else if (w.created && (asked || now - w.last_msg >= IDLE_PROGRESS_MS) &&
                    now - last_ask >= (asked ? 0 : IDLE_PROGRESS_MS)) {
+            atomic_store(&u->progress_wanted, false);
             queue_request(&w, h, "{\"progress_request\":{}}\n");
             last_ask = now;
         }

@@ -596,8 +596,7 @@ def main():
           c.wcached.returncode)
     auth()
     tiers()
-    # failover() (A killed -9, B and C go on from etcd) passes when run on its own but not yet
-    # reliably: a tier sometimes stays at the revision A died at. Not in the suite until it is.
+    failover()
     print("%d passed, %d failed" % (results["passed"], results["failed"]))
     return 1 if results["failed"] else 0
 
