@@ -1564,6 +1564,11 @@ Test(custom, reader_whose_socket_stays_full_is_cut_off)
     pthread_mutex_lock(&hook->mu);
     cr_assert_eq(srv->n_streams, 1, "and its stream is gone; the fast one stays");
     pthread_mutex_unlock(&hook->mu);
+    /* It learns so at once, reading nothing: a reset, not a FIN queued behind the bytes that
+     * its full window keeps in the server's kernel. */
+    struct pollfd pfd = {.fd = fd, .events = POLLRDHUP};
+    cr_assert_eq(poll(&pfd, 1, 5000), 1, "the slow reader hears of the cut-off without reading");
+    cr_assert(pfd.revents & (POLLERR | POLLHUP), "a reset (revents %#x)", (unsigned)pfd.revents);
     char *got;
     size_t len;
     cr_assert_eq(raw_read_to_end(fd, 10000, &got, &len), 0, "the server closed the socket");
