@@ -23,7 +23,9 @@
 # DIR/summary.txt (the figures and a PASS or FAIL per goal) and DIR/MODE.png (RSS and descriptors
 # over time). It exits 1 when a goal is missed. Short forms for a quick check: --minutes 1, or
 # --seconds N (the test suite runs `r3 --seconds 15`, with WCACHED_BIN and WCLOAD_BIN naming the
-# binaries to use instead of building a release).
+# binaries to use instead of building a release, and SOAK_RSS_PCT=10 as the RSS bound: its
+# debug-optimized build keeps a little more of what a thousand readers left in glibc's thread
+# arenas; a leak of even 100 bytes per dropped stream still shows above it).
 #
 # Both start from a cache in its steady state: 1,000 keys of ~1 KiB that the writer then only
 # updates, and a full ring (10 readers while a writer puts twice its size at 1,000 events/s, so
@@ -170,7 +172,7 @@ echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 # --- the figures -------------------------------------------------------------------------------
 result=$(grep '^RESULT' "$out/wcload.log" || true)
 get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
-awk -F, -v mode="$mode" -v t_load="$t_load" -v t_after="$t_after" -v warmup="$warmup" '
+awk -F, -v mode="$mode" -v pct="${SOAK_RSS_PCT:-5}" -v t_load="$t_load" -v t_after="$t_after" -v warmup="$warmup" '
     NR == 1 { next }
     $2 == "idle" { rss0 = $3; fd0 = $4 }
     $2 == "load" && $1 >= t_load + warmup {
@@ -192,13 +194,13 @@ awk -F, -v mode="$mode" -v t_load="$t_load" -v t_after="$t_after" -v warmup="$wa
             printf "warmup_s=%d rss_after_warmup_kib=%d rss_last_kib=%d", warmup, rssw, rssl
             printf " rss_min_kib=%d rss_max_kib=%d rss_max_dev_pct=%.1f", rmin, rmax, 100 * dev / rssw
             printf " rss_slope_kib_per_h=%.0f fds_min=%d fds_max=%d\n", slope, fmin, fmax
-            flat = 100 * dev / rssw <= 5
+            flat = 100 * dev / rssw <= pct
         }
         if (mode == "r3") {
-            printf "goal_rss_back_within_5pct=%s\n", (rss1 - rss0) <= 0.05 * rss0 ? "PASS" : "FAIL"
+            printf "goal_rss_back_within_%dpct=%s\n", pct, (rss1 - rss0) <= pct / 100 * rss0 ? "PASS" : "FAIL"
             printf "goal_no_fd_leak=%s\n", fd1 <= fd0 ? "PASS" : "FAIL"
         } else
-            printf "goal_rss_flat_within_5pct=%s\n", flat ? "PASS" : "FAIL"
+            printf "goal_rss_flat_within_%dpct=%s\n", pct, flat ? "PASS" : "FAIL"
     }' "$out/samples.csv" >"$out/summary.txt"
 {
     echo "deliveries=$(get deliveries) deliveries_expected=$(get deliveries_expected) complete=$(get complete)/$readers"
