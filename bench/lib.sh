@@ -3,10 +3,11 @@
 
 # free_port FROM: the first port from FROM up that is free with the one after it. Ports below the
 # ephemeral range (32768 up, usually), so that no client connection of a run (thousands of them)
-# can hold one a server is about to bind; taken in any state counts.
+# can hold one a server is about to bind; taken in any state counts. (Not `ss | grep -q`: under
+# pipefail, ss killed by SIGPIPE when a busy port lists many sockets made the port look free.)
 free_port() {
     local p=$1
-    while ss -Htan "sport = :$p" | grep -q . || ss -Htan "sport = :$((p + 1))" | grep -q .; do
+    while [ -n "$(ss -Htan "sport = :$p")" ] || [ -n "$(ss -Htan "sport = :$((p + 1))")" ]; do
         p=$((p + 2))
     done
     echo "$p"
