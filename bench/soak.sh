@@ -39,8 +39,109 @@ root=$PWD
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-usage() { echo "usage: bench/soak.sh r3|r6 [--minutes N | --seconds N] [--out DIR]" >&2; exit 2; }
+# --- the figures -------------------------------------------------------------------------------
+# report DIR: DIR/summary.txt and DIR/MODE.png from what a run left in DIR (machine.txt,
+# samples.csv, wcload.log); `bench/soak.sh report DIR` makes them again.
+report() {
+    local dir=$1 mode seconds readers rate warmup t_load t_after result ok goal
+    local pct=${SOAK_RSS_PCT:-5}
+    read -r mode seconds readers rate < <(sed -n '1s/^mode=\([^ ]*\) seconds=\([^ ]*\) readers=\([^ ]*\) rate=\([^ ]*\).*/\1 \2 \3 \4/p' "$dir/machine.txt")
+    warmup=$((seconds / 3 < 300 ? seconds / 3 : 300))
+    t_load=$(awk -F, '$2 == "load" {print $1; exit}' "$dir/samples.csv")
+    t_after=$(awk -F, '$2 == "after" {print $1; exit}' "$dir/samples.csv")
+    result=$(grep '^RESULT' "$dir/wcload.log" || true)
+    get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
+    awk -F, -v mode="$mode" -v pct="$pct" -v t_load="$t_load" -v warmup="$warmup" '
+        NR == 1 { next }
+        $2 == "idle" { rss0 = $3; fd0 = $4 }
+        $2 == "load" && $1 >= t_load + warmup {
+            if (!nw++) { rssw = $3; rmin = rmax = $3; fmin = fmax = $4 }
+            if ($3 < rmin) rmin = $3; if ($3 > rmax) rmax = $3
+            if ($4 < fmin) fmin = $4; if ($4 > fmax) fmax = $4
+            x = ($1 - t_load) / 3600; sx += x; sy += $3; sxx += x * x; sxy += x * $3
+            rssl = $3
+        }
+        $2 == "load" { if ($3 > peak) peak = $3; if ($4 > fpeak) fpeak = $4 }
+        $2 == "after" { rss1 = $3; fd1 = $4 }
+        END {
+            printf "rss_start_kib=%d fds_start=%d rss_end_kib=%d fds_end=%d\n", rss0, fd0, rss1, fd1
+            printf "rss_peak_kib=%d fds_peak=%d\n", peak, fpeak
+            printf "rss_end_vs_start_pct=%.1f\n", rss0 ? 100 * (rss1 - rss0) / rss0 : 0
+            if (nw > 1) {
+                slope = (nw * sxy - sx * sy) / (nw * sxx - sx * sx)
+                dev = rmax - rssw > rssw - rmin ? rmax - rssw : rssw - rmin
+                printf "warmup_s=%d rss_after_warmup_kib=%d rss_last_kib=%d", warmup, rssw, rssl
+                printf " rss_min_kib=%d rss_max_kib=%d rss_max_dev_pct=%.1f", rmin, rmax, 100 * dev / rssw
+                printf " rss_slope_kib_per_h=%.0f fds_min=%d fds_max=%d\n", slope, fmin, fmax
+                flat = 100 * dev / rssw <= pct
+            }
+            if (mode == "r3") {
+                printf "goal_rss_back_within_%dpct=%s\n", pct, (rss1 - rss0) <= pct / 100 * rss0 ? "PASS" : "FAIL"
+                printf "goal_no_fd_leak=%s\n", fd1 <= fd0 ? "PASS" : "FAIL"
+            } else
+                printf "goal_rss_flat_within_%dpct=%s\n", pct, flat ? "PASS" : "FAIL"
+        }' "$dir/samples.csv" >"$dir/summary.txt"
+    {
+        echo "deliveries=$(get deliveries) deliveries_expected=$(get deliveries_expected) complete=$(get complete)/$readers"
+        echo "gaps=$(get gaps) dups=$(get dups) errors=$(get errors) drops=$(get drops) drops_fin=$(get drops_fin) rewatches=$(get rewatches) slow_ended=$(get slow_ended)"
+        echo "events=$(get events) rate_done=$(get rate_done) lat_p99_us=$(get lat_p99_us) cpu_wcached_s=$(get cpu_wcached_s) wall_s=$(get wall_s)"
+        ok=FAIL
+        [ -n "$result" ] && [ "$(get gaps)" = 0 ] && [ "$(get dups)" = 0 ] && [ "$(get errors)" = 0 ] &&
+            [ "$(get deliveries)" = "$(get deliveries_expected)" ] && ok=PASS
+        echo "goal_zero_violations=$ok"
+    } >>"$dir/summary.txt"
+    cat "$dir/summary.txt"
+    command -v gnuplot >/dev/null || return 0
+    # The goal on the plot: R3's start + 5%; R6's 5% either side of its RSS after the warm-up.
+    if [ "$mode" = r3 ]; then
+        goal=$(sed -n 's/^rss_start_kib=\([0-9]*\).*/\1/p' "$dir/summary.txt" | awk -v p="$pct" '{
+            y = $1 * (1 + p / 100) / 1024
+            printf "set arrow from graph 0, first %f to graph 1, first %f nohead lc rgb \"gray\" dt 4\n", y, y
+            printf "set label \"start + %d%%\" at graph 0.99, first %f right offset 0,-0.7 tc rgb \"gray\"\n", p, y }')
+    else
+        goal=$(sed -n 's/.*rss_after_warmup_kib=\([0-9]*\).*/\1/p' "$dir/summary.txt" |
+            awk -v p="$pct" -v x="$(awk -v a="$t_load" -v w="$warmup" 'BEGIN {print (a + w) / 60}')" '{
+                for (k = -1; k <= 1; k += 2) {
+                    y = $1 * (1 + k * p / 100) / 1024
+                    printf "set arrow from %f, first %f to graph 1, first %f nohead lc rgb \"gray\" dt 4\n", x, y, y
+                }
+                printf "set label \"+/- %d%% of the RSS after the warm-up\" at graph 0.99, first %f right offset 0,-0.7 tc rgb \"gray\"\n", p, $1 * (1 - p / 100) / 1024
+                printf "set arrow from first %f, graph 0 to first %f, graph 1 nohead dt 3 lw 2 lc rgb \"gray\"\n", x, x }')
+    fi
+    gnuplot <<EOF
+set terminal pngcairo size 1000,520 noenhanced
+set output "$dir/$mode.png"
+set datafile separator ","
+set grid
+set key bottom right
+set title "$(tr a-z A-Z <<<"$mode"): wcached RSS and open descriptors, $readers readers, $rate events/s, $seconds s"
+set xlabel "minutes (dashed: the readers come, and leave)"
+set ylabel "RSS (MiB)"
+set y2label "descriptors, streams"
+set ytics nomirror
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+set offsets 0, 0, graph 0.1, 0
+set arrow from $t_load/60.0, graph 0 to $t_load/60.0, graph 1 nohead dt 2
+set arrow from $t_after/60.0, graph 0 to $t_after/60.0, graph 1 nohead dt 2
+$goal
+plot "$dir/samples.csv" every ::1 using (\$1/60):(\$3/1024) with lines lw 2 title "RSS (MiB)", \
+     "" every ::1 using (\$1/60):4 axes x1y2 with lines title "descriptors", \
+     "" every ::1 using (\$1/60):6 axes x1y2 with lines dt 2 title "streams"
+EOF
+    echo "plot: $dir/$mode.png"
+}
+
+usage() {
+    echo "usage: bench/soak.sh r3|r6 [--minutes N | --seconds N] [--out DIR] | report DIR" >&2
+    exit 2
+}
 mode=${1:-}
+if [ "$mode" = report ] && [ -d "${2:-}" ]; then
+    report "$2"
+    exit
+fi
 case $mode in r3 | r6) ;; *) usage ;; esac
 shift
 minutes= seconds= out=
@@ -63,7 +164,6 @@ fi
 case $minutes$seconds in '' | *[!0-9]* | 0) usage ;; esac
 duration=${seconds:-$((minutes * 60))}
 [ "$duration" -gt 120 ] || interval=1
-warmup=$((duration / 3 < 300 ? duration / 3 : 300))
 out=${out:-bench/results/soak-$mode-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -151,7 +251,6 @@ sleep $((interval * 3)) # a few samples of the idle daemon: R3's start
 
 # --- the run -----------------------------------------------------------------------------------
 echo load >"$tmp/phase"
-t_load=$(awk -v t="$(date +%s.%N)" -v t0="$t_origin" 'BEGIN {printf "%.1f", t - t0}')
 status=0
 "$wcload" --peer wcached --workload soak --server "$WC" --etcd "$ETCD" \
     --run "$run" --readers "$readers" --rate "$rate" --size 1024 \
@@ -160,7 +259,6 @@ status=0
     grep --line-buffered -E '^(PROGRESS|RESULT)' | cut -c1-200 || status=$?
 [ "$status" = 0 ] || echo "wcload failed ($status); see $out/wcload.log" >&2
 echo after >"$tmp/phase"
-t_after=$(awk -v t="$(date +%s.%N)" -v t0="$t_origin" 'BEGIN {printf "%.1f", t - t0}')
 # The readers are gone: give wcached a few rounds of its tick to end what they left, then the end
 # figures are the last samples.
 for _ in $(seq 30); do [ "$(metric "http://$WC/metrics" wcached_http_streams)" = 0 ] && break; sleep 1; done
@@ -169,73 +267,5 @@ kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 
-# --- the figures -------------------------------------------------------------------------------
-result=$(grep '^RESULT' "$out/wcload.log" || true)
-get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
-awk -F, -v mode="$mode" -v pct="${SOAK_RSS_PCT:-5}" -v t_load="$t_load" -v t_after="$t_after" -v warmup="$warmup" '
-    NR == 1 { next }
-    $2 == "idle" { rss0 = $3; fd0 = $4 }
-    $2 == "load" && $1 >= t_load + warmup {
-        if (!nw++) { rssw = $3; rmin = rmax = $3; fmin = fmax = $4 }
-        if ($3 < rmin) rmin = $3; if ($3 > rmax) rmax = $3
-        if ($4 < fmin) fmin = $4; if ($4 > fmax) fmax = $4
-        x = ($1 - t_load) / 3600; sx += x; sy += $3; sxx += x * x; sxy += x * $3
-        rssl = $3
-    }
-    $2 == "load" { if ($3 > peak) peak = $3; if ($4 > fpeak) fpeak = $4 }
-    $2 == "after" { rss1 = $3; fd1 = $4 }
-    END {
-        printf "rss_start_kib=%d fds_start=%d rss_end_kib=%d fds_end=%d\n", rss0, fd0, rss1, fd1
-        printf "rss_peak_kib=%d fds_peak=%d\n", peak, fpeak
-        printf "rss_end_vs_start_pct=%.1f\n", rss0 ? 100 * (rss1 - rss0) / rss0 : 0
-        if (nw > 1) {
-            slope = (nw * sxy - sx * sy) / (nw * sxx - sx * sx)
-            dev = rmax - rssw > rssw - rmin ? rmax - rssw : rssw - rmin
-            printf "warmup_s=%d rss_after_warmup_kib=%d rss_last_kib=%d", warmup, rssw, rssl
-            printf " rss_min_kib=%d rss_max_kib=%d rss_max_dev_pct=%.1f", rmin, rmax, 100 * dev / rssw
-            printf " rss_slope_kib_per_h=%.0f fds_min=%d fds_max=%d\n", slope, fmin, fmax
-            flat = 100 * dev / rssw <= pct
-        }
-        if (mode == "r3") {
-            printf "goal_rss_back_within_%dpct=%s\n", pct, (rss1 - rss0) <= pct / 100 * rss0 ? "PASS" : "FAIL"
-            printf "goal_no_fd_leak=%s\n", fd1 <= fd0 ? "PASS" : "FAIL"
-        } else
-            printf "goal_rss_flat_within_%dpct=%s\n", pct, flat ? "PASS" : "FAIL"
-    }' "$out/samples.csv" >"$out/summary.txt"
-{
-    echo "deliveries=$(get deliveries) deliveries_expected=$(get deliveries_expected) complete=$(get complete)/$readers"
-    echo "gaps=$(get gaps) dups=$(get dups) errors=$(get errors) drops=$(get drops) drops_fin=$(get drops_fin) rewatches=$(get rewatches) slow_ended=$(get slow_ended)"
-    echo "events=$(get events) rate_done=$(get rate_done) lat_p99_us=$(get lat_p99_us) cpu_wcached_s=$(get cpu_wcached_s) wall_s=$(get wall_s)"
-    ok=FAIL
-    [ -n "$result" ] && [ "$(get gaps)" = 0 ] && [ "$(get dups)" = 0 ] && [ "$(get errors)" = 0 ] &&
-        [ "$(get deliveries)" = "$(get deliveries_expected)" ] && ok=PASS
-    echo "goal_zero_violations=$ok"
-} >>"$out/summary.txt"
-cat "$out/summary.txt"
-
-# --- the plot ----------------------------------------------------------------------------------
-if command -v gnuplot >/dev/null; then
-    gnuplot <<EOF
-set terminal pngcairo size 1000,520 noenhanced
-set output "$out/$mode.png"
-set datafile separator ","
-set grid
-set key top left
-set title "$(tr a-z A-Z <<<"$mode"): wcached RSS and open descriptors, $readers readers, $rate events/s, $duration s"
-set xlabel "minutes"
-set ylabel "RSS (MiB)"
-set y2label "descriptors, streams"
-set ytics nomirror
-set y2tics
-set yrange [0:*]
-set y2range [0:*]
-set arrow from $t_load/60.0, graph 0 to $t_load/60.0, graph 1 nohead dt 2
-set arrow from $t_after/60.0, graph 0 to $t_after/60.0, graph 1 nohead dt 2
-$( [ "$mode" = r6 ] && echo "set arrow from ($t_load+$warmup)/60.0, graph 0 to ($t_load+$warmup)/60.0, graph 1 nohead dt 3 lc rgb 'gray'" )
-plot "$out/samples.csv" every ::1 using (\$1/60):(\$3/1024) with lines lw 2 title "RSS (MiB)", \
-     "" every ::1 using (\$1/60):4 axes x1y2 with lines title "descriptors", \
-     "" every ::1 using (\$1/60):6 axes x1y2 with lines dt 2 title "streams"
-EOF
-    echo "plot: $out/$mode.png"
-fi
+report "$out"
 ! grep -q FAIL "$out/summary.txt"
