@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 quick=0
 only=W1,W2,W3,W4,W5,W6,W8,W9,W10
@@ -61,15 +63,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Ports below the ephemeral range (32768 up, usually), so that no client connection of a run
-# (thousands of them) can hold one a server is about to bind; taken in any state counts.
-free_port() {
-    local p=$1
-    while ss -Htan "sport = :$p" | grep -q . || ss -Htan "sport = :$((p + 1))" | grep -q .; do
-        p=$((p + 2))
-    done
-    echo "$p"
-}
 etcd_port=$(free_port 22379)
 wc_port=$(free_port 28080)
 nchan_port=$(free_port 28090)
@@ -78,15 +71,8 @@ iperf_port=$(free_port 28201)
 ETCD=127.0.0.1:$etcd_port WC=127.0.0.1:$wc_port NCHAN=127.0.0.1:$nchan_port WCS=127.0.0.1:$wcs_port
 
 echo "== etcd on $ETCD, wcached on $WC, nchan on $NCHAN; results in $out"
-etcd --name bench --data-dir "$tmp/etcd" \
-    --listen-client-urls "http://$ETCD" --advertise-client-urls "http://$ETCD" \
-    --listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
-    --initial-cluster "bench=http://127.0.0.1:$((etcd_port + 1))" \
-    --quota-backend-bytes 8589934592 --log-level error >"$tmp/etcd.log" 2>&1 &
-etcd_pid=$!
+start_etcd "$tmp" "$etcd_port"
 pids+=("$etcd_pid")
-for _ in $(seq 100); do curl -fs "http://$ETCD/health" >/dev/null && break; sleep 0.1; done
 
 # wcached as users run it: its default flags (one HTTP thread per core, 5 ms of gathering per
 # busy reader), plus the index field W3 selects on. WCACHED_FLAGS adds flags, for comparisons.
@@ -190,12 +176,6 @@ load() {
     else
         echo "$tag peer=$peer failed=1" | tee -a "$results"
     fi
-}
-# metric URL NAME: the value of NAME (or the sum of the series starting with NAME, when NAME
-# carries labels)
-metric() {
-    curl -fs "$1" | awk -v m="$2" '(index(m, "{") ? index($0, m) == 1 : $1 == m) {s += $NF}
-        END {print s + 0}'
 }
 wc_metric() { metric "http://$WC/metrics" "$1"; }
 etcd_metric() { metric "http://$ETCD/metrics" "$1"; }

@@ -20,6 +20,11 @@
  * client sessions in the same loop, checking its certificate against that CA; --token adds
  * "Authorization: Bearer TOKEN" to their requests.
  *
+ * The soak workload (bench/soak.sh) runs for a time instead of a count: the writer puts at its
+ * rate for --duration seconds while readers drop their streams after a random lifetime
+ * (--churn-ms) and watch again from their last resourceVersion, and slow readers come back after
+ * the server ends them; a PROGRESS line every --progress seconds tells how far it got.
+ *
  * It prints one line, "RESULT key=value ...", which bench/bench.sh collects. A figure that the
  * workload does not measure prints as "-".
  */
@@ -46,10 +51,10 @@
 #include "wcached/b64.h"
 
 enum peer { PEER_WCACHED, PEER_ETCD, PEER_NCHAN };
-enum workload { WL_FANOUT, WL_IDLE, WL_STORM, WL_SELECTIVE, WL_SLOW, WL_LOAD, WL_RESTART };
-#define WL_COUNT 7
-static const char *const wl_names[WL_COUNT] = {"fanout", "idle", "storm",  "selective",
-                                               "slow",   "load", "restart"};
+enum workload { WL_FANOUT, WL_IDLE, WL_STORM, WL_SELECTIVE, WL_SLOW, WL_LOAD, WL_RESTART, WL_SOAK };
+#define WL_COUNT 8
+static const char *const wl_names[WL_COUNT] = {"fanout", "idle", "storm",   "selective",
+                                               "slow",   "load", "restart", "soak"};
 
 #define MAX_PIDS 16
 #define READ_CHUNK (256 * 1024)
@@ -69,6 +74,9 @@ typedef struct opts {
     long round;      /* load: which version of the values (an update changes every key) */
     double hold_s, timeout_s;
     const char *restart_cmd; /* restart: the shell command that restarts wcached */
+    long duration_s;         /* soak: how long the writer writes (events = rate * duration) */
+    long churn_ms;           /* soak: a fast reader's mean stream lifetime; 0: its stream stays */
+    long progress_s;         /* soak: a PROGRESS line this often */
     int npids;
     char pid_name[MAX_PIDS][32];
     int pid[MAX_PIDS];
@@ -377,7 +385,7 @@ static void etcd_key(int64_t seq, char *k, size_t cap)
     else if (O.wl == WL_SELECTIVE)
         snprintf(k, cap, "/bench/%s/node-%ld/pod-%ld", O.run, node_of(seq), node_of(seq));
     else
-        snprintf(k, cap, "/bench/%s/k%04ld", O.run, (long)(seq % 1000));
+        snprintf(k, cap, "/bench/%s/k%07ld", O.run, (long)(seq % 1000)); /* load's first 1000 */
 }
 
 static void writer_queue(writer *w, int64_t seq)
@@ -545,10 +553,11 @@ typedef struct reader {
     int64_t stride; /* 1, or the busy node count (selective) */
     int64_t got;
     long rewatches;
-    int64_t rv;    /* last resourceVersion / mod_revision seen */
-    char evid[48]; /* nchan: last EventSource id */
-    bool relist;   /* restart: told 410, it lists before it watches again */
-    bool listing;  /* restart: its request under way is that list */
+    int64_t rv;     /* last resourceVersion / mod_revision seen */
+    int64_t due_ns; /* soak: when this reader drops its stream (open) or comes back (closed) */
+    char evid[48];  /* nchan: last EventSource id */
+    bool relist;    /* restart: told 410, it lists before it watches again */
+    bool listing;   /* restart: its request under way is that list */
 } reader;
 
 /* restart: what the readers went through */
@@ -604,7 +613,9 @@ static void reader_request(reader *r, char *req, size_t cap)
 {
     int n = 0;
     if (O.peer == PEER_WCACHED) {
-        int64_t rv = r->rv ? r->rv : start_rv;
+        /* A soak's slow reader starts over each time, as an informer relists: the state, then
+         * the changes (it parses nothing, so it has no resourceVersion of its own). */
+        int64_t rv = r->slow && O.wl == WL_SOAK ? 0 : r->rv ? r->rv : start_rv;
         if (r->listing) /* a reflector's relist: a consistent list */
             n = snprintf(req, cap, "GET /keys/bench/%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", O.run,
                          O.server_host);
@@ -661,13 +672,19 @@ static void reader_request(reader *r, char *req, size_t cap)
         die("request too long");
 }
 
+static void churn_schedule(reader *r, int64_t now);
+
 static void reader_connect(reader *r)
 {
     r->listing = r->relist;
+    if (O.wl == WL_SOAK)
+        churn_schedule(r, now_ns());
     r->fd = tcp_connect(&O.server, false);
     if (r->fd < 0) {
         errors++;
         r->st = R_CLOSED;
+        if (O.wl == WL_SOAK) /* try again in a second */
+            r->due_ns = now_ns() + 1000000000;
         return;
     }
     if (r->slow) {
@@ -683,12 +700,17 @@ static void reader_connect(reader *r)
     epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &ev);
 }
 
-static void reader_close(reader *r)
+/* Closes r's connection with a reset, or with a FIN when `fin` (what a client that exits
+ * cleanly sends; it leaves a TIME_WAIT behind, so the many drops of a soak mostly reset). */
+static void reader_close_how(reader *r, bool fin)
 {
     if (r->st == R_CLOSED)
         return;
     epoll_ctl(ep, EPOLL_CTL_DEL, r->fd, NULL);
-    close_reset(r->fd);
+    if (fin)
+        close(r->fd);
+    else
+        close_reset(r->fd);
     if (r->tls)
         gnutls_deinit(r->tls);
     r->tls = NULL;
@@ -696,6 +718,11 @@ static void reader_close(reader *r)
     if (r->ready)
         nready--;
     r->ready = false;
+}
+
+static void reader_close(reader *r)
+{
+    reader_close_how(r, false);
 }
 
 static int64_t parse_i64(const char *p, const char *end)
@@ -862,6 +889,7 @@ static void reader_body(void *arg, const char *p, size_t n)
  * instance), and its stream must still be exact across the two. */
 static bool rewatch;
 static long rewatches;
+static bool churning; /* soak: readers drop and come back while the writer writes */
 
 /* restart: readers waiting to retry, in the order they failed (every wait is RETRY_NS). */
 #define RETRY_NS 100000000
@@ -930,6 +958,61 @@ static void reader_ended(reader *r)
         nended++;
     }
     reader_close(r);
+    if (r->slow && churning) /* a soak's slow reader comes back a second later */
+        r->due_ns = now_ns() + 1000000000;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The soak's comings and goings
+ * ------------------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t rng(void) /* xorshift64*: enough to spread lifetimes */
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1du;
+}
+
+/* Sets when the stream r is opening now drops: none for a slow reader or while not churning;
+ * one in eight at once (a client that gives up before or just after its request), the others
+ * after a lifetime uniform in [0, 2 * churn_ms). */
+static void churn_schedule(reader *r, int64_t now)
+{
+    r->due_ns = 0;
+    if (!churning || r->slow || O.churn_ms <= 0)
+        return;
+    uint64_t x = rng();
+    r->due_ns =
+        now + ((x & 7) == 0 ? 0 : (int64_t)((x >> 3) % (uint64_t)(2 * O.churn_ms)) * 1000000);
+}
+
+static long drops, drops_fin;
+
+/* Due readers drop their stream and watch again from their last resourceVersion (one in eight
+ * closing with a FIN, the others with a reset); closed ones that are due come back. */
+static void soak_tick(int64_t now)
+{
+    for (long i = 0; i < nreaders; i++) {
+        reader *r = &R[i];
+        if (!r->due_ns || r->due_ns > now)
+            continue;
+        r->due_ns = 0;
+        if (r->st == R_CLOSED) {
+            if (churning || !r->slow)
+                reader_connect(r);
+            continue;
+        }
+        if (!churning)
+            continue;
+        drops++;
+        bool fin = (rng() & 7) == 0;
+        drops_fin += fin;
+        reader_close_how(r, fin);
+        reader_connect(r);
+    }
 }
 
 static bool reader_read(reader *r, int64_t now);
@@ -1055,6 +1138,18 @@ static bool reader_read(reader *r, int64_t now)
 
 typedef bool until_fn(void);
 
+static int64_t soak_t0, next_progress;
+
+/* One PROGRESS line: how far the soak is (the figures so far, over all readers). */
+static void progress(int64_t now)
+{
+    printf("PROGRESS t_s=%.0f events=%" PRId64 " deliveries=%" PRId64 " gaps=%" PRId64
+           " dups=%" PRId64 " errors=%" PRId64 " drops=%ld rewatches=%ld slow_ended=%ld open=%ld"
+           " writer_reconnects=%ld\n",
+           (double)(now - soak_t0) / 1e9, W.acked, in_order, gaps, dups, errors, drops, rewatches,
+           nended, nready, W.reconnects);
+}
+
 /* Runs the loop until done() or the deadline; returns whether done() became true. */
 static bool run_until(until_fn *done, int64_t deadline)
 {
@@ -1075,6 +1170,15 @@ static bool run_until(until_fn *done, int64_t deadline)
             wait = (int)left_ms;
         if (O.slow > 0 && wait > 100)
             wait = 100;
+        if (O.wl == WL_SOAK) {
+            soak_tick(now);
+            if (O.progress_s > 0 && soak_t0 && now >= next_progress) {
+                progress(now);
+                next_progress = now + O.progress_s * (int64_t)1000000000;
+            }
+            if (wait > 10) /* drops are due at any time */
+                wait = 10;
+        }
         if (now >= next_slow && O.slow > 0) {
             for (long i = O.readers; i < nreaders; i++) { /* one byte a second each */
                 reader *r = &R[i];
@@ -1291,8 +1395,9 @@ static size_t make_pod(long i, char *v)
     return want + 3;
 }
 
-/* W5's data: `keys` keys of O.size bytes under /bench/RUN/ (W8's: Pods, see make_pod), 100
- * puts per transaction. Returns the bytes of the keys and values written. */
+/* W5's data, and a soak's first state: `keys` keys of O.size bytes under /bench/RUN/ (the
+ * soak's writer then updates the first 1,000; W8's: Pods, see make_pod), 100 puts per
+ * transaction. Returns the bytes of the keys and values written. */
 static long bulk_load(void)
 {
     long raw = 0;
@@ -1409,12 +1514,13 @@ static void sample_rss(long *rss)
 static void usage(void)
 {
     fputs("usage: wcload --peer wcached|etcd|nchan --workload "
-          "fanout|idle|storm|selective|slow|load|restart\n"
+          "fanout|idle|storm|selective|slow|load|restart|soak\n"
           "  --server HOST:PORT  --etcd HOST:PORT  --run ID\n"
           "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--busy-nodes J]\n"
           "  [--slow S] [--keys N] [--pods 0|1] [--round R]\n"
           "  [--hold S] [--timeout S] [--pid NAME=PID ...] [--restart-cmd CMD]\n"
-          "  [--tls-ca FILE] [--token TOKEN]   (wcached over HTTPS; a bearer token)\n",
+          "  [--tls-ca FILE] [--token TOKEN]   (wcached over HTTPS; a bearer token)\n"
+          "  soak (wcached only): [--duration S] [--churn-ms MS] [--progress S]\n",
           stderr);
     exit(2);
 }
@@ -1457,6 +1563,8 @@ static void parse_args(int argc, char **argv)
     O.nodes = 1000;
     O.hold_s = 2;
     O.timeout_s = 10;
+    O.duration_s = 60;
+    O.progress_s = 10;
     int have = 0;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
@@ -1524,6 +1632,12 @@ static void parse_args(int argc, char **argv)
             O.round = num(v, f, 0, 1000000);
         else if (!strcmp(f, "--hold"))
             O.hold_s = (double)num(v, f, 0, 3600);
+        else if (!strcmp(f, "--duration"))
+            O.duration_s = num(v, f, 1, 7 * 86400);
+        else if (!strcmp(f, "--churn-ms"))
+            O.churn_ms = num(v, f, 0, 3600000);
+        else if (!strcmp(f, "--progress"))
+            O.progress_s = num(v, f, 0, 3600);
         else if (!strcmp(f, "--timeout"))
             O.timeout_s = (double)num(v, f, 1, 3600);
         else if (!strcmp(f, "--restart-cmd"))
@@ -1548,8 +1662,16 @@ static void parse_args(int argc, char **argv)
         usage();
     if (O.wl == WL_SLOW && O.slow == 0)
         O.slow = 1;
-    if (O.wl != WL_SLOW)
+    if (O.wl != WL_SLOW && O.wl != WL_SOAK)
         O.slow = 0;
+    if (O.wl == WL_SOAK) {
+        if (O.peer != PEER_WCACHED || O.rate <= 0) {
+            fputs("wcload: the soak workload runs against wcached, with a --rate above 0\n",
+                  stderr);
+            exit(2);
+        }
+        O.events = O.rate * O.duration_s;
+    }
     if (O.busy_nodes == 0 || O.busy_nodes > O.nodes)
         O.busy_nodes = O.nodes;
     if (O.tls_ca && (O.peer != PEER_WCACHED || O.wl == WL_SLOW)) {
@@ -1638,6 +1760,8 @@ static void report(const char *peer, const char *wl, double wall_s, double conne
         printf(" slow_ended=%ld", nended);
     else
         printf(" slow_ended=-");
+    if (O.wl == WL_SOAK)
+        printf(" drops=%ld drops_fin=%ld writer_reconnects=%ld", drops, drops_fin, W.reconnects);
     printf("\n");
     fflush(stdout);
 }
@@ -1753,6 +1877,28 @@ int main(int argc, char **argv)
         sample_rss(rss1);
         report(peer, wl, (double)(now_ns() - t0) / 1e9, connect_ms, catchup_ms, true,
                expected_total);
+        return 0;
+    }
+    if (O.wl == WL_SOAK) {
+        /* The writer writes for the duration while readers come and go; then they all stay
+         * until they have every change (or the timeout), and leave. */
+        expect_upto(O.events);
+        rewatch = true;
+        churning = true;
+        soak_t0 = now_ns();
+        for (long i = 0; i < O.readers; i++)
+            churn_schedule(&R[i], soak_t0);
+        sample_cpu(cpu0, &client0);
+        writer_start(&W, O.events);
+        run_until(all_acked, INT64_MAX);
+        churning = false;
+        run_until(all_complete, W.last_ack_ns + timeout_ns);
+        sample_cpu(cpu1, &client1);
+        sample_rss(rss1);
+        progress(now_ns());
+        for (long i = 0; i < nreaders; i++)
+            reader_close(&R[i]);
+        report(peer, wl, (double)(now_ns() - t0) / 1e9, connect_ms, -1, true, expected_total);
         return 0;
     }
     expect_upto(O.events);

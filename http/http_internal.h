@@ -461,7 +461,11 @@ ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 void wc_http_stream_completed(wc_http_stream *s);
 int wc_http_pumps_start(wc_http *h);
 void wc_http_streams_end(wc_http *h); /* stopping: every stream ends its body cleanly */
-void wc_http_pumps_stop(wc_http *h);  /* after MHD stopped: cuts off what is left, joins */
+/* Whether the heap is worth trimming with `now` connections (streams and requests), given the
+ * most seen since the last trim (*peak, updated): when at least half of them and at least 64
+ * have left. True resets *peak to now. */
+bool wc_http_trim_due(size_t *peak, size_t now);
+void wc_http_pumps_stop(wc_http *h); /* after MHD stopped: cuts off what is left, joins */
 
 /* Hands a stream whose response wcached writes itself (an etcd watch whose body is still
  * coming) to a pump now: takes a duplicate of conn's socket. 0, or WC_EIO. */

@@ -25,9 +25,9 @@
  * watcher, so the cacher sees it lag and ends it after the slow-reader budget. Its watcher then
  * yields only the rest of the revision already begun on the wire (a transaction is never cut),
  * which the stream sends, with the body's end, if its reader takes them within TAIL_GRACE_MS;
- * else it is cut off. Either way its reader resumes from its last resourceVersion. The same
- * epoll set tells the pump of
- * readers that hang up (EPOLLRDHUP, or a read of 0), so no stream outlives its reader.
+ * else it is cut off (a reset). Either way its reader resumes from its last resourceVersion. The
+ * same epoll set tells the pump of readers that hang up (EPOLLRDHUP, or a read of 0), so no stream
+ * outlives its reader.
  *
  * Over HTTPS the stream takes, with the socket, the sending half of the connection's TLS
  * session (tls.c): the pump seals each chunk, and the body's end with a close_notify, as TLS
@@ -35,7 +35,8 @@
  * included; the reader's bytes are dropped unopened. So the path, the rounds and the memory of
  * an idle stream are those of plain HTTP, plus an AEAD key.
  *
- * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers).
+ * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers), and
+ * gives the heap back to the system after a crowd of readers left (wc_http_trim_due).
  * A stream is freed only by its pump, at the end of a round, after its descriptor left the
  * epoll set and its watcher was closed (no wake can name it after wc_watcher_free returns).
  */
@@ -69,6 +70,8 @@
 #define TAIL_GRACE_MS 5000
 /* TLS streams started since the heap was last trimmed that make it worth trimming again. */
 #define TRIM_AFTER 32
+/* Connections that must have left since the peak before the heap is trimmed. */
+#define TRIM_MIN_LEFT 64
 
 static const char CHUNK_END[] = "0\r\n\r\n";
 static const char CLOSE_NOTIFY[] = {1, 0}; /* alert: warning, close_notify */
@@ -634,6 +637,11 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
                 p->lingering = s;
             }
         } else if (wc_mono_ms() >= s->cut_at) {
+            /* A reset: a FIN would wait behind the bytes the reader does not take, so the
+             * kernel would keep them, and the reader would not learn that its stream is over,
+             * for as long as it reads slowly. It resumes from its last resourceVersion. */
+            struct linger l = {.l_onoff = 1, .l_linger = 0};
+            (void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
             if (s->w)
                 log_end(s);
             else
@@ -704,6 +712,32 @@ static void work_add(wc_http_stream **work, wc_http_stream *s)
     *work = s;
 }
 
+bool wc_http_trim_due(size_t *peak, size_t now)
+{
+    if (now > *peak)
+        *peak = now;
+    if (*peak - now < TRIM_MIN_LEFT || now > *peak / 2)
+        return false;
+    *peak = now;
+    return true;
+}
+
+/* glibc keeps freed heap for reuse, in every thread's arena: the connections and streams of a
+ * thousand readers leave megabytes behind them when they go, which a sidecar should give back
+ * (R3 in docs/RELIABILITY.md). Pump 0 checks once a tick; a steady churn of readers never halves
+ * the count, so a trim (a walk of the free lists) stays rare. True when it trimmed. */
+static bool trim_after_crowd(wc_http *h, size_t *peak)
+{
+    pthread_mutex_lock(&h->hook->mu);
+    size_t n = h->n_streams;
+    pthread_mutex_unlock(&h->hook->mu);
+    n += atomic_load(&h->mhd_conns);
+    if (!wc_http_trim_due(peak, n))
+        return false;
+    malloc_trim(0);
+    return true;
+}
+
 static void *pump_main(void *arg)
 {
     wc_http_pump *p = arg;
@@ -711,6 +745,7 @@ static void *pump_main(void *arg)
     wc_http_hook *hk = h->hook;
     int64_t next_tick = wc_mono_ms() + TICK_MS;
     uint_fast64_t trimmed_at = 0; /* h->tls_streams at the last trim */
+    size_t trim_peak = 0;         /* pump 0: the most connections since the last trim */
     bool swept = false;           /* every stream was visited once after `stopping` */
     wc_http_stream *again = NULL; /* streams that used up a round's budget */
     struct epoll_event evs[MAX_EVENTS];
@@ -839,15 +874,18 @@ static void *pump_main(void *arg)
             return NULL;
         if (p->id == 0 && wc_mono_ms() >= next_tick) {
             wc_cacher_tick(h->o.cacher); /* calls after_dispatch: the poke for its wakes */
+            bool trimmed = trim_after_crowd(h, &trim_peak);
             next_tick = wc_mono_ms() + TICK_MS;
             /* A TLS handshake leaves its session and buffers freed between the small blocks
              * of the streams it started, and the allocator keeps such holes: after a burst
              * of them, give their pages back (measured: half an idle TLS stream's RSS). */
             uint_fast64_t tls_n = atomic_load_explicit(&h->tls_streams, memory_order_relaxed);
-            if (tls_n - trimmed_at >= TRIM_AFTER) {
+            if (!trimmed && tls_n - trimmed_at >= TRIM_AFTER) {
                 malloc_trim(0);
-                trimmed_at = tls_n;
+                trimmed = true;
             }
+            if (trimmed)
+                trimmed_at = tls_n;
         }
     }
 }

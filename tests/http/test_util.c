@@ -89,3 +89,21 @@ Test(parse, bools)
     cr_assert_eq(wc_http_parse_bool("yes", &b), WC_EINVAL);
     cr_assert_eq(wc_http_parse_bool("", &b), WC_EINVAL);
 }
+
+Test(trim, after_a_crowd_left_only)
+{
+    size_t peak = 0;
+    cr_assert(!wc_http_trim_due(&peak, 1000)); /* a crowd arrives */
+    cr_assert_eq(peak, 1000);
+    cr_assert(!wc_http_trim_due(&peak, 990)); /* a steady churn */
+    cr_assert(!wc_http_trim_due(&peak, 501));
+    cr_assert(wc_http_trim_due(&peak, 500)); /* half of them left */
+    cr_assert_eq(peak, 500);
+    cr_assert(!wc_http_trim_due(&peak, 400)); /* counted from the trim, not the old peak */
+    cr_assert(wc_http_trim_due(&peak, 0));
+    cr_assert(!wc_http_trim_due(&peak, 0)); /* once */
+    peak = 0;
+    cr_assert(!wc_http_trim_due(&peak, 100));
+    cr_assert(!wc_http_trim_due(&peak, 37)); /* 63 left: too few to be worth it */
+    cr_assert(wc_http_trim_due(&peak, 36));
+}
