@@ -451,6 +451,7 @@ int main(int argc, char **argv)
     ho.max_connections = cfg.max_connections;
     ho.max_watches = cfg.max_watches;
     ho.max_requests_inflight = cfg.max_requests_inflight;
+    ho.max_header_bytes = cfg.max_header_bytes;
     ho.max_watches_per_user = cfg.max_watches_per_user;
     ho.header_timeout_ms = cfg.header_timeout_ms;
     ho.cb_arg = &d;

@@ -23,7 +23,8 @@ typedef struct raw {
     const char *endpoints, *prefix, *listen, *k8s_prefix, *ring_size, *ring_bytes, *index_field;
     const char *refill_revisions;
     const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
-    const char *header_timeout, *max_watches, *max_watches_per_user, *max_inflight;
+    const char *header_timeout, *max_watches, *max_watches_per_user, *max_inflight,
+        *max_header_bytes;
     const char *cacert, *cert, *key, *user, *password, *password_file;
     const char *token_auth_file, *authorization_policy_file;
     const char *tls_cert_file, *tls_key_file, *client_ca_file;
@@ -90,6 +91,9 @@ static void usage(FILE *out)
             "  --max-requests-inflight N      requests other than watches and probes served at "
             "once\n"
             "                                 (0: no bound); past it 429 (default %d)\n"
+            "  --max-header-bytes N           bytes of a request's header fields read; past "
+            "it 431\n"
+            "                                 (default %d)\n"
             "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https "
             "endpoints)\n"
             "  --etcd-cert FILE, --etcd-key FILE\n"
@@ -122,7 +126,8 @@ static void usage(FILE *out)
             "wins. WCACHED_RESOURCE may hold several specs separated by ';'.\n",
             WC_UPSTREAM_ENDPOINT, WC_HTTP_LISTEN, WC_HTTP_K8S_PREFIX, WC_CACHER_RING_EVENTS,
             WC_CACHER_RING_BYTES, WC_UPSTREAM_REFILL_REVISIONS, WC_CACHER_SLOW_BUDGET_MS,
-            WC_HTTP_COALESCE_MS, WC_HTTP_HEADER_TIMEOUT_MS, WC_HTTP_MAX_REQUESTS_INFLIGHT);
+            WC_HTTP_COALESCE_MS, WC_HTTP_HEADER_TIMEOUT_MS, WC_HTTP_MAX_REQUESTS_INFLIGHT,
+            WC_HTTP_MAX_HEADER_BYTES);
 }
 
 /* One line about a bad option, and the hint; returns the exit code 2. */
@@ -212,6 +217,7 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"max-watches", &r->max_watches},
         {"max-watches-per-user", &r->max_watches_per_user},
         {"max-requests-inflight", &r->max_inflight},
+        {"max-header-bytes", &r->max_header_bytes},
         {"header-timeout-ms", &r->header_timeout},
         {"etcd-cacert", &r->cacert},
         {"etcd-cert", &r->cert},
@@ -367,6 +373,11 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
         return fail_usage("--max-requests-inflight: '%s' is not a number from 0 to 10000000",
                           r.max_inflight);
     cfg->max_requests_inflight = (unsigned)max_inflight;
+    int64_t max_header = WC_HTTP_MAX_HEADER_BYTES;
+    if (!number(r.max_header_bytes, 1024, 1024 * 1024, &max_header))
+        return fail_usage("--max-header-bytes: '%s' is not a number from 1024 to 1048576",
+                          r.max_header_bytes);
+    cfg->max_header_bytes = (size_t)max_header;
     cfg->max_watches = (unsigned)max_watches;
     cfg->max_watches_per_user = (unsigned)max_watches_user;
     if (!number(r.http_threads, 0, WC_HTTP_THREADS_MAX, &threads))

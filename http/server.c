@@ -54,6 +54,7 @@ void wc_http_opts_default(wc_http_opts *o)
     o->header_timeout_ms = WC_HTTP_HEADER_TIMEOUT_MS;
     o->wait_ms = 3000;
     o->max_requests_inflight = WC_HTTP_MAX_REQUESTS_INFLIGHT;
+    o->max_header_bytes = WC_HTTP_MAX_HEADER_BYTES;
 }
 
 int64_t wc_http_now(const wc_http *h)
@@ -1156,12 +1157,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                          MAX_PARAMS, MAX_URI);
             return respond_status(h, conn, &e);
         }
-        if (header_bytes(conn) > WC_HTTP_MAX_HEADER_BYTES) {
+        if (h->o.max_header_bytes && header_bytes(conn) > h->o.max_header_bytes) {
             wc_http_error e;
             request_in(h, r);
             wc_http_fail(&e, WC_EINVAL, 431, "BadRequest",
-                         "the request's header fields are too large: more than %d bytes",
-                         WC_HTTP_MAX_HEADER_BYTES);
+                         "the request's header fields are too large: more than %zu bytes",
+                         h->o.max_header_bytes);
             return respond_status(h, conn, &e);
         }
         if (!small_body(conn)) {
@@ -1346,6 +1347,10 @@ int wc_http_new(const wc_http_opts *o, wc_http **out)
     }
     if (h->o.conn_memory < 2048)
         h->o.conn_memory = 2048;
+    /* libmicrohttpd keeps a request's target and header block in the connection's buffer:
+     * room for the longest of both, and a little for its own records of them. */
+    if (h->o.max_header_bytes && h->o.conn_memory < h->o.max_header_bytes + MAX_URI + 4096)
+        h->o.conn_memory = h->o.max_header_bytes + MAX_URI + 4096;
     const char *pfx = o->k8s_prefix ? o->k8s_prefix : WC_HTTP_K8S_PREFIX;
     size_t pl = strlen(pfx);
     while (pl > 0 && pfx[pl - 1] == '/')

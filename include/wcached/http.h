@@ -100,6 +100,9 @@ typedef struct wc_http_opts {
      * connection opened or its previous answer was sent is closed (WC_HTTP_HEADER_TIMEOUT_MS;
      * 0: no deadline but the idle timeout). */
     int64_t header_timeout_ms;
+    /* Bytes of a request's header fields (names and values) read; past it 431
+     * (WC_HTTP_MAX_HEADER_BYTES). The connection's buffer grows to hold them. */
+    size_t max_header_bytes;
     int64_t wait_ms; /* how long a read waits for the cache to catch up (default 3000) */
     /* A stream sent events waits this long before it is sent again: what its watcher gathers
      * meanwhile goes out in one send, so a busy reader gets several events per send (less CPU

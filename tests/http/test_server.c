@@ -35,6 +35,7 @@ typedef struct fixture_cfg {
     unsigned max_watches, max_watches_per_user;
     unsigned max_requests_inflight; /* 0: default */
     unsigned threads;               /* 0: default */
+    size_t max_header_bytes;        /* 0: default */
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -111,6 +112,8 @@ static void fixture_start(const fixture_cfg *cfg)
         o.max_requests_inflight = cfg->max_requests_inflight;
     if (cfg->threads)
         o.threads = cfg->threads;
+    if (cfg->max_header_bytes)
+        o.max_header_bytes = cfg->max_header_bytes;
     if (cfg->header_timeout_ms)
         o.header_timeout_ms = cfg->header_timeout_ms;
     if (cfg->consistent) {
@@ -1860,6 +1863,33 @@ Test(server, oversized_header_fields_get_431_and_the_server_goes_on)
     cr_assert_eq(http_get(url("/healthz"), &r), 0);
     cr_assert_eq(r.code, 200);
     http_resp_free(&r);
+}
+
+/* A request of `pad` bytes of header fields, on a connection of its own: the answer. */
+static char *padded_request(size_t pad)
+{
+    char *req = malloc(pad + 128);
+    cr_assert_not_null(req);
+    int n = sprintf(req, "GET /keys/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ");
+    memset(req + n, 'a', pad);
+    strcpy(req + n + pad, "\r\n\r\n");
+    char *out = raw_exchange(req);
+    free(req);
+    return out;
+}
+
+Test(custom, the_header_bound_is_a_setting_and_the_buffer_grows_to_hold_it)
+{
+    fixture_cfg cfg = {.max_header_bytes = 64 * 1024};
+    fixture_start(&cfg);
+    /* past the default buffer, within the bound: read and answered */
+    char *out = padded_request(40 * 1024);
+    cr_assert(strstr(out, "HTTP/1.1 404"), "%.300s", out);
+    free(out);
+    /* past the bound: the Status, not libmicrohttpd's page */
+    out = padded_request(70 * 1024);
+    cr_assert(strstr(out, "HTTP/1.1 431") && strstr(out, "more than 65536 bytes"), "%.400s", out);
+    free(out);
 }
 
 Test(server, readers_hanging_up_mid_stream)
