@@ -402,17 +402,25 @@ static int post(wc_upstream *u, const char *what, const char *endpoint, const ch
  * The list
  * ------------------------------------------------------------------------------------- */
 
-/* The body of a range request for the page starting at key_b64, at revision `at` (0: now). */
-static char *range_body(const wc_upstream *u, const char *key_b64, int64_t at)
+/* The body of a range request for the page starting at key_b64 and ending before end_b64, at
+ * revision `at` (0: now). */
+static char *range_body_to(const wc_upstream *u, const char *key_b64, const char *end_b64,
+                           int64_t at)
 {
     char atbuf[48] = "";
     if (at > 0)
         snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
     char *body = NULL;
     if (asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\",\"limit\":\"%zu\"%s}", key_b64,
-                 u->end_b64, u->page, atbuf) < 0)
+                 end_b64, u->page, atbuf) < 0)
         return NULL;
     return body;
+}
+
+/* The body of a range request for the page starting at key_b64, to the end of the range. */
+static char *range_body(const wc_upstream *u, const char *key_b64, int64_t at)
+{
+    return range_body_to(u, key_b64, u->end_b64, at);
 }
 
 /* The start of the page after one that ended with `key`: that key plus a NUL byte, in base64. */
@@ -659,6 +667,344 @@ static int hand_page(wc_upstream *u, wc_range_resp *page, bool *begun)
     return rc;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * The list of a big range: disjoint key ranges at once
+ * ------------------------------------------------------------------------------------- */
+
+/*
+ * A range of more than LIST_PARALLEL_MIN pages is cut into up to LIST_SEGMENTS disjoint key
+ * ranges, listed at once by LIST_WORKERS threads at the one pinned revision: etcd serves each
+ * request (and its gateway writes each JSON page) on a core of its own, and the workers parse
+ * the pages on ours. The pages go to the sink in key order, one segment after the other, so the
+ * sink sees what a list one page after another would have shown it. The cuts are found from the
+ * range's first and last keys (two keys_only requests of one key each): the range between them
+ * is cut evenly on the two bytes after the prefix they share. Keys spread unevenly leave some
+ * segments bigger than others; there are more segments than workers so that a worker done with
+ * a small one takes the next.
+ */
+#define LIST_WORKERS 4
+#define LIST_SEGMENTS 16
+#define LIST_PARALLEL_MIN 4
+
+/* Never backwards: a list from another cluster, or from before what the cache holds, is not
+ * used unless the caller decided to drop the history. 0, or WC_ESTALE with e filled. */
+static int check_list_header(wc_upstream *u, const char *endpoint, const wc_wire_header *h,
+                             bool reset, int64_t rev, up_err *e)
+{
+    if (!reset && u->cluster_id && h->cluster_id != u->cluster_id)
+        return fail(e, WC_ESTALE, WC_UPC_WENT_BACK,
+                    "list: %s: another cluster (id %" PRIu64 ", was %" PRIu64 ")", endpoint,
+                    h->cluster_id, u->cluster_id);
+    if (!reset && h->revision < rev)
+        return fail(e, WC_ESTALE, WC_UPC_BEHIND,
+                    "list: %s: at revision %" PRId64 ", behind the cache's %" PRId64, endpoint,
+                    h->revision, rev);
+    u->cluster_id = h->cluster_id;
+    return 0;
+}
+
+/* The first (or with `last`, the last) key of the range at `at` (0: now), without its value, in
+ * *r (the caller frees it; r->n is 0 for an empty range; r->count is the range's key count). 0,
+ * or a negative code with e filled. */
+static int range_edge(wc_upstream *u, const char *endpoint, int64_t at, bool last, wc_range_resp *r,
+                      up_err *e)
+{
+    char atbuf[48] = "";
+    if (at > 0)
+        snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
+    char *body = NULL;
+    if (asprintf(&body,
+                 "{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,\"limit\":\"1\"%s%s}",
+                 u->key_b64, u->end_b64, atbuf,
+                 last ? ",\"sort_order\":\"DESCEND\",\"sort_target\":\"KEY\"" : "") < 0)
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
+    wc_buf resp;
+    int rc = post(u, "list", endpoint, "/v3/kv/range", body, 30000, &resp, e);
+    free(body);
+    if (rc)
+        return rc;
+    rc = wc_etcd_parse_range(resp.p, resp.len, r);
+    free(resp.p);
+    if (rc)
+        return fail(e, rc, range_cause(rc), "list: %s: the range's %s key: %s", endpoint,
+                    last ? "last" : "first", wc_strerror(rc));
+    saw_header(u, &r->header);
+    return 0;
+}
+
+/* The two bytes of key k after its first d, as a number (a missing byte counts as 0). */
+static uint32_t two_bytes(const wc_kv_spec *k, size_t d)
+{
+    uint32_t hi = d < k->key_len ? (unsigned char)k->key[d] : 0;
+    uint32_t lo = d + 1 < k->key_len ? (unsigned char)k->key[d + 1] : 0;
+    return hi << 8 | lo;
+}
+
+typedef struct seg_page {
+    struct seg_page *next;
+    wc_range_resp page;
+} seg_page;
+
+/* One key range [key_b64, end_b64) of a parallel list. */
+typedef struct segment {
+    char *key_b64;
+    const char *end_b64;   /* the next segment's key_b64, or the upstream's end */
+    seg_page *head, *tail; /* parsed pages waiting for the sink, in key order */
+    bool done;             /* no page follows those queued */
+    int rc;                /* with err: why the segment ended early */
+    up_err err;
+} segment;
+
+typedef struct plist {
+    wc_upstream *u;
+    const char *endpoint;
+    int64_t at;
+    segment seg[LIST_SEGMENTS];
+    size_t n_seg;
+    pthread_mutex_t mu; /* guards next, abort and every segment's queue, done, rc and err */
+    pthread_cond_t cv;  /* a page was queued or a segment is done */
+    size_t next;        /* the segment the next free worker takes */
+    bool abort;         /* the list failed: workers stop */
+} plist;
+
+/* Queues a worker's page for the sink; false (the page is the caller's still) once the list
+ * failed. */
+static bool seg_push(plist *pl, segment *s, seg_page *sp)
+{
+    pthread_mutex_lock(&pl->mu);
+    bool ok = !pl->abort;
+    if (ok) {
+        if (s->tail)
+            s->tail->next = sp;
+        else
+            s->head = sp;
+        s->tail = sp;
+        pthread_cond_broadcast(&pl->cv);
+    }
+    pthread_mutex_unlock(&pl->mu);
+    return ok;
+}
+
+/* Lists segment s page by page. 0, or a negative code with e filled. */
+static int seg_list(plist *pl, segment *s, up_err *e)
+{
+    wc_upstream *u = pl->u;
+    char *key = strdup(s->key_b64);
+    int rc = key ? 0 : fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
+    while (rc == 0) {
+        char *body =
+            injected(u, WC_UPSTEP_LIST_REQUEST) ? NULL : range_body_to(u, key, s->end_b64, pl->at);
+        if (!body) {
+            rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
+            break;
+        }
+        wc_buf resp;
+        rc = post(u, "list", pl->endpoint, "/v3/kv/range", body, 30000, &resp, e);
+        free(body);
+        if (rc)
+            break;
+        seg_page *sp = calloc(1, sizeof(*sp));
+        rc = sp ? wc_etcd_parse_range(resp.p, resp.len, &sp->page) : WC_ENOMEM;
+        free(resp.p);
+        if (rc) {
+            free(sp);
+            fail(e, rc, range_cause(rc), "list: %s: range: %s", pl->endpoint,
+                 rc == WC_EEXPIRED ? "revision compacted while listing" : wc_strerror(rc));
+            break;
+        }
+        saw_header(u, &sp->page.header);
+        const wc_range_resp *p = &sp->page;
+        bool more = p->more && p->n > 0;
+        char *next =
+            more ? next_start(p->kvs[p->n - 1].spec.key, p->kvs[p->n - 1].spec.key_len) : NULL;
+        if (!seg_push(pl, s, sp)) {
+            wc_range_resp_free(&sp->page);
+            free(sp);
+            free(next);
+            break;
+        }
+        free(key);
+        key = next;
+        if (!more)
+            break;
+        if (!key)
+            rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
+    }
+    free(key);
+    return rc;
+}
+
+/* A worker: takes the next segment not yet taken, in key order, until none is left. */
+static void *plist_worker(void *arg)
+{
+    plist *pl = arg;
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        size_t i = pl->abort ? pl->n_seg : pl->next++;
+        pthread_mutex_unlock(&pl->mu);
+        if (i >= pl->n_seg)
+            return NULL;
+        segment *s = &pl->seg[i];
+        up_err e = {0};
+        int rc = seg_list(pl, s, &e);
+        pthread_mutex_lock(&pl->mu);
+        s->done = true;
+        s->rc = rc;
+        s->err = e;
+        pthread_cond_broadcast(&pl->cv);
+        pthread_mutex_unlock(&pl->mu);
+    }
+}
+
+/* Hands the segments' pages to the sink in key order as they come. 0, or a negative code with
+ * e filled (a segment's failure, or the sink's). */
+static int plist_hand(plist *pl, bool *begun, up_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; i < pl->n_seg && rc == 0; i++) {
+        segment *s = &pl->seg[i];
+        for (;;) {
+            pthread_mutex_lock(&pl->mu);
+            while (!s->head && !s->done)
+                pthread_cond_wait(&pl->cv, &pl->mu);
+            seg_page *sp = s->head;
+            if (sp) {
+                s->head = sp->next;
+                if (!s->head)
+                    s->tail = NULL;
+            } else if (s->rc) {
+                rc = s->rc;
+                *e = s->err;
+            }
+            pthread_mutex_unlock(&pl->mu);
+            if (!sp)
+                break;
+            rc = hand_page(pl->u, &sp->page, begun);
+            free(sp);
+            if (rc) {
+                fail(e, rc, WC_UPC_LOCAL, "list: the cache refused a page: %s", wc_strerror(rc));
+                break;
+            }
+        }
+    }
+    return rc;
+}
+
+/* Cuts the range between keys f and l (f < l) into pl->seg (at most LIST_SEGMENTS; one when
+ * they cannot be cut). 0 or WC_ENOMEM. */
+static int plist_cut(plist *pl, const wc_kv_spec *f, const wc_kv_spec *l)
+{
+    wc_upstream *u = pl->u;
+    size_t d = 0;
+    while (d < f->key_len && d < l->key_len && f->key[d] == l->key[d])
+        d++;
+    uint32_t lo = two_bytes(f, d), hi = two_bytes(l, d);
+    pl->seg[0].key_b64 = strdup(u->key_b64);
+    if (!pl->seg[0].key_b64)
+        return WC_ENOMEM;
+    pl->n_seg = 1;
+    char *cut = malloc(d + 2);
+    if (!cut)
+        return WC_ENOMEM;
+    memcpy(cut, f->key, d);
+    uint32_t prev = lo;
+    for (uint32_t i = 1; i < LIST_SEGMENTS && hi > lo; i++) {
+        /* lo < c < hi: the cut is above f and below l, and starts with the prefix */
+        uint32_t c = lo + (uint32_t)((uint64_t)(hi - lo) * i / LIST_SEGMENTS);
+        if (c <= prev)
+            continue;
+        prev = c;
+        cut[d] = (char)(c >> 8);
+        cut[d + 1] = (char)(c & 0xff);
+        char *b64 = wc_b64_encode(cut, d + 2, WC_B64_STD);
+        if (!b64) {
+            free(cut);
+            return WC_ENOMEM;
+        }
+        pl->seg[pl->n_seg - 1].end_b64 = b64;
+        pl->seg[pl->n_seg++].key_b64 = b64;
+    }
+    free(cut);
+    pl->seg[pl->n_seg - 1].end_b64 = u->end_b64;
+    return 0;
+}
+
+/* Frees what the segments hold (the pages no sink took included). */
+static void plist_free(plist *pl)
+{
+    for (size_t i = 0; i < pl->n_seg; i++) {
+        segment *s = &pl->seg[i];
+        while (s->head) {
+            seg_page *sp = s->head;
+            s->head = sp->next;
+            wc_range_resp_free(&sp->page);
+            free(sp);
+        }
+        free(s->key_b64); /* each cut is one segment's key and the one before's end */
+    }
+}
+
+/*
+ * Lists a range of more than LIST_PARALLEL_MIN pages in segments at once (see above), pinned
+ * to *at (0: etcd's revision now, then set), and hands it to the sink page by page; *begun
+ * says list_begin was called. 0 with *now (etcd's revision when it was listed); WC_EAGAIN,
+ * with nothing handed over and *at as it was, for a smaller range (the caller lists it one page
+ * after another); or another negative code with e filled.
+ */
+static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int64_t *now,
+                         int64_t rev, bool reset, bool *begun, up_err *e)
+{
+    wc_range_resp first = {0}, last = {0};
+    int rc = range_edge(u, endpoint, *at, false, &first, e);
+    if (rc == 0)
+        rc = check_list_header(u, endpoint, &first.header, reset, rev, e);
+    if (rc == 0 && (first.n == 0 || first.count <= (int64_t)(LIST_PARALLEL_MIN * u->page)))
+        rc = WC_EAGAIN;
+    int64_t pinned = *at ? *at : first.header.revision;
+    if (rc == 0)
+        rc = range_edge(u, endpoint, pinned, true, &last, e);
+    if (rc == 0 && last.n == 0)
+        rc = fail(e, WC_EPROTO, WC_UPC_PROTOCOL, "list: %s: no last key in a range of %" PRId64,
+                  endpoint, first.count);
+    plist pl = {.u = u, .endpoint = endpoint, .at = pinned};
+    if (rc == 0 && plist_cut(&pl, &first.kvs[0].spec, &last.kvs[0].spec))
+        rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for the range's cuts");
+    if (rc == 0) {
+        rc = u->sink.list_begin ? u->sink.list_begin(u->sink.arg, first.count) : 0;
+        *begun = rc == 0;
+        if (rc)
+            fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list: %s", wc_strerror(rc));
+    }
+    pthread_t workers[LIST_WORKERS];
+    size_t n_workers = 0;
+    if (rc == 0) {
+        pthread_mutex_init(&pl.mu, NULL);
+        pthread_cond_init(&pl.cv, NULL);
+        while (n_workers < LIST_WORKERS && n_workers < pl.n_seg &&
+               pthread_create(&workers[n_workers], NULL, plist_worker, &pl) == 0)
+            n_workers++;
+        if (n_workers == 0)
+            rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: no thread to list with");
+        if (rc == 0)
+            rc = plist_hand(&pl, begun, e);
+        pthread_mutex_lock(&pl.mu);
+        pl.abort = true;
+        pthread_mutex_unlock(&pl.mu);
+        for (size_t i = 0; i < n_workers; i++)
+            pthread_join(workers[i], NULL);
+        pthread_mutex_destroy(&pl.mu);
+        pthread_cond_destroy(&pl.cv);
+    }
+    plist_free(&pl);
+    if (rc == 0) {
+        *at = pinned;
+        *now = first.header.revision;
+    }
+    wc_range_resp_free(&first);
+    wc_range_resp_free(&last);
+    return rc;
+}
+
 /* Lists the range in pages at one revision and hands it to the sink: the current revision, or
  * with `refill` an older one (refill_rev) whose history the watch then hands over. 0, *rev and
  * *head (etcd's revision when it was listed), or a negative code with e filled. While a page
@@ -678,10 +1024,20 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
         if (rc)
             return rc;
     }
-    char *key_b64 = strdup(u->key_b64);
-    int rc = key_b64 ? 0 : fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
+    /* A big range goes to a sink that takes pages in segments at once; a small one, or one
+     * for a sink that wants the whole snapshot, one page after another. */
+    int rc = paged ? list_parallel(u, endpoint, &at, &now, *rev, reset, &begun, e) : WC_EAGAIN;
+    bool serial = rc == WC_EAGAIN;
+    if (serial)
+        rc = 0;
+    char *key_b64 = NULL;
+    if (rc == 0 && serial) {
+        key_b64 = strdup(u->key_b64);
+        if (!key_b64)
+            rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
+    }
     prefetch pf = {.u = u, .endpoint = endpoint};
-    while (rc == 0) {
+    while (rc == 0 && serial) {
         char *body = injected(u, WC_UPSTEP_LIST_REQUEST) ? NULL : range_body(u, key_b64, at);
         if (!body) {
             rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
@@ -725,19 +1081,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
             now = page.header.revision;
             if (at == 0)
                 at = now;
-            /* Never backwards: a list from another cluster, or from before what the cache
-             * holds, is not used unless the caller decided to drop the history. */
-            if (!reset && u->cluster_id && page.header.cluster_id != u->cluster_id) {
-                rc = fail(e, WC_ESTALE, WC_UPC_WENT_BACK,
-                          "list: %s: another cluster (id %" PRIu64 ", was %" PRIu64 ")", endpoint,
-                          page.header.cluster_id, u->cluster_id);
-            } else if (!reset && now < *rev) {
-                rc = fail(e, WC_ESTALE, WC_UPC_BEHIND,
-                          "list: %s: at revision %" PRId64 ", behind the cache's %" PRId64,
-                          endpoint, now, *rev);
-            } else {
-                u->cluster_id = page.header.cluster_id;
-            }
+            rc = check_list_header(u, endpoint, &page.header, reset, *rev, e);
             if (rc) {
                 wc_range_resp_free(&page);
                 break;

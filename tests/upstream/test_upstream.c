@@ -255,6 +255,9 @@ Test(upstream, paged_list_is_one_snapshot_while_a_writer_writes)
  * its first), 'E' end; the keys of every page in order into paged_keys. */
 static char paged_keys[64][16];
 static size_t paged_n;
+/* Every key of every page, bytes as they are (keys may hold any byte but NUL). */
+static char paged_raw[256][32];
+static size_t paged_raw_len[256], paged_raw_n;
 
 static int s_list_begin(void *arg, int64_t count)
 {
@@ -270,6 +273,11 @@ static int s_list_page(void *arg, const wc_kv_spec *kvs, size_t n)
     for (size_t i = 0; i < n && paged_n < 64; i++)
         snprintf(paged_keys[paged_n++], sizeof(paged_keys[0]), "%.*s", (int)kvs[i].key_len,
                  kvs[i].key);
+    for (size_t i = 0; i < n && paged_raw_n < 256; i++) {
+        size_t len = kvs[i].key_len < 32 ? kvs[i].key_len : 32;
+        memcpy(paged_raw[paged_raw_n], kvs[i].key, len);
+        paged_raw_len[paged_raw_n++] = len;
+    }
     pthread_mutex_unlock(&R.mu);
     add(x);
     return 0;
@@ -325,7 +333,8 @@ Test(upstream, a_paged_sink_gets_every_page_in_key_order_then_the_end)
         keys += R.r[i].n;
         cr_assert_leq(R.r[i].n, 7);
     }
-    cr_assert_eq(pages, 7, "45 keys in pages of 7");
+    /* A range of more than 4 pages is listed in key ranges at once, each paged on its own. */
+    cr_assert_geq(pages, 7, "45 keys in pages of at most 7");
     cr_assert_eq(keys, 45);
     cr_assert_eq(R.r[i].kind, 'E', "the end follows the last page");
     cr_assert_eq(R.r[i].rev, last);
@@ -335,6 +344,111 @@ Test(upstream, a_paged_sink_gets_every_page_in_key_order_then_the_end)
     }
     for (size_t j = 0; j < R.n; j++)
         cr_assert_neq(R.r[j].kind, 'R', "replace is not called when the sink takes pages");
+    pthread_mutex_unlock(&R.mu);
+}
+
+/* Orders keys as etcd does: bytes, then length. */
+static int key_cmp(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    size_t nx = strlen(x), ny = strlen(y);
+    int c = memcmp(x, y, nx < ny ? nx : ny);
+    return c ? c : (nx > ny) - (nx < ny);
+}
+
+/* Starts a paged upstream on `prefix` with pages of `page` keys and waits for its list's end. */
+static void list_paged(const char *prefix, size_t page)
+{
+    const char *eps[] = {wc_test_etcd_client_url(&etcd, 0)};
+    wc_upstream_opts o = {.endpoints = eps,
+                          .n_endpoints = 1,
+                          .prefix = prefix,
+                          .prefix_len = strlen(prefix),
+                          .page_size = page,
+                          .sink = {.replace = s_replace,
+                                   .list_begin = s_list_begin,
+                                   .list_page = s_list_page,
+                                   .list_end = s_list_end,
+                                   .apply = s_apply,
+                                   .progress = s_progress,
+                                   .state = s_state}};
+    paged_n = paged_raw_n = 0;
+    up = wc_upstream_new(&o);
+    cr_assert_not_null(up);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    cr_assert(wait_for(ended, NULL));
+}
+
+/*
+ * A big range is listed as disjoint key ranges at once, cut evenly on the two bytes after the
+ * prefix its first and last keys share (cut i of 16: lo + (hi - lo) * i / 16): keys exactly at
+ * the cuts, just below and above them, key ranges with no key at all, and keys with 0xff bytes
+ * all come to the sink exactly once, in etcd's order, and nothing from outside the prefix.
+ */
+Test(upstream, a_list_in_key_ranges_at_once_hands_over_exactly_the_range)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    static char keys[128][16];
+    const char *want[128];
+    size_t n = 0;
+    /* The first and last keys: lo = 0x0101, hi = 0xffff. */
+    snprintf(keys[n++], 16, "/s/\x01\x01");
+    snprintf(keys[n++], 16, "/s/\xff\xff\xff");
+    snprintf(keys[n++], 16, "/s/\xff\xff");
+    snprintf(keys[n++], 16, "/s/\xff");
+    /* Around the first seven cuts; none between cuts 8 and 15: empty key ranges. */
+    for (unsigned i = 1; i <= 7; i++) {
+        unsigned c = 0x0101 + (0xffff - 0x0101) * i / 16;
+        snprintf(keys[n++], 16, "/s/%c%c", c >> 8, c & 0xff);               /* at the cut */
+        snprintf(keys[n++], 16, "/s/%c%c\xff", c >> 8, c & 0xff);           /* just above */
+        snprintf(keys[n++], 16, "/s/%c%c\x01", c >> 8, c & 0xff);           /* just above */
+        snprintf(keys[n++], 16, "/s/%c%c\xff\xff", c >> 8, (c - 1) & 0xff); /* just below */
+        snprintf(keys[n++], 16, "/s/%c", c >> 8);                           /* below, shorter */
+    }
+    int64_t last = 0;
+    for (size_t i = 0; i < n; i++) {
+        want[i] = keys[i];
+        last = put(keys[i], "v");
+    }
+    put("/s0", "outside");
+    put("/r\xff", "outside");
+    last = put("/s", "outside");
+    qsort(want, n, sizeof(want[0]), key_cmp);
+    size_t uniq = 0;
+    for (size_t i = 0; i < n; i++)
+        if (uniq == 0 || strcmp(want[uniq - 1], want[i]) != 0)
+            want[uniq++] = want[i];
+    list_paged("/s/", 2);
+    pthread_mutex_lock(&R.mu);
+    cr_assert_eq(R.r[0].kind, 'B');
+    cr_assert_eq(R.r[0].n, uniq, "the count etcd reported");
+    size_t pages = 0, i = 1;
+    for (; i < R.n && R.r[i].kind == 'p'; i++)
+        pages++;
+    cr_assert_eq(R.r[i].kind, 'E', "the end follows the last page");
+    cr_assert_eq(R.r[i].rev, last);
+    cr_assert_gt(pages, (uniq + 1) / 2, "cut into key ranges, each paged on its own");
+    cr_assert_eq(paged_raw_n, uniq);
+    for (size_t k = 0; k < uniq; k++) {
+        cr_assert_eq(paged_raw_len[k], strlen(want[k]), "key %zu", k);
+        cr_assert(memcmp(paged_raw[k], want[k], paged_raw_len[k]) == 0, "key %zu in order", k);
+    }
+    pthread_mutex_unlock(&R.mu);
+}
+
+Test(upstream, a_paged_list_of_a_prefix_without_keys_is_an_empty_snapshot)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    for (int i = 0; i < 20; i++)
+        put(i % 2 ? "/e0" : "/d/k", "outside");
+    int64_t last = put("/e", "outside");
+    list_paged("/e/", 2);
+    pthread_mutex_lock(&R.mu);
+    cr_assert_eq(R.r[0].kind, 'B');
+    cr_assert_eq(R.r[0].n, 0);
+    cr_assert_eq(R.r[1].kind, 'E', "no page, then the end");
+    cr_assert_eq(R.r[1].rev, last);
+    cr_assert_eq(paged_raw_n, 0);
     pthread_mutex_unlock(&R.mu);
 }
 
