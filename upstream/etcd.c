@@ -1,8 +1,9 @@
 /*
  * The upstream: ONE list+watch against etcd's JSON gateway, on a thread of its own.
  *
- * The thread lists the key range in pages pinned to the first page's revision and hands the
- * snapshot to the sink (sink.replace). It then opens one streaming POST /v3/watch from that
+ * The thread lists the key range in pages pinned to one revision (a big range as disjoint key
+ * ranges at once, see list_parallel) and hands the snapshot to the sink (sink.replace, or
+ * page by page in key order). It then opens one streaming POST /v3/watch from that
  * revision + 1 with progress_notify but without prev_kv (the cacher keeps each key's previous
  * state itself; prev_kv would only make etcd look up and send it), and hands every change to the
  * sink in revision order, one watch response per sink.apply() (a response holds whole revisions) so
