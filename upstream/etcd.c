@@ -704,20 +704,15 @@ static int check_list_header(wc_upstream *u, const char *endpoint, const wc_wire
     return 0;
 }
 
-/* The first (or with `last`, the last) key of the range at `at` (0: now), without its value, in
- * *r (the caller frees it; r->n is 0 for an empty range; r->count is the range's key count). 0,
- * or a negative code with e filled. */
-static int range_edge(wc_upstream *u, const char *endpoint, int64_t at, bool last, wc_range_resp *r,
-                      up_err *e)
+/* The last key of the range at `at`, without its value, in *r (the caller frees it; r->n is 0
+ * for an empty range). 0, or a negative code with e filled. */
+static int range_last(wc_upstream *u, const char *endpoint, int64_t at, wc_range_resp *r, up_err *e)
 {
-    char atbuf[48] = "";
-    if (at > 0)
-        snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
     char *body = NULL;
     if (asprintf(&body,
-                 "{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,\"limit\":\"1\"%s%s}",
-                 u->key_b64, u->end_b64, atbuf,
-                 last ? ",\"sort_order\":\"DESCEND\",\"sort_target\":\"KEY\"" : "") < 0)
+                 "{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,\"limit\":\"1\","
+                 "\"revision\":\"%" PRId64 "\",\"sort_order\":\"DESCEND\",\"sort_target\":\"KEY\"}",
+                 u->key_b64, u->end_b64, at) < 0)
         return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
     wc_buf resp;
     int rc = post(u, "list", endpoint, "/v3/kv/range", body, 30000, &resp, e);
@@ -727,10 +722,20 @@ static int range_edge(wc_upstream *u, const char *endpoint, int64_t at, bool las
     rc = wc_etcd_parse_range(resp.p, resp.len, r);
     free(resp.p);
     if (rc)
-        return fail(e, rc, range_cause(rc), "list: %s: the range's %s key: %s", endpoint,
-                    last ? "last" : "first", wc_strerror(rc));
+        return fail(e, rc, range_cause(rc), "list: %s: the range's last key: %s", endpoint,
+                    wc_strerror(rc));
     saw_header(u, &r->header);
     return 0;
+}
+
+/* The count a raw range page reports ("count" is written after the keys, whose base64 has no
+ * quotes); 0 when it says none. */
+static int64_t raw_count(const char *raw, size_t len)
+{
+    static const char C[] = "\"count\":\"";
+    const char *p = len > 64 ? raw + len - 64 : raw;
+    const char *c = memmem(p, len - (size_t)(p - raw), C, sizeof(C) - 1);
+    return c ? strtoll(c + sizeof(C) - 1, NULL, 10) : 0;
 }
 
 /* The two bytes of key k after its first d, as a number (a missing byte counts as 0). */
@@ -891,16 +896,16 @@ static int plist_hand(plist *pl, bool *begun, up_err *e)
     return rc;
 }
 
-/* Cuts the range between keys f and l (f < l) into pl->seg (at most LIST_SEGMENTS; one when
- * they cannot be cut). 0 or WC_ENOMEM. */
-static int plist_cut(plist *pl, const wc_kv_spec *f, const wc_kv_spec *l)
+/* Cuts the range from start_b64 (just after key f) to its end, whose last key is l (f < l),
+ * into pl->seg (at most LIST_SEGMENTS; one when it cannot be cut). 0 or WC_ENOMEM. */
+static int plist_cut(plist *pl, const char *start_b64, const wc_kv_spec *f, const wc_kv_spec *l)
 {
     wc_upstream *u = pl->u;
     size_t d = 0;
     while (d < f->key_len && d < l->key_len && f->key[d] == l->key[d])
         d++;
     uint32_t lo = two_bytes(f, d), hi = two_bytes(l, d);
-    pl->seg[0].key_b64 = strdup(u->key_b64);
+    pl->seg[0].key_b64 = strdup(start_b64);
     if (!pl->seg[0].key_b64)
         return WC_ENOMEM;
     pl->n_seg = 1;
@@ -946,35 +951,65 @@ static void plist_free(plist *pl)
 }
 
 /*
- * Lists a range of more than LIST_PARALLEL_MIN pages in segments at once (see above), pinned
- * to *at (0: etcd's revision now, then set), and hands it to the sink page by page; *begun
- * says list_begin was called. 0 with *now (etcd's revision when it was listed); WC_EAGAIN,
- * with nothing handed over and *at as it was, for a smaller range (the caller lists it one page
- * after another); or another negative code with e filled.
+ * Lists the range pinned to *at (0: etcd's revision now, then set), from its first page on: a
+ * range of more than LIST_PARALLEL_MIN pages goes on in segments at once (see above), handed to
+ * the sink page by page in key order (*begun says list_begin was called): 0 with *now (etcd's
+ * revision when it was listed). For a smaller range nothing is handed over: WC_EAGAIN with the
+ * first page's raw answer in *first_raw (the caller's), from which the caller lists on one page
+ * after another, *at as it was, so that a small range costs etcd no more requests than before.
+ * Another negative code with e filled.
  */
 static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int64_t *now,
-                         int64_t rev, bool reset, bool *begun, up_err *e)
+                         int64_t rev, bool reset, bool *begun, wc_buf *first_raw, up_err *e)
 {
+    memset(first_raw, 0, sizeof(*first_raw));
+    char *body = injected(u, WC_UPSTEP_LIST_REQUEST) ? NULL : range_body(u, u->key_b64, *at);
+    if (!body)
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
+    wc_buf resp;
+    int rc = post(u, "list", endpoint, "/v3/kv/range", body, 30000, &resp, e);
+    free(body);
+    if (rc)
+        return rc;
+    if (!memmem(resp.p, resp.len, "\"more\":true", 11) ||
+        raw_count(resp.p, resp.len) <= (int64_t)(LIST_PARALLEL_MIN * u->page)) {
+        *first_raw = resp;
+        return WC_EAGAIN;
+    }
     wc_range_resp first = {0}, last = {0};
-    int rc = range_edge(u, endpoint, *at, false, &first, e);
-    if (rc == 0)
-        rc = check_list_header(u, endpoint, &first.header, reset, rev, e);
-    if (rc == 0 && (first.n == 0 || first.count <= (int64_t)(LIST_PARALLEL_MIN * u->page)))
-        rc = WC_EAGAIN;
+    rc = wc_etcd_parse_range(resp.p, resp.len, &first);
+    free(resp.p);
+    if (rc)
+        return fail(e, rc, range_cause(rc), "list: %s: range: %s", endpoint,
+                    rc == WC_EEXPIRED ? "revision compacted while listing" : wc_strerror(rc));
+    saw_header(u, &first.header);
+    rc = check_list_header(u, endpoint, &first.header, reset, rev, e);
+    if (rc == 0 && first.n == 0)
+        rc = fail(e, WC_EPROTO, WC_UPC_PROTOCOL, "list: %s: an empty page with more to come",
+                  endpoint);
     int64_t pinned = *at ? *at : first.header.revision;
     if (rc == 0)
-        rc = range_edge(u, endpoint, pinned, true, &last, e);
+        rc = range_last(u, endpoint, pinned, &last, e);
     if (rc == 0 && last.n == 0)
         rc = fail(e, WC_EPROTO, WC_UPC_PROTOCOL, "list: %s: no last key in a range of %" PRId64,
                   endpoint, first.count);
     plist pl = {.u = u, .endpoint = endpoint, .at = pinned};
-    if (rc == 0 && plist_cut(&pl, &first.kvs[0].spec, &last.kvs[0].spec))
-        rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for the range's cuts");
     if (rc == 0) {
-        rc = u->sink.list_begin ? u->sink.list_begin(u->sink.arg, first.count) : 0;
+        const wc_kv_spec *f = &first.kvs[first.n - 1].spec;
+        char *start = next_start(f->key, f->key_len);
+        if (!start || plist_cut(&pl, start, f, &last.kvs[0].spec))
+            rc = fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for the range's cuts");
+        free(start);
+    }
+    int64_t count = first.count, head = first.header.revision;
+    if (rc == 0) {
+        rc = u->sink.list_begin ? u->sink.list_begin(u->sink.arg, count) : 0;
         *begun = rc == 0;
+        if (rc == 0)
+            rc = hand_page(u, &first, begun);
+        first.n = 0; /* hand_page freed its keys */
         if (rc)
-            fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list: %s", wc_strerror(rc));
+            fail(e, rc, WC_UPC_LOCAL, "list: the cache refused a page: %s", wc_strerror(rc));
     }
     pthread_t workers[LIST_WORKERS];
     size_t n_workers = 0;
@@ -999,7 +1034,7 @@ static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int6
     plist_free(&pl);
     if (rc == 0) {
         *at = pinned;
-        *now = first.header.revision;
+        *now = head;
     }
     wc_range_resp_free(&first);
     wc_range_resp_free(&last);
@@ -1027,7 +1062,9 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     }
     /* A big range goes to a sink that takes pages in segments at once; a small one, or one
      * for a sink that wants the whole snapshot, one page after another. */
-    int rc = paged ? list_parallel(u, endpoint, &at, &now, *rev, reset, &begun, e) : WC_EAGAIN;
+    wc_buf first_raw = {0}; /* a small range's first page, which the loop below starts with */
+    int rc = paged ? list_parallel(u, endpoint, &at, &now, *rev, reset, &begun, &first_raw, e)
+                   : WC_EAGAIN;
     bool serial = rc == WC_EAGAIN;
     if (serial)
         rc = 0;
@@ -1045,7 +1082,10 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
             break;
         }
         wc_buf resp;
-        if (pf.started && strcmp(pf.body, body) == 0) {
+        if (first_raw.p) {
+            resp = first_raw;
+            first_raw = (wc_buf){0};
+        } else if (pf.started && strcmp(pf.body, body) == 0) {
             pthread_join(pf.thread, NULL);
             pf.started = false;
             free(pf.body);
@@ -1138,6 +1178,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     }
     prefetch_end(&pf);
     free(key_b64);
+    free(first_raw.p);
     if (paged) {
         if (rc == 0 && !begun) { /* an empty range: no page was handed over */
             rc = u->sink.list_begin ? u->sink.list_begin(u->sink.arg, 0) : 0;
