@@ -526,6 +526,39 @@ static wc_upstream_cause range_cause(int rc)
     }
 }
 
+/* A request body, formatted; NULL when out of memory. */
+__attribute__((format(printf, 1, 2))) static char *bodyf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* POSTs one range request (`body` from bodyf, freed here; NULL: out of memory) and parses its
+ * answer into *r, which the caller frees. 0, or a negative code with e filled: WC_EEXPIRED
+ * when the revision asked for was compacted. */
+static int range_post(wc_upstream *u, const char *what, const char *endpoint, char *body,
+                      long timeout_ms, wc_range_resp *r, up_err *e)
+{
+    if (!body)
+        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "%s: out of memory for a range request", what);
+    wc_buf resp;
+    int rc = post(u, what, endpoint, "/v3/kv/range", body, timeout_ms, &resp, e);
+    free(body);
+    if (rc)
+        return rc;
+    rc = wc_etcd_parse_range(resp.p, resp.len, r);
+    free(resp.p);
+    if (rc)
+        return fail(e, rc, range_cause(rc), "%s: %s: range: %s", what, endpoint, wc_strerror(rc));
+    saw_header(u, &r->header);
+    return 0;
+}
+
 /*
  * Asks whether etcd still has revision `at` (0: now) with a range of the prefix key alone,
  * which costs etcd one index lookup whatever the range holds. 0 with the header in *hdr;
@@ -534,31 +567,19 @@ static wc_upstream_cause range_cause(int rc)
 static int probe_rev(wc_upstream *u, const char *endpoint, int64_t at, wc_wire_header *hdr,
                      up_err *e)
 {
-    char *body = NULL;
     char atbuf[48] = "";
     if (at > 0)
         snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
-    if (asprintf(&body, "{\"key\":\"%s\",\"keys_only\":true,\"limit\":\"1\"%s}", u->key_b64,
-                 atbuf) < 0)
-        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "refill: out of memory for a range request");
-    wc_buf resp;
-    int rc = post(u, "refill", endpoint, "/v3/kv/range", body, 10000, &resp, e);
-    free(body);
+    wc_range_resp r;
+    int rc = range_post(
+        u, "refill", endpoint,
+        bodyf("{\"key\":\"%s\",\"keys_only\":true,\"limit\":\"1\"%s}", u->key_b64, atbuf), 10000,
+        &r, e);
     if (rc)
         return rc;
-    wc_range_resp r;
-    rc = wc_etcd_parse_range(resp.p, resp.len, &r);
-    free(resp.p);
-    if (rc == 0) {
-        *hdr = r.header;
-        saw_header(u, &r.header);
-        wc_range_resp_free(&r);
-        return 0;
-    }
-    if (rc == WC_EEXPIRED)
-        return rc;
-    return fail(e, rc, range_cause(rc), "refill: %s: range at %" PRId64 ": %s", endpoint, at,
-                wc_strerror(rc));
+    *hdr = r.header;
+    wc_range_resp_free(&r);
+    return 0;
 }
 
 /*
@@ -571,25 +592,16 @@ static int probe_rev(wc_upstream *u, const char *endpoint, int64_t at, wc_wire_h
 static int recent_floor(wc_upstream *u, const char *endpoint, int64_t head, int64_t *floor,
                         up_err *e)
 {
-    char *body = NULL;
     *floor = 0;
-    if (asprintf(&body,
-                 "{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,\"limit\":\"%" PRId64
-                 "\",\"sort_order\":\"DESCEND\",\"sort_target\":\"MOD\",\"revision\":\"%" PRId64
-                 "\"}",
-                 u->key_b64, u->end_b64, u->refill, head) < 0)
-        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "refill: out of memory for a range request");
-    wc_buf resp;
-    int rc = post(u, "refill", endpoint, "/v3/kv/range", body, 30000, &resp, e);
-    free(body);
+    wc_range_resp r;
+    int rc = range_post(u, "refill", endpoint,
+                        bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
+                              "\"limit\":\"%" PRId64 "\",\"sort_order\":\"DESCEND\","
+                              "\"sort_target\":\"MOD\",\"revision\":\"%" PRId64 "\"}",
+                              u->key_b64, u->end_b64, u->refill, head),
+                        30000, &r, e);
     if (rc)
         return rc;
-    wc_range_resp r;
-    rc = wc_etcd_parse_range(resp.p, resp.len, &r);
-    free(resp.p);
-    if (rc)
-        return fail(e, rc, range_cause(rc), "refill: %s: recent keys at %" PRId64 ": %s", endpoint,
-                    head, wc_strerror(rc));
     if (r.more && r.n > 0)
         *floor = r.kvs[r.n - 1].spec.mod_rev;
     wc_range_resp_free(&r);
@@ -708,24 +720,12 @@ static int check_list_header(wc_upstream *u, const char *endpoint, const wc_wire
  * for an empty range). 0, or a negative code with e filled. */
 static int range_last(wc_upstream *u, const char *endpoint, int64_t at, wc_range_resp *r, up_err *e)
 {
-    char *body = NULL;
-    if (asprintf(&body,
-                 "{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,\"limit\":\"1\","
-                 "\"revision\":\"%" PRId64 "\",\"sort_order\":\"DESCEND\",\"sort_target\":\"KEY\"}",
-                 u->key_b64, u->end_b64, at) < 0)
-        return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
-    wc_buf resp;
-    int rc = post(u, "list", endpoint, "/v3/kv/range", body, 30000, &resp, e);
-    free(body);
-    if (rc)
-        return rc;
-    rc = wc_etcd_parse_range(resp.p, resp.len, r);
-    free(resp.p);
-    if (rc)
-        return fail(e, rc, range_cause(rc), "list: %s: the range's last key: %s", endpoint,
-                    wc_strerror(rc));
-    saw_header(u, &r->header);
-    return 0;
+    return range_post(u, "list", endpoint,
+                      bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
+                            "\"limit\":\"1\",\"revision\":\"%" PRId64 "\",\"sort_order\":"
+                            "\"DESCEND\",\"sort_target\":\"KEY\"}",
+                            u->key_b64, u->end_b64, at),
+                      30000, r, e);
 }
 
 /* The count a raw range page reports ("count" is written after the keys, whose base64 has no
