@@ -4,7 +4,7 @@
 #   plain      -Werror, the whole suite
 #   asan       -Db_sanitize=address,undefined (UBSan findings fatal), the whole suite
 #   tsan       -Db_sanitize=thread: the concurrency runner and the suites that can run under it
-#   fuzz       every libFuzzer target for FUZZ_SECONDS (default 15) from its seeds: the short
+#   fuzz       every libFuzzer target for FUZZ_SECONDS (default 10) from its seeds: the short
 #              form of tests/fuzz/run.sh's 10-minute runs
 # Usage: tests/run.sh [format|plain|asan|tsan|fuzz|all]   (default: all)
 set -euo pipefail
@@ -33,7 +33,7 @@ format | all) check_format ;;&
 plain | all) run_build build/plain ;;&
 asan | all) run_build build/asan -Db_sanitize=address,undefined -Db_lundef=false ;;&
 tsan | all) run_build build/tsan -Db_sanitize=thread -Db_lundef=false ;;&
-fuzz | all) tests/fuzz/run.sh all "${FUZZ_SECONDS:-15}" ;;
+fuzz | all) tests/fuzz/run.sh all "${FUZZ_SECONDS:-10}" ;;
 format | plain | asan | tsan) ;;
 *)
     echo "usage: tests/run.sh [format|plain|asan|tsan|fuzz|all]" >&2
