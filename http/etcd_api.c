@@ -646,8 +646,9 @@ static void session_destroy(wc_http_etcd_session *e)
     free(e);
 }
 
-void wc_http_etcd_close(wc_http_etcd_session *e)
+static void session_close(void *arg)
 {
+    wc_http_etcd_session *e = arg;
     pthread_mutex_lock(&e->mu);
     e->closed = true;
     etcd_watch *w = e->watches;
@@ -661,8 +662,9 @@ void wc_http_etcd_close(wc_http_etcd_session *e)
     pthread_mutex_unlock(&e->mu);
 }
 
-bool wc_http_etcd_lagged(wc_http_etcd_session *e)
+static bool session_lagged(void *arg)
 {
+    wc_http_etcd_session *e = arg;
     bool lagged = false;
     pthread_mutex_lock(&e->mu);
     for (etcd_watch *w = e->watches; w && !lagged; w = w->next) {
@@ -675,8 +677,9 @@ bool wc_http_etcd_lagged(wc_http_etcd_session *e)
     return lagged;
 }
 
-void wc_http_etcd_free(wc_http_etcd_session *e)
+static void session_free(void *arg)
 {
+    wc_http_etcd_session *e = arg;
     bool free_it;
     pthread_mutex_lock(&e->mu);
     e->gone = true;
@@ -1153,8 +1156,9 @@ static bool collect(wc_http_etcd_session *e)
     return again;
 }
 
-int wc_http_etcd_read(wc_http_etcd_session *e, char *buf, size_t max, size_t *n)
+static int session_read(void *arg, char *buf, size_t max, size_t *n)
 {
+    wc_http_etcd_session *e = arg;
     *n = 0;
     if (e->out_off == e->out.len) {
         e->out.len = e->out_off = 0;
@@ -1183,6 +1187,14 @@ int wc_http_etcd_read(wc_http_etcd_session *e, char *buf, size_t max, size_t *n)
     *n = k;
     return 0;
 }
+
+/* The pump's side of an etcd watch stream (wc_http_stream.body). */
+static const wc_http_body_ops session_ops = {
+    .read = session_read,
+    .lagged = session_lagged,
+    .close = session_close,
+    .free = session_free,
+};
 
 /* ---------------------------------------------------------------------------------------
  * Watch requests
@@ -1213,7 +1225,8 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
     e->h = h;
     e->s = s;
     e->refs = 1;
-    s->etcd = e;
+    s->body_ops = &session_ops;
+    s->body = e;
     int admitted = wc_http_stream_admit(h, s, r->user);
     if (admitted != 0) {
         wc_http_stream_free(s);
@@ -1268,7 +1281,7 @@ enum MHD_Result wc_http_etcd_upload(wc_http *h, struct MHD_Connection *conn, wc_
         return MHD_NO;
     size_t len = *n;
     *n = 0;
-    feed(s->etcd, data, len, len == 0);
+    feed(s->body, data, len, len == 0);
     /* The body ended: MHD drops its side (no shutdown, MHD_USE_TURBO); the stream goes on. */
     return len ? MHD_YES : MHD_NO;
 }

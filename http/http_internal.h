@@ -325,6 +325,17 @@ struct wc_http_req {
     int wait_rc;            /* (q) 0, WC_ETIMEDOUT, WC_EIO, WC_ENOTREADY */
 };
 
+/* What a stream's pump asks of a body sent in place of a watcher's frames. Each is given the
+ * stream's `body`; all run on the pump's thread but `free`. */
+typedef struct wc_http_body_ops {
+    int (*read)(void *body, char *buf, size_t max, size_t *n); /* as wc_watcher_read */
+    /* True when the body was ended for lagging (too slow, or out of the ring): a stream whose
+     * socket stays full is then cut off, as any watch stream. */
+    bool (*lagged)(void *body);
+    void (*close)(void *body); /* the stream ends: nothing more is read */
+    void (*free)(void *body);  /* the stream is freed */
+} wc_http_body_ops;
+
 struct wc_http_stream {
     wc_http_tag tag;
     struct wc_http *srv;
@@ -358,11 +369,12 @@ struct wc_http_stream {
     wc_http_stream *work_next;
     struct wc_http_watcher_count *counted; /* (h) its reader's entry of the watch bound */
     int64_t cut_at; /* ended for lagging behind a full socket: cut off then, if still full */
-    /* An etcd API watch (etcd_api.c) in place of `w`, or NULL. While `mhd_reads`, MHD still
-     * reads its request body on its own thread and the pump must not read the socket; the
-     * stream is then freed by whichever of MHD (on_completed) and the pump is done last
-     * (`pump_done`). Both (h). */
-    struct wc_http_etcd_session *etcd;
+    /* A body of its own in place of `w` (an etcd API watch, etcd_api.c), or NULL, and what the
+     * pump asks of it. While `mhd_reads`, MHD still reads the request body on its own thread and
+     * the pump must not read the socket; the stream is then freed by whichever of MHD
+     * (on_completed) and the pump is done last (`pump_done`). Both (h). */
+    const struct wc_http_body_ops *body_ops;
+    void *body;
     bool mhd_reads, pump_done;
     wc_http_stream *linger_next; /* pump->lingering, while cut_at is set */
     bool fed;                    /* this round sent it bytes of its body */
@@ -490,14 +502,6 @@ enum MHD_Result wc_http_etcd_after_wait(wc_http *h, struct MHD_Connection *conn,
 /* A piece of a streaming watch body (n == 0: the body ended). MHD's thread. */
 enum MHD_Result wc_http_etcd_upload(wc_http *h, struct MHD_Connection *conn, wc_http_stream *s,
                                     const char *data, size_t *n);
-/* The pump's side of an etcd watch stream: like wc_watcher_read. */
-int wc_http_etcd_read(struct wc_http_etcd_session *e, char *buf, size_t max, size_t *n);
-/* The stream ends: every watch is closed (its pump's thread). */
-void wc_http_etcd_close(struct wc_http_etcd_session *e);
-/* True when one of its watches was ended for lagging (too slow, or out of the ring): a stream
- * whose socket stays full is then cut off, as any watch stream. The pump's thread. */
-bool wc_http_etcd_lagged(struct wc_http_etcd_session *e);
-void wc_http_etcd_free(struct wc_http_etcd_session *e);
 
 /* waiter.c */
 int wc_http_waiter_start(wc_http *h);

@@ -240,9 +240,9 @@ void wc_http_stream_free(wc_http_stream *s)
         unadmit(s);
     if (s->w)
         wc_watcher_free(s->w);
-    if (s->etcd) {
-        wc_http_etcd_close(s->etcd);
-        wc_http_etcd_free(s->etcd);
+    if (s->body) {
+        s->body_ops->close(s->body);
+        s->body_ops->free(s->body);
     }
     if (s->fd >= 0)
         close(s->fd);
@@ -441,8 +441,8 @@ static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
         wc_watcher_free(s->w); /* no wake names s after this */
         s->w = NULL;
     }
-    if (s->etcd)
-        wc_http_etcd_close(s->etcd); /* the same for its watches */
+    if (s->body)
+        s->body_ops->close(s->body); /* the same for what it reads */
     pthread_mutex_lock(&hk->mu);
     bool mhd_reads = s->mhd_reads;
     pthread_mutex_unlock(&hk->mu);
@@ -526,11 +526,11 @@ static int next_chunk(wc_http_pump *p, wc_http_stream *s, const char **start, si
             n = SCRATCH;
         memcpy(data, s->pre + s->pre_off, n);
         s->pre_off += n;
-    } else if ((!s->w && !s->etcd) || atomic_load(&p->srv->stopping) ||
+    } else if ((!s->w && !s->body) || atomic_load(&p->srv->stopping) ||
                (s->tls && wc_http_tls_tx_worn(s->tls, SCRATCH + CHUNK_HDR + 2))) {
         eof = true;
     } else {
-        int rc = s->etcd    ? wc_http_etcd_read(s->etcd, data, SCRATCH, &n)
+        int rc = s->body    ? s->body_ops->read(s->body, data, SCRATCH, &n)
                  : s->table ? wc_http_table_watch_read(s->table, s->w, data, SCRATCH, &n)
                             : wc_watcher_read(s->w, data, SCRATCH, &n);
         if (rc == WC_EAGAIN)
@@ -628,8 +628,8 @@ static bool pump_stream(wc_http_pump *p, wc_http_stream *s, wc_http_stream **gra
             if (s->w && wc_watcher_ended(s->w)) {
                 wc_end_reason r = wc_watcher_end_reason(s->w);
                 lagged = r == WC_END_SLOW || r == WC_END_EXPIRED;
-            } else if (s->etcd) {
-                lagged = wc_http_etcd_lagged(s->etcd);
+            } else if (s->body) {
+                lagged = s->body_ops->lagged(s->body);
             }
             if (lagged) {
                 s->cut_at = wc_mono_ms() + TAIL_GRACE_MS;
