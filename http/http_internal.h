@@ -11,6 +11,9 @@
  *             change, from the cacher's after_dispatch hook), notices readers that left and
  *             ticks the cacher
  *   table.c   the Table a request asks for with its Accept header (gets, lists, watches)
+ *   respond.c every answer leaves through it and is counted by code
+ *   conn.c    MHD's connections: the descriptor budget, the header deadline
+ *   etcd_api.c, tls.c: etcd's JSON gateway (read side), HTTPS for the streams.
  *   resources.c, metrics.c, util.c: the resource table and discovery, /metrics, helpers.
  */
 #ifndef WC_HTTP_INTERNAL_H
@@ -271,7 +274,7 @@ typedef struct wc_http_lat_slot {
 int64_t wc_http_lat_now_us(void);
 
 /* ---------------------------------------------------------------------------------------
- * The server (server.c, stream.c, waiter.c, metrics.c)
+ * The server (server.c, conn.c, respond.c, stream.c, waiter.c, metrics.c)
  * ------------------------------------------------------------------------------------- */
 
 typedef struct wc_http_stream wc_http_stream;
@@ -427,7 +430,7 @@ struct wc_http {
     pthread_cond_t wait_cond;
     wc_http_req *wait_queue;
     bool wait_stop;
-    /* The header deadline (server.c): connections still waiting for a request's header block,
+    /* The header deadline (conn.c): connections still waiting for a request's header block,
      * oldest first, and the thread that shuts down those past it. hdr_mu guards the list, the
      * slots' links and hdr_stop. */
     pthread_t hdr_thread;
@@ -448,7 +451,8 @@ struct wc_http {
     atomic_uint_fast64_t sends, hangups, consistent_reads, refused, header_timeouts;
     wc_http_lat_slot lat[WC_HTTP_LAT_SLOTS]; /* wcached_http_request_duration_seconds */
     atomic_uint_fast64_t tls_streams;        /* watch streams that took a TLS session (stream.c) */
-    /* The descriptor budget (server.c on_accept): MHD's connections plus the open streams. */
+    /* The descriptor budget (conn.c wc_http_conn_accept): MHD's connections plus the open streams.
+     */
     size_t max_conns;
     atomic_size_t mhd_conns;
     /* Requests in flight (server.c inflight_admit), and those answered 429 for the bound. */
@@ -487,9 +491,41 @@ void wc_http_stream_poke(wc_http_stream *s);
 /* MHD finished with a stream that it read the body of (on_completed). */
 void wc_http_stream_mhd_done(wc_http_stream *s);
 
-/* server.c: an answer through the one exit that counts codes (takes over `resp`). */
+/* respond.c: every answer leaves through wc_http_respond (it takes over `resp`), which counts
+ * it by code; the others are its shapes. */
 enum MHD_Result wc_http_respond(wc_http *h, struct MHD_Connection *conn, unsigned code,
                                 struct MHD_Response *resp, const char *ctype);
+enum MHD_Result wc_http_respond_copy(wc_http *h, struct MHD_Connection *conn, unsigned code,
+                                     const char *ctype, const char *body, size_t len);
+/* Takes over `body` (malloc'd). */
+enum MHD_Result wc_http_respond_take(wc_http *h, struct MHD_Connection *conn, unsigned code,
+                                     const char *ctype, char *body, size_t len);
+enum MHD_Result wc_http_respond_status(wc_http *h, struct MHD_Connection *conn,
+                                       const wc_http_error *e);
+/* The Status for an error code of the cacher or the waiter (want: the revision asked). */
+enum MHD_Result wc_http_respond_err(wc_http *h, struct MHD_Connection *conn, int rc, int64_t want,
+                                    bool from_continue);
+
+/* conn.c: MHD's connections until they become streams (the descriptor budget, the header
+ * deadline, what an answer notes on its connection). */
+/* MHD's connection notifications (server.c's on_connection adds TLS to a new one). */
+void wc_http_conn_notify(wc_http *h, struct MHD_Connection *conn, void **socket_context,
+                         enum MHD_ConnectionNotificationCode toe);
+/* MHD's accept policy: past the budget and the probes' room, a connection is closed at once. */
+enum MHD_Result wc_http_conn_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+/* The header deadline's thread (arg: the server). */
+void *wc_http_conn_deadline_main(void *arg);
+/* True for a connection opened in the room kept for /healthz and /readyz. */
+bool wc_http_conn_probe_only(struct MHD_Connection *conn);
+/* Notes the code of conn's answer, taken once by wc_http_conn_take_code (0: none yet). */
+void wc_http_conn_answered(struct MHD_Connection *conn, unsigned code);
+unsigned wc_http_conn_take_code(struct MHD_Connection *conn);
+/* r is in whole (headers and any body), or answered before its body: off the deadline. */
+void wc_http_conn_request_in(wc_http *h, wc_http_req *r);
+/* conn's request was answered in whole: the deadline runs again for its next one. */
+void wc_http_conn_next_request(wc_http *h, struct MHD_Connection *conn);
+/* conn's socket became a stream's: it leaves MHD's count (the stream is counted instead). */
+void wc_http_conn_uncount(wc_http *h, struct MHD_Connection *conn);
 
 /* etcd_api.c: etcd's JSON gateway, read side. */
 /* A /v3/ request in whole (r->body), or a watch's first call with its body still coming. */
@@ -547,7 +583,7 @@ struct wc_http_user;
  * against the CA in force (signature, dates, client-auth purpose, a CN). */
 int wc_http_tls_peer_user(wc_http *h, struct MHD_Connection *conn, struct wc_http_user *u);
 
-/* server.c: the server of a connection (its slot's), or NULL; any thread of the connection. */
+/* conn.c: the server of a connection (its slot's), or NULL; any thread of the connection. */
 wc_http *wc_http_conn_server(struct MHD_Connection *conn);
 
 /* metrics.c: the /metrics body, a new string, or NULL. */

@@ -9,9 +9,10 @@
  *        handed to the waiter thread, which resumes it; on_request runs again and goes on
  *     -> serve: get (one object), list (streamed from the pre-encoded objects, Content-Length
  *        known up front) or watch (stream.c)
- * and every answer leaves through respond(), which counts it by code. Both route families
- * (/keys and Kubernetes) reach serve() as the same wc_http_route, so get, list and watch are
- * written once.
+ * and every answer leaves through wc_http_respond() (respond.c), which counts it by code. Both
+ * route families (/keys and Kubernetes) reach serve() as the same wc_http_route, so get, list
+ * and watch are written once. conn.c keeps the connections' own state: the descriptor budget
+ * and the header deadline.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -38,6 +39,8 @@
 #define DRAIN_MS 3000                /* how long stop waits for streams to end */
 #define CONN_LIMIT_MARGIN 16         /* MHD's connection limit above the budget, per thread */
 
+static void observe(wc_http *h, struct MHD_Connection *conn, const wc_http_req *r);
+
 void wc_http_opts_default(wc_http_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -63,131 +66,6 @@ int64_t wc_http_now(const wc_http *h)
 }
 
 /* ---------------------------------------------------------------------------------------
- * Responses: every answer leaves through respond()
- * ------------------------------------------------------------------------------------- */
-
-static bool probe_only(struct MHD_Connection *conn);
-static void answered(struct MHD_Connection *conn, unsigned code);
-static void observe(wc_http *h, struct MHD_Connection *conn, const wc_http_req *r);
-
-static enum MHD_Result respond(wc_http *h, struct MHD_Connection *conn, unsigned code,
-                               struct MHD_Response *resp, const char *ctype)
-{
-    if (!resp)
-        return MHD_NO;    /* out of memory: MHD closes the connection */
-    if (probe_only(conn)) /* its room is for the next probe */
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    answered(conn, code);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
-    enum MHD_Result ret = MHD_queue_response(conn, code, resp);
-    MHD_destroy_response(resp);
-    if (ret == MHD_YES && code < 600)
-        atomic_fetch_add_explicit(&h->codes[code], 1, memory_order_relaxed);
-    return ret;
-}
-
-enum MHD_Result wc_http_respond(wc_http *h, struct MHD_Connection *conn, unsigned code,
-                                struct MHD_Response *resp, const char *ctype)
-{
-    return respond(h, conn, code, resp, ctype);
-}
-
-/* libmicrohttpd takes a response's bytes as `void *` but never writes them: the one place
- * where const is set aside. */
-static void *mhd_bytes(const void *p)
-{
-    return (void *)(uintptr_t)p;
-}
-
-static enum MHD_Result respond_copy(wc_http *h, struct MHD_Connection *conn, unsigned code,
-                                    const char *ctype, const char *body, size_t len)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, mhd_bytes(body), MHD_RESPMEM_MUST_COPY);
-    return respond(h, conn, code, resp, ctype);
-}
-
-/* Takes over `body` (malloc'd). */
-static enum MHD_Result respond_take(wc_http *h, struct MHD_Connection *conn, unsigned code,
-                                    const char *ctype, char *body, size_t len)
-{
-    if (!body)
-        return MHD_NO;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        free(body);
-    return respond(h, conn, code, resp, ctype);
-}
-
-static enum MHD_Result respond_status(wc_http *h, struct MHD_Connection *conn,
-                                      const wc_http_error *e)
-{
-    size_t len;
-    char *body = wc_http_status_json(e, &len);
-    if (!body)
-        return MHD_NO;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(body);
-        return MHD_NO;
-    }
-    if (e->retry_after > 0) {
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%d", e->retry_after);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-    }
-    if (e->code == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    return respond(h, conn, (unsigned)e->code, resp, "application/json");
-}
-
-/* A Status for an error code of the cacher or the waiter. */
-static enum MHD_Result respond_err(wc_http *h, struct MHD_Connection *conn, int rc, int64_t want,
-                                   bool from_continue)
-{
-    wc_http_error e;
-    switch (rc) {
-    case WC_ENOTREADY:
-        wc_http_fail(&e, rc, 429, "TooManyRequests",
-                     "the cache is being initialized; please retry");
-        e.retry_after = 1;
-        break;
-    case WC_ETIMEDOUT:
-        wc_http_fail(&e, rc, 504, "Timeout",
-                     "Too large resource version: %" PRId64 ", current: %" PRId64, want,
-                     wc_cacher_rev(h->o.cacher));
-        e.cause = "ResourceVersionTooLarge";
-        e.retry_after = 1;
-        break;
-    case WC_EEXPIRED:
-        if (from_continue)
-            wc_http_fail(&e, rc, 410, "Expired",
-                         "The provided continue parameter is too old to display a consistent "
-                         "list result. You can start a new list without the continue "
-                         "parameter.");
-        else
-            wc_http_fail(&e, rc, 410, "Expired",
-                         "The resourceVersion for the provided list is too old.");
-        break;
-    case WC_EIO:
-        wc_http_fail(&e, rc, 503, "ServiceUnavailable",
-                     "etcd did not tell its current revision: a consistent read is not "
-                     "possible now");
-        e.retry_after = 1;
-        break;
-    case WC_EOF:
-        wc_http_fail(&e, rc, 503, "ServiceUnavailable", "the server is shutting down");
-        e.retry_after = 1;
-        break;
-    default:
-        wc_http_fail(&e, rc, 500, "InternalError", "internal error: %s", wc_strerror(rc));
-        break;
-    }
-    return respond_status(h, conn, &e);
-}
-
-/* ---------------------------------------------------------------------------------------
  * Get
  * ------------------------------------------------------------------------------------- */
 
@@ -203,7 +81,7 @@ static enum MHD_Result not_found(wc_http *h, struct MHD_Connection *conn, const 
     const char *name = rt->name ? rt->name : "";
     wc_http_fail(&e, WC_ENOENT, 404, "NotFound", "%s \"%s\" not found",
                  rt->res ? rt->res->plural : "key", wc_http_quote(name, strlen(name), q));
-    return respond_status(h, conn, &e);
+    return wc_http_respond_status(h, conn, &e);
 }
 
 static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_http_req *r)
@@ -213,7 +91,7 @@ static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_htt
     if (rc == WC_ENOENT)
         return not_found(h, conn, &r->route);
     if (rc != 0)
-        return respond_err(h, conn, rc, 0, false);
+        return wc_http_respond_err(h, conn, rc, 0, false);
     size_t len;
     bool object = r->route.family == WC_FAMILY_KEYS || wc_kv_is_object(kv);
     char *body = object ? wc_kv_encode_new(kv, r->route.family, &len) : NULL;
@@ -226,7 +104,7 @@ static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_htt
         size_t tl = 0;
         char *t = wc_http_table_get(&r->table, body, len, &tl);
         free(body);
-        return respond_take(h, conn, 200, WC_HTTP_TABLE_CTYPE, t, tl);
+        return wc_http_respond_take(h, conn, 200, WC_HTTP_TABLE_CTYPE, t, tl);
     }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer_with_free_callback_cls(len, body, body_release, body);
@@ -234,7 +112,7 @@ static enum MHD_Result serve_get(wc_http *h, struct MHD_Connection *conn, wc_htt
         free(body);
         return MHD_NO;
     }
-    return respond(h, conn, 200, resp, "application/json");
+    return wc_http_respond(h, conn, 200, resp, "application/json");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -357,7 +235,7 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
     free(start);
     if (rc != 0) {
         free(b);
-        return respond_err(h, conn, rc, at, q->has_continue);
+        return wc_http_respond_err(h, conn, rc, at, q->has_continue);
     }
 
     /* Drop what the family cannot serve, so the sizes below are exact. */
@@ -388,7 +266,7 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
         char *t = wc_http_table_list(&r->table, b->l.items, b->l.n, b->family, b->l.rev, tok, &tl);
         free(tok);
         list_free(b);
-        return respond_take(h, conn, 200, WC_HTTP_TABLE_CTYPE, t, tl);
+        return wc_http_respond_take(h, conn, 200, WC_HTTP_TABLE_CTYPE, t, tl);
     }
     wc_buf head = {0};
     wc_buf_printf(&head,
@@ -413,7 +291,7 @@ static enum MHD_Result serve_list(wc_http *h, struct MHD_Connection *conn, wc_ht
         list_free(b);
         return MHD_NO;
     }
-    return respond(h, conn, 200, resp, "application/json");
+    return wc_http_respond(h, conn, 200, resp, "application/json");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -474,7 +352,7 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
         char quoted[WC_HTTP_QUOTE_MAX];
         wc_log(WC_LOG_INFO, "http: 429 %s: watch of %s by \"%s\"", e.reason,
                wc_http_quote(rt->key, rt->key_len, quoted), r->user);
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     }
     wc_watch_opts wo = {
         .filter = {.family = rt->family,
@@ -514,7 +392,7 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
         }
     } else {
         wc_http_stream_free(s);
-        return respond_err(h, conn, rc, q->rv, false);
+        return wc_http_respond_err(h, conn, rc, q->rv, false);
     }
     if (r->table.printer && !(s->table = wc_http_table_watch_new(&r->table))) {
         wc_http_stream_free(s);
@@ -530,7 +408,7 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (respond(h, conn, 200, resp, "application/json") != MHD_YES) {
+    if (wc_http_respond(h, conn, 200, resp, "application/json") != MHD_YES) {
         wc_http_stream_free(s);
         return MHD_NO;
     }
@@ -605,26 +483,26 @@ static enum MHD_Result serve_data(wc_http *h, struct MHD_Connection *conn, wc_ht
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &ps);
     if (ps.overflow) {
         wc_http_fail(&e, WC_EINVAL, 400, "BadRequest", "more than %d query parameters", MAX_PARAMS);
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     }
     int rc = wc_http_query_parse(ps.p, ps.n, h->index_field, wc_http_resource_fields(r->route.res),
                                  r->route.watch_path, &r->query, &e);
     if (rc == WC_ENOMEM)
         return MHD_NO;
     if (rc != 0)
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     r->watch = r->query.watch;
     if (wc_http_table_negotiate(conn, &r->route, &r->table, &e) != 0)
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     if (!wc_cacher_ready(h->o.cacher))
-        return respond_err(h, conn, WC_ENOTREADY, 0, false);
+        return wc_http_respond_err(h, conn, WC_ENOTREADY, 0, false);
     if (needs_wait(h, r)) {
         r->deadline = wc_mono_ms() + h->o.wait_ms;
         if (wc_http_waiter_submit(h, r)) {
             MHD_suspend_connection(conn);
             return MHD_YES;
         }
-        return respond_err(h, conn, r->wait_rc, r->target, false);
+        return wc_http_respond_err(h, conn, r->wait_rc, r->target, false);
     }
     return serve(h, conn, r, con_cls);
 }
@@ -639,109 +517,13 @@ static enum MHD_Result after_wait(wc_http *h, struct MHD_Connection *conn, wc_ht
     if (r->route.kind == WC_HTTP_R_ETCD)
         return wc_http_etcd_after_wait(h, conn, r, rc);
     if (rc != 0)
-        return respond_err(h, conn, rc, r->target, false);
+        return wc_http_respond_err(h, conn, rc, r->target, false);
     return serve(h, conn, r, con_cls);
 }
 
 /* ---------------------------------------------------------------------------------------
- * Connections: the descriptor budget and the header deadline
+ * Connections (conn.c keeps their state)
  * ------------------------------------------------------------------------------------- */
-
-/* MHD's connections, counted for the budget below until they close or become streams, and
- * waiting on the header deadline while a request's header block is not in. The slot is the
- * connection's socket context: `counted` is touched by MHD's thread of the connection only,
- * the rest under hdr_mu. */
-struct wc_http_conn_slot {
-    wc_http *srv;
-    bool counted;
-    bool probe_only; /* opened past the budget, in the room kept for /healthz and /readyz */
-    int fd;
-    unsigned code; /* of the answer to the request in course (0: none yet), for its latency */
-    bool waiting;  /* on the header deadline list */
-    int64_t since; /* CLOCK_MONOTONIC ms: when the wait for headers began */
-    struct wc_http_conn_slot *prev, *next;
-};
-typedef struct wc_http_conn_slot conn_slot;
-
-/* The deadline list c waits on, and how long its connections may wait. */
-static struct wc_http_hdr_list *hdr_list(wc_http *h, const conn_slot *c)
-{
-    return &h->hdr_lists[c->probe_only ? 1 : 0];
-}
-
-static int64_t hdr_timeout(const wc_http *h, int list)
-{
-    int64_t t = h->o.header_timeout_ms;
-    return list == 1 && t > WC_HTTP_PROBE_HEADER_MS ? WC_HTTP_PROBE_HEADER_MS : t;
-}
-
-static void hdr_unlink(wc_http *h, conn_slot *c)
-{
-    if (!c->waiting)
-        return;
-    struct wc_http_hdr_list *l = hdr_list(h, c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        l->tail = c->prev;
-    c->prev = c->next = NULL;
-    c->waiting = false;
-}
-
-/* Starts (again) the wait for a request's headers on c: appended, so its list stays sorted. */
-static void hdr_wait(wc_http *h, conn_slot *c)
-{
-    if (h->o.header_timeout_ms <= 0)
-        return;
-    pthread_mutex_lock(&h->hdr_mu);
-    hdr_unlink(h, c);
-    struct wc_http_hdr_list *l = hdr_list(h, c);
-    c->since = wc_mono_ms();
-    c->waiting = true;
-    c->prev = l->tail;
-    if (l->tail)
-        l->tail->next = c;
-    else
-        l->head = c;
-    l->tail = c;
-    if (c == l->head)
-        pthread_cond_signal(&h->hdr_cond);
-    pthread_mutex_unlock(&h->hdr_mu);
-}
-
-/* MHD's connections and the open streams: what the descriptor budget counts. */
-static size_t conns_open(wc_http *h)
-{
-    pthread_mutex_lock(&h->hook->mu);
-    size_t streams = h->n_streams;
-    pthread_mutex_unlock(&h->hook->mu);
-    return atomic_load(&h->mhd_conns) + streams;
-}
-
-static conn_slot *slot_of(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
-static bool probe_only(struct MHD_Connection *conn)
-{
-    conn_slot *c = slot_of(conn);
-    return c && c->probe_only;
-}
-
-/* The answer's code, kept on the connection until its request is counted by observe(). */
-static void answered(struct MHD_Connection *conn, unsigned code)
-{
-    conn_slot *c = slot_of(conn);
-    if (c)
-        c->code = code;
-}
 
 static wc_http_verb verb_of(const wc_http_req *r)
 {
@@ -767,111 +549,18 @@ static wc_http_verb verb_of(const wc_http_req *r)
 /* Counts r's latency once it was answered (a request whose reader left first is not). */
 static void observe(wc_http *h, struct MHD_Connection *conn, const wc_http_req *r)
 {
-    conn_slot *c = slot_of(conn);
-    if (!c || !c->code)
-        return;
-    wc_http_lat_observe(h, verb_of(r), c->code, wc_http_lat_now_us() - r->t0_us);
-    c->code = 0;
-}
-
-wc_http *wc_http_conn_server(struct MHD_Connection *conn)
-{
-    conn_slot *c = conn ? slot_of(conn) : NULL;
-    return c ? c->srv : NULL;
-}
-
-/* A request is in whole (its headers and any body), or answered before its body: it is
- * started, and its connection leaves the deadline list. A body that never comes is bounded by
- * the same deadline as headers that never come. */
-static void request_in(wc_http *h, wc_http_req *r)
-{
-    r->started = true;
-    conn_slot *c = slot_of(r->conn);
-    if (!c)
-        return;
-    pthread_mutex_lock(&h->hdr_mu);
-    hdr_unlink(h, c);
-    pthread_mutex_unlock(&h->hdr_mu);
-}
-
-/*
- * The header deadline's thread. MHD's own timeout counts from the last byte received, so a
- * client that trickles a byte now and then, or a request MHD cannot make sense of and waits on,
- * would hold its connection for ever; here a connection has header_timeout_ms from its start
- * (or its previous answer) to bring a request in whole (its headers, and a body if any). Its
- * socket is then shut down, and MHD, seeing the end of it, closes the connection. The fd cannot
- * be another's yet: MHD tells of the close (on_connection, which unlinks the slot under hdr_mu)
- * before it closes the socket.
- */
-static void *hdr_main(void *arg)
-{
-    wc_http *h = arg;
-    pthread_mutex_lock(&h->hdr_mu);
-    while (!h->hdr_stop) {
-        int64_t now = wc_mono_ms(), until = INT64_MAX;
-        for (int i = 0; i < 2; i++) {
-            struct wc_http_hdr_list *l = &h->hdr_lists[i];
-            int64_t timeout = hdr_timeout(h, i);
-            while (l->head && l->head->since + timeout <= now) {
-                conn_slot *c = l->head;
-                hdr_unlink(h, c);
-                shutdown(c->fd, SHUT_RDWR);
-                atomic_fetch_add_explicit(&h->header_timeouts, 1, memory_order_relaxed);
-            }
-            if (l->head && l->head->since + timeout < until)
-                until = l->head->since + timeout;
-        }
-        if (until == INT64_MAX) {
-            pthread_cond_wait(&h->hdr_cond, &h->hdr_mu);
-            continue;
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t wait = until - now + 1;
-        ts.tv_sec += wait / 1000;
-        ts.tv_nsec += (wait % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&h->hdr_cond, &h->hdr_mu, &ts);
-    }
-    pthread_mutex_unlock(&h->hdr_mu);
-    return NULL;
+    unsigned code = wc_http_conn_take_code(conn);
+    if (code)
+        wc_http_lat_observe(h, verb_of(r), code, wc_http_lat_now_us() - r->t0_us);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     wc_http *h = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        conn_slot *c = calloc(1, sizeof(*c));
-        if (c) {
-            c->srv = h;
-            c->counted = true;
-            atomic_fetch_add(&h->mhd_conns, 1);
-            c->probe_only = conns_open(h) > h->max_conns;
-            const union MHD_ConnectionInfo *ci =
-                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-            c->fd = ci ? ci->connect_fd : -1;
-            if (c->fd >= 0)
-                hdr_wait(h, c);
-        }
-        *socket_context = c;
-        if (atomic_load(&h->tls_set))
-            wc_http_tls_ask_client_cert(h, conn);
-        return;
-    }
-    conn_slot *c = *socket_context;
-    if (c) {
-        pthread_mutex_lock(&h->hdr_mu);
-        hdr_unlink(h, c);
-        pthread_mutex_unlock(&h->hdr_mu);
-        if (c->counted)
-            atomic_fetch_sub(&h->mhd_conns, 1);
-    }
-    free(c);
-    *socket_context = NULL;
+    wc_http_conn_notify(h, conn, socket_context, toe);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED && atomic_load(&h->tls_set))
+        wc_http_tls_ask_client_cert(h, conn);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1014,59 +703,60 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
                                   const char *url, const char *method, void **con_cls)
 {
     wc_http_error e;
-    if (probe_only(conn) && !probe_path(url)) {
+    if (wc_http_conn_probe_only(conn) && !probe_path(url)) {
         /* The connection is in the room kept for probes: the budget is spent. */
         atomic_fetch_add_explicit(&h->refused, 1, memory_order_relaxed);
         wc_http_fail(&e, WC_ETOOBIG, 503, "ServiceUnavailable",
                      "too many open connections (--max-connections %zu): try again later",
                      h->max_conns);
         e.retry_after = 1;
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     }
     if (!read_method(method) && !r->etcd) {
         wc_http_fail(&e, WC_EINVAL, 405, "MethodNotAllowed",
                      "the server does not allow this method on the requested resource");
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     }
     wc_http_user user;
     int authn = authenticate(h, conn, url, &user, &e);
     snprintf(r->user, sizeof(r->user), "%s", user.name);
     if (authn != 0) {
         log_refused(&user, method, url, &e);
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     }
     int rc = wc_http_route_parse(h->res, h->k8s_prefix, url, &r->route, &e);
     if (rc == WC_ENOMEM)
         return MHD_NO;
     if (rc != 0)
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     r->routed = true;
     if (authorize(h, conn, &r->route, url, &user, &e) != 0 || !inflight_admit(h, conn, r, &e)) {
         log_refused(&user, method, url, &e);
-        return respond_status(h, conn, &e);
+        return wc_http_respond_status(h, conn, &e);
     }
     switch (r->route.kind) {
     case WC_HTTP_R_HEALTHZ:
-        return respond_copy(h, conn, 200, "text/plain; charset=utf-8", "ok", 2);
+        return wc_http_respond_copy(h, conn, 200, "text/plain; charset=utf-8", "ok", 2);
     case WC_HTTP_R_READYZ: {
         char reason[256] = "";
         char body[300];
         if (ready(h, reason, sizeof(reason))) {
             /* Ready may come with a note (how far back watches can resume): a line after "ok". */
             int n = snprintf(body, sizeof(body), reason[0] ? "ok\n%s\n" : "ok", reason);
-            return respond_copy(h, conn, 200, "text/plain; charset=utf-8", body,
-                                n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
+            return wc_http_respond_copy(h, conn, 200, "text/plain; charset=utf-8", body,
+                                        n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
         }
         if (!reason[0])
             snprintf(reason, sizeof(reason), "not ready");
         int n = snprintf(body, sizeof(body), "not ready: %s\n", reason);
-        return respond_copy(h, conn, 503, "text/plain; charset=utf-8", body,
-                            n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
+        return wc_http_respond_copy(h, conn, 503, "text/plain; charset=utf-8", body,
+                                    n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
     }
     case WC_HTTP_R_METRICS: {
         size_t len = 0;
         char *body = wc_http_metrics(h, &len);
-        return respond_take(h, conn, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
+        return wc_http_respond_take(h, conn, 200, "text/plain; version=0.0.4; charset=utf-8", body,
+                                    len);
     }
     case WC_HTTP_R_API_VERSIONS:
     case WC_HTTP_R_API_GROUPS:
@@ -1074,7 +764,7 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
     case WC_HTTP_R_API_RESOURCES: {
         size_t len = 0;
         char *body = wc_http_discovery(h->res, &r->route, h->addr, &len);
-        return respond_take(h, conn, 200, "application/json", body, len);
+        return wc_http_respond_take(h, conn, 200, "application/json", body, len);
     }
     case WC_HTTP_R_DATA:
         return serve_data(h, conn, r, con_cls);
@@ -1097,7 +787,7 @@ static enum MHD_Result first_call(wc_http *h, struct MHD_Connection *conn, wc_ht
             "\",\"gitCommit\":\"\","
             "\"gitTreeState\":\"\",\"buildDate\":\"\",\"goVersion\":\"\",\"compiler\":\"\","
             "\"platform\":\"linux\"}";
-        return respond_copy(h, conn, 200, "application/json", body, sizeof(body) - 1);
+        return wc_http_respond_copy(h, conn, 200, "application/json", body, sizeof(body) - 1);
     }
     }
     return MHD_NO;
@@ -1150,23 +840,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
         if (r->refuse) {
             wc_http_error e;
-            request_in(h, r);
+            wc_http_conn_request_in(h, r);
             wc_http_fail(&e, WC_EINVAL, 414, "BadRequest",
                          "the request URI is too long: more than %d query parameters or %d "
                          "bytes",
                          MAX_PARAMS, MAX_URI);
-            return respond_status(h, conn, &e);
+            return wc_http_respond_status(h, conn, &e);
         }
         if (h->o.max_header_bytes && header_bytes(conn) > h->o.max_header_bytes) {
             wc_http_error e;
-            request_in(h, r);
+            wc_http_conn_request_in(h, r);
             wc_http_fail(&e, WC_EINVAL, 431, "BadRequest",
                          "the request's header fields are too large: more than %zu bytes",
                          h->o.max_header_bytes);
-            return respond_status(h, conn, &e);
+            return wc_http_respond_status(h, conn, &e);
         }
         if (!small_body(conn)) {
-            request_in(h, r);
+            wc_http_conn_request_in(h, r);
             return first_call(h, conn, r, url, method, con_cls);
         }
         return MHD_YES;
@@ -1180,13 +870,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->tag != WC_HTTP_TAG_REQ)
         return MHD_NO;
     if (!r->started) {
-        request_in(h, r);
+        wc_http_conn_request_in(h, r);
         return first_call(h, conn, r, url, method, con_cls);
     }
     return after_wait(h, conn, r, con_cls);
 }
-
-static void conn_uncount(wc_http *h, struct MHD_Connection *conn);
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
@@ -1198,11 +886,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (*tag == WC_HTTP_TAG_STREAM) {
         wc_http_stream *s = (wc_http_stream *)tag;
         if (s->mhd_reads) { /* an etcd watch whose body MHD read: its pump may be done */
-            conn_uncount(h, conn);
+            wc_http_conn_uncount(h, conn);
             wc_http_stream_mhd_done(s);
         } else {
             if (s->fd >= 0)
-                conn_uncount(h, conn); /* its socket is a stream's from now on, counted as one */
+                wc_http_conn_uncount(
+                    h, conn); /* its socket is a stream's from now on, counted as one */
             wc_http_stream_completed(s);
         }
     } else {
@@ -1211,36 +900,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             atomic_fetch_sub(&h->inflight, 1);
         observe(h, conn, r);
         req_free(r);
-        conn_slot *c = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? slot_of(conn) : NULL;
-        if (c && c->fd >= 0)
-            hdr_wait(h, c); /* a kept-alive connection waits for its next request */
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            wc_http_conn_next_request(h, conn); /* kept alive: waits for its next request */
     }
     *con_cls = NULL;
-}
-
-/* A connection whose socket became a stream's leaves MHD's count. */
-static void conn_uncount(wc_http *h, struct MHD_Connection *conn)
-{
-    conn_slot *c = slot_of(conn);
-    if (c && c->counted) {
-        c->counted = false;
-        atomic_fetch_sub(&h->mhd_conns, 1);
-    }
-}
-
-/* One budget of descriptors for MHD's connections and the streams it handed to the pumps
- * (MHD's own limit no longer sees those): a connection past it and past the room kept for
- * probes is closed at once, and the client retries, rather than the process running out of
- * descriptors. One in the room is only answered if it asks /healthz or /readyz (first_call). */
-static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
-{
-    wc_http *h = cls;
-    (void)addr;
-    (void)addrlen;
-    if (conns_open(h) < h->max_conns + WC_HTTP_PROBE_ROOM)
-        return MHD_YES;
-    atomic_fetch_add_explicit(&h->refused, 1, memory_order_relaxed);
-    return MHD_NO;
 }
 
 /*
@@ -1399,7 +1062,7 @@ int wc_http_start(wc_http *h)
         rc = wc_http_waiter_start(h);
     if (rc == 0 && h->o.header_timeout_ms > 0) {
         h->hdr_stop = false;
-        if (pthread_create(&h->hdr_thread, NULL, hdr_main, h) != 0)
+        if (pthread_create(&h->hdr_thread, NULL, wc_http_conn_deadline_main, h) != 0)
             rc = WC_ENOMEM;
         h->hdr_started = rc == 0;
     }
@@ -1421,8 +1084,8 @@ int wc_http_start(wc_http *h)
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->max_conns = limit;
-    /* The budget is on_accept's: MHD's own limit, reached first, would stop accepting and leave
-     * new connections in the listen backlog, neither closed nor counted. It is kept a little
+    /* The budget is wc_http_conn_accept's: MHD's own limit, reached first, would stop accepting and
+     * leave new connections in the listen backlog, neither closed nor counted. It is kept a little
      * above the budget (MHD splits it among its threads) only as a backstop. */
     unsigned mhd_limit = limit + CONN_LIMIT_MARGIN * (h->o.threads > 1 ? h->o.threads : 1u);
     /* HTTPS: each handshake takes the certificate in force from the retrieve callback, so a
@@ -1438,7 +1101,7 @@ int wc_http_start(wc_http *h)
     if (tls)
         flags |= MHD_USE_TLS;
     h->d = MHD_start_daemon(
-        flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        flags, 0, wc_http_conn_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.conn_memory, MHD_OPTION_CONNECTION_TIMEOUT,
         h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
