@@ -20,11 +20,15 @@
 
 static struct wc_test_etcd etcd;
 static wc_test_daemon daemon_;
-static char base[64];      /* the daemon's address, the same across its restarts */
-static char listen_at[64]; /* --listen for a restart: that address */
+static wc_test_daemon upper;    /* a wcached that daemon_ reads instead of etcd (a tier) */
+static const char *upstream_at; /* daemon_'s --etcd-endpoints: etcd's, or upper's */
+static char base[64];           /* the daemon's address, the same across its restarts */
+static char listen_at[64];      /* --listen for a restart: that address */
 
 static void stop_all(void)
 {
+    if (upper.pid > 0)
+        wc_test_daemon_stop(&upper, SIGTERM);
     wc_test_stop_all(&daemon_, &etcd);
 }
 
@@ -43,8 +47,9 @@ static void start_daemon(const char *const *extra)
     for (size_t i = 0; extra && extra[i] && n < 15; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    cr_assert_eq(wc_test_daemon_start(&daemon_, etcd.endpoints, args, true), 0, "see %s",
-                 daemon_.log_path);
+    cr_assert_eq(
+        wc_test_daemon_start(&daemon_, upstream_at ? upstream_at : etcd.endpoints, args, true), 0,
+        "see %s", daemon_.log_path);
     if (!listen_at[0]) {
         snprintf(base, sizeof(base), "%s", daemon_.base);
         snprintf(listen_at, sizeof(listen_at), "%.56s", daemon_.base + strlen("http://"));
@@ -158,11 +163,10 @@ static char *first_event_type(int64_t rv, int64_t *code)
 
 /* ---- the test ----------------------------------------------------------------------- */
 
-Test(restart, readers_resume_across_sigterm_and_kill_9_with_no_410_and_no_relist)
+/* Readers watch daemon_ while it is stopped with SIGTERM, then killed, each time restarted
+ * with writes going on: every reader ends with exactly etcd's history, no 410, no relist. */
+static void readers_ride_out_restarts(void)
 {
-    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
-    cr_assert_eq(wc_test_etcd_put(&etcd, "/t/first", "0", NULL), 0);
-    start_daemon(NULL);
     writer w = {0};
     pthread_create(&w.th, NULL, write_main, &w);
     writes_go_on(&w, 20);
@@ -217,6 +221,14 @@ Test(restart, readers_resume_across_sigterm_and_kill_9_with_no_410_and_no_relist
     }
     wc_test_hist_free(h, nh);
     wc_test_readers_free(rs, R);
+}
+
+Test(restart, readers_resume_across_sigterm_and_kill_9_with_no_410_and_no_relist)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    cr_assert_eq(wc_test_etcd_put(&etcd, "/t/first", "0", NULL), 0);
+    start_daemon(NULL);
+    readers_ride_out_restarts();
 
     /* etcd compacts; after the next restart a reader from before the compaction gets 410 (and
      * one from the compaction revision on does not). */
@@ -261,4 +273,20 @@ Test(restart, without_the_refill_a_reader_from_before_the_start_gets_410)
     cr_expect_str_eq(type, "ERROR");
     cr_expect_eq(code, 410);
     free(type);
+}
+
+/* A wcached in a tier below another takes its history back from the upper one's ring: the
+ * same restarts, readers of the lower one, the same exact histories with no 410. */
+Test(restart, a_tier_below_another_wcached_refills_from_its_ring)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    cr_assert_eq(wc_test_etcd_put(&etcd, "/t/first", "0", NULL), 0);
+    static const char *const upper_args[] = {"--etcd-prefix", "/t/", NULL};
+    cr_assert_eq(wc_test_daemon_start(&upper, etcd.endpoints, upper_args, true), 0, "see %s",
+                 upper.log_path);
+    upstream_at = upper.base;
+    start_daemon(NULL);
+    readers_ride_out_restarts();
+    cr_expect_eq(wc_test_metric(upper.base, "wcached_upstream_relists_total"), 0);
+    upstream_at = NULL;
 }
