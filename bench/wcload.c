@@ -57,6 +57,7 @@ static const char *const wl_names[WL_COUNT] = {"fanout", "idle", "storm",   "sel
                                                "slow",   "load", "restart", "soak"};
 
 #define MAX_PIDS 16
+#define MAX_SERVERS 16 /* --server A,B,...: the readers spread over them (W7's lower tier) */
 #define READ_CHUNK (256 * 1024)
 #define LAT_FINE 100000 /* histogram: 1 µs buckets below 100 ms, then 1 ms buckets */
 #define LAT_BUCKETS (LAT_FINE + 100000)
@@ -65,8 +66,11 @@ static const char *const wl_names[WL_COUNT] = {"fanout", "idle", "storm",   "sel
 typedef struct opts {
     enum peer peer;
     enum workload wl;
-    struct sockaddr_in server, etcd;
+    struct sockaddr_in server, etcd; /* server: the first of servers[] */
     char server_host[64], etcd_host[64];
+    int nservers; /* reader i connects to servers[i % nservers] */
+    struct sockaddr_in servers[MAX_SERVERS];
+    char server_hosts[MAX_SERVERS][64];
     const char *run;
     long readers, events, rate, size, nodes, slow, keys;
     long busy_nodes; /* selective: the writer updates pods on nodes below this only */
@@ -558,6 +562,7 @@ typedef struct reader {
     char evid[48];  /* nchan: last EventSource id */
     bool relist;    /* restart: told 410, it lists before it watches again */
     bool listing;   /* restart: its request under way is that list */
+    int srv;        /* its server: O.servers[srv] */
 } reader;
 
 /* restart: what the readers went through */
@@ -612,23 +617,23 @@ static ssize_t reader_recv(reader *r, char *buf, size_t n)
 static void reader_request(reader *r, char *req, size_t cap)
 {
     int n = 0;
+    const char *host = O.server_hosts[r->srv];
     if (O.peer == PEER_WCACHED) {
         /* A soak's slow reader starts over each time, as an informer relists: the state, then
          * the changes (it parses nothing, so it has no resourceVersion of its own). */
         int64_t rv = r->slow && O.wl == WL_SOAK ? 0 : r->rv ? r->rv : start_rv;
         if (r->listing) /* a reflector's relist: a consistent list */
-            n = snprintf(req, cap, "GET /keys/bench/%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", O.run,
-                         O.server_host);
+            n = snprintf(req, cap, "GET /keys/bench/%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", O.run, host);
         else if (O.wl == WL_SELECTIVE)
             n = snprintf(req, cap,
                          "GET /api/v1/namespaces/%s/pods?watch=true&resourceVersion=%" PRId64
                          "&fieldSelector=spec.nodeName%%3Dnode-%ld HTTP/1.1\r\nHost: %s\r\n%s\r\n",
-                         O.run, rv, r->node, O.server_host, auth_header());
+                         O.run, rv, r->node, host, auth_header());
         else
             n = snprintf(req, cap,
                          "GET /keys/bench/%s/?watch=true&resourceVersion=%" PRId64
                          " HTTP/1.1\r\nHost: %s\r\n%s\r\n",
-                         O.run, rv, O.server_host, auth_header());
+                         O.run, rv, host, auth_header());
     } else if (O.peer == PEER_ETCD) {
         char from[160], to[160], kb[256], eb[256], body[700];
         if (O.wl == WL_SELECTIVE)
@@ -651,7 +656,7 @@ static void reader_request(reader *r, char *req, size_t cap)
         n = snprintf(req, cap,
                      "POST /v3/watch HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: %d\r\n\r\n%s",
-                     O.server_host, bl, body);
+                     host, bl, body);
     } else {
         char ch[160];
         if (O.wl == WL_SELECTIVE)
@@ -662,11 +667,10 @@ static void reader_request(reader *r, char *req, size_t cap)
             n = snprintf(
                 req, cap,
                 "GET /sub/%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s%s%s\r\n", ch,
-                O.server_host, r->evid[0] ? "Last-Event-ID: " : "", r->evid,
-                r->evid[0] ? "\r\n" : "");
+                host, r->evid[0] ? "Last-Event-ID: " : "", r->evid, r->evid[0] ? "\r\n" : "");
         else
             n = snprintf(req, cap, "GET /sub/%s HTTP/1.1\r\nHost: %s\r\nTE: chunked\r\n\r\n", ch,
-                         O.server_host);
+                         host);
     }
     if (n < 0 || (size_t)n >= cap)
         die("request too long");
@@ -679,7 +683,7 @@ static void reader_connect(reader *r)
     r->listing = r->relist;
     if (O.wl == WL_SOAK)
         churn_schedule(r, now_ns());
-    r->fd = tcp_connect(&O.server, false);
+    r->fd = tcp_connect(&O.servers[r->srv], false);
     if (r->fd < 0) {
         errors++;
         r->st = R_CLOSED;
@@ -1515,7 +1519,8 @@ static void usage(void)
 {
     fputs("usage: wcload --peer wcached|etcd|nchan --workload "
           "fanout|idle|storm|selective|slow|load|restart|soak\n"
-          "  --server HOST:PORT  --etcd HOST:PORT  --run ID\n"
+          "  --server HOST:PORT[,HOST:PORT...]  --etcd HOST:PORT  --run ID\n"
+          "    (several servers: reader i reads from the (i mod n)th; lists from the first)\n"
           "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--busy-nodes J]\n"
           "  [--slow S] [--keys N] [--pods 0|1] [--round R]\n"
           "  [--hold S] [--timeout S] [--pid NAME=PID ...] [--restart-cmd CMD]\n"
@@ -1591,7 +1596,24 @@ static void parse_args(int argc, char **argv)
             O.wl = (enum workload)k;
         } else if (!strcmp(f, "--server")) {
             have |= 4;
-            parse_addr(v, &O.server, O.server_host, sizeof(O.server_host), f);
+            O.nservers = 0;
+            for (const char *p = v; *p;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                char one[64];
+                if (O.nservers == MAX_SERVERS || len >= sizeof(one)) {
+                    fprintf(stderr, "wcload: --server: at most %d addresses\n", MAX_SERVERS);
+                    exit(2);
+                }
+                memcpy(one, p, len);
+                one[len] = '\0';
+                parse_addr(one, &O.servers[O.nservers], O.server_hosts[O.nservers],
+                           sizeof(O.server_hosts[0]), f);
+                O.nservers++;
+                p = comma ? comma + 1 : p + len;
+            }
+            O.server = O.servers[0];
+            snprintf(O.server_host, sizeof(O.server_host), "%s", O.server_hosts[0]);
         } else if (!strcmp(f, "--etcd")) {
             have |= 8;
             parse_addr(v, &O.etcd, O.etcd_host, sizeof(O.etcd_host), f);
@@ -1676,6 +1698,10 @@ static void parse_args(int argc, char **argv)
         O.busy_nodes = O.nodes;
     if (O.tls_ca && (O.peer != PEER_WCACHED || O.wl == WL_SLOW)) {
         fprintf(stderr, "wcload: --tls-ca: wcached's fast readers only\n");
+        exit(2);
+    }
+    if (O.tls_ca && O.nservers > 1) {
+        fprintf(stderr, "wcload: --tls-ca: one server only\n");
         exit(2);
     }
     if (O.tls_ca) {
@@ -1799,6 +1825,7 @@ int main(int argc, char **argv)
         R[i].stride = O.wl == WL_SELECTIVE ? O.busy_nodes : 1;
         R[i].idle = O.wl == WL_SELECTIVE && R[i].node >= O.busy_nodes;
         R[i].next = R[i].node;
+        R[i].srv = O.nservers > 1 ? (int)(i % O.nservers) : 0;
     }
     if (O.peer == PEER_WCACHED)
         start_rv = wcached_list_rv();
