@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark: wcached against etcd direct and nchan, side by side in one run, on workloads
-# W1-W6 and W8-W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the
+# W1-W10 of TARGETS.md, with the machine's loopback bandwidth (iperf3) measured in the
 # same run. W9 runs W1 and W2 against wcached over HTTPS with token-authenticated readers,
-# beside the same over plain HTTP.
+# beside the same over plain HTTP. W7 puts a tree of wcached between etcd and the readers (one
+# reading etcd, four reading it), beside the same readers on the one directly.
 #
 #   bench/bench.sh [--quick] [--only W1,W2,...] [--out DIR]
 #
@@ -18,14 +19,14 @@ root=$PWD
 . bench/lib.sh
 
 quick=0
-only=W1,W2,W3,W4,W5,W6,W8,W9,W10
+only=W1,W2,W3,W4,W5,W6,W7,W8,W9,W10
 out=
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
     --only) only=${2:?--only needs a list}; shift ;;
     --out) out=${2:?--out needs a directory}; shift ;;
-    *) echo "usage: bench/bench.sh [--quick] [--only W1,W2,...,W8] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: bench/bench.sh [--quick] [--only W1,W2,...,W10] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -371,6 +372,97 @@ if want W9; then
         load W9-W1-https wcached-tls --workload fanout --readers "$n" --events "$w1_events" --rate 1000
     done
     kill "$wcs_pid" 2>/dev/null || true
+fi
+
+# W7: tiers. etcd -> wcached A -> 4 wcached B (each --etcd-endpoints A) -> readers spread over
+# the 4 B, under W1's writer, beside the same readers directly on A (one tier) in the same run.
+# Every wcached runs with its default flags and W7's prefix (so that it caches W7's keys only,
+# not what the workloads before left in etcd). Rounds alternate which goes first; the B exist
+# only during the two-tier runs, so a one-tier run's machine does not carry them. The bench's
+# own wcached is stopped meanwhile, so that etcd's watcher count is the tree's alone.
+if want W7; then
+    echo "== W7: tiers, etcd -> 1 wcached -> 4 wcached -> readers"
+    if [ $quick = 1 ]; then w7_readers="40 200" w7_events=2000 w7_rounds=1; else
+        w7_readers="100 1000" w7_events=10000 w7_rounds=3; fi
+    w7_prefix=/bench/w7
+    kill "$wc_pid" 2>/dev/null || true
+    wait "$wc_pid" 2>/dev/null || true # W10's restarted one is not this shell's child
+    while curl -fso /dev/null "http://$WC/healthz"; do sleep 0.01; done
+    for _ in $(seq 300); do # the watches of the wcached stopped before (W8's, W9's, the bench's)
+        [ "$(etcd_metric etcd_debugging_mvcc_watcher_total)" = 0 ] && break
+        sleep 0.01
+    done
+    w7_wc() { # w7_wc LOG UPSTREAM PORT: one wcached of W7; sets w7_pid
+        # shellcheck disable=SC2086
+        "$wcached" --etcd-endpoints "http://$2" --listen "127.0.0.1:$3" --etcd-prefix "$w7_prefix" \
+            $WCACHED_FLAGS >>"$tmp/$1" 2>&1 &
+        w7_pid=$!
+        pids+=("$w7_pid")
+        for _ in $(seq 1000); do curl -fs "http://127.0.0.1:$3/readyz" >/dev/null && return 0; sleep 0.01; done
+        echo "W7: the wcached on port $3 did not become ready; see $tmp/$1" >&2
+        return 1
+    }
+    w7_before=$(etcd_metric etcd_debugging_mvcc_watcher_total)
+    w7a_port=$(free_port $((wc_port + 40)))
+    w7_wc wcached-w7a.log "$ETCD" "$w7a_port"
+    w7a_pid=$w7_pid
+    W7A=127.0.0.1:$w7a_port
+    w7b_pids=() w7b_servers=
+    w7_up() {
+        local port=$((w7a_port + 2)) i
+        w7b_pids=() w7b_servers=
+        for i in 1 2 3 4; do
+            port=$(free_port "$port")
+            w7_wc "wcached-w7b$i.log" "$W7A" "$port"
+            w7b_pids+=("$w7_pid")
+            w7b_servers=$w7b_servers${w7b_servers:+,}127.0.0.1:$port
+            port=$((port + 2))
+        done
+    }
+    w7_down() {
+        local p
+        for p in "${w7b_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${w7b_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+        w7b_pids=()
+    }
+    # w7_load TIERS READERS ROUND: one fan-out run, its RESULT line kept as W7-TIERS-rROUND
+    w7_load() {
+        local tag=W7-$1-r$3 servers=$W7A pidargs="--pid etcd=$etcd_pid --pid wcached_a=$w7a_pid"
+        local i=1 p line
+        if [ "$1" = two ]; then
+            servers=$w7b_servers
+            for p in "${w7b_pids[@]}"; do pidargs="$pidargs --pid wcached_b$i=$p"; i=$((i + 1)); done
+        fi
+        # shellcheck disable=SC2086
+        if line=$("$wcload" --peer wcached --workload fanout --server "$servers" --etcd "$ETCD" $pidargs \
+            --run "$(runid w7 "$1" "$$")" --readers "$2" --events "$w7_events" --rate 1000 | grep '^RESULT'); then
+            echo "$tag ${line#RESULT } tiers=$1 round=$3 load1=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results" | cut -c1-160
+        else
+            echo "$tag peer=wcached readers=$2 tiers=$1 round=$3 failed=1" | tee -a "$results"
+        fi
+    }
+    for n in $w7_readers; do
+        for r in $(seq "$w7_rounds"); do
+            order="one two"
+            [ $((r % 2)) = 0 ] && order="two one"
+            for t in $order; do
+                if [ "$t" = two ]; then
+                    w7_up
+                    # etcd's watchers and watch streams with the whole tree up: A's one watch
+                    echo "W7x-r$r peer=wcached readers=$n etcd_watchers=$(etcd_metric etcd_debugging_mvcc_watcher_total) etcd_watch_streams=$(etcd_metric etcd_debugging_mvcc_watch_stream_total) etcd_watchers_before=$w7_before" | tee -a "$results"
+                    w7_load two "$n" "$r"
+                    w7_down
+                else
+                    w7_load one "$n" "$r"
+                fi
+            done
+        done
+    done
+    kill "$w7a_pid" 2>/dev/null || true
+    wait "$w7a_pid" 2>/dev/null || true
+    cp "$tmp"/wcached-w7*.log "$out/" 2>/dev/null || true
+    wc_pid=
+    start_wcached
 fi
 
 cp "$tmp/wcached.log" "$out/wcached.log" 2>/dev/null || true

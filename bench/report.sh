@@ -49,6 +49,7 @@ FILENAME ~ /machine.txt$/ { i = index($0, "="); M[substr($0, 1, i - 1)] = substr
     if (tag == "W3") { R3[readers] = 1 }
     if (tag == "W3i") { R3i[readers] = 1 }
     if (tag ~ /^W9-W1-/) { R9[readers] = 1 }
+    if (tag ~ /^W7-(one|two)-r[0-9]+$/) { R7[readers] = 1; r = substr(tag, 9) + 0; if (r > N7) N7 = r }
 }
 END {
     out = dir "/report.md"
@@ -246,6 +247,63 @@ END {
             f1(a / 1024), f2(W9kib[tr]) > out
     }
     if (("W9-W2-https", "wcached") in ONE) print "" > out
+    # W7 ---------------------------------------------------------------------------------------
+    nr7 = 0; for (r in R7) r7[++nr7] = r + 0
+    asort_n(r7, nr7)
+    if (nr7) {
+        print "## W7 tiers (etcd -> wcached A -> 4 wcached B, each reading A -> the readers spread over the B; one tier: the same readers on A)\n" > out
+        print "| readers | round | tiers | events/s done | deliveries (in order / asked) | complete readers | gaps / dups | re-watches | p50 ms | p99 ms | wcached CPU s (A + B) | wcached CPU us per delivery | with etcd | load avg | etcd watchers / watch streams |" > out
+        print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" > out
+        W7ok = 1; W7w = -1; W7s = -1
+        for (i = 1; i <= nr7; i++) {
+            n7r = 0
+            for (r = 1; r <= N7; r++) for (t = 1; t <= 2; t++) {
+                tt = t == 1 ? "one" : "two"; k = "W7-" tt "-r" r SUBSEP "wcached" SUBSEP r7[i]
+                if (!(k in seen)) continue
+                d = get(k, "deliveries"); wc = sum(k, "cpu_wcached", "_s"); all = sum(k, "cpu_", "_s")
+                per = (wc >= 0 && d > 0) ? wc / d * 1e6 : -1
+                W7cpu[tt, r7[i], r] = per; W7p99[tt, r7[i], r] = get(k, "lat_p99_us")
+                W7p50[tt, r7[i], r] = get(k, "lat_p50_us")
+                if (get(k, "failed") > 0 || get(k, "complete") != r7[i] || get(k, "gaps") != 0 ||
+                    get(k, "dups") != 0 || d != get(k, "deliveries_expected")) W7ok = 0
+                ew = "-"
+                if (tt == "two") {
+                    kx = "W7x-r" r SUBSEP "wcached" SUBSEP r7[i]
+                    a = get(kx, "etcd_watchers"); b = get(kx, "etcd_watch_streams")
+                    if (a > W7w) W7w = a
+                    if (b > W7s) W7s = b
+                    if (a != 1 || b != 1) W7one = 1 # not exactly one
+                    ew = f0(a) " / " f0(b)
+                }
+                printf "| %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                    r7[i], r, tt == "one" ? "1 (A)" : "2 (A, 4 B)", f0(get(k, "rate_done")), f0(d),
+                    f0(get(k, "deliveries_expected")), f0(get(k, "complete")), r7[i],
+                    f0(get(k, "gaps")), f0(get(k, "dups")), f0(get(k, "rewatches")),
+                    ms(get(k, "lat_p50_us")), ms(get(k, "lat_p99_us")), f2(wc), f2(per),
+                    f2((all >= 0 && d > 0) ? all / d * 1e6 : -1), F[k, "load1"], ew > out
+            }
+        }
+        print "" > out
+        print "| readers | rounds | p50 added by the second tier ms (median) | p99 added ms (median; each round) | wcached CPU per delivery, two tiers / one (median; each round) |" > out
+        print "|---|---|---|---|---|" > out
+        for (i = 1; i <= nr7; i++) {
+            c = 0; l50 = ""; l99 = ""; lc = ""
+            for (r = 1; r <= N7; r++) {
+                if (!(("one", r7[i], r) in W7p99) || !(("two", r7[i], r) in W7p99)) continue
+                c++
+                D50[c] = (W7p50["two", r7[i], r] - W7p50["one", r7[i], r]) / 1000
+                D99[c] = (W7p99["two", r7[i], r] - W7p99["one", r7[i], r]) / 1000
+                DC[c] = W7cpu["one", r7[i], r] > 0 ? W7cpu["two", r7[i], r] / W7cpu["one", r7[i], r] : -1
+                l99 = l99 (c > 1 ? ", " : "") sprintf("%.1f", D99[c]); lc = lc (c > 1 ? ", " : "") sprintf("%.2f", DC[c])
+            }
+            if (!c) continue
+            W7d99[r7[i]] = median(D99, c); W7dc[r7[i]] = median(DC, c)
+            printf "| %s | %d | %.1f | %.1f (%s) | %.2f (%s) |\n", r7[i], c, median(D50, c),
+                W7d99[r7[i]], l99, W7dc[r7[i]], lc > out
+        }
+        print "\nwcached CPU counts A and, with two tiers, the four B; \"with etcd\" adds the CPU of etcd. Latency: put acknowledged -> line parsed, through every tier.\n" > out
+    }
+
     # W8 ---------------------------------------------------------------------------------------
     k = "W8" SUBSEP "wcached" SUBSEP ""
     if (k in NAMES) {
@@ -335,6 +393,17 @@ END {
         printf "| W9 | <= 8 KiB RSS per idle HTTPS stream (%s streams) | %s KiB (HTTP %s KiB) | - | - | - | - | %s |\n",
             W9n, f2(a), f2(W9kib["http"]), yes(a >= 0 && a <= 8) > out
     }
+    if (nr7) {
+        lo = r7[1]; hi = r7[nr7]
+        printf "| W7 | etcd sees exactly 1 watch with the tree up | %s watchers / %s streams (at most) | - | - | - | - | %s |\n",
+            f0(W7w), f0(W7s), yes(W7w == 1 && W7s == 1 && !W7one) > out
+        printf "| W7 | every stream of every reader exact (every run, both tiers) | %s | - | - | - | - | %s |\n",
+            W7ok ? "all" : "not all", yes(W7ok) > out
+        printf "| W7 | p99 added per tier <= 2 ms below saturation (%s readers; %s readers: %s ms) | %s ms | - | - | - | - | %s |\n",
+            lo, hi, sf1(W7d99, hi), sf1(W7d99, lo), yes((lo in W7d99) && W7d99[lo] <= 2) > out
+        printf "| W7 | wcached CPU per delivery within 1.2x of one tier (%s readers; %s readers: x%s) | x%s | - | - | - | - | %s |\n",
+            hi, lo, f2(W7dc[lo]), f2(W7dc[hi]), yes(W7dc[hi] > 0 && W7dc[hi] <= 1.2) > out
+    }
     if (("W8" SUBSEP "wcached" SUBSEP "") in NAMES) {
         printf "| W8 | RSS <= 1.5x raw after a list on each family | %s MB | %s MB (etcd RSS) | - | %s | - | %s |\n",
             f1(W8listed / 1e6), f1(W8etcd / 1e6), ratio(W8listed, W8etcd),
@@ -382,6 +451,8 @@ function w3_row(tag, rr, n, what,   lo, hi, a) {
         f0(W3all[tag, "etcd", lo]), f0(W3all[tag, "etcd", hi]), f0(W3all[tag, "nchan", lo]),
         f0(W3all[tag, "nchan", hi]), yes(a > 0 && a <= 1.2) > out
 }
+function sf1(a, i) { return (i in a) ? sprintf("%.1f", a[i]) : "-" } # signed
+function median(a, n,   b, i) { for (i = 1; i <= n; i++) b[i] = a[i]; asort_n(b, n); return n % 2 ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2 }
 function asort_n(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t } }
 BEGIN { P[1] = "wcached"; P[2] = "etcd"; P[3] = "nchan" }
 ' "$dir/machine.txt" "$dir/results.txt"
