@@ -2,6 +2,9 @@
 # deploy/ as operators use it, each artifact checked by the tool it is written for:
 #   the systemd unit: systemd-analyze verify, and security rated 2.0 or better (offline);
 #   the Kubernetes manifests: kubectl create --dry-run=client, against wcached's own discovery;
+#     then what kubectl made of them: every WCACHED_* setting is an option wcached has and
+#     wcached starts with each container's settings, and a tier that reads another through a
+#     Service reaches it (tests/deploy/check_manifest.py);
 #   the Prometheus rules: promtool check rules;
 #   the rules and the Grafana dashboard name only metrics that wcached's /metrics has.
 # A tool that is not installed is reported as skipped, never as passed.
@@ -43,13 +46,52 @@ else
     skip "systemd-analyze is not installed"
 fi
 
+# starts_with_env FILE: wcached takes the settings of FILE (KEY=VALUE lines, a manifest's
+# environment) and starts listening; its address and upstream are the test's (flags win).
+starts_with_env() {
+    local log=$tmp/env.log p vars
+    : >"$log"
+    mapfile -t vars <"$1"
+    env "${vars[@]}" "$bin" --listen 127.0.0.1:0 --etcd-endpoints http://127.0.0.1:1 2>"$log" &
+    p=$!
+    for _ in $(seq 100); do
+        grep -q 'listening on' "$log" && break
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    grep -q 'listening on' "$log" || { cat "$log"; return 1; }
+}
+
 if command -v kubectl >/dev/null; then
+    "$bin" --help >"$tmp/help.txt" 2>&1
     for f in "$src"/deploy/kubernetes/*.yaml; do
-        if out=$(kubectl --server "$base" create --dry-run=client --validate=false -o yaml -f "$f" 2>&1); then
-            ok "kubectl create --dry-run=client $(basename "$f")"
+        name=$(basename "$f")
+        if out=$(kubectl --server "$base" create --dry-run=client --validate=false -o json -f "$f" 2>&1); then
+            ok "kubectl create --dry-run=client $name"
         else
-            bad "kubectl create --dry-run=client $(basename "$f"): $out"
+            bad "kubectl create --dry-run=client $name: $out"
+            continue
         fi
+        # What kubectl made of it: the variables name wcached's options, and a tier that reads
+        # another reaches it (Service, port, listen address, prefix).
+        command -v python3 >/dev/null || { skip "python3 is not installed ($name's wiring)"; continue; }
+        printf '%s\n' "$out" >"$tmp/manifest.json"
+        rm -rf "$tmp/env" && mkdir "$tmp/env"
+        if check=$(python3 "$(dirname "$0")/check_manifest.py" "$tmp/manifest.json" "$tmp/help.txt" "$tmp/env" 2>&1); then
+            ok "$name: its settings name wcached's options${check:+; $(echo "$check" | tr '\n' ';')}"
+        else
+            bad "$name: $check"
+        fi
+        for e in "$tmp"/env/*.env; do
+            [ -e "$e" ] || continue
+            if msg=$(starts_with_env "$e"); then
+                ok "$name: wcached starts with the settings of $(basename "$e" .env)"
+            else
+                bad "$name: wcached does not start with the settings of $(basename "$e" .env): $msg"
+            fi
+        done
     done
 else
     skip "kubectl is not installed"
