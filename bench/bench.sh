@@ -425,18 +425,27 @@ if want W7; then
         for p in "${w7b_pids[@]}"; do wait "$p" 2>/dev/null || true; done
         w7b_pids=()
     }
+    # w7_sends ADDR,...: the chunks those wcached wrote to their streams so far
+    w7_sends() {
+        local a t=0
+        for a in ${1//,/ }; do t=$((t + $(metric "http://$a/metrics" wcached_http_stream_sends_total))); done
+        echo "$t"
+    }
     # w7_load TIERS READERS ROUND: one fan-out run, its RESULT line kept as W7-TIERS-rROUND
     w7_load() {
         local tag=W7-$1-r$3 servers=$W7A pidargs="--pid etcd=$etcd_pid --pid wcached_a=$w7a_pid"
-        local i=1 p line
+        local i=1 p line s0 s1
         if [ "$1" = two ]; then
             servers=$w7b_servers
             for p in "${w7b_pids[@]}"; do pidargs="$pidargs --pid wcached_b$i=$p"; i=$((i + 1)); done
         fi
+        s0=$(w7_sends "$servers")
         # shellcheck disable=SC2086
         if line=$("$wcload" --peer wcached --workload fanout --server "$servers" --etcd "$ETCD" $pidargs \
             --run "$(runid w7 "$1" "$$")" --readers "$2" --events "$w7_events" --rate 1000 | grep '^RESULT'); then
-            echo "$tag ${line#RESULT } tiers=$1 round=$3 load1=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results" | cut -c1-160
+            s1=$(w7_sends "$servers")
+            echo "$tag ${line#RESULT } tiers=$1 round=$3 reader_sends=$((s1 - s0)) load1=$(cut -d' ' -f1 /proc/loadavg)" |
+                tee -a "$results" | cut -c1-160
         else
             echo "$tag peer=wcached readers=$2 tiers=$1 round=$3 failed=1" | tee -a "$results"
         fi

@@ -252,8 +252,8 @@ END {
     asort_n(r7, nr7)
     if (nr7) {
         print "## W7 tiers (etcd -> wcached A -> 4 wcached B, each reading A -> the readers spread over the B; one tier: the same readers on A)\n" > out
-        print "| readers | round | tiers | events/s done | deliveries (in order / asked) | complete readers | gaps / dups | re-watches | p50 ms | p99 ms | wcached CPU s (A + B) | wcached CPU us per delivery | with etcd | load avg | etcd watchers / watch streams |" > out
-        print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" > out
+        print "| readers | round | tiers | events/s done | deliveries (in order / asked) | complete readers | gaps / dups | re-watches | p50 ms | p99 ms | events per send to a reader | wcached CPU s: A / the B | wcached CPU us per delivery | with etcd | load avg | etcd watchers / watch streams |" > out
+        print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" > out
         W7ok = 1; W7w = -1; W7s = -1
         for (i = 1; i <= nr7; i++) {
             n7r = 0
@@ -275,11 +275,13 @@ END {
                     if (a != 1 || b != 1) W7one = 1 # not exactly one
                     ew = f0(a) " / " f0(b)
                 }
-                printf "| %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                wa = get(k, "cpu_wcached_a_s"); sn = get(k, "reader_sends")
+                printf "| %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s |\n",
                     r7[i], r, tt == "one" ? "1 (A)" : "2 (A, 4 B)", f0(get(k, "rate_done")), f0(d),
                     f0(get(k, "deliveries_expected")), f0(get(k, "complete")), r7[i],
                     f0(get(k, "gaps")), f0(get(k, "dups")), f0(get(k, "rewatches")),
-                    ms(get(k, "lat_p50_us")), ms(get(k, "lat_p99_us")), f2(wc), f2(per),
+                    ms(get(k, "lat_p50_us")), ms(get(k, "lat_p99_us")), f1(sn > 0 ? d / sn : -1),
+                    f2(wa), tt == "one" ? "-" : f2(wc - wa), f2(per),
                     f2((all >= 0 && d > 0) ? all / d * 1e6 : -1), F[k, "load1"], ew > out
             }
         }
