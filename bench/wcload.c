@@ -14,7 +14,10 @@
  * The restart workload (W10) runs a command that restarts wcached while the writer writes: its
  * readers behave like Kubernetes reflectors (retry a refused or 429 request after 100 ms,
  * re-watch from their last resourceVersion, relist on 410), and it measures how long after
- * wcached's /readyz answers 200 again every reader has every change written until then.
+ * wcached's /readyz answers 200 again every reader has every change written until then, and
+ * where that time goes: the changes readers lacked at ready (backlog), when their streams
+ * opened again (open_last_ms) and when each had them all (caught_first/p50/p99_ms; the first
+ * is about when wcached itself had them).
  *
  * With --tls-ca the readers (and the list before them) speak HTTPS to wcached through GnuTLS
  * client sessions in the same loop, checking its certificate against that CA; --token adds
@@ -557,12 +560,14 @@ typedef struct reader {
     int64_t stride; /* 1, or the busy node count (selective) */
     int64_t got;
     long rewatches;
-    int64_t rv;     /* last resourceVersion / mod_revision seen */
-    int64_t due_ns; /* soak: when this reader drops its stream (open) or comes back (closed) */
-    char evid[48];  /* nchan: last EventSource id */
-    bool relist;    /* restart: told 410, it lists before it watches again */
-    bool listing;   /* restart: its request under way is that list */
-    int srv;        /* its server: O.servers[srv] */
+    int64_t rv;        /* last resourceVersion / mod_revision seen */
+    int64_t due_ns;    /* soak: when this reader drops its stream (open) or comes back (closed) */
+    char evid[48];     /* nchan: last EventSource id */
+    bool relist;       /* restart: told 410, it lists before it watches again */
+    bool listing;      /* restart: its request under way is that list */
+    int srv;           /* its server: O.servers[srv] */
+    int64_t open_ns;   /* restart: when its stream last answered 200 */
+    int64_t caught_ns; /* restart: when it first had every change below caught_seq (0: not) */
 } reader;
 
 /* restart: what the readers went through */
@@ -757,6 +762,15 @@ static int64_t field_num(const char *p, const char *end, const char *name, size_
     return parse_i64(f, end);
 }
 
+/* restart: every reader has every change below caught_seq (a relist's counts) */
+static int64_t caught_seq;
+
+static void note_caught(reader *r, int64_t now)
+{
+    if (caught_seq && !r->caught_ns && r->next >= caught_seq)
+        r->caught_ns = now;
+}
+
 static void deliver(reader *r, int64_t seq, int64_t now)
 {
     if (seq < 0 || seq >= O.events || r->idle) {
@@ -771,6 +785,7 @@ static void deliver(reader *r, int64_t seq, int64_t now)
         r->next = seq + r->stride;
     } else
         dups++;
+    note_caught(r, now);
     r->got++;
     int64_t ack = W.ack_ns[seq];
     if (!ack)
@@ -838,6 +853,7 @@ static void reader_line(reader *r, const char *p, size_t n)
         if (top + 1 > r->next) {
             skipped += top + 1 - r->next;
             r->next = top + 1;
+            note_caught(r, line_now);
         }
         r->relist = false;
         relists++;
@@ -1111,6 +1127,7 @@ static bool reader_read(reader *r, int64_t now)
             /* etcd's watch is live once it answered "created": its first line */
             if (O.peer != PEER_ETCD) {
                 r->ready = true;
+                r->open_ns = now;
                 nready++;
                 if (r->slow) {
                     struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = r};
@@ -1235,8 +1252,6 @@ static int64_t expected_of(const reader *r, int64_t upto)
     return upto > first ? (upto - 1 - first) / r->stride + 1 : 0;
 }
 
-/* restart: every reader has every change below caught_seq (a relist's counts) */
-static int64_t caught_seq;
 static bool all_caught_up(void)
 {
     for (long i = 0; i < O.readers; i++)
@@ -1741,6 +1756,60 @@ static void put_num(const char *k, double v, int prec)
 
 static double restart_ready_ms = -1; /* restart: from the restart command to /readyz 200 */
 
+/* restart: where the time after ready goes. At ready: the changes written while wcached was
+ * away and the readers' backlog; after: when the readers' streams opened again, and when each
+ * had every change written until ready (the first one: about when wcached had them all). */
+static struct {
+    int64_t seq_kill, seq_ready; /* changes acknowledged at the restart and at ready */
+    int64_t backlog;             /* changes below seq_ready that readers still lacked at ready */
+    long open_late;              /* readers whose stream opened after ready */
+    double open_last_ms;         /* the last of those, after ready */
+    double caught_first_ms, caught_p50_ms, caught_p99_ms;
+} rs = {.open_last_ms = -1, .caught_first_ms = -1, .caught_p50_ms = -1, .caught_p99_ms = -1};
+
+static void restart_at_ready(int64_t t_kill, int64_t t_ready)
+{
+    (void)t_kill;
+    rs.seq_ready = caught_seq;
+    for (long i = 0; i < O.readers; i++) {
+        if (R[i].next < caught_seq)
+            rs.backlog += expected_of(&R[i], caught_seq) - expected_of(&R[i], R[i].next);
+        else
+            R[i].caught_ns = t_ready;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void restart_after(int64_t t_ready)
+{
+    int64_t *c = malloc((size_t)(O.readers ? O.readers : 1) * sizeof(*c));
+    long n = 0;
+    if (!c)
+        die("out of memory");
+    for (long i = 0; i < O.readers; i++) {
+        if (R[i].open_ns > t_ready) {
+            rs.open_late++;
+            double ms = (double)(R[i].open_ns - t_ready) / 1e6;
+            if (ms > rs.open_last_ms)
+                rs.open_last_ms = ms;
+        }
+        if (R[i].caught_ns)
+            c[n++] = R[i].caught_ns - t_ready;
+    }
+    if (n) {
+        qsort(c, (size_t)n, sizeof(*c), cmp_i64);
+        rs.caught_first_ms = (double)c[0] / 1e6;
+        rs.caught_p50_ms = (double)c[n / 2] / 1e6;
+        rs.caught_p99_ms = (double)c[n * 99 / 100] / 1e6;
+    }
+    free(c);
+}
+
 static void report(const char *peer, const char *wl, double wall_s, double connect_ms,
                    double catchup_ms, bool measured_cpu, int64_t expected)
 {
@@ -1779,9 +1848,16 @@ static void report(const char *peer, const char *wl, double wall_s, double conne
     }
     put_num("client_cpu_s", measured_cpu ? client1 - client0 : -1, 3);
     printf(" rewatches=%ld", rewatches);
-    if (O.wl == WL_RESTART)
+    if (O.wl == WL_RESTART) {
         printf(" ready_ms=%.1f expired=%ld relists=%ld retries=%ld skipped=%" PRId64,
                restart_ready_ms, expired, relists, retries, skipped);
+        printf(" seq_kill=%" PRId64 " seq_ready=%" PRId64 " backlog=%" PRId64 " open_late=%ld",
+               rs.seq_kill, rs.seq_ready, rs.backlog, rs.open_late);
+        put_num("open_last_ms", rs.open_last_ms, 1);
+        put_num("caught_first_ms", rs.caught_first_ms, 1);
+        put_num("caught_p50_ms", rs.caught_p50_ms, 1);
+        put_num("caught_p99_ms", rs.caught_p99_ms, 1);
+    }
     if (O.slow)
         printf(" slow_ended=%ld", nended);
     else
@@ -1886,6 +1962,7 @@ int main(int argc, char **argv)
         writer_start(&W, O.events);
         run_until(third_acked, INT64_MAX);
         int64_t t_kill = now_ns();
+        rs.seq_kill = W.acked;
         spawn(O.restart_cmd);
         while (readyz() == 200 && now_ns() - t_kill < 10 * (int64_t)1000000000)
             run_until(NULL, now_ns() + 2000000);
@@ -1895,8 +1972,10 @@ int main(int argc, char **argv)
         restart_ready_ms = (double)(t_ready - t_kill) / 1e6;
         /* Caught up: every change written until it was ready again is with every reader. */
         caught_seq = W.acked;
+        restart_at_ready(t_kill, t_ready);
         bool ok = run_until(all_caught_up, t_ready + timeout_ns);
         catchup_ms = ok ? (double)(now_ns() - t_ready) / 1e6 : -1;
+        restart_after(t_ready);
         run_until(all_acked, INT64_MAX);
         caught_seq = O.events;
         run_until(all_caught_up, W.last_ack_ns + timeout_ns);
