@@ -571,6 +571,8 @@ int wc_etcd_parse_watch(const char *line, size_t len, wc_watch_resp *out)
     rc = parse_header(json_object_get(res, "header"), &out->header);
     if (!rc)
         rc = get_int64(res, "compact_revision", &out->compact_revision);
+    if (!rc)
+        rc = get_int64(res, "watch_id", &out->watch_id);
     if (rc)
         goto out;
     json_t *evs = json_object_get(res, "events");

@@ -100,6 +100,7 @@ typedef struct wc_watch_resp {
     wc_wire_event *events;
     size_t n;
     int64_t compact_revision;
+    int64_t watch_id;  /* the watch it is for (0 when absent); -1: the stream's (progress) */
     char message[160]; /* cancel_reason or the error's message */
 } wc_watch_resp;
 

@@ -50,6 +50,27 @@ Test(wire, created_response)
     wc_watch_resp_free(&r);
 }
 
+/* Several watches share a stream: each response names its watch (0 is left out, as proto3
+ * leaves out every zero), and a progress request's answer names none of them (-1). */
+Test(wire, a_response_names_its_watch)
+{
+    static const char ID3[] =
+        "{\"result\":{\"header\":{\"revision\":\"9\"},\"watch_id\":\"3\",\"events\":[{\"kv\":"
+        "{\"key\":\"L3AvYQ==\",\"mod_revision\":\"9\",\"value\":\"MQ==\"}}]}}";
+    wc_watch_resp r;
+    parse_ok(ID3, &r);
+    cr_assert_eq(r.kind, WC_WATCH_EVENTS);
+    cr_assert_eq(r.watch_id, 3);
+    wc_watch_resp_free(&r);
+    parse_ok(EVENTS, &r);
+    cr_assert_eq(r.watch_id, 0);
+    wc_watch_resp_free(&r);
+    parse_ok(PROGRESS, &r);
+    cr_assert_eq(r.kind, WC_WATCH_PROGRESS);
+    cr_assert_eq(r.watch_id, -1);
+    wc_watch_resp_free(&r);
+}
+
 Test(wire, events_with_puts_without_type_and_a_delete_whose_prev_kv_is_ignored)
 {
     wc_watch_resp r;
