@@ -61,6 +61,16 @@
  * once, ahead of history it has yet to send.
  */
 #define REFILL_QUIET_MS 1000
+/*
+ * A refill's history comes through several watches on the one stream at once, one from every
+ * REFILL_SPAN revisions of the window (REFILL_WATCHES at most): etcd sends each watch of a pass
+ * its next ETCD_BATCH_REVS revisions and reads the history once for all of them, so the window
+ * takes a pass or two instead of one per ETCD_BATCH_REVS revisions. The changes still reach the
+ * sink in revision order, each once: a watch's changes wait until everything before its start
+ * is handed over, and a watch is cancelled once the next one starts at or below that.
+ */
+#define REFILL_WATCHES 16
+#define REFILL_SPAN ETCD_BATCH_REVS
 
 struct wc_upstream {
     char **endpoints;
@@ -69,7 +79,8 @@ struct wc_upstream {
     size_t prefix_len;
     char *key_b64, *end_b64; /* the range as the gateway wants it */
     size_t page;
-    int64_t refill; /* revisions a start takes back (opts.refill_revisions) */
+    int64_t refill;      /* revisions a start takes back (opts.refill_revisions) */
+    int64_t refill_span; /* revisions per refill watch (REFILL_SPAN; a test may lower it) */
     wc_upstream_sink sink;
 
     pthread_t thread;
@@ -128,6 +139,11 @@ static bool injected(wc_upstream *u, wc_upstream_step step)
 void wc_upstream_fail_at(wc_upstream *u, uint32_t mask)
 {
     atomic_store(&u->fail_at, mask);
+}
+
+void wc_upstream_refill_span(wc_upstream *u, int64_t revs)
+{
+    u->refill_span = revs > 0 ? revs : REFILL_SPAN;
 }
 
 /* libcurl's global set-up is not thread-safe: done once, before any handle is made. */
@@ -1236,9 +1252,34 @@ typedef enum watch_end {
     END_RELIST,     /* a refill whose end etcd does not tell: relist at the current revision */
 } watch_end;
 
+/* One response's changes waiting for their turn: events [off, end) of r, which it owns. */
+typedef struct held {
+    wc_watch_resp r;
+    size_t off, end;
+} held;
+
+/* One watch of the stream: the one that stays, or one of a refill's (REFILL_WATCHES). */
+typedef struct part {
+    int64_t from;  /* it sends the changes after this revision */
+    int64_t cut;   /* none past this one is taken from it (0: no end, the watch that stays) */
+    int64_t id;    /* etcd's watch id, once created */
+    int64_t reach; /* every change in (from, reach] has arrived from it */
+    bool created;
+    bool cancelled; /* no longer needed: what it still sends is dropped */
+    bool beyond;    /* a change past cut arrived from it (and was dropped) */
+    held *q;        /* changes after what the sink holds, in order, waiting for their turn */
+    size_t qn, qcap;
+} part;
+
 typedef struct watch_ctx {
     wc_upstream *u;
+    CURL *h;
     int64_t *rev;
+    part parts[REFILL_WATCHES];
+    size_t nparts, ncreated;
+    bool merged; /* one watch left (the last part) and nothing held: responses go straight on */
+    bool live;   /* reported live: created, caught up with etcd, any refill done */
+    bool progress_queued;
     int64_t until;   /* a refill's end (0: none): before it, progress is taken with care */
     int64_t claimed; /* the newest revision a progress notification handed over */
     /* etcd's revision when the watch was created behind it (0: it was not): until the history
@@ -1280,6 +1321,7 @@ static size_t send_body(char *dst, size_t size, size_t nmemb, void *arg)
     size_t room = size * nmemb;
     if (w->send_off == w->send_len) {
         w->send_off = w->send_len = 0;
+        w->progress_queued = false;
         w->paused = true;
         return CURL_READFUNC_PAUSE;
     }
@@ -1291,11 +1333,15 @@ static size_t send_body(char *dst, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* Queues a line to go up the request body. The buffer has room for every cancel_request of a
+ * refill's watches and one progress_request: a second one while one waits adds nothing. */
 static void queue_request(watch_ctx *w, CURL *h, const char *line)
 {
     size_t n = strlen(line);
-    if (w->send_len + n > w->send_cap)
-        return; /* one is already waiting: the same request twice adds nothing */
+    bool progress = strstr(line, "progress_request") != NULL;
+    if (w->send_len + n > w->send_cap || (progress && w->progress_queued))
+        return;
+    w->progress_queued = w->progress_queued || progress;
     memcpy(w->send + w->send_len, line, n);
     w->send_len += n;
     if (w->paused) {
@@ -1316,10 +1362,193 @@ static void claim(watch_ctx *w, int64_t rev)
         u->sink.progress(u->sink.arg, rev);
 }
 
-/* Hands one parsed watch response to the sink. */
+/* The number of revisions in changes ev[0..n), which are in revision order. */
+static size_t count_revs(const wc_wire_event *ev, size_t n)
+{
+    size_t revs = n ? 1 : 0;
+    for (size_t i = 1; i < n; i++)
+        revs += ev[i].kv.spec.mod_rev != ev[i - 1].kv.spec.mod_rev;
+    return revs;
+}
+
+/* Hands changes ev[0..n) (n >= 1: whole revisions after *w->rev, in order) to the sink. False
+ * when the watch failed. */
+static bool hand(watch_ctx *w, const wc_wire_event *ev, size_t n)
+{
+    wc_upstream *u = w->u;
+    wc_change *ch = injected(u, WC_UPSTEP_WATCH_ALLOC) ? NULL : malloc(n * sizeof(*ch));
+    if (!ch) {
+        fail_watch(w, END_BROKEN, WC_UPC_LOCAL,
+                   "watch: out of memory for a watch response (%zu changes)", n);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        ch[i] = (wc_change){.kv = ev[i].kv.spec, .deleted = ev[i].deleted};
+    int rc = u->sink.apply ? u->sink.apply(u->sink.arg, ch, n) : 0;
+    free(ch);
+    if (rc != 0 && rc != WC_ESTALE) {
+        fail_watch(w, END_COMPACTED, WC_UPC_LOCAL, "the cache refused a change (%s): relisting",
+                   wc_strerror(rc));
+        return false;
+    }
+    int64_t last = ev[n - 1].kv.spec.mod_rev;
+    if (last > *w->rev)
+        *w->rev = last;
+    return true;
+}
+
+/* The part etcd's watch `id` is, or NULL (a progress request's answer is the stream's, -1). */
+static part *part_of(watch_ctx *w, int64_t id)
+{
+    for (size_t i = 0; i < w->ncreated; i++)
+        if (w->parts[i].id == id)
+            return &w->parts[i];
+    return NULL;
+}
+
+/* Drops p's held changes at or below revision `upto` (all of them: INT64_MAX). */
+static void drop_held(part *p, int64_t upto)
+{
+    size_t k = 0;
+    while (k < p->qn && p->q[k].r.events[p->q[k].end - 1].kv.spec.mod_rev <= upto)
+        wc_watch_resp_free(&p->q[k++].r);
+    memmove(p->q, p->q + k, (p->qn - k) * sizeof(*p->q));
+    p->qn -= k;
+    if (p->qn) {
+        held *e = &p->q[0];
+        while (e->r.events[e->off].kv.spec.mod_rev <= upto)
+            e->off++;
+    }
+}
+
+/* A refill's watch no longer needed: cancelled with etcd (once created), its changes dropped. */
+static void cancel_part(watch_ctx *w, part *p)
+{
+    p->cancelled = true;
+    drop_held(p, INT64_MAX);
+    if (p->created) {
+        char line[80];
+        snprintf(line, sizeof(line), "{\"cancel_request\":{\"watch_id\":\"%" PRId64 "\"}}\n",
+                 p->id);
+        queue_request(w, w->h, line);
+    }
+}
+
+/* Changes reached the sink: the refill's quiet clock starts over. */
+static void progressed(watch_ctx *w)
+{
+    int64_t now = wc_mono_ms();
+    if (now - w->last_evs > w->pause)
+        w->pause = now - w->last_evs;
+    w->last_evs = now;
+}
+
+/*
+ * Hands over, in revision order, what the parts have brought: while one that starts at or below
+ * the sink's revision has more (its reach is past it), its held changes up to its reach go to
+ * the sink and its reach is claimed. Then the refill's watches that a later one now covers are
+ * cancelled, and what is held at or below the sink's revision is dropped.
+ */
+static void advance(watch_ctx *w)
+{
+    while (!w->failed) {
+        part *best = NULL;
+        for (size_t i = 0; i < w->nparts; i++) {
+            part *p = &w->parts[i];
+            if (!p->cancelled && p->from <= *w->rev && p->reach > *w->rev &&
+                (!best || p->reach > best->reach))
+                best = p;
+        }
+        if (!best)
+            break;
+        for (size_t k = 0; k < best->qn && !w->failed; k++) {
+            held *e = &best->q[k];
+            size_t off = e->off;
+            while (off < e->end && e->r.events[off].kv.spec.mod_rev <= *w->rev)
+                off++;
+            if (off < e->end)
+                hand(w, e->r.events + off, e->end - off);
+        }
+        drop_held(best, INT64_MAX);
+        if (w->failed)
+            return;
+        claim(w, best->reach);
+        progressed(w);
+    }
+    bool merged = true;
+    for (size_t i = 0; i + 1 < w->nparts; i++) {
+        part *p = &w->parts[i];
+        if (!p->cancelled && p->cut <= *w->rev)
+            cancel_part(w, p);
+        merged = merged && p->cancelled;
+    }
+    for (size_t i = 0; i < w->nparts; i++)
+        drop_held(&w->parts[i], *w->rev);
+    w->merged = merged && w->parts[w->nparts - 1].qn == 0;
+}
+
+/* A refill's response for part p: its changes after the sink's revision and not past p's cut
+ * are held (r's ownership moves there), and what it proves arrived extends p's reach. */
+static void take(watch_ctx *w, part *p, wc_watch_resp *r)
+{
+    size_t revs = count_revs(r->events, r->n);
+    int64_t last = r->events[r->n - 1].kv.spec.mod_rev;
+    /* Every change up to the last one has come; one with fewer than etcd's most revisions is
+     * the last of its catch-up pass (or a live one): every change up to its header revision. */
+    int64_t top = last;
+    if (revs < ETCD_BATCH_REVS && r->header.revision > top)
+        top = r->header.revision;
+    if (p->cut && last > p->cut)
+        p->beyond = true;
+    if (p->cut && p->beyond && top > p->cut)
+        top = p->cut; /* changes past the cut were dropped: it proves no more than the cut */
+    if (top > p->reach)
+        p->reach = top;
+    if (!p->cut && revs < ETCD_BATCH_REVS)
+        w->catchup = 0; /* the watch that stays has caught up with etcd */
+    size_t off = 0, end = r->n;
+    while (off < end && r->events[off].kv.spec.mod_rev <= *w->rev)
+        off++;
+    while (p->cut && end > off && r->events[end - 1].kv.spec.mod_rev > p->cut)
+        end--;
+    if (off < end) {
+        if (p->qn == p->qcap) {
+            size_t cap = p->qcap ? p->qcap * 2 : 8;
+            held *q = realloc(p->q, cap * sizeof(*q));
+            if (!q) {
+                fail_watch(w, END_BROKEN, WC_UPC_LOCAL, "%s",
+                           "watch: out of memory for a refill's held changes");
+                return;
+            }
+            p->q = q;
+            p->qcap = cap;
+        }
+        p->q[p->qn++] = (held){.r = *r, .off = off, .end = end};
+        memset(r, 0, sizeof(*r)); /* held now: the caller's free is a no-op */
+    }
+    advance(w);
+}
+
+/* Reports the watch live once it is created, caught up with etcd and any refill is in: the
+ * cache then holds every change up to etcd's revision of a moment ago. */
+static void check_live(watch_ctx *w)
+{
+    if (w->live || w->failed || !w->created || !w->merged || w->catchup || *w->rev < w->until)
+        return;
+    w->live = true;
+    char reason[64];
+    snprintf(reason, sizeof(reason), "caught up at revision %" PRId64, *w->rev);
+    set_state(w->u, WC_UP_LIVE, reason);
+}
+
+/* Hands one parsed watch response to the sink (or holds it, see advance); may take r's
+ * ownership (r is then emptied). */
 static void handle(watch_ctx *w, wc_watch_resp *r)
 {
     wc_upstream *u = w->u;
+    part *p = r->kind == WC_WATCH_CREATED ? NULL : part_of(w, r->watch_id);
+    if (p && p->cancelled)
+        return; /* a refill's watch no longer needed: its cancellation's answer, or changes */
     switch (r->kind) {
     case WC_WATCH_ERROR:
     case WC_WATCH_CANCELED:
@@ -1342,14 +1571,22 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
             fail_watch(w, END_BROKEN, WC_UPC_BEHIND, "%s", "member behind the cache's revision");
             return;
         }
-        w->created = true;
-        w->last_evs = wc_mono_ms();
-        if (r->header.revision > *w->rev)
-            w->catchup = r->header.revision;
-        set_state(u, WC_UP_LIVE, "");
+        if (w->ncreated < w->nparts) { /* etcd answers the create requests in order */
+            part *c = &w->parts[w->ncreated++];
+            c->id = r->watch_id;
+            c->created = true;
+            if (c->cancelled)
+                cancel_part(w, c);
+        }
+        if (!w->created) {
+            w->created = true;
+            w->last_evs = wc_mono_ms();
+            if (r->header.revision > *w->rev)
+                w->catchup = r->header.revision;
+        }
         return;
     case WC_WATCH_PROGRESS:
-        if (*w->rev < w->until || w->catchup)
+        if (!w->merged || *w->rev < w->until || w->catchup)
             return; /* catching up: etcd may answer ahead of the history it still has to send */
         claim(w, r->header.revision);
         return;
@@ -1358,6 +1595,11 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     }
     if (r->n == 0)
         return;
+    if (!w->merged) {
+        if (p)
+            take(w, p, r);
+        return;
+    }
     int64_t now = wc_mono_ms();
     if (now - w->last_evs > w->pause)
         w->pause = now - w->last_evs;
@@ -1370,34 +1612,15 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         return;
     }
     bool refilling = *w->rev < w->until || w->catchup;
-    wc_change *ch = injected(u, WC_UPSTEP_WATCH_ALLOC) ? NULL : malloc(r->n * sizeof(*ch));
-    if (!ch) {
-        fail_watch(w, END_BROKEN, WC_UPC_LOCAL,
-                   "watch: out of memory for a watch response (%zu changes)", r->n);
+    if (!hand(w, r->events, r->n))
         return;
-    }
-    for (size_t i = 0; i < r->n; i++)
-        ch[i] = (wc_change){.kv = r->events[i].kv.spec, .deleted = r->events[i].deleted};
-    int rc = u->sink.apply ? u->sink.apply(u->sink.arg, ch, r->n) : 0;
-    free(ch);
-    if (rc != 0 && rc != WC_ESTALE) {
-        fail_watch(w, END_COMPACTED, WC_UPC_LOCAL, "the cache refused a change (%s): relisting",
-                   wc_strerror(rc));
-        return;
-    }
     int64_t last = r->events[r->n - 1].kv.spec.mod_rev;
-    if (last > *w->rev)
-        *w->rev = last;
-    if (refilling && r->header.revision > last) {
-        /* A catch-up response with fewer than etcd's most revisions is the last of its pass:
-         * every change up to its header revision has been sent. */
-        size_t revs = 1;
-        for (size_t i = 1; i < r->n; i++)
-            revs += r->events[i].kv.spec.mod_rev != r->events[i - 1].kv.spec.mod_rev;
-        if (revs < ETCD_BATCH_REVS)
-            claim(w, r->header.revision);
-    }
-    if (w->catchup && (*w->rev >= w->catchup || w->claimed >= w->catchup))
+    /* A catch-up response with fewer than etcd's most revisions is the last of its pass: every
+     * change up to its header revision has been sent, and the watch has caught up. */
+    size_t revs = count_revs(r->events, r->n);
+    if (refilling && r->header.revision > last && revs < ETCD_BATCH_REVS)
+        claim(w, r->header.revision);
+    if (w->catchup && revs < ETCD_BATCH_REVS)
         w->catchup = 0; /* caught up */
 }
 
@@ -1429,6 +1652,7 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
         saw_header(w->u, &r.header);
         handle(w, &r);
         wc_watch_resp_free(&r);
+        check_live(w);
     }
     return w->failed ? 0 : n;
 }
@@ -1471,29 +1695,37 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
     CURL *h = NULL;
     struct curl_slist *hdr = NULL;
     bool added = false;
-    /* The create request goes first; the room after it holds a progress request. No prev_kv:
-     * the cacher keeps each key's previous state, and asking for it would make etcd read the
-     * previous revision of every key it sends and send it too. */
-    char *create = NULL;
-    int n = injected(u, WC_UPSTEP_WATCH_REQUEST)
-                ? -1
-                : asprintf(&create,
-                           "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
-                           "\"start_revision\":\"%" PRId64 "\",\"progress_notify\":true}}\n",
-                           u->key_b64, u->end_b64, *rev + 1);
-    if (n < 0) {
-        create = NULL; /* asprintf leaves it undefined on failure */
+    /* A refill's window wider than REFILL_SPAN comes through several watches at once (see
+     * REFILL_WATCHES); the last one stays. */
+    int64_t from = *rev, span = u->refill_span;
+    size_t k = 1;
+    if (until > from + span) {
+        int64_t want = (until - from + span - 1) / span;
+        k = want < REFILL_WATCHES ? (size_t)want : REFILL_WATCHES;
+    }
+    w.nparts = k;
+    for (size_t i = 0; i < k; i++) {
+        part *p = &w.parts[i];
+        p->from = p->reach = from + (until - from) * (int64_t)i / (int64_t)k;
+        p->cut = i + 1 < k ? from + (until - from) * (int64_t)(i + 1) / (int64_t)k : 0;
+    }
+    w.merged = k == 1;
+    /* The create requests go first; the room after them holds their cancellations and a
+     * progress request. No prev_kv: the cacher keeps each key's previous state, and asking for
+     * it would make etcd read the previous revision of every key it sends and send it too. */
+    size_t line_max = 160 + strlen(u->key_b64) + strlen(u->end_b64);
+    w.send_cap = k * (line_max + 64) + 64;
+    w.send = injected(u, WC_UPSTEP_WATCH_REQUEST) ? NULL : malloc(w.send_cap);
+    if (!w.send) {
         fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: out of memory for the create_request");
         goto out;
     }
-    w.send = create;
-    w.send_len = (size_t)n;
-    w.send_cap = (size_t)n;
-    char *grown = realloc(create, (size_t)n + 64);
-    if (grown) {
-        w.send = grown;
-        w.send_cap = (size_t)n + 64;
-    }
+    for (size_t i = 0; i < k; i++)
+        w.send_len +=
+            (size_t)snprintf(w.send + w.send_len, w.send_cap - w.send_len,
+                             "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
+                             "\"start_revision\":\"%" PRId64 "\",\"progress_notify\":true}}\n",
+                             u->key_b64, u->end_b64, w.parts[i].from + 1);
     char url[1024];
     snprintf(url, sizeof(url), "%s/v3/watch", endpoint);
     char *token = NULL;
@@ -1506,6 +1738,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
         goto out;
     }
     h = injected(u, WATCH_STEPS.easy_init) ? NULL : curl_easy_init();
+    w.h = h;
     if (!h) {
         free(token);
         fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: curl_easy_init failed");
@@ -1580,7 +1813,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
         int64_t now = wc_mono_ms();
         /* Taken when a request goes up: one asked while catching up waits for its end. */
         bool asked = atomic_load(&u->progress_wanted);
-        if (w.created && *rev < w.until) {
+        if (w.created && (*rev < w.until || !w.merged)) {
             if (now - w.last_evs >=
                 (REFILL_QUIET_MS > 2 * w.pause ? REFILL_QUIET_MS : 2 * w.pause)) {
                 fail_watch(&w, END_RELIST, WC_UPC_ETCD,
@@ -1593,6 +1826,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
             /* catching up: progress waits (see watch_ctx.catchup) */
         } else if (w.catchup) {
             w.catchup = 0; /* quiet that long: etcd has sent what it had */
+            check_live(&w);
         } else if (w.created && (asked || now - w.last_msg >= IDLE_PROGRESS_MS) &&
                    now - last_ask >= (asked ? 0 : IDLE_PROGRESS_MS)) {
             atomic_store(&u->progress_wanted, false);
@@ -1618,6 +1852,10 @@ out:
         curl_easy_cleanup(h);
     curl_slist_free_all(hdr);
     free(w.send);
+    for (size_t i = 0; i < w.nparts; i++) {
+        drop_held(&w.parts[i], INT64_MAX);
+        free(w.parts[i].q);
+    }
     wc_linebuf_free(&w.lines);
     if (w.end != END_STOPPED)
         *e = w.err;
@@ -1765,6 +2003,7 @@ wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
     free(end);
     u->page = o->page_size ? o->page_size : PAGE_DEFAULT;
     u->refill = o->refill_revisions > 0 ? o->refill_revisions : 0;
+    u->refill_span = REFILL_SPAN;
     pthread_mutex_init(&u->token_mu, NULL);
     const char *const src[] = {o->cacert, o->cert, o->key, o->user, o->password};
     char **dst[] = {&u->cacert, &u->cert, &u->key, &u->user, &u->password};

@@ -43,4 +43,11 @@ typedef enum wc_upstream_step {
  */
 void wc_upstream_fail_at(wc_upstream *u, uint32_t mask);
 
+/*
+ * A refill's window is taken through one watch per `revs` revisions of it (at most
+ * REFILL_WATCHES; 0: back to the default, etcd's most revisions a pass). Lower, so that a
+ * test's small window takes several. Before wc_upstream_start.
+ */
+void wc_upstream_refill_span(wc_upstream *u, int64_t revs);
+
 #endif

@@ -41,6 +41,8 @@ static recorder R;
 static struct wc_test_etcd etcd;
 static wc_upstream *up;
 static int64_t refill_revs; /* the next upstream's refill_revisions; 0 unless a test sets it */
+/* A test's: the next list compacts etcd this many revisions into the window it refills, once. */
+static int64_t compact_in_window;
 
 static void add(rec x)
 {
@@ -54,6 +56,10 @@ static void add(rec x)
 static int s_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
                      bool reset)
 {
+    if (compact_in_window && head > rev + compact_in_window) {
+        wc_test_etcd_compact(&etcd, rev + compact_in_window);
+        compact_in_window = 0;
+    }
     rec x = {.kind = reset ? 'X' : 'R', .rev = rev, .n = n, .head = head};
     for (size_t i = 0; i < n; i++)
         if (kvs[i].mod_rev > x.max_mod)
@@ -110,6 +116,7 @@ static void teardown(void)
     wc_upstream_free(up);
     up = NULL;
     refill_revs = 0;
+    compact_in_window = 0;
     wc_test_etcd_stop(&etcd);
 }
 
@@ -665,6 +672,155 @@ Test(upstream, a_refill_reaches_back_to_etcds_compaction_revision_at_most)
     cr_assert_eq(n, (size_t)(head - mid), "every change after it");
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(ch[i].rev, mid + 1 + (int64_t)i);
+}
+
+/* ---- a refill through several watches at once (wc_upstream_refill_span) ----------------- */
+
+typedef struct history {
+    pthread_mutex_t mu;
+    int64_t rev[1024]; /* every change under the prefix, by revision; a transaction once */
+    int count[1024];   /* changes at that revision (a transaction has several) */
+    size_t n;
+} history;
+
+static history H = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void note(int64_t rev, int count)
+{
+    pthread_mutex_lock(&H.mu);
+    cr_assert_lt(H.n, 1024);
+    H.rev[H.n] = rev;
+    H.count[H.n++] = count;
+    pthread_mutex_unlock(&H.mu);
+}
+
+/* A history under /s/ with dense and empty stretches, deletes and a transaction of three. */
+static int64_t write_history(void)
+{
+    char key[32];
+    int64_t rev = 0;
+    bool there[23] = {false};
+    for (int i = 0; i < 240; i++) {
+        if (i >= 80 && i < 140) { /* a stretch with nothing under the prefix */
+            put("/outside", "o");
+            continue;
+        }
+        snprintf(key, sizeof(key), "/s/k%02d", i % 23);
+        if (i % 11 == 10 && there[i % 23]) {
+            cr_assert_eq(wc_test_etcd_delete(&etcd, key, &rev), 0);
+            note(rev, 1);
+            there[i % 23] = false;
+        } else if (i == 170) {
+            const char *keys[] = {"/s/t1", "/s/t2", "/s/t3"}, *vals[] = {"1", "2", "3"};
+            cr_assert_eq(wc_test_etcd_txn_put(&etcd, keys, vals, 3, &rev), 0);
+            note(rev, 3);
+        } else {
+            note(rev = put(key, "x"), 1);
+            there[i % 23] = true;
+        }
+    }
+    return rev;
+}
+
+static void *live_writer(void *arg)
+{
+    char key[32];
+    for (int i = 0; i < 40; i++) {
+        int64_t rev;
+        snprintf(key, sizeof(key), "/s/live%02d", i);
+        if (wc_test_etcd_put(&etcd, key, "l", &rev) == 0)
+            note(rev, 1);
+    }
+    return NULL;
+}
+
+/* The changes the sink got after the first list must be etcd's history after it: each change
+ * once, in revision order, a transaction whole. `upto`: the last revision to look at. */
+static void exactly_the_history_after(rec first, int64_t upto)
+{
+    rec ch[1024];
+    size_t n = changes(ch, 1024), k = 0;
+    pthread_mutex_lock(&H.mu);
+    for (size_t i = 0; i < H.n && H.rev[i] <= upto; i++) {
+        if (H.rev[i] <= first.rev)
+            continue;
+        for (int c = 0; c < H.count[i]; c++, k++) {
+            cr_assert_lt(k, n, "the change at %" PRId64 " is missing", H.rev[i]);
+            cr_assert_eq(ch[k].rev, H.rev[i], "change %zu: revision %" PRId64 ", want %" PRId64, k,
+                         ch[k].rev, H.rev[i]);
+        }
+    }
+    pthread_mutex_unlock(&H.mu);
+    for (; k < n && ch[k].rev <= upto; k++)
+        cr_assert_fail("a change at %" PRId64 " that etcd's history does not hold there",
+                       ch[k].rev);
+}
+
+/* A window of some 240 revisions taken through 16 watches of about 15 revisions each, while a
+ * writer goes on: what reaches the sink is the history, once and in order, then the writes. */
+Test(upstream, a_refill_through_several_watches_hands_over_the_history_in_order_once)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    H.n = 0;
+    int64_t head = write_history();
+    refill_revs = 1000;
+    new_upstream("/s/", 1000, false, NULL, NULL);
+    wc_upstream_refill_span(up, 7);
+    pthread_t t;
+    pthread_create(&t, NULL, live_writer, NULL);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    pthread_join(t, NULL);
+    int64_t last = put("/s/zz", "end");
+    note(last, 1);
+    cr_assert(wait_for(saw_rev, &last), "the refill and the writes after it reach the sink");
+    int one = 1;
+    cr_assert(wait_for(is_live, &one), "live once the refill is in and the watch caught up");
+    rec first = first_replace();
+    cr_assert_eq(first.kind, 'R');
+    cr_assert_lt(first.rev, head - 200, "listed far enough back to need many watches");
+    exactly_the_history_after(first, last);
+    size_t one_list = 1, two = 2;
+    cr_assert(replaces_at_least(&one_list));
+    pthread_mutex_lock(&R.mu);
+    bool relisted = replaces_at_least(&two);
+    pthread_mutex_unlock(&R.mu);
+    cr_assert_not(relisted, "no relist: every watch's end was proven");
+}
+
+/* The sink's list callback (s_replace) compacts etcd inside the window it is about to be refilled
+ * with: the refill's first watches are compacted away before they are read. The upstream relists at
+ * the current revision; before that, what it handed over is an exact start of the history. */
+Test(upstream, a_compaction_under_a_refill_through_several_watches_ends_in_a_relist)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    H.n = 0;
+    int64_t head = write_history();
+    refill_revs = 1000;
+    new_upstream("/s/", 1000, false, NULL, NULL);
+    wc_upstream_refill_span(up, 7);
+    compact_in_window = 100;
+    cr_assert_eq(wc_upstream_start(up), 0);
+    size_t two = 2;
+    cr_assert(wait_for(replaces_at_least, &two), "a relist after the compaction");
+    rec first = first_replace(), second = {0};
+    size_t before = 0; /* changes before the relist */
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0, k = 0; i < R.n && !second.kind; i++) {
+        if (R.r[i].kind == 'R' && ++k == 2)
+            second = R.r[i];
+        else if (k == 1 && (R.r[i].kind == 'P' || R.r[i].kind == 'D'))
+            before++;
+    }
+    pthread_mutex_unlock(&R.mu);
+    cr_assert_geq(second.rev, head, "the relist is at the current revision");
+    rec ch[1024];
+    cr_assert_geq(changes(ch, 1024), before);
+    int64_t upto = before ? ch[before - 1].rev : first.rev;
+    cr_assert_lt(upto, first.rev + 100, "none past the compaction came before the relist");
+    exactly_the_history_after(first, upto);
+    wc_upstream_stats st;
+    wc_upstream_stats_get(up, &st);
+    cr_assert_geq(st.reconnects[WC_UPC_COMPACTED], 1);
 }
 
 Test(upstream, current_rev_and_progress_requests_follow_etcd)
