@@ -169,6 +169,21 @@ END {
             f0(get(k, "errors")), f2(get(k, "cpu_etcd_s")), f0(W10r[t]), f0(W10w[t]) > out
     }
     if (any) print "\netcd ranges with the refill: two one-key probes (the current revision, then whether the revision to list at is compacted) and the pages of the list.\n" > out
+    # Where the time after ready goes (the restart figures of wcload).
+    if (any) {
+        print "| run | changes written from the restart to ready | changes readers lacked at ready (all readers) | streams reopened after ready | the last of them, ms after ready | first reader caught up, ms | half of them | 99% |" > out
+        print "|---|---|---|---|---|---|---|---|" > out
+        for (ti = 1; ti <= 2; ti++) {
+            t = ti == 1 ? "W10" : "W10off"
+            if (!((t, "wcached") in ONE)) continue
+            k = ONE[t, "wcached"]
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                t == "W10" ? "with the refill" : "without", f0(get(k, "seq_ready") - get(k, "seq_kill")),
+                f0(get(k, "backlog")), f0(get(k, "open_late")), f0(get(k, "open_last_ms")),
+                f0(get(k, "caught_first_ms")), f0(get(k, "caught_p50_ms")), f0(get(k, "caught_p99_ms")) > out
+        }
+        print "" > out
+    }
 
     # W5 ---------------------------------------------------------------------------------------
     any = 0
