@@ -1400,10 +1400,33 @@ static bool hand(watch_ctx *w, const wc_wire_event *ev, size_t n)
 /* The part etcd's watch `id` is, or NULL (a progress request's answer is the stream's, -1). */
 static part *part_of(watch_ctx *w, int64_t id)
 {
-    for (size_t i = 0; i < w->ncreated; i++)
-        if (w->parts[i].id == id)
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].created && w->parts[i].id == id)
             return &w->parts[i];
     return NULL;
+}
+
+/*
+ * True when `line` is for a refill's watch that was cancelled: what it still sends (the rest of
+ * a pass already under way) is dropped without being parsed. Only a watch_id found in the line
+ * counts (etcd's JSON has no other "watch_id" field, and its keys and values are base64), so a
+ * line for the watch that stays, created first and so etcd's watch 0, whose id the gateway
+ * leaves out, is always parsed.
+ */
+static bool for_cancelled(watch_ctx *w, const char *line, size_t len)
+{
+    static const char key[] = "\"watch_id\":\"";
+    const char *f = memmem(line, len < 512 ? len : 512, key, sizeof(key) - 1);
+    if (!f)
+        return false;
+    const char *p = f + sizeof(key) - 1, *end = line + len;
+    int64_t id = 0;
+    while (p < end && *p >= '0' && *p <= '9' && id < INT64_MAX / 10)
+        id = id * 10 + (*p++ - '0');
+    if (p == f + sizeof(key) - 1 || p >= end || *p != '"')
+        return false;
+    part *q = part_of(w, id);
+    return q && q->cancelled;
 }
 
 /* Drops p's held changes at or below revision `upto` (all of them: INT64_MAX). */
@@ -1571,8 +1594,10 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
             fail_watch(w, END_BROKEN, WC_UPC_BEHIND, "%s", "member behind the cache's revision");
             return;
         }
-        if (w->ncreated < w->nparts) { /* etcd answers the create requests in order */
-            part *c = &w->parts[w->ncreated++];
+        if (w->ncreated < w->nparts) {
+            /* etcd answers the create requests in order: the watch that stays went first */
+            part *c = &w->parts[w->ncreated ? w->ncreated - 1 : w->nparts - 1];
+            w->ncreated++;
             c->id = r->watch_id;
             c->created = true;
             if (c->cancelled)
@@ -1639,7 +1664,7 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
     const char *line;
     size_t len;
     while (!w->failed && wc_linebuf_next(&w->lines, &line, &len)) {
-        if (len == 0)
+        if (len == 0 || for_cancelled(w, line, len))
             continue;
         wc_watch_resp r;
         rc = wc_etcd_parse_watch(line, len, &r);
@@ -1702,12 +1727,16 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
     if (until > from + span) {
         int64_t want = (until - from + span - 1) / span;
         k = want < REFILL_WATCHES ? (size_t)want : REFILL_WATCHES;
+        if (want > REFILL_WATCHES)
+            span = (until - from + (int64_t)k - 1) / (int64_t)k;
     }
+    /* Spans of etcd's most revisions a pass, so that a watch's first pass is its span when
+     * every revision is under the prefix; the one that stays takes the rest. */
     w.nparts = k;
     for (size_t i = 0; i < k; i++) {
         part *p = &w.parts[i];
-        p->from = p->reach = from + (until - from) * (int64_t)i / (int64_t)k;
-        p->cut = i + 1 < k ? from + (until - from) * (int64_t)(i + 1) / (int64_t)k : 0;
+        p->from = p->reach = from + span * (int64_t)i;
+        p->cut = i + 1 < k ? p->from + span : 0;
     }
     w.merged = k == 1;
     /* The create requests go first; the room after them holds their cancellations and a
@@ -1720,12 +1749,14 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
         fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: out of memory for the create_request");
         goto out;
     }
-    for (size_t i = 0; i < k; i++)
+    for (size_t j = 0; j < k; j++) {
+        size_t i = j ? j - 1 : k - 1; /* the watch that stays first: etcd's watch 0 */
         w.send_len +=
             (size_t)snprintf(w.send + w.send_len, w.send_cap - w.send_len,
                              "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
                              "\"start_revision\":\"%" PRId64 "\",\"progress_notify\":true}}\n",
                              u->key_b64, u->end_b64, w.parts[i].from + 1);
+    }
     char url[1024];
     snprintf(url, sizeof(url), "%s/v3/watch", endpoint);
     char *token = NULL;

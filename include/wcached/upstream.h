@@ -21,15 +21,16 @@
 #define WC_UPSTREAM_ENDPOINT "http://127.0.0.1:2379"
 /* How many revisions of etcd's history a start takes back into the ring by default: at 1,000
  * writes/s, what a restart of up to 10 s leaves readers without. etcd 3.4 sends a watch from
- * the past about 1,000 revisions per 100 ms pass, each pass reading the history up to now, so
- * the window is what a restart needs rather than the ring's size. */
+ * the past about 1,000 revisions per 100 ms pass, each pass reading the history up to now; the
+ * refill's watches from staggered revisions (up to 16) make that one or two passes, and the
+ * window is still what a restart needs rather than the ring's size. */
 #define WC_UPSTREAM_REFILL_REVISIONS 10000
 
 typedef struct wc_upstream wc_upstream;
 
 typedef enum wc_upstream_state {
     WC_UP_CONNECTING = 0, /* listing or opening the watch */
-    WC_UP_LIVE,           /* the watch is open and created */
+    WC_UP_LIVE,           /* the watch is open, has caught up with etcd and any refill is in */
     WC_UP_DOWN,           /* broken; retrying after a backoff */
 } wc_upstream_state;
 
