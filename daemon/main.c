@@ -184,7 +184,8 @@ static void refill_note(daemon_state *d)
         wc_log(WC_LOG_INFO,
                "cache: ring refilled with the changes of revisions (%" PRId64 ", %" PRId64
                "] in %" PRId64 " ms (it holds %" PRIu64 " events); watches resume from "
-               "revision %" PRId64 " on (older: 410 Expired); ready",
+               "revision %" PRId64
+               " on (older: 410 Expired); serving readers, ready once the watch has caught up",
                from, to, now - t0, st.ring_events, st.floor);
     else if (show)
         wc_log(WC_LOG_INFO,
