@@ -53,9 +53,10 @@
  */
 #define ETCD_BATCH_REVS 1000
 /*
- * A refill's watch that sent nothing for this long (or twice its longest pause so far) while
- * its end is not proven (no catch-up pass at all: the window had no change under the prefix, or
- * a last pass of exactly ETCD_BATCH_REVS revisions) ends in a list at the current revision,
+ * A refill's watch that sent nothing for this long (three times as long before its first
+ * events, or twice its longest pause so far) while its end is not proven (no catch-up pass at
+ * all: the window had no change under the prefix, or a last pass of exactly ETCD_BATCH_REVS
+ * revisions) ends in a list at the current revision,
  * which the receiver diffs: the rest of the window comes as a relist's events. A progress
  * notification cannot prove the end: etcd before 3.4.25 and 3.5.8 answers a progress request at
  * once, ahead of history it has yet to send.
@@ -1287,8 +1288,10 @@ typedef struct watch_ctx {
      * (etcd before 3.4.25 and 3.5.8 answers a watch still catching up with its head revision,
      * ahead of the changes it has yet to send). */
     int64_t catchup;
-    int64_t last_evs; /* when the last events (or the creation) arrived, ms */
-    int64_t pause;    /* the longest time between two of a refill's responses, ms */
+    int64_t last_evs;     /* when the last events (or the creation) arrived, ms */
+    int64_t pause;        /* the longest time between two of a refill's responses, ms */
+    bool got_evs;         /* events have arrived on this stream */
+    int64_t last_advance; /* when the sink's revision last moved on during a refill, ms */
     wc_linebuf lines;
     char *send; /* request lines waiting to go up the body; send_cap bytes */
     size_t send_cap, send_len, send_off;
@@ -1457,13 +1460,14 @@ static void cancel_part(watch_ctx *w, part *p)
     }
 }
 
-/* Changes reached the sink: the refill's quiet clock starts over. */
-static void progressed(watch_ctx *w)
+/* Events arrived: the refill's quiet clock (REFILL_QUIET_MS) starts over. */
+static void got_events(watch_ctx *w)
 {
     int64_t now = wc_mono_ms();
     if (now - w->last_evs > w->pause)
         w->pause = now - w->last_evs;
     w->last_evs = now;
+    w->got_evs = true;
 }
 
 /*
@@ -1496,7 +1500,7 @@ static void advance(watch_ctx *w)
         if (w->failed)
             return;
         claim(w, best->reach);
-        progressed(w);
+        w->last_advance = wc_mono_ms();
     }
     bool merged = true;
     for (size_t i = 0; i + 1 < w->nparts; i++) {
@@ -1514,6 +1518,7 @@ static void advance(watch_ctx *w)
  * are held (r's ownership moves there), and what it proves arrived extends p's reach. */
 static void take(watch_ctx *w, part *p, wc_watch_resp *r)
 {
+    got_events(w);
     size_t revs = count_revs(r->events, r->n);
     int64_t last = r->events[r->n - 1].kv.spec.mod_rev;
     /* Every change up to the last one has come; one with fewer than etcd's most revisions is
@@ -1605,7 +1610,7 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         }
         if (!w->created) {
             w->created = true;
-            w->last_evs = wc_mono_ms();
+            w->last_evs = w->last_advance = wc_mono_ms();
             if (r->header.revision > *w->rev)
                 w->catchup = r->header.revision;
         }
@@ -1625,10 +1630,7 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
             take(w, p, r);
         return;
     }
-    int64_t now = wc_mono_ms();
-    if (now - w->last_evs > w->pause)
-        w->pause = now - w->last_evs;
-    w->last_evs = now;
+    got_events(w);
     if (r->events[0].kv.spec.mod_rev <= w->claimed) {
         fail_watch(w, END_EARLY, WC_UPC_ETCD,
                    "etcd sent changes at revision %" PRId64 " after a progress notification "
@@ -1845,8 +1847,13 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
         /* Taken when a request goes up: one asked while catching up waits for its end. */
         bool asked = atomic_load(&u->progress_wanted);
         if (w.created && (*rev < w.until || !w.merged)) {
-            if (now - w.last_evs >=
-                (REFILL_QUIET_MS > 2 * w.pause ? REFILL_QUIET_MS : 2 * w.pause)) {
+            /* etcd's first pass reads the window and may take over a second on a busy
+             * machine; later ones come at least as often as the slowest pause so far. A part
+             * that never moves the sink on while others send is ended as well. */
+            int64_t quiet = !w.got_evs                      ? 3 * REFILL_QUIET_MS
+                            : REFILL_QUIET_MS > 2 * w.pause ? REFILL_QUIET_MS
+                                                            : 2 * w.pause;
+            if (now - w.last_evs >= quiet || now - w.last_advance >= STALL_MS) {
                 fail_watch(&w, END_RELIST, WC_UPC_ETCD,
                            "refill: etcd sent nothing for %" PRId64 " ms short of revision %" PRId64
                            ": relisting for the rest",
