@@ -1447,11 +1447,12 @@ static void drop_held(part *p, int64_t upto)
     }
 }
 
-/* A refill's watch no longer needed: cancelled with etcd (once created), its changes dropped. */
+/* A refill's watch no longer needed (it brought its whole span, or a later one covers it):
+ * cancelled with etcd, once created, so that etcd stops reading and sending history for it.
+ * What it brought stays held until its turn. */
 static void cancel_part(watch_ctx *w, part *p)
 {
     p->cancelled = true;
-    drop_held(p, INT64_MAX);
     if (p->created) {
         char line[80];
         snprintf(line, sizeof(line), "{\"cancel_request\":{\"watch_id\":\"%" PRId64 "\"}}\n",
@@ -1473,8 +1474,9 @@ static void got_events(watch_ctx *w)
 /*
  * Hands over, in revision order, what the parts have brought: while one that starts at or below
  * the sink's revision has more (its reach is past it), its held changes up to its reach go to
- * the sink and its reach is claimed. Then the refill's watches that a later one now covers are
- * cancelled, and what is held at or below the sink's revision is dropped.
+ * the sink and its reach is claimed. Then the refill's watches that brought their whole span,
+ * or that a later one now covers, are cancelled, and what is held at or below the sink's
+ * revision is dropped.
  */
 static void advance(watch_ctx *w)
 {
@@ -1482,8 +1484,7 @@ static void advance(watch_ctx *w)
         part *best = NULL;
         for (size_t i = 0; i < w->nparts; i++) {
             part *p = &w->parts[i];
-            if (!p->cancelled && p->from <= *w->rev && p->reach > *w->rev &&
-                (!best || p->reach > best->reach))
+            if (p->from <= *w->rev && p->reach > *w->rev && (!best || p->reach > best->reach))
                 best = p;
         }
         if (!best)
@@ -1503,15 +1504,15 @@ static void advance(watch_ctx *w)
         w->last_advance = wc_mono_ms();
     }
     bool merged = true;
-    for (size_t i = 0; i + 1 < w->nparts; i++) {
+    for (size_t i = 0; i < w->nparts; i++) {
         part *p = &w->parts[i];
-        if (!p->cancelled && p->cut <= *w->rev)
+        bool bounded = i + 1 < w->nparts;
+        if (bounded && !p->cancelled && (p->reach >= p->cut || p->cut <= *w->rev))
             cancel_part(w, p);
-        merged = merged && p->cancelled;
+        drop_held(p, *w->rev);
+        merged = merged && (!bounded || p->cancelled) && p->qn == 0;
     }
-    for (size_t i = 0; i < w->nparts; i++)
-        drop_held(&w->parts[i], *w->rev);
-    w->merged = merged && w->parts[w->nparts - 1].qn == 0;
+    w->merged = merged;
 }
 
 /* A refill's response for part p: its changes after the sink's revision and not past p's cut
