@@ -1438,8 +1438,10 @@ static void drop_held(part *p, int64_t upto)
     size_t k = 0;
     while (k < p->qn && p->q[k].r.events[p->q[k].end - 1].kv.spec.mod_rev <= upto)
         wc_watch_resp_free(&p->q[k++].r);
-    memmove(p->q, p->q + k, (p->qn - k) * sizeof(*p->q));
-    p->qn -= k;
+    if (k) {
+        memmove(p->q, p->q + k, (p->qn - k) * sizeof(*p->q));
+        p->qn -= k;
+    }
     if (p->qn) {
         held *e = &p->q[0];
         while (e->r.events[e->off].kv.spec.mod_rev <= upto)
