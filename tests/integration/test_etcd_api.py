@@ -548,6 +548,9 @@ class Reflector:
         rv = lst["metadata"]["resourceVersion"]
         self.resp = urllib.request.urlopen(base + "/keys/p/?watch=1&resourceVersion=" + rv,
                                            timeout=30)
+        # Closing the response waits for the reading thread's recv; shutting the socket
+        # down ends that recv at once.
+        self.sock = self.resp.fp.raw._sock
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
@@ -565,6 +568,7 @@ class Reflector:
 
     def stop(self):
         try:
+            self.sock.shutdown(socket.SHUT_RDWR)
             self.resp.close()
         except Exception:
             pass
