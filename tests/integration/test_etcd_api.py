@@ -17,6 +17,9 @@ import urllib.request
 from cluster import WCACHED, Cluster, check, free_port, results, wait_until
 
 PREFIX = "/p/"
+# (revision, key, "PUT" or "DELETE") of each change the tests make, in order: what a watch
+# has to have reported before a step goes on.
+LOG = []
 
 
 def b64(s):
@@ -108,19 +111,8 @@ class Watch:
                     with self.lock:
                         self.lines.append(json.loads(line))
 
-    def quiet(self, seconds=1.0, limit=15):
-        """Waits until no line came for `seconds`; returns every line so far."""
-        deadline = time.monotonic() + limit
-        last = -1
-        since = time.monotonic()
-        while time.monotonic() < deadline:
-            with self.lock:
-                n = len(self.lines)
-            if n != last:
-                last, since = n, time.monotonic()
-            elif time.monotonic() - since >= seconds:
-                break
-            time.sleep(0.05)
+    def snapshot(self):
+        """Every line so far."""
         with self.lock:
             return list(self.lines)
 
@@ -146,12 +138,15 @@ def etcd_put(c, key, value, lease=None):
         body["lease"] = lease
     st, r = post(c.etcd_url, "/v3/kv/put", body)
     assert st == 200, r
-    return int(r["header"]["revision"])
+    LOG.append((int(r["header"]["revision"]), key, "PUT"))
+    return LOG[-1][0]
 
 
 def etcd_del(c, key):
     st, r = post(c.etcd_url, "/v3/kv/deleterange", {"key": b64(key)})
     assert st == 200, r
+    if int(r.get("deleted", 0)):
+        LOG.append((int(r["header"]["revision"]), key, "DELETE"))
     return int(r["header"]["revision"])
 
 
@@ -230,6 +225,52 @@ def range_table(c, revs):
         check("write %s: 501, code 12" % path, st == 501 and w.get("code") == 12, w)
 
 
+def in_watch(w, key, typ):
+    """Whether watch w (a create_request's key, range_end and filters) reports this change."""
+    k = base64.b64decode(w["key"]).decode()
+    end = base64.b64decode(w["range_end"]).decode() if "range_end" in w else None
+    inside = key == k if end is None else k <= key < end
+    return inside and ("NO" + typ) not in w.get("filters", [])
+
+
+def want_revs(watches, since):
+    """The last revision each watch (watch_id -> (create_request, the revision it was
+    created at)) has to have reported, from the log of the tests' writes, for those that
+    have one to report."""
+    out = {}
+    for wid, (w, at) in watches.items():
+        first = int(w["start_revision"]) if "start_revision" in w else at + 1
+        revs = [r for r, key, typ in LOG if r >= max(first, since) and in_watch(w, key, typ)]
+        if revs:
+            out[wid] = max(revs)
+    return out
+
+
+def reported(lines):
+    """The highest event revision each watch_id has reported on a stream."""
+    out = {}
+    for l in lines:
+        r = l.get("result", {})
+        for ev in r.get("events", []):
+            wid = r.get("watch_id", "0")
+            out[wid] = max(out.get(wid, 0), int(ev["kv"]["mod_revision"]))
+    return out
+
+
+def settle(streams, watches, since=0, more=lambda lines: True):
+    """Waits until every stream has reported each watch's changes (in the write log, from
+    revision `since`) and `more` holds of its lines: the streams are at the same point before
+    the next step, which keeps live responses' header revisions comparable."""
+    want = want_revs(watches, since)
+
+    def done(s):
+        lines = s.snapshot()
+        got = reported(lines)
+        return all(got.get(wid, 0) >= r for wid, r in want.items()) and more(lines)
+
+    return wait_until(lambda: all(done(s) for s in streams.values()), 15)
+
+
 def watch_table(c, revs):
     """The same watch requests on one stream to each; writes while both are open."""
     k, e = b64(PREFIX), b64("/p0")
@@ -245,39 +286,58 @@ def watch_table(c, revs):
                             "prev_kv": True}},
         {"create_request": {"key": k, "range_end": e, "watch_id": "7"}},
     ]
+    at = LOG[-1][0]
+    watches = {wid: (r["create_request"], at) for wid, r in zip(["0", "1", "2", "3", "4", "7"],
+                                                                 reqs)}
+
+    def count(what):
+        return lambda lines: sum(1 for l in lines if l.get("result", {}).get(what)) >= n[what]
+
+    n = {"created": len(reqs)}
     for name, s in streams.items():
         for r in reqs:
             s.send(r)
-    for s in streams.values():
-        s.quiet(0.7)
+    settle(streams, watches, more=count("created"))
     # One write at a time, each sent on before the next (a live response's header carries
     # the revision the answering side is at when it sends it).
-    etcd_put(c, "/p/b", "b3")
-    for s in streams.values():
-        s.quiet(0.3)
-    etcd_put(c, "/q/outside", "o")
-    etcd_put(c, "/p/c", "c2")
-    for s in streams.values():
-        s.quiet(0.3)
-    etcd_del(c, "/p/c")
-    for s in streams.values():
-        s.quiet(0.3)
+    for step in (lambda: etcd_put(c, "/p/b", "b3"),
+                 lambda: (etcd_put(c, "/q/outside", "o"), etcd_put(c, "/p/c", "c2")),
+                 lambda: etcd_del(c, "/p/c")):
+        since = LOG[-1][0] + 1
+        step()
+        settle(streams, watches, since)
     # A transaction: two keys in one revision, one response.
-    st, _ = post(c.etcd_url, "/v3/kv/txn", {"success": [
+    st, r = post(c.etcd_url, "/v3/kv/txn", {"success": [
         {"request_put": {"key": b64("/p/t1"), "value": b64("1")}},
         {"request_put": {"key": b64("/p/t2"), "value": b64("2")}}]})
     assert st == 200
-    for s in streams.values():
-        s.quiet(0.7)
+    rev = int(r["header"]["revision"])
+    LOG.extend([(rev, "/p/t1", "PUT"), (rev, "/p/t2", "PUT")])
+    settle(streams, watches, rev)
+
+    def progress(lines):
+        return sum(1 for l in lines if l.get("result", {}).get("watch_id") == "-1" and
+                   not l["result"].get("events")) >= n["progress"]
+
+    n["progress"] = 1
     for s in streams.values():
         s.send({"progress_request": {}})
-    for s in streams.values():
-        s.quiet(0.7)
+    settle(streams, watches, rev, more=progress)
+    n["canceled"] = 1
     for s in streams.values():
         s.send({"cancel_request": {"watch_id": "1"}})
         s.send({"cancel_request": {"watch_id": "42"}})
-    etcd_put(c, "/p/after", "x")
-    got = {n: s.quiet(1.0) for n, s in streams.items()}
+    settle(streams, watches, rev, more=count("canceled"))
+    del watches["1"]
+    rev = etcd_put(c, "/p/after", "x")
+    # Then a progress request: wcached answers it only once the stream carries everything
+    # up to it, so a line that should not be there (for the canceled watch) is in by then.
+    settle(streams, watches, rev)
+    n["progress"] = 2
+    for s in streams.values():
+        s.send({"progress_request": {}})
+    settle(streams, watches, rev, more=progress)
+    got = {n: s.snapshot() for n, s in streams.items()}
     for s in streams.values():
         s.close()
     ge, gw = by_watch(got["etcd"]), by_watch(got["wcached"])
@@ -325,13 +385,23 @@ def slow_reader(c):
             + "\n").encode()
     sock.sendall(b"POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                  % len(line) + line)
-    # Far more than the socket buffers and the watcher's queue (1,000 events for a watcher
-    # the --index-field cannot narrow) hold: transactions of 100 puts.
+    # Transactions of 100 puts until its watcher is ended (too slow, or out of the ring),
+    # up to far more than the socket buffers and the watcher's queue (1,000 events for a
+    # watcher the --index-field cannot narrow) hold.
+    def lagged():
+        m = get(c.base + "/metrics")[1].decode()
+        return sum(int(l.split()[-1]) for l in m.splitlines()
+                   if l.startswith("wcached_watchers_terminated_total") and
+                   ('"slow"' in l or '"expired"' in l))
+
+    before = lagged()
     val = b64("x" * 4096)
     for i in range(60):
         st, _ = post(c.etcd_url, "/v3/kv/txn", {"success": [
             {"request_put": {"key": b64("/p/slow/%d" % j), "value": val}} for j in range(100)]})
         assert st == 200
+        if lagged() > before:
+            break
     sock.settimeout(30)
     how, tail = "timeout", b""
     try:
@@ -372,7 +442,8 @@ def compacted(c):
     for name, base in (("etcd", c.etcd_url), ("wcached", c.base)):
         w = Watch(base)
         w.send({"create_request": {"key": k, "range_end": b64("/p0"), "start_revision": "3"}})
-        res[name] = w.quiet(0.7)
+        wait_until(lambda: any(l["result"].get("canceled") for l in w.snapshot()), 10)
+        res[name] = w.snapshot()
         w.close()
     shape = {n: [{kk: v for kk, v in strip(l)["result"].items() if kk != "compact_revision"}
                  for l in ls] for n, ls in res.items()}
