@@ -8,7 +8,9 @@ relist, and etcd counting one watcher. Prints one line per check and "N passed, 
 
 import base64
 import json
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -452,6 +454,18 @@ def compacted(c):
           both and shape["etcd"] == shape["wcached"], res)
 
 
+def start_tier(a, name, endpoints, args=()):
+    """A wcached reading `endpoints` (A, the wcached of cluster a, first), logging into a's
+    folder: (its process, its base URL)."""
+    port = free_port()
+    p = subprocess.Popen(
+        [WCACHED, "--listen", "127.0.0.1:%d" % port, "--etcd-endpoints", endpoints,
+         "--etcd-prefix", PREFIX] + list(args),
+        stdout=subprocess.DEVNULL, stderr=open("%s/wcached-%s.log" % (a.dir, name), "w"))
+    p.log = "%s/wcached-%s.log" % (a.dir, name)
+    return p, "http://127.0.0.1:%d" % port
+
+
 def tiers():
     """etcd -> A -> B, C: each reader of B and C sees exactly etcd's state, nobody relists,
     and etcd serves one watcher (A's)."""
@@ -460,14 +474,9 @@ def tiers():
     try:
         subs = []
         for name in ("B", "C"):
-            port = free_port()
-            p = __import__("subprocess").Popen(
-                [WCACHED, "--listen", "127.0.0.1:%d" % port, "--etcd-endpoints", a.base,
-                 "--etcd-prefix", PREFIX],
-                stdout=__import__("subprocess").DEVNULL,
-                stderr=open("%s/wcached-%s.log" % (a.dir, name), "w"))
+            p, base = start_tier(a, name, a.base)
             procs.append(p)
-            subs.append((name, "http://127.0.0.1:%d" % port))
+            subs.append((name, base))
         for name, base in subs:
             check("tier %s gets ready reading A" % name,
                   wait_until(lambda: get(base + "/readyz")[0] == 200, 15))
@@ -513,21 +522,18 @@ def tiers():
 def failover():
     """B and C read A, with etcd itself as their second endpoint; A is killed (-9) while
     writes go on: B and C go on from etcd where they were, every reader stays exact, nobody
-    relists."""
-    import signal
-    import subprocess
+    relists. B sends a bearer token (A, with no --token-auth-file, takes no notice of it):
+    etcd, with its own auth off, refuses the token, and B goes on there without it."""
     a = Cluster(args=["--etcd-prefix", PREFIX])
     procs = []
+    with open(a.dir + "/token", "w") as f:
+        f.write("a-token-for-a\n")
     try:
         subs = []
-        for name in ("B", "C"):
-            port = free_port()
-            procs.append(subprocess.Popen(
-                [WCACHED, "--listen", "127.0.0.1:%d" % port, "--etcd-endpoints",
-                 a.base + "," + a.etcd_url, "--etcd-prefix", PREFIX],
-                stdout=subprocess.DEVNULL,
-                stderr=open("%s/wcached-%s.log" % (a.dir, name), "w")))
-            subs.append((name, "http://127.0.0.1:%d" % port))
+        for name, args in (("B", ["--etcd-token-file", a.dir + "/token"]), ("C", [])):
+            p, base = start_tier(a, name, a.base + "," + a.etcd_url, args)
+            procs.append(p)
+            subs.append((name, base))
         for name, base in subs:
             check("failover: tier %s gets ready reading A" % name,
                   wait_until(lambda: get(base + "/readyz")[0] == 200, 15))
@@ -569,7 +575,7 @@ def auth():
     import tempfile
     d = tempfile.mkdtemp(prefix="wcached-etcd-auth-")
     with open(d + "/tokens", "w") as f:
-        f.write("etcd-token,etcdreader,1\nother-token,other,2\n")
+        f.write("etcd-token,etcdreader,1\nother-token,other,2\ntier-token-7f3a,etcdreader,3\n")
     with open(d + "/policy", "w") as f:
         f.write(json.dumps({"apiVersion": "abac.authorization.kubernetes.io/v1beta1",
                             "kind": "Policy", "spec": {"user": "etcdreader",
@@ -590,16 +596,82 @@ def auth():
             except urllib.error.HTTPError as e:
                 code = e.code
             check("auth: range with %s: %d" % (token or "no token", want), code == want, code)
+        tier_tokens(c, d)
     finally:
         c.close()
+
+
+def tier_tokens(a, d):
+    """A tier below a wcached that wants bearer tokens (A: --token-auth-file, a policy that
+    lets etcdreader read /v3/*): B with --etcd-token-file reads A; C with a token A does not
+    know says so in its log and /readyz without spinning, and is let in once its token file is
+    fixed and SIGHUP reads it again. Neither logs its token."""
+    with open(d + "/token-b", "w") as f:
+        f.write("tier-token-7f3a\n")
+    with open(d + "/token-c", "w") as f:
+        f.write("wrong-token-91c2\n")
+    b, bbase = start_tier(a, "B", a.base, ["--etcd-token-file", d + "/token-b"])
+    c, cbase = start_tier(a, "C", a.base, ["--etcd-token-file", d + "/token-c"])
+    try:
+        check("token tier: B with A's token gets ready",
+              wait_until(lambda: get(bbase + "/readyz")[0] == 200, 15))
+        check("token tier: B serves what A has",
+              wait_until(lambda: (keys_list(bbase) or {}).get("/p/secret", ("",))[0] == "s", 10),
+              keys_list(bbase))
+
+        def reason():
+            st, body = get(cbase + "/readyz")
+            return st, body.decode(errors="replace")
+
+        check("token tier: C with a wrong token says HTTP 401 in /readyz",
+              wait_until(lambda: "HTTP 401" in reason()[1], 15) and reason()[0] == 503, reason())
+        with open(c.log) as f:
+            log = f.read()
+        check("token tier: C's log names the 401", "HTTP 401" in log, log[-600:])
+
+        def attempts():
+            m = get(cbase + "/metrics")[1].decode()
+            return sum(int(l.split()[-1]) for l in m.splitlines()
+                       if l.startswith("wcached_upstream_reconnects_total"))
+
+        # A bound a spinning retry would pass a thousand times over (the backoff allows 8).
+        first = attempts()
+        time.sleep(2)
+        check("token tier: C retries with a backoff, not in a loop",
+              attempts() - first < 40, attempts() - first)
+        with open(d + "/token-c", "w") as f:
+            f.write("tier-token-7f3a\n")
+        c.send_signal(signal.SIGHUP)
+        check("token tier: C gets ready once SIGHUP read its fixed token file",
+              wait_until(lambda: get(cbase + "/readyz")[0] == 200, 15), reason())
+        # etcd, with its auth off, refuses every bearer token: a tier reading it directly (or
+        # after its wcached above died, see failover) sends it none there.
+        e, ebase = start_tier(a, "E", a.etcd_url, ["--etcd-token-file", d + "/token-b"])
+        check("token tier: E with a token reads etcd itself (which refuses the token)",
+              wait_until(lambda: (keys_list(ebase) or {}).get("/p/secret", ("",))[0] == "s", 15),
+              keys_list(ebase))
+        e.terminate()
+        e.wait(10)
+    finally:
+        for p in (b, c):
+            p.terminate()
+            p.wait(10)
+    logs = ""
+    for p in (b, c):
+        with open(p.log) as f:
+            logs += f.read()
+    check("token tier: B and C exit cleanly (status 0)",
+          (b.returncode, c.returncode) == (0, 0), (b.returncode, c.returncode))
+    check("token tier: no token in a log", "tier-token-7f3a" not in logs and
+          "wrong-token-91c2" not in logs, logs[-600:])
 
 
 def get(url):
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             return r.status, r.read()
-    except Exception as e:
-        return getattr(e, "code", 0), b""
+    except Exception as e:  # HTTPError carries the code and body; others: not up
+        return getattr(e, "code", 0), e.read() if hasattr(e, "read") else b""
 
 
 def keys_list(base):
