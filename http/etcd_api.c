@@ -16,9 +16,11 @@
  * that stays open (chunked: etcd's clients, wcached's own upstream) cannot wait for its end,
  * and libmicrohttpd 0.9.75 queues no response before it: so at its first piece the stream takes
  * a duplicate of the socket and its pump writes the header block and the responses itself,
- * while MHD goes on reading the body on its own thread and hands each piece here. When the body
- * ends MHD is told to drop the connection, which with MHD_USE_TURBO closes its descriptor
- * without a shutdown(): the stream's socket lives on.
+ * while MHD goes on reading the body on its own thread and hands each piece here (over HTTPS the
+ * stream takes the sending half of the TLS session with the socket, and MHD reads the body
+ * through the receiving half: stream.c). When the body ends MHD is told to drop the
+ * connection, which with MHD_USE_TURBO closes its descriptor without a shutdown(): the
+ * stream's socket lives on.
  *
  * Locking: a session's `mu` guards its watches, its control lines and its flags; it is taken
  * before the cacher's locks (reading or closing a watcher) and before the hook's (pokes), never
@@ -1206,14 +1208,6 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
     r->watch = true; /* for the request metrics */
     if (!wc_cacher_ready(h->o.cacher))
         return gw_error(h, conn, GRPC_UNAVAILABLE, "wcached: the cache is being initialized");
-    const union MHD_ConnectionInfo *ti =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (!body_done && ti && ti->tls_session)
-        /* The stream's pump takes over the TLS session only through MHD's response (stream.c):
-         * a body still coming would have it write around the session. Not yet. */
-        return gw_error(h, conn, GRPC_FAILED_PRECONDITION,
-                        "wcached: over HTTPS an etcd watch's requests are sent whole, with a "
-                        "Content-Length (a body kept open is served over plain HTTP only)");
     wc_http_stream *s = wc_http_stream_new(h);
     wc_http_etcd_session *e = calloc(1, sizeof(*e));
     if (!s || !e) {

@@ -55,9 +55,12 @@ class Watch:
     """One POST /v3/watch with a chunked body kept open, as etcd's clients send it: request
     lines go out as chunks while response lines come back."""
 
-    def __init__(self, base):
-        host, port = base[len("http://"):].split(":")
+    def __init__(self, base, ctx=None):
+        """ctx: an ssl.SSLContext for an https:// base."""
+        host, port = base.split("://")[1].split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=5)
+        if ctx:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=host)
         self.sock.sendall(("POST /v3/watch HTTP/1.1\r\nHost: %s\r\n"
                            "Content-Type: application/json\r\nExpect: 100-continue\r\n"
                            "Transfer-Encoding: chunked\r\n\r\n" % host).encode())
@@ -466,6 +469,60 @@ def start_tier(a, name, endpoints, args=()):
     return p, "http://127.0.0.1:%d" % port
 
 
+def https_tier():
+    """A kept-open watch body over HTTPS: wcached B reads an HTTPS A (--etcd-cacert) through
+    one, its consistent reads sending progress requests up the same body; and a reader's
+    stream takes a create, a second create and a cancel, each answered on it."""
+    import tempfile
+    from test_tls import make_ca, make_cert
+    d = tempfile.mkdtemp(prefix="wcached-etcd-https-")
+    make_ca(d, "ca")
+    make_cert(d, "server", "ca", "wcached-a", usage="tls_www_server")
+    a = Cluster(tls_ca=d + "/ca.crt",
+                args=["--etcd-prefix", PREFIX, "--tls-cert-file", d + "/server.crt",
+                      "--tls-private-key-file", d + "/server.key"])
+    b, bbase = start_tier(a, "B", a.base, ["--etcd-cacert", d + "/ca.crt"])
+    try:
+        check("https tier: B gets ready reading A over HTTPS",
+              wait_until(lambda: get(bbase + "/readyz")[0] == 200, 15), get(bbase + "/readyz"))
+        for i in range(3):
+            etcd_put(a, "/p/h%d" % i, "v%d" % i)
+            # A consistent list on B waits for B's progress request, sent up its body.
+            check("https tier: B's consistent list has write %d" % i,
+                  (keys_list(bbase) or {}).get("/p/h%d" % i, ("",))[0] == "v%d" % i,
+                  keys_list(bbase))
+        w = Watch(a.base, ctx=a.ssl)
+
+        def results_of(pred):
+            return [l["result"] for l in w.snapshot() if pred(l.get("result", {}))]
+
+        w.send({"create_request": {"key": b64("/p/h0")}})
+        check("https watch: created", wait_until(
+            lambda: len(results_of(lambda r: r.get("created"))) == 1, 10), w.snapshot())
+        r1 = etcd_put(a, "/p/h0", "again")
+        w.send({"create_request": {"key": b64("/p/h1"), "watch_id": "5"}})
+        check("https watch: a second create on the same body",
+              wait_until(lambda: len(results_of(lambda r: r.get("created"))) == 2, 10),
+              w.snapshot())
+        w.send({"cancel_request": {"watch_id": "0"}})
+        check("https watch: the cancel on the same body", wait_until(
+            lambda: results_of(lambda r: r.get("canceled")), 10), w.snapshot())
+        r2 = etcd_put(a, "/p/h0", "after the cancel")
+        r3 = etcd_put(a, "/p/h1", "to the second")
+        wait_until(lambda: results_of(lambda r: r.get("watch_id") == "5" and r.get("events")), 10)
+        got = [(r.get("watch_id", "0"), [int(e["kv"]["mod_revision"]) for e in r["events"]])
+               for r in results_of(lambda r: r.get("events"))]
+        check("https watch: the events of each watch, none after the cancel",
+              w.status == 200 and got == [("0", [r1]), ("5", [r3])], (got, r2))
+        w.close()
+    finally:
+        b.terminate()
+        b.wait(10)
+        a.close()
+    check("https tier: A and B exit cleanly (status 0)",
+          (a.wcached.returncode, b.returncode) == (0, 0), (a.wcached.returncode, b.returncode))
+
+
 def tiers():
     """etcd -> A -> B, C: each reader of B and C sees exactly etcd's state, nobody relists,
     and etcd serves one watcher (A's)."""
@@ -744,6 +801,7 @@ def main():
     auth()
     tiers()
     failover()
+    https_tier()
     print("%d passed, %d failed" % (results["passed"], results["failed"]))
     return 1 if results["failed"] else 0
 
