@@ -203,12 +203,12 @@ static int token_for(wc_upstream *u, const char *what, const char *endpoint, cha
     return token_copy(u, what, out, e);
 }
 
-/* True, and `endpoint` is sent no bearer token from now on, when `msg` says the bearer token
- * sent (`token`, NULL: none) was refused as etcd refuses any token while its auth is off (an
- * etcd among the endpoints of a tier reading a wcached that wants the token). */
-static bool bearer_refused(wc_upstream *u, const char *endpoint, const char *token, const char *msg)
+/* True, and `endpoint` is sent no bearer token from now on, when a request that carried one
+ * (`sent`) was refused as etcd refuses any token while its auth is off (`msg`: an etcd among the
+ * endpoints of a tier reading a wcached that wants the token). */
+static bool bearer_refused(wc_upstream *u, const char *endpoint, bool sent, const char *msg)
 {
-    if (u->user || !token || !msg || !strstr(msg, "invalid auth token"))
+    if (u->user || !sent || !msg || !strstr(msg, "invalid auth token"))
         return false;
     atomic_fetch_or(&u->no_bearer, endpoint_bit(u, endpoint));
     return true;
@@ -437,7 +437,8 @@ static int post(wc_upstream *u, const char *what, const char *endpoint, const ch
             return rc;
         rc = post_once(u, what, endpoint, path, body, token, timeout_ms, out, e);
         if (rc == 0 && attempt == 0 &&
-            ((u->user && auth_refused(out->p)) || bearer_refused(u, endpoint, token, out->p))) {
+            ((u->user && auth_refused(out->p)) ||
+             bearer_refused(u, endpoint, token != NULL, out->p))) {
             if (u->user)
                 drop_token(u, token);
             free(token);
@@ -1381,8 +1382,8 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         if (u->user && auth_refused(r->message))
             drop_token(u, NULL); /* expired or revoked: authenticate again on the next try */
         /* A bearer token sent to an etcd with its auth off: none on the next try. */
-        bearer_refused(u, u->endpoints[atomic_load(&u->cur) % u->n_endpoints],
-                       w->bearer ? "" : NULL, r->message);
+        bearer_refused(u, u->endpoints[atomic_load(&u->cur) % u->n_endpoints], w->bearer,
+                       r->message);
         fail_watch(w, END_BROKEN, WC_UPC_ETCD, "etcd: %s", r->message);
         return;
     case WC_WATCH_CREATED:
@@ -1895,6 +1896,8 @@ void wc_upstream_free(wc_upstream *u)
 
 int wc_upstream_set_bearer(wc_upstream *u, const char *bearer)
 {
+    if (u->user)
+        return WC_EINVAL; /* the token is etcd's own */
     char *line = NULL;
     if (bearer && *bearer && asprintf(&line, "Bearer %s", bearer) < 0)
         return WC_ENOMEM;

@@ -158,7 +158,8 @@ void wc_upstream_header(wc_upstream *u, uint64_t *cluster_id, uint64_t *member_i
 
 /*
  * Replaces the bearer token (NULL or "": none) for the requests made from now on (SIGHUP read
- * the token file again). Any thread. 0, or WC_ENOMEM with the previous token kept.
+ * the token file again). Any thread. 0, WC_EINVAL with etcd auth (opts.user), or WC_ENOMEM with
+ * the previous token kept.
  */
 int wc_upstream_set_bearer(wc_upstream *u, const char *bearer);
 
