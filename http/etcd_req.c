@@ -122,14 +122,15 @@ bool wc_http_etcd_in_prefix(const char *prefix, const char *key, size_t key_len,
         return false;
     if (!end)
         return true;
-    if (end_len == 0)
-        return false; /* to the end of the key space */
-    /* end must not pass the prefix's end: the prefix with its last byte below 0xff raised. */
+    /* end must not pass the prefix's end: the prefix with its last byte below 0xff raised; a
+     * prefix of 0xff bytes only has none (its keys go on to the key space's end). */
     size_t el = pl;
     while (el > 0 && (unsigned char)p[el - 1] == 0xff)
         el--;
     if (el == 0)
         return true;
+    if (end_len == 0)
+        return false; /* to the end of the key space */
     char pe[el];
     memcpy(pe, p, el);
     pe[el - 1] = (char)((unsigned char)pe[el - 1] + 1);
@@ -250,7 +251,7 @@ static int parse_create(json_t *req, wc_http_etcd_watch_req *r)
         rc = get_bool(req, "progress_notify", "progressNotify", &r->progress_notify, err,
                       sizeof(err));
     r->watch_id = -1;
-    if (rc == 0 && json_object_get(req, "watch_id"))
+    if (rc == 0 && (json_object_get(req, "watch_id") || json_object_get(req, "watchId")))
         rc = get_i64(req, "watch_id", "watchId", &r->watch_id, err, sizeof(err));
     json_t *filters = json_object_get(req, "filters");
     size_t i;

@@ -35,13 +35,13 @@ static bool ref_in_prefix(const char *p, const char *key, size_t key_len, const 
             return false;
     if (!end)
         return true;
-    if (end_len == 0)
-        return false;
+    /* end <= the prefix's end, either of them possibly past every key. */
     size_t el = pl;
     while (el > 0 && (unsigned char)p[el - 1] == 0xff)
         el--;
-    if (el == 0)
-        return true;
+    bool end_unbounded = end_len == 0, prefix_unbounded = el == 0;
+    if (prefix_unbounded || end_unbounded)
+        return prefix_unbounded;
     unsigned char pe[8];
     memcpy(pe, p, el);
     pe[el - 1]++;

@@ -669,6 +669,7 @@ def tier_tokens(a, d):
         f.write("wrong-token-91c2\n")
     b, bbase = start_tier(a, "B", a.base, ["--etcd-token-file", d + "/token-b"])
     c, cbase = start_tier(a, "C", a.base, ["--etcd-token-file", d + "/token-c"])
+    n, nbase = start_tier(a, "N", a.base)
     try:
         check("token tier: B with A's token gets ready",
               wait_until(lambda: get(bbase + "/readyz")[0] == 200, 15))
@@ -682,6 +683,9 @@ def tier_tokens(a, d):
 
         check("token tier: C with a wrong token says HTTP 401 in /readyz",
               wait_until(lambda: "HTTP 401" in reason()[1], 15) and reason()[0] == 503, reason())
+        check("token tier: N with no token says HTTP 401 in /readyz",
+              wait_until(lambda: "HTTP 401" in get(nbase + "/readyz")[1].decode(), 15),
+              get(nbase + "/readyz"))
         with open(c.log) as f:
             log = f.read()
         check("token tier: C's log names the 401", "HTTP 401" in log, log[-600:])
@@ -710,7 +714,7 @@ def tier_tokens(a, d):
         e.terminate()
         e.wait(10)
     finally:
-        for p in (b, c):
+        for p in (b, c, n):
             p.terminate()
             p.wait(10)
     logs = ""
