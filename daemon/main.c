@@ -375,6 +375,25 @@ static bool loopback(const char *listen)
            strcmp(host, "localhost") == 0;
 }
 
+/* SIGHUP: the --etcd-token-file again; the token in force stays when the file has none. */
+static void reload_bearer(const wc_config *cfg, wc_upstream *u)
+{
+    if (!cfg->etcd_token_file)
+        return;
+    char bearer[WC_UPSTREAM_TOKEN_MAX];
+    if (wc_config_read_token(cfg->etcd_token_file, bearer, sizeof(bearer)) != 0)
+        wc_log(WC_LOG_WARN,
+               "SIGHUP: --etcd-token-file '%s' holds no token; the previous one "
+               "stays in force",
+               cfg->etcd_token_file);
+    else if (wc_upstream_set_bearer(u, bearer) != 0)
+        wc_log(WC_LOG_WARN, "SIGHUP: out of memory for the --etcd-token-file token; the "
+                            "previous one stays in force");
+    else
+        wc_log(WC_LOG_INFO, "SIGHUP: --etcd-token-file read again");
+    memset(bearer, 0, sizeof(bearer));
+}
+
 int main(int argc, char **argv)
 {
     wc_config cfg;
@@ -408,6 +427,11 @@ int main(int argc, char **argv)
     co.hook_arg = hook;
     d.cacher = hook ? wc_cacher_new(&co) : NULL;
 
+    char bearer[WC_UPSTREAM_TOKEN_MAX] = "";
+    if (cfg.etcd_token_file && wc_config_read_token(cfg.etcd_token_file, bearer, sizeof(bearer))) {
+        fprintf(stderr, "wcached: --etcd-token-file: '%s' holds no token\n", cfg.etcd_token_file);
+        return 2;
+    }
     wc_upstream_opts uo = {
         .endpoints = cfg.endpoints,
         .n_endpoints = cfg.n_endpoints,
@@ -418,6 +442,7 @@ int main(int argc, char **argv)
         .key = cfg.key,
         .user = cfg.user,
         .password = cfg.password,
+        .bearer = bearer,
         /* The ring cannot hold more events than this, nor fewer per revision than one. */
         .refill_revisions = cfg.refill_revisions < (int64_t)cfg.ring_events
                                 ? cfg.refill_revisions
@@ -434,6 +459,7 @@ int main(int argc, char **argv)
     };
     d.upstream = d.cacher ? wc_upstream_new(&uo) : NULL;
     memset(cfg.password, 0, sizeof(cfg.password)); /* the upstream keeps its own copy */
+    memset(bearer, 0, sizeof(bearer));
     if (!d.upstream) {
         wc_log(WC_LOG_ERROR, "out of memory at start-up");
         return 1;
@@ -518,6 +544,7 @@ int main(int argc, char **argv)
             wc_log(WC_LOG_INFO, "SIGHUP: token, policy and TLS files read again");
         else
             wc_log(WC_LOG_WARN, "SIGHUP: %s; the previous ones stay in force", why);
+        reload_bearer(&cfg, d.upstream);
     }
     wc_log(WC_LOG_INFO, "%s: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* The server first: its threads call into the upstream (consistent reads). The upstream

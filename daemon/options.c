@@ -25,7 +25,7 @@ typedef struct raw {
     const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
     const char *header_timeout, *max_watches, *max_watches_per_user, *max_inflight,
         *max_header_bytes;
-    const char *cacert, *cert, *key, *user, *password, *password_file;
+    const char *cacert, *cert, *key, *user, *password, *password_file, *token_file;
     const char *token_auth_file, *authorization_policy_file;
     const char *tls_cert_file, *tls_key_file, *client_ca_file;
 } raw;
@@ -102,6 +102,9 @@ static void usage(FILE *out)
             "  --etcd-user USER               etcd user (etcd auth); the password comes from\n"
             "                                 WCACHED_ETCD_PASSWORD or --etcd-password-file\n"
             "  --etcd-password-file FILE      file whose first line is the etcd password\n"
+            "  --etcd-token-file FILE         file whose first line is a bearer token sent to\n"
+            "                                 the endpoints (a wcached with --token-auth-file\n"
+            "                                 above this one); never logged; re-read on SIGHUP\n"
             "  --tls-cert-file FILE           serve HTTPS (TLS 1.2 and 1.3) with this certificate\n"
             "                                 chain (PEM); re-read on SIGHUP\n"
             "  --tls-private-key-file FILE    its private key (PEM); re-read on SIGHUP\n"
@@ -225,6 +228,7 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"etcd-user", &r->user},
         {"etcd-password", &r->password},
         {"etcd-password-file", &r->password_file},
+        {"etcd-token-file", &r->token_file},
         {"token-auth-file", &r->token_auth_file},
         {"tls-cert-file", &r->tls_cert_file},
         {"tls-private-key-file", &r->tls_key_file},
@@ -296,6 +300,24 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
     }
     if (optind < argc)
         return fail_usage("unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+int wc_config_read_token(const char *file, char *out, size_t cap)
+{
+    FILE *f = fopen(file, "r");
+    bool ok = f && fgets(out, (int)cap, f);
+    /* A line that does not fit would be sent cut: refuse it. */
+    if (ok && !strchr(out, '\n') && !feof(f))
+        ok = false;
+    if (f)
+        fclose(f);
+    if (ok)
+        out[strcspn(out, "\r\n")] = '\0';
+    if (!ok || !out[0]) {
+        memset(out, 0, cap);
+        return -1;
+    }
     return 0;
 }
 
@@ -416,15 +438,21 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
                            r.cert,
                            r.key,
                            r.password_file,
+                           r.token_file,
                            r.token_auth_file,
                            r.authorization_policy_file,
                            r.tls_cert_file,
                            r.tls_key_file,
                            r.client_ca_file};
-    const char *file_flags[] = {"--etcd-cacert",     "--etcd-cert",
-                                "--etcd-key",        "--etcd-password-file",
-                                "--token-auth-file", "--authorization-policy-file",
-                                "--tls-cert-file",   "--tls-private-key-file",
+    const char *file_flags[] = {"--etcd-cacert",
+                                "--etcd-cert",
+                                "--etcd-key",
+                                "--etcd-password-file",
+                                "--etcd-token-file",
+                                "--token-auth-file",
+                                "--authorization-policy-file",
+                                "--tls-cert-file",
+                                "--tls-private-key-file",
                                 "--client-ca-file"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (files[i] && access(files[i], R_OK) != 0) {
@@ -439,6 +467,19 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
     cfg->cert = r.cert;
     cfg->key = r.key;
     cfg->user = r.user;
+    if (r.token_file && r.user)
+        return fail_usage("--etcd-token-file and --etcd-user: one or the other (a bearer token "
+                          "for a wcached above, or etcd's own authentication)");
+    cfg->etcd_token_file = r.token_file;
+    if (r.token_file) {
+        char token[WC_UPSTREAM_TOKEN_MAX];
+        rc = wc_config_read_token(r.token_file, token, sizeof(token));
+        memset(token, 0, sizeof(token));
+        if (rc)
+            return fail_usage("--etcd-token-file: '%s' holds no token (or a first line of "
+                              "%d bytes or more)",
+                              r.token_file, WC_UPSTREAM_TOKEN_MAX);
+    }
     cfg->token_auth_file = r.token_auth_file;
     cfg->authorization_policy_file = r.authorization_policy_file;
     cfg->tls_cert_file = r.tls_cert_file;

@@ -35,6 +35,7 @@ typedef struct wc_config {
     wc_log_level log_level;
     wc_log_format log_format;
     const char *cacert, *cert, *key, *user;                    /* NULL when not given */
+    const char *etcd_token_file;                               /* NULL when not given */
     const char *token_auth_file, *authorization_policy_file;   /* NULL when not given */
     const char *tls_cert_file, *tls_key_file, *client_ca_file; /* NULL when not given */
     char password[512];                                 /* "" without etcd auth; wipe after use */
@@ -51,5 +52,11 @@ typedef struct wc_config {
  * or cfg itself.
  */
 int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done);
+
+/*
+ * Reads the first line of `file` (a bearer token, --etcd-token-file) into out, without its line
+ * end. 0, or -1 when the file cannot be read or its first line is empty (out is then wiped).
+ */
+int wc_config_read_token(const char *file, char *out, size_t cap);
 
 #endif

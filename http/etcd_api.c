@@ -16,9 +16,11 @@
  * that stays open (chunked: etcd's clients, wcached's own upstream) cannot wait for its end,
  * and libmicrohttpd 0.9.75 queues no response before it: so at its first piece the stream takes
  * a duplicate of the socket and its pump writes the header block and the responses itself,
- * while MHD goes on reading the body on its own thread and hands each piece here. When the body
- * ends MHD is told to drop the connection, which with MHD_USE_TURBO closes its descriptor
- * without a shutdown(): the stream's socket lives on.
+ * while MHD goes on reading the body on its own thread and hands each piece here (over HTTPS the
+ * stream takes the sending half of the TLS session with the socket, and MHD reads the body
+ * through the receiving half: stream.c). When the body ends MHD is told to drop the
+ * connection, which with MHD_USE_TURBO closes its descriptor without a shutdown(): the
+ * stream's socket lives on.
  *
  * Locking: a session's `mu` guards its watches, its control lines and its flags; it is taken
  * before the cacher's locks (reading or closing a watcher) and before the hook's (pokes), never
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcd_req.h"
 #include "http_internal.h"
 
 #define MAX_BODY (64 * 1024) /* a range request's body; one watch request line */
@@ -175,233 +178,14 @@ static void put_kv(wc_buf *b, const wc_kv *kv, bool keys_only)
 }
 
 /* ---------------------------------------------------------------------------------------
- * Decoding: what jsonpb takes (the proto's names and the camelCase ones, int64 as a string or
- * a number, enums by name or number)
+ * Range
  * ------------------------------------------------------------------------------------- */
-
-static json_t *field(json_t *o, const char *name, const char *camel)
-{
-    json_t *v = json_object_get(o, name);
-    if (!v && camel)
-        v = json_object_get(o, camel);
-    return v && !json_is_null(v) ? v : NULL;
-}
-
-/* 0, or WC_EINVAL with a message in err. *out is malloc'd (NUL-terminated), NULL if absent. */
-static int get_bytes(json_t *o, const char *name, const char *camel, char **out, size_t *len,
-                     char *err, size_t err_len)
-{
-    *out = NULL;
-    *len = 0;
-    json_t *v = field(o, name, camel);
-    if (!v)
-        return 0;
-    if (!json_is_string(v)) {
-        snprintf(err, err_len, "json: cannot unmarshal %s into Go value of type []uint8",
-                 json_is_number(v) ? "number" : "value");
-        return WC_EINVAL;
-    }
-    size_t n = json_string_length(v);
-    char *d = malloc(3 * (n / 4) + 3);
-    if (!d)
-        return WC_ENOMEM;
-    if (wc_b64_decode_to(json_string_value(v), n, d, len, WC_B64_STD) != 0) {
-        free(d);
-        snprintf(err, err_len, "illegal base64 data at input byte 0");
-        return WC_EINVAL;
-    }
-    d[*len] = '\0';
-    *out = d;
-    return 0;
-}
-
-static int get_i64(json_t *o, const char *name, const char *camel, int64_t *out, char *err,
-                   size_t err_len)
-{
-    *out = 0;
-    json_t *v = field(o, name, camel);
-    if (!v)
-        return 0;
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return 0;
-    }
-    if (json_is_string(v) &&
-        wc_parse_i64(json_string_value(v), json_string_length(v), INT64_MIN, INT64_MAX, out) == 0)
-        return 0;
-    snprintf(err, err_len, "bad value for %s: not an int64", name);
-    return WC_EINVAL;
-}
-
-static int get_bool(json_t *o, const char *name, const char *camel, bool *out, char *err,
-                    size_t err_len)
-{
-    *out = false;
-    json_t *v = field(o, name, camel);
-    if (!v)
-        return 0;
-    if (json_is_boolean(v)) {
-        *out = json_is_true(v);
-        return 0;
-    }
-    snprintf(err, err_len, "bad value for %s: not a bool", name);
-    return WC_EINVAL;
-}
-
-/* An enum given by name (one of `names`, n of them) or number. */
-static int get_enum(json_t *o, const char *name, const char *camel, const char *const *names, int n,
-                    const char *type, int *out, char *err, size_t err_len)
-{
-    *out = 0;
-    json_t *v = field(o, name, camel);
-    if (!v)
-        return 0;
-    if (json_is_integer(v)) {
-        *out = (int)json_integer_value(v);
-        return 0;
-    }
-    if (json_is_string(v))
-        for (int i = 0; i < n; i++)
-            if (strcmp(json_string_value(v), names[i]) == 0) {
-                *out = i;
-                return 0;
-            }
-    snprintf(err, err_len, "unknown value %s for enum %s",
-             json_is_string(v) ? json_string_value(v) : "?", type);
-    return WC_EINVAL;
-}
-
-/* ---------------------------------------------------------------------------------------
- * Key ranges and the cached prefix
- * ------------------------------------------------------------------------------------- */
-
-/* True when [key, end) lies in the cached prefix (end NULL: the one key; end_len 0: every key
- * from key on). */
-static bool in_prefix(const wc_http *h, const char *key, size_t key_len, const char *end,
-                      size_t end_len)
-{
-    const char *p = h->o.etcd_prefix ? h->o.etcd_prefix : "";
-    size_t pl = strlen(p);
-    if (pl == 0)
-        return true;
-    if (key_len < pl || memcmp(key, p, pl) != 0)
-        return false;
-    if (!end)
-        return true;
-    if (end_len == 0)
-        return false; /* to the end of the key space */
-    /* end must not pass the prefix's end: the prefix with its last byte below 0xff raised. */
-    size_t el = pl;
-    while (el > 0 && (unsigned char)p[el - 1] == 0xff)
-        el--;
-    if (el == 0)
-        return true;
-    char pe[el];
-    memcpy(pe, p, el);
-    pe[el - 1] = (char)((unsigned char)pe[el - 1] + 1);
-    size_t m = end_len < el ? end_len : el;
-    int c = memcmp(end, pe, m);
-    return c < 0 || (c == 0 && end_len <= el);
-}
 
 static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
 {
     size_t n = al < bl ? al : bl;
     int r = n ? memcmp(a, b, n) : 0;
     return r ? r : (al < bl ? -1 : al > bl);
-}
-
-/* etcd's range_end forms: absent (one key), "\0" (every key from key on), or a bound. Sets
- * *end to NULL for one key, to "" with *end_len 0 for no bound. */
-static void range_end_form(const char *end, size_t end_len, const char **out, size_t *out_len)
-{
-    if (!end || end_len == 0) {
-        *out = NULL;
-        *out_len = 0;
-    } else if (end_len == 1 && end[0] == '\0') {
-        *out = "";
-        *out_len = 0;
-    } else {
-        *out = end;
-        *out_len = end_len;
-    }
-}
-
-/* ---------------------------------------------------------------------------------------
- * Range
- * ------------------------------------------------------------------------------------- */
-
-typedef struct range_req {
-    char *key, *end;
-    size_t key_len, end_len;
-    int64_t limit, revision, min_mod, max_mod, min_create, max_create;
-    int sort_order, sort_target;
-    bool serializable, keys_only, count_only;
-} range_req;
-
-static void range_req_free(range_req *q)
-{
-    free(q->key);
-    free(q->end);
-}
-
-static const char *const SORT_ORDERS[] = {"NONE", "ASCEND", "DESCEND"};
-static const char *const SORT_TARGETS[] = {"KEY", "VERSION", "CREATE", "MOD", "VALUE"};
-
-/* 0; WC_EINVAL with the gateway's message in err; WC_ENOMEM. */
-static int range_parse(const wc_buf *body, range_req *q, char *err, size_t err_len)
-{
-    memset(q, 0, sizeof(*q));
-    json_error_t je;
-    json_t *o = json_loadb(body->p ? body->p : "", body->len, JSON_DECODE_ANY, &je);
-    if (!o || !json_is_object(o)) {
-        snprintf(err, err_len, "%s",
-                 o ? "json: cannot unmarshal value into Go value of type "
-                     "etcdserverpb.RangeRequest"
-                   : je.text);
-        json_decref(o);
-        return WC_EINVAL;
-    }
-    int rc = get_bytes(o, "key", NULL, &q->key, &q->key_len, err, err_len);
-    if (rc == 0)
-        rc = get_bytes(o, "range_end", "rangeEnd", &q->end, &q->end_len, err, err_len);
-    if (rc == 0)
-        rc = get_i64(o, "limit", NULL, &q->limit, err, err_len);
-    if (rc == 0)
-        rc = get_i64(o, "revision", NULL, &q->revision, err, err_len);
-    if (rc == 0)
-        rc = get_enum(o, "sort_order", "sortOrder", SORT_ORDERS, 3,
-                      "etcdserverpb.RangeRequest_SortOrder", &q->sort_order, err, err_len);
-    if (rc == 0)
-        rc = get_enum(o, "sort_target", "sortTarget", SORT_TARGETS, 5,
-                      "etcdserverpb.RangeRequest_SortTarget", &q->sort_target, err, err_len);
-    if (rc == 0)
-        rc = get_bool(o, "serializable", NULL, &q->serializable, err, err_len);
-    if (rc == 0)
-        rc = get_bool(o, "keys_only", "keysOnly", &q->keys_only, err, err_len);
-    if (rc == 0)
-        rc = get_bool(o, "count_only", "countOnly", &q->count_only, err, err_len);
-    if (rc == 0)
-        rc = get_i64(o, "min_mod_revision", "minModRevision", &q->min_mod, err, err_len);
-    if (rc == 0)
-        rc = get_i64(o, "max_mod_revision", "maxModRevision", &q->max_mod, err, err_len);
-    if (rc == 0)
-        rc = get_i64(o, "min_create_revision", "minCreateRevision", &q->min_create, err, err_len);
-    if (rc == 0)
-        rc = get_i64(o, "max_create_revision", "maxCreateRevision", &q->max_create, err, err_len);
-    json_decref(o);
-    if (rc == 0 &&
-        (q->sort_order < 0 || q->sort_order > 2 || q->sort_target < 0 || q->sort_target > 4)) {
-        snprintf(err, err_len, "unknown sort order or target");
-        rc = WC_EINVAL;
-    }
-    if (rc == 0 && q->key_len == 0) {
-        snprintf(err, err_len, "etcdserver: key is not provided");
-        rc = WC_EINVAL;
-    }
-    if (rc != 0)
-        range_req_free(q);
-    return rc;
 }
 
 /* etcd's sort targets; ties (and KEY) by key. arg: the target, an int. */
@@ -438,12 +222,13 @@ static int cmp_kv(const void *a, const void *b, void *arg)
 }
 
 /* Answers a parsed range from the cache (the wait, if any, is over). */
-static enum MHD_Result range_answer(wc_http *h, struct MHD_Connection *conn, const range_req *q)
+static enum MHD_Result range_answer(wc_http *h, struct MHD_Connection *conn,
+                                    const wc_http_etcd_range *q)
 {
     const char *end;
     size_t end_len;
-    range_end_form(q->end, q->end_len, &end, &end_len);
-    if (!in_prefix(h, q->key, q->key_len, end, end_len)) {
+    wc_http_etcd_range_form(q->end, q->end_len, &end, &end_len);
+    if (!wc_http_etcd_in_prefix(h->o.etcd_prefix, q->key, q->key_len, end, end_len)) {
         char k[WC_HTTP_QUOTE_MAX];
         return gw_error(h, conn, GRPC_FAILED_PRECONDITION,
                         "wcached: the range is outside the cached prefix \"%s\"",
@@ -533,18 +318,18 @@ static enum MHD_Result range_bad(wc_http *h, struct MHD_Connection *conn, int rc
 
 static enum MHD_Result serve_range(wc_http *h, struct MHD_Connection *conn, wc_http_req *r)
 {
-    range_req q;
+    wc_http_etcd_range q;
     char err[256];
-    int rc = range_parse(&r->body, &q, err, sizeof(err));
+    int rc = wc_http_etcd_range_parse(r->body.p, r->body.len, &q, err, sizeof(err));
     if (rc != 0)
         return range_bad(h, conn, rc, err);
     if (!wc_cacher_ready(h->o.cacher)) {
-        range_req_free(&q);
+        wc_http_etcd_range_free(&q);
         return gw_error(h, conn, GRPC_UNAVAILABLE, "wcached: the cache is being initialized");
     }
     if (!q.serializable && h->o.current_rev) {
         /* A linearizable read: the cache first reaches etcd's current revision. */
-        range_req_free(&q);
+        wc_http_etcd_range_free(&q);
         r->need_current = true;
         r->target = 0;
         r->deadline = wc_mono_ms() + h->o.wait_ms;
@@ -555,7 +340,7 @@ static enum MHD_Result serve_range(wc_http *h, struct MHD_Connection *conn, wc_h
         return wc_http_etcd_after_wait(h, conn, r, r->wait_rc);
     }
     enum MHD_Result ret = range_answer(h, conn, &q);
-    range_req_free(&q);
+    wc_http_etcd_range_free(&q);
     return ret;
 }
 
@@ -570,13 +355,13 @@ enum MHD_Result wc_http_etcd_after_wait(wc_http *h, struct MHD_Connection *conn,
         return gw_error(h, conn, GRPC_UNAVAILABLE,
                         "wcached: etcd did not tell its current revision: a linearizable read "
                         "is not possible now");
-    range_req q;
+    wc_http_etcd_range q;
     char err[256];
-    rc = range_parse(&r->body, &q, err, sizeof(err));
+    rc = wc_http_etcd_range_parse(r->body.p, r->body.len, &q, err, sizeof(err));
     if (rc != 0)
         return range_bad(h, conn, rc, err);
     enum MHD_Result ret = range_answer(h, conn, &q);
-    range_req_free(&q);
+    wc_http_etcd_range_free(&q);
     return ret;
 }
 
@@ -700,67 +485,25 @@ static void put_result(wc_http *h, wc_buf *b, int64_t rev, int64_t watch_id, con
     wc_buf_puts(b, "}}\n");
 }
 
-/* One create_request. Holds e->mu. */
-static void create_watch(wc_http_etcd_session *e, json_t *req)
+/* One create_request (its key and end move into the watch). Holds e->mu. */
+static void create_watch(wc_http_etcd_session *e, wc_http_etcd_watch_req *req)
 {
     wc_http *h = e->h;
-    char err[256];
     etcd_watch *w = calloc(1, sizeof(*w));
     if (!w) {
         e->ctl.oom = true;
         return;
     }
-    int64_t start = 0, id = -1;
-    bool progress_notify = false;
-    json_t *filters = json_object_get(req, "filters");
-    int rc = get_bytes(req, "key", NULL, &w->key, &w->key_len, err, sizeof(err));
-    if (rc == 0)
-        rc = get_bytes(req, "range_end", "rangeEnd", &w->end, &w->end_len, err, sizeof(err));
-    if (rc == 0)
-        rc = get_i64(req, "start_revision", "startRevision", &start, err, sizeof(err));
-    if (rc == 0)
-        rc = get_bool(req, "prev_kv", "prevKv", &w->prev_kv, err, sizeof(err));
-    if (rc == 0)
-        rc = get_bool(req, "progress_notify", "progressNotify", &progress_notify, err, sizeof(err));
-    if (rc == 0 && json_object_get(req, "watch_id"))
-        rc = get_i64(req, "watch_id", "watchId", &id, err, sizeof(err));
-    size_t i;
-    json_t *f;
-    if (json_is_array(filters))
-        json_array_foreach(filters, i, f)
-        {
-            if ((json_is_string(f) && strcmp(json_string_value(f), "NOPUT") == 0) ||
-                (json_is_integer(f) && json_integer_value(f) == 0))
-                w->noput = true;
-            else if ((json_is_string(f) && strcmp(json_string_value(f), "NODELETE") == 0) ||
-                     (json_is_integer(f) && json_integer_value(f) == 1))
-                w->nodelete = true;
-        }
-    if (rc != 0) {
-        watch_free(w);
-        e->deaf = true; /* as the gateway: a request it cannot decode ends its reading */
-        return;
-    }
-    /* The range as etcd reads it, and the watcher's key or prefix that covers it. */
-    char *end = w->end;
-    w->end = NULL;
-    const char *form;
-    size_t form_len;
-    range_end_form(end, w->end_len, &form, &form_len);
-    if (form) {
-        w->end = form_len ? end : strdup("");
-        w->end_len = form_len;
-        if (form_len)
-            end = NULL;
-    } else {
-        w->end_len = 0;
-    }
-    free(end);
-    if (form && !w->end) {
-        watch_free(w);
-        e->ctl.oom = true;
-        return;
-    }
+    w->key = req->key;
+    w->key_len = req->key_len;
+    w->end = req->end;
+    w->end_len = req->end_len;
+    req->key = req->end = NULL;
+    w->prev_kv = req->prev_kv;
+    w->noput = req->noput;
+    w->nodelete = req->nodelete;
+    int64_t start = req->start_revision, id = req->watch_id;
+    bool progress_notify = req->progress_notify;
     int64_t cur = wc_cacher_rev(h->o.cacher);
     if (id <= 0) /* none given (jsonpb cannot tell 0 from none): the next free one */
         id = e->next_id;
@@ -774,7 +517,7 @@ static void create_watch(wc_http_etcd_session *e, json_t *req)
         }
     if (id >= e->next_id)
         e->next_id = id + 1;
-    if (!in_prefix(h, w->key, w->key_len, w->end, w->end_len) ||
+    if (!wc_http_etcd_in_prefix(h->o.etcd_prefix, w->key, w->key_len, w->end, w->end_len) ||
         e->n_watches >= MAX_WATCHES_PER_STREAM) {
         wc_buf reason = {0};
         wc_buf_puts(&reason, ",\"created\":true,\"canceled\":true,\"cancel_reason\":");
@@ -821,7 +564,7 @@ static void create_watch(wc_http_etcd_session *e, json_t *req)
         wo.filter.key_len = prefix ? n : (w->end_len ? cp : 0);
         w->narrow = !prefix;
     }
-    rc = wc_cacher_watch(h->o.cacher, &wo, &w->w, &floor);
+    int rc = wc_cacher_watch(h->o.cacher, &wo, &w->w, &floor);
     if (rc == WC_EEXPIRED) {
         char rest[96];
         put_result(h, &e->ctl, cur, id, ",\"created\":true");
@@ -848,14 +591,8 @@ static void create_watch(wc_http_etcd_session *e, json_t *req)
     e->n_watches++;
 }
 
-static void cancel_watch(wc_http_etcd_session *e, json_t *req)
+static void cancel_watch(wc_http_etcd_session *e, int64_t id)
 {
-    char err[128];
-    int64_t id = 0;
-    if (get_i64(req, "watch_id", "watchId", &id, err, sizeof(err)) != 0) {
-        e->deaf = true;
-        return;
-    }
     for (etcd_watch **pp = &e->watches; *pp; pp = &(*pp)->next) {
         etcd_watch *w = *pp;
         if (w->id != id)
@@ -920,28 +657,31 @@ static void progress_request(wc_http_etcd_session *e)
 /* One request line. Holds e->mu. */
 static void handle_line(wc_http_etcd_session *e, const char *p, size_t n)
 {
-    while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
-        n--;
-    while (n && (*p == ' ' || *p == '\t'))
-        p++, n--;
-    if (n == 0 || e->deaf || e->closed)
+    if (e->deaf || e->closed)
         return;
-    json_t *o = json_loadb(p, n, 0, NULL);
-    json_t *c = o ? json_object_get(o, "create_request") : NULL;
-    json_t *x = o ? json_object_get(o, "cancel_request") : NULL;
-    if (!c && o)
-        c = json_object_get(o, "createRequest");
-    if (!x && o)
-        x = json_object_get(o, "cancelRequest");
-    if (!o || !json_is_object(o))
-        e->deaf = true;
-    else if (json_is_object(c))
-        create_watch(e, c);
-    else if (json_is_object(x))
-        cancel_watch(e, x);
-    else if (json_object_get(o, "progress_request") || json_object_get(o, "progressRequest"))
+    wc_http_etcd_watch_req req;
+    bool oom;
+    switch (wc_http_etcd_watch_parse(p, n, &req, &oom)) {
+    case WC_HTTP_ETCD_CREATE:
+        create_watch(e, &req);
+        wc_http_etcd_watch_free(&req);
+        break;
+    case WC_HTTP_ETCD_CANCEL:
+        cancel_watch(e, req.watch_id);
+        break;
+    case WC_HTTP_ETCD_PROGRESS:
         progress_request(e);
-    json_decref(o);
+        break;
+    case WC_HTTP_ETCD_BAD:
+        /* As the gateway: a request it cannot decode ends its reading. */
+        if (oom)
+            e->ctl.oom = true;
+        else
+            e->deaf = true;
+        break;
+    case WC_HTTP_ETCD_IGNORED:
+        break;
+    }
 }
 
 /* Request bytes as they come; whole lines are handled. MHD's thread. */
@@ -1206,14 +946,6 @@ static enum MHD_Result serve_watch(wc_http *h, struct MHD_Connection *conn, wc_h
     r->watch = true; /* for the request metrics */
     if (!wc_cacher_ready(h->o.cacher))
         return gw_error(h, conn, GRPC_UNAVAILABLE, "wcached: the cache is being initialized");
-    const union MHD_ConnectionInfo *ti =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (!body_done && ti && ti->tls_session)
-        /* The stream's pump takes over the TLS session only through MHD's response (stream.c):
-         * a body still coming would have it write around the session. Not yet. */
-        return gw_error(h, conn, GRPC_FAILED_PRECONDITION,
-                        "wcached: over HTTPS an etcd watch's requests are sent whole, with a "
-                        "Content-Length (a body kept open is served over plain HTTP only)");
     wc_http_stream *s = wc_http_stream_new(h);
     wc_http_etcd_session *e = calloc(1, sizeof(*e));
     if (!s || !e) {

@@ -13,7 +13,8 @@
  *   table.c   the Table a request asks for with its Accept header (gets, lists, watches)
  *   respond.c every answer leaves through it and is counted by code
  *   conn.c    MHD's connections: the descriptor budget, the header deadline
- *   etcd_api.c, tls.c: etcd's JSON gateway (read side), HTTPS for the streams.
+ *   etcd_api.c, etcd_req.c, tls.c: etcd's JSON gateway (read side; etcd_req.c decodes its
+ *             requests), HTTPS for the streams.
  *   resources.c, metrics.c, util.c: the resource table and discovery, /metrics, helpers.
  */
 #ifndef WC_HTTP_INTERNAL_H

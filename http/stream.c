@@ -29,11 +29,15 @@
  * same epoll set tells the pump of readers that hang up (EPOLLRDHUP, or a read of 0), so no stream
  * outlives its reader.
  *
- * Over HTTPS the stream takes, with the socket, the sending half of the connection's TLS
- * session (tls.c): the pump seals each chunk, and the body's end with a close_notify, as TLS
- * records in a buffer of its own, then sends them as it sends plain chunks, pending bytes
- * included; the reader's bytes are dropped unopened. So the path, the rounds and the memory of
- * an idle stream are those of plain HTTP, plus an AEAD key.
+ * Over HTTPS the stream takes, with the socket, the sending half of the connection's TLS session
+ * (tls.c): the pump seals each chunk, and the body's end with a close_notify, as TLS records in a
+ * buffer of its own, then sends them as it sends plain chunks, pending bytes included; the
+ * reader's bytes are dropped unopened. An etcd watch whose body stays open takes the sending half
+ * at the body's first piece, while MHD goes on opening the body's records with the receiving half
+ * (a TLS 1.3 KeyUpdate that asks for an answer, which no client we know sends unprompted, would
+ * have GnuTLS answer with the half it gave away: the reader would see a record it cannot open and
+ * reconnect). So the path, the rounds and the memory of an idle stream are those of plain HTTP,
+ * plus an AEAD key.
  *
  * Pump 0 also calls wc_cacher_tick() once a second (timeouts, bookmarks, slow readers), and
  * gives the heap back to the system after a crowd of readers left (wc_http_trim_due).
@@ -264,6 +268,24 @@ void wc_http_stream_opened(wc_http_stream *s, struct MHD_Connection *conn, bool 
     pthread_mutex_unlock(&h->hook->mu);
 }
 
+/* HTTPS: takes the sending half of conn's TLS session with the socket (none over plain HTTP).
+ * False, with the socket closed, when it cannot. */
+static bool take_tls(wc_http_stream *s, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ti =
+        s->fd >= 0 ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION) : NULL;
+    if (!ti || !ti->tls_session || s->tls)
+        return true;
+    int rc = wc_http_tls_tx_take(ti->tls_session, &s->tls);
+    atomic_fetch_add_explicit(&s->srv->tls_streams, 1, memory_order_relaxed);
+    if (rc == 0)
+        return true;
+    wc_log(WC_LOG_WARN, "http: a watch stream could not take its TLS session: %s", wc_strerror(rc));
+    close(s->fd); /* ends with its connection */
+    s->fd = -1;
+    return false;
+}
+
 ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     wc_http_stream *s = cls;
@@ -283,18 +305,7 @@ ssize_t wc_http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     /* HTTPS: the session's sending half too. MHD, ending its side, sends nothing more on it:
      * with MHD_USE_TURBO, libmicrohttpd 0.9.75 closes a connection without gnutls_bye or
      * shutdown() (MHD_connection_mark_closed_), and its timeout sweep closes the same way. */
-    const union MHD_ConnectionInfo *ti =
-        s->fd >= 0 ? MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION) : NULL;
-    if (ti && ti->tls_session && !s->tls) {
-        int rc = wc_http_tls_tx_take(ti->tls_session, &s->tls);
-        atomic_fetch_add_explicit(&s->srv->tls_streams, 1, memory_order_relaxed);
-        if (rc != 0) {
-            wc_log(WC_LOG_WARN, "http: a watch stream could not take its TLS session: %s",
-                   wc_strerror(rc));
-            close(s->fd); /* ends with its connection */
-            s->fd = -1;
-        }
-    }
+    take_tls(s, s->conn);
     /* MHD leaves a connection closed this way for its timeout sweep to collect, and until it
      * does, its descriptor keeps our socket from closing when the stream ends. A connection
      * with a timeout of its own is looked at on every turn of MHD's loop, and MHD's loop
@@ -335,6 +346,11 @@ int wc_http_stream_take(wc_http_stream *s, struct MHD_Connection *conn)
         return WC_EIO;
     s->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
     if (s->fd < 0)
+        return WC_EIO;
+    /* HTTPS: MHD goes on reading the body through the session's receiving half, and sends
+     * nothing more on it (it has sent any 100 Continue; it ends its side as in
+     * wc_http_stream_read): the sending half is the stream's. */
+    if (!take_tls(s, conn))
         return WC_EIO;
     if (!attach(s)) {
         close(s->fd);

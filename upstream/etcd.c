@@ -95,7 +95,10 @@ struct wc_upstream {
     char *cacert, *cert, *key; /* TLS, or NULL */
     char *user, *password;     /* etcd auth, or NULL */
     pthread_mutex_t token_mu;  /* guards token, which any thread's request may renew */
-    char *token;
+    char *token;               /* the Authorization value: etcd's token, or "Bearer <bearer>" */
+    /* Endpoints (bit i: endpoints[i]) that refused the bearer token as an etcd with its own
+     * auth off refuses any token ("invalid auth token"): they are sent none from then on. */
+    atomic_uint_fast32_t no_bearer;
 
     /* Metrics, written by the thread, read by any. */
     atomic_uint_fast64_t reconnects[WC_UPC_COUNT];
@@ -197,6 +200,37 @@ static int token_copy(wc_upstream *u, const char *what, char **out, up_err *e)
     return oom ? fail(e, WC_ENOMEM, WC_UPC_LOCAL, "%s: out of memory for the auth token", what) : 0;
 }
 
+/* The bit of `endpoint` in no_bearer (0 past the 32nd). */
+static uint32_t endpoint_bit(const wc_upstream *u, const char *endpoint)
+{
+    for (size_t i = 0; i < u->n_endpoints && i < 32; i++) {
+        if (strcmp(u->endpoints[i], endpoint) == 0)
+            return 1u << i;
+    }
+    return 0;
+}
+
+/* The Authorization value for a request to `endpoint` in *out (caller frees; NULL: none). 0,
+ * or WC_ENOMEM with e filled. */
+static int token_for(wc_upstream *u, const char *what, const char *endpoint, char **out, up_err *e)
+{
+    *out = NULL;
+    if (!u->user && (atomic_load(&u->no_bearer) & endpoint_bit(u, endpoint)))
+        return 0;
+    return token_copy(u, what, out, e);
+}
+
+/* True, and `endpoint` is sent no bearer token from now on, when a request that carried one
+ * (`sent`) was refused as etcd refuses any token while its auth is off (`msg`: an etcd among the
+ * endpoints of a tier reading a wcached that wants the token). */
+static bool bearer_refused(wc_upstream *u, const char *endpoint, bool sent, const char *msg)
+{
+    if (u->user || !sent || !msg || !strstr(msg, "invalid auth token"))
+        return false;
+    atomic_fetch_or(&u->no_bearer, endpoint_bit(u, endpoint));
+    return true;
+}
+
 /* Forgets a token etcd no longer takes, unless another thread already renewed it. */
 static void drop_token(wc_upstream *u, const char *stale)
 {
@@ -282,7 +316,7 @@ static int prepare(wc_upstream *u, const req_steps *steps, const char *what, CUR
     if (rc == 0)
         rc = add_header(u, steps, what, hdr, "Content-Type: application/json", e);
     if (rc == 0 && token) {
-        char line[1024];
+        char line[WC_UPSTREAM_TOKEN_MAX + 32];
         snprintf(line, sizeof(line), "Authorization: %s", token);
         rc = add_header(u, steps, what, hdr, line, e);
     }
@@ -340,6 +374,20 @@ static int post_once(wc_upstream *u, const char *what, const char *endpoint, con
     if (!out->p)
         return fail(e, WC_EIO, WC_UPC_TRANSPORT, "%s: %s: empty response (HTTP %ld)", what,
                     endpoint, code);
+    /* Refused credentials, said once in the reason (etcd's own expired token, or a bearer
+     * token etcd takes for one, aside: post() tries again). */
+    if ((code == 401 || code == 403) && !((u->user || token) && auth_refused(out->p))) {
+        json_t *j = json_loadb(out->p, out->len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(j, "message"));
+        fail(e, WC_EIO, WC_UPC_ETCD, "%s: %s: HTTP %ld, %s%s", what, endpoint, code,
+             msg ? msg : "refused",
+             code == 401 ? " (the credentials: --etcd-token-file, --etcd-user or --etcd-cert)"
+                         : "");
+        json_decref(j);
+        free(out->p);
+        out->p = NULL;
+        return WC_EIO;
+    }
     return 0;
 }
 
@@ -401,12 +449,15 @@ static int post(wc_upstream *u, const char *what, const char *endpoint, const ch
         int rc = ensure_token(u, endpoint, e);
         char *token = NULL;
         if (rc == 0)
-            rc = token_copy(u, what, &token, e);
+            rc = token_for(u, what, endpoint, &token, e);
         if (rc)
             return rc;
         rc = post_once(u, what, endpoint, path, body, token, timeout_ms, out, e);
-        if (rc == 0 && u->user && attempt == 0 && auth_refused(out->p)) {
-            drop_token(u, token);
+        if (rc == 0 && attempt == 0 &&
+            ((u->user && auth_refused(out->p)) ||
+             bearer_refused(u, endpoint, token != NULL, out->p))) {
+            if (u->user)
+                drop_token(u, token);
             free(token);
             free(out->p);
             continue;
@@ -1298,6 +1349,7 @@ typedef struct watch_ctx {
     bool paused;
     bool created;
     bool failed;
+    bool bearer; /* the request carried an Authorization header */
     watch_end end;
     up_err err;
     int64_t last_msg;
@@ -1589,6 +1641,9 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         }
         if (u->user && auth_refused(r->message))
             drop_token(u, NULL); /* expired or revoked: authenticate again on the next try */
+        /* A bearer token sent to an etcd with its auth off: none on the next try. */
+        bearer_refused(u, u->endpoints[atomic_load(&u->cur) % u->n_endpoints], w->bearer,
+                       r->message);
         fail_watch(w, END_BROKEN, WC_UPC_ETCD, "etcd: %s", r->message);
         return;
     case WC_WATCH_CREATED:
@@ -1767,7 +1822,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
     char *token = NULL;
     int rc = ensure_token(u, endpoint, &w.err);
     if (rc == 0)
-        rc = token_copy(u, "watch", &token, &w.err);
+        rc = token_for(u, "watch", endpoint, &token, &w.err);
     if (rc) {
         /* w.err is filled already: mark the end without a second reason. */
         w.failed = true;
@@ -1780,6 +1835,7 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
         fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: curl_easy_init failed");
         goto out;
     }
+    w.bearer = token != NULL;
     rc = prepare(u, &WATCH_STEPS, "watch", h, token, &hdr, &w.err);
     free(token);
     if (rc == 0)
@@ -2056,6 +2112,8 @@ wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
     }
     if (u->user && !u->password)
         u->password = strdup("");
+    if (!u->user && o->bearer && *o->bearer)
+        ok = ok && wc_upstream_set_bearer(u, o->bearer) == 0;
     u->sink = o->sink;
     u->multi = curl_multi_init();
     u->seed = (unsigned)wc_mono_ms() ^ (unsigned)(uintptr_t)u;
@@ -2108,9 +2166,30 @@ void wc_upstream_free(wc_upstream *u)
         memset(u->password, 0, strlen(u->password));
         free(u->password);
     }
-    free(u->token);
+    if (u->token) {
+        memset(u->token, 0, strlen(u->token));
+        free(u->token);
+    }
     pthread_mutex_destroy(&u->token_mu);
     free(u);
+}
+
+int wc_upstream_set_bearer(wc_upstream *u, const char *bearer)
+{
+    if (u->user)
+        return WC_EINVAL; /* the token is etcd's own */
+    char *line = NULL;
+    if (bearer && *bearer && asprintf(&line, "Bearer %s", bearer) < 0)
+        return WC_ENOMEM;
+    pthread_mutex_lock(&u->token_mu);
+    char *old = u->token;
+    u->token = line;
+    pthread_mutex_unlock(&u->token_mu);
+    if (old) {
+        memset(old, 0, strlen(old));
+        free(old);
+    }
+    return 0;
 }
 
 int wc_upstream_current_rev(wc_upstream *u, int64_t *rev, int64_t timeout_ms)

@@ -85,6 +85,11 @@ typedef struct wc_upstream_opts {
      * /v3/auth/authenticate and obtained again when etcd says it is no longer valid. The
      * password is kept in memory only and never logged. */
     const char *user, *password;
+    /* A bearer token (NULL or "" when none; not with `user`), sent as "Authorization: Bearer
+     * <token>" on every request: the endpoints are a wcached serving with --token-auth-file.
+     * Kept in memory only and never logged. */
+    const char *bearer;
+#define WC_UPSTREAM_TOKEN_MAX 4096 /* bytes of a bearer token, or of etcd's own */
     /*
      * A refill: when the history starts from scratch (the first list, or one that drops it),
      * the range is listed this many revisions back, or at etcd's compaction revision if that is
@@ -151,5 +156,12 @@ void wc_upstream_request_progress(wc_upstream *u);
  * the etcd API's response headers. Any thread. */
 void wc_upstream_header(wc_upstream *u, uint64_t *cluster_id, uint64_t *member_id,
                         int64_t *raft_term);
+
+/*
+ * Replaces the bearer token (NULL or "": none) for the requests made from now on (SIGHUP read
+ * the token file again). Any thread. 0, WC_EINVAL with etcd auth (opts.user), or WC_ENOMEM with
+ * the previous token kept.
+ */
+int wc_upstream_set_bearer(wc_upstream *u, const char *bearer);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* The whole output of `cmd` (a new string); *status is what pclose says. */
 static char *run_status(const char *cmd, int *status)
@@ -194,4 +195,48 @@ Test(options, json_logs_are_one_object_per_line)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s", out);
     cr_assert(strstr(out, "--log-format: 'xml' is not text or json"), "%s", out);
     free(out);
+}
+
+/* Status 2, and a first line that says `says`, for `args`. */
+static void refused(const char *args, const char *says)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", getenv("WCACHED_BIN"), args);
+    int status;
+    char *out = run_status(cmd, &status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: %s", args, out);
+    char *nl = strchr(out, '\n');
+    if (nl)
+        *nl = '\0';
+    cr_assert(strstr(out, says), "%s: %s", args, out);
+    free(out);
+}
+
+Test(options, a_bearer_token_file_holds_a_token_and_goes_without_etcd_user)
+{
+    char dir[] = "/tmp/wcached-token-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char empty[96], good[96], args[512];
+    snprintf(empty, sizeof(empty), "%s/empty", dir);
+    snprintf(good, sizeof(good), "%s/good", dir);
+    FILE *f = fopen(empty, "w");
+    fclose(f);
+    f = fopen(good, "w");
+    fputs("sekrit-token\n", f);
+    fclose(f);
+    snprintf(args, sizeof(args), "--etcd-token-file %s", empty);
+    refused(args, "--etcd-token-file: '");
+    snprintf(args, sizeof(args), "--etcd-token-file %s/none", dir);
+    refused(args, "--etcd-token-file: cannot read");
+    snprintf(args, sizeof(args), "--etcd-token-file %s --etcd-user u", good);
+    refused(args, "--etcd-token-file and --etcd-user: one or the other");
+    /* A good one starts, and the token is not in what it logs. */
+    snprintf(args, sizeof(args), "127.0.0.1:0 --etcd-token-file %s", good);
+    char *out = first_second(args);
+    cr_assert(strstr(out, "listening on http://"), "%s", out);
+    cr_assert_null(strstr(out, "sekrit"), "%s", out);
+    free(out);
+    unlink(empty);
+    unlink(good);
+    rmdir(dir);
 }

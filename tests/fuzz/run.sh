@@ -4,11 +4,11 @@
 # for a few seconds (tests/run.sh fuzz), from the seeds.
 # Usage: tests/fuzz/run.sh [TARGET] [SECONDS]    (needs clang and libclang-rt-14-dev)
 #   TARGET: fuzz_kv, fuzz_selector, fuzz_etcd_wire, fuzz_route, fuzz_query, fuzz_tokens,
-#   fuzz_policy, or all (default).
+#   fuzz_policy, fuzz_etcd_req, or all (default).
 # Logs, corpora and crash files go to build/fuzz/ (see tests/fuzz/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-all="fuzz_kv fuzz_selector fuzz_etcd_wire fuzz_route fuzz_query fuzz_tokens fuzz_policy"
+all="fuzz_kv fuzz_selector fuzz_etcd_wire fuzz_route fuzz_query fuzz_tokens fuzz_policy fuzz_etcd_req"
 target=all
 case "${1:-}" in
     fuzz_*|all) target=$1; shift ;;
@@ -33,6 +33,8 @@ build() {
         "tests/fuzz/$1.c" -o "$out/$1" -ljansson -lpthread ;;
     fuzz_tokens|fuzz_policy) clang $cflags -Ihttp $common http/auth.c "tests/fuzz/$1.c" \
         -o "$out/$1" -ljansson ;;
+    fuzz_etcd_req) clang $cflags -Ihttp $common http/etcd_req.c tests/fuzz/fuzz_etcd_req.c \
+        -o "$out/$1" -ljansson -lpthread ;;
     *) echo "unknown target $1 (one of: $all)" >&2; exit 2 ;;
     esac
 }

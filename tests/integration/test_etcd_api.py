@@ -8,7 +8,9 @@ relist, and etcd counting one watcher. Prints one line per check and "N passed, 
 
 import base64
 import json
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -17,6 +19,9 @@ import urllib.request
 from cluster import WCACHED, Cluster, check, free_port, results, wait_until
 
 PREFIX = "/p/"
+# (revision, key, "PUT" or "DELETE") of each change the tests make, in order: what a watch
+# has to have reported before a step goes on.
+LOG = []
 
 
 def b64(s):
@@ -50,9 +55,12 @@ class Watch:
     """One POST /v3/watch with a chunked body kept open, as etcd's clients send it: request
     lines go out as chunks while response lines come back."""
 
-    def __init__(self, base):
-        host, port = base[len("http://"):].split(":")
+    def __init__(self, base, ctx=None):
+        """ctx: an ssl.SSLContext for an https:// base."""
+        host, port = base.split("://")[1].split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=5)
+        if ctx:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=host)
         self.sock.sendall(("POST /v3/watch HTTP/1.1\r\nHost: %s\r\n"
                            "Content-Type: application/json\r\nExpect: 100-continue\r\n"
                            "Transfer-Encoding: chunked\r\n\r\n" % host).encode())
@@ -108,19 +116,8 @@ class Watch:
                     with self.lock:
                         self.lines.append(json.loads(line))
 
-    def quiet(self, seconds=1.0, limit=15):
-        """Waits until no line came for `seconds`; returns every line so far."""
-        deadline = time.monotonic() + limit
-        last = -1
-        since = time.monotonic()
-        while time.monotonic() < deadline:
-            with self.lock:
-                n = len(self.lines)
-            if n != last:
-                last, since = n, time.monotonic()
-            elif time.monotonic() - since >= seconds:
-                break
-            time.sleep(0.05)
+    def snapshot(self):
+        """Every line so far."""
         with self.lock:
             return list(self.lines)
 
@@ -146,12 +143,15 @@ def etcd_put(c, key, value, lease=None):
         body["lease"] = lease
     st, r = post(c.etcd_url, "/v3/kv/put", body)
     assert st == 200, r
-    return int(r["header"]["revision"])
+    LOG.append((int(r["header"]["revision"]), key, "PUT"))
+    return LOG[-1][0]
 
 
 def etcd_del(c, key):
     st, r = post(c.etcd_url, "/v3/kv/deleterange", {"key": b64(key)})
     assert st == 200, r
+    if int(r.get("deleted", 0)):
+        LOG.append((int(r["header"]["revision"]), key, "DELETE"))
     return int(r["header"]["revision"])
 
 
@@ -230,6 +230,52 @@ def range_table(c, revs):
         check("write %s: 501, code 12" % path, st == 501 and w.get("code") == 12, w)
 
 
+def in_watch(w, key, typ):
+    """Whether watch w (a create_request's key, range_end and filters) reports this change."""
+    k = base64.b64decode(w["key"]).decode()
+    end = base64.b64decode(w["range_end"]).decode() if "range_end" in w else None
+    inside = key == k if end is None else k <= key < end
+    return inside and ("NO" + typ) not in w.get("filters", [])
+
+
+def want_revs(watches, since):
+    """The last revision each watch (watch_id -> (create_request, the revision it was
+    created at)) has to have reported, from the log of the tests' writes, for those that
+    have one to report."""
+    out = {}
+    for wid, (w, at) in watches.items():
+        first = int(w["start_revision"]) if "start_revision" in w else at + 1
+        revs = [r for r, key, typ in LOG if r >= max(first, since) and in_watch(w, key, typ)]
+        if revs:
+            out[wid] = max(revs)
+    return out
+
+
+def reported(lines):
+    """The highest event revision each watch_id has reported on a stream."""
+    out = {}
+    for l in lines:
+        r = l.get("result", {})
+        for ev in r.get("events", []):
+            wid = r.get("watch_id", "0")
+            out[wid] = max(out.get(wid, 0), int(ev["kv"]["mod_revision"]))
+    return out
+
+
+def settle(streams, watches, since=0, more=lambda lines: True):
+    """Waits until every stream has reported each watch's changes (in the write log, from
+    revision `since`) and `more` holds of its lines: the streams are at the same point before
+    the next step, which keeps live responses' header revisions comparable."""
+    want = want_revs(watches, since)
+
+    def done(s):
+        lines = s.snapshot()
+        got = reported(lines)
+        return all(got.get(wid, 0) >= r for wid, r in want.items()) and more(lines)
+
+    return wait_until(lambda: all(done(s) for s in streams.values()), 15)
+
+
 def watch_table(c, revs):
     """The same watch requests on one stream to each; writes while both are open."""
     k, e = b64(PREFIX), b64("/p0")
@@ -245,39 +291,58 @@ def watch_table(c, revs):
                             "prev_kv": True}},
         {"create_request": {"key": k, "range_end": e, "watch_id": "7"}},
     ]
+    at = LOG[-1][0]
+    watches = {wid: (r["create_request"], at) for wid, r in zip(["0", "1", "2", "3", "4", "7"],
+                                                                 reqs)}
+
+    def count(what):
+        return lambda lines: sum(1 for l in lines if l.get("result", {}).get(what)) >= n[what]
+
+    n = {"created": len(reqs)}
     for name, s in streams.items():
         for r in reqs:
             s.send(r)
-    for s in streams.values():
-        s.quiet(0.7)
+    settle(streams, watches, more=count("created"))
     # One write at a time, each sent on before the next (a live response's header carries
     # the revision the answering side is at when it sends it).
-    etcd_put(c, "/p/b", "b3")
-    for s in streams.values():
-        s.quiet(0.3)
-    etcd_put(c, "/q/outside", "o")
-    etcd_put(c, "/p/c", "c2")
-    for s in streams.values():
-        s.quiet(0.3)
-    etcd_del(c, "/p/c")
-    for s in streams.values():
-        s.quiet(0.3)
+    for step in (lambda: etcd_put(c, "/p/b", "b3"),
+                 lambda: (etcd_put(c, "/q/outside", "o"), etcd_put(c, "/p/c", "c2")),
+                 lambda: etcd_del(c, "/p/c")):
+        since = LOG[-1][0] + 1
+        step()
+        settle(streams, watches, since)
     # A transaction: two keys in one revision, one response.
-    st, _ = post(c.etcd_url, "/v3/kv/txn", {"success": [
+    st, r = post(c.etcd_url, "/v3/kv/txn", {"success": [
         {"request_put": {"key": b64("/p/t1"), "value": b64("1")}},
         {"request_put": {"key": b64("/p/t2"), "value": b64("2")}}]})
     assert st == 200
-    for s in streams.values():
-        s.quiet(0.7)
+    rev = int(r["header"]["revision"])
+    LOG.extend([(rev, "/p/t1", "PUT"), (rev, "/p/t2", "PUT")])
+    settle(streams, watches, rev)
+
+    def progress(lines):
+        return sum(1 for l in lines if l.get("result", {}).get("watch_id") == "-1" and
+                   not l["result"].get("events")) >= n["progress"]
+
+    n["progress"] = 1
     for s in streams.values():
         s.send({"progress_request": {}})
-    for s in streams.values():
-        s.quiet(0.7)
+    settle(streams, watches, rev, more=progress)
+    n["canceled"] = 1
     for s in streams.values():
         s.send({"cancel_request": {"watch_id": "1"}})
         s.send({"cancel_request": {"watch_id": "42"}})
-    etcd_put(c, "/p/after", "x")
-    got = {n: s.quiet(1.0) for n, s in streams.items()}
+    settle(streams, watches, rev, more=count("canceled"))
+    del watches["1"]
+    rev = etcd_put(c, "/p/after", "x")
+    # Then a progress request: wcached answers it only once the stream carries everything
+    # up to it, so a line that should not be there (for the canceled watch) is in by then.
+    settle(streams, watches, rev)
+    n["progress"] = 2
+    for s in streams.values():
+        s.send({"progress_request": {}})
+    settle(streams, watches, rev, more=progress)
+    got = {n: s.snapshot() for n, s in streams.items()}
     for s in streams.values():
         s.close()
     ge, gw = by_watch(got["etcd"]), by_watch(got["wcached"])
@@ -325,13 +390,23 @@ def slow_reader(c):
             + "\n").encode()
     sock.sendall(b"POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                  % len(line) + line)
-    # Far more than the socket buffers and the watcher's queue (1,000 events for a watcher
-    # the --index-field cannot narrow) hold: transactions of 100 puts.
+    # Transactions of 100 puts until its watcher is ended (too slow, or out of the ring),
+    # up to far more than the socket buffers and the watcher's queue (1,000 events for a
+    # watcher the --index-field cannot narrow) hold.
+    def lagged():
+        m = get(c.base + "/metrics")[1].decode()
+        return sum(int(l.split()[-1]) for l in m.splitlines()
+                   if l.startswith("wcached_watchers_terminated_total") and
+                   ('"slow"' in l or '"expired"' in l))
+
+    before = lagged()
     val = b64("x" * 4096)
     for i in range(60):
         st, _ = post(c.etcd_url, "/v3/kv/txn", {"success": [
             {"request_put": {"key": b64("/p/slow/%d" % j), "value": val}} for j in range(100)]})
         assert st == 200
+        if lagged() > before:
+            break
     sock.settimeout(30)
     how, tail = "timeout", b""
     try:
@@ -372,13 +447,80 @@ def compacted(c):
     for name, base in (("etcd", c.etcd_url), ("wcached", c.base)):
         w = Watch(base)
         w.send({"create_request": {"key": k, "range_end": b64("/p0"), "start_revision": "3"}})
-        res[name] = w.quiet(0.7)
+        wait_until(lambda: any(l["result"].get("canceled") for l in w.snapshot()), 10)
+        res[name] = w.snapshot()
         w.close()
     shape = {n: [{kk: v for kk, v in strip(l)["result"].items() if kk != "compact_revision"}
                  for l in ls] for n, ls in res.items()}
     both = all(len(ls) == 2 and "compact_revision" in ls[1]["result"] for ls in res.values())
     check("watch from a compacted revision: created, then canceled with compact_revision",
           both and shape["etcd"] == shape["wcached"], res)
+
+
+def start_tier(a, name, endpoints, args=()):
+    """A wcached reading `endpoints` (A, the wcached of cluster a, first), logging into a's
+    folder: (its process, its base URL)."""
+    port = free_port()
+    p = subprocess.Popen(
+        [WCACHED, "--listen", "127.0.0.1:%d" % port, "--etcd-endpoints", endpoints,
+         "--etcd-prefix", PREFIX] + list(args),
+        stdout=subprocess.DEVNULL, stderr=open("%s/wcached-%s.log" % (a.dir, name), "w"))
+    p.log = "%s/wcached-%s.log" % (a.dir, name)
+    return p, "http://127.0.0.1:%d" % port
+
+
+def https_tier():
+    """A kept-open watch body over HTTPS: wcached B reads an HTTPS A (--etcd-cacert) through
+    one, its consistent reads sending progress requests up the same body; and a reader's
+    stream takes a create, a second create and a cancel, each answered on it."""
+    import tempfile
+    from test_tls import make_ca, make_cert
+    d = tempfile.mkdtemp(prefix="wcached-etcd-https-")
+    make_ca(d, "ca")
+    make_cert(d, "server", "ca", "wcached-a", usage="tls_www_server")
+    a = Cluster(tls_ca=d + "/ca.crt",
+                args=["--etcd-prefix", PREFIX, "--tls-cert-file", d + "/server.crt",
+                      "--tls-private-key-file", d + "/server.key"])
+    b, bbase = start_tier(a, "B", a.base, ["--etcd-cacert", d + "/ca.crt"])
+    try:
+        check("https tier: B gets ready reading A over HTTPS",
+              wait_until(lambda: get(bbase + "/readyz")[0] == 200, 15), get(bbase + "/readyz"))
+        for i in range(3):
+            etcd_put(a, "/p/h%d" % i, "v%d" % i)
+            # A consistent list on B waits for B's progress request, sent up its body.
+            check("https tier: B's consistent list has write %d" % i,
+                  (keys_list(bbase) or {}).get("/p/h%d" % i, ("",))[0] == "v%d" % i,
+                  keys_list(bbase))
+        w = Watch(a.base, ctx=a.ssl)
+
+        def results_of(pred):
+            return [l["result"] for l in w.snapshot() if pred(l.get("result", {}))]
+
+        w.send({"create_request": {"key": b64("/p/h0")}})
+        check("https watch: created", wait_until(
+            lambda: len(results_of(lambda r: r.get("created"))) == 1, 10), w.snapshot())
+        r1 = etcd_put(a, "/p/h0", "again")
+        w.send({"create_request": {"key": b64("/p/h1"), "watch_id": "5"}})
+        check("https watch: a second create on the same body",
+              wait_until(lambda: len(results_of(lambda r: r.get("created"))) == 2, 10),
+              w.snapshot())
+        w.send({"cancel_request": {"watch_id": "0"}})
+        check("https watch: the cancel on the same body", wait_until(
+            lambda: results_of(lambda r: r.get("canceled")), 10), w.snapshot())
+        r2 = etcd_put(a, "/p/h0", "after the cancel")
+        r3 = etcd_put(a, "/p/h1", "to the second")
+        wait_until(lambda: results_of(lambda r: r.get("watch_id") == "5" and r.get("events")), 10)
+        got = [(r.get("watch_id", "0"), [int(e["kv"]["mod_revision"]) for e in r["events"]])
+               for r in results_of(lambda r: r.get("events"))]
+        check("https watch: the events of each watch, none after the cancel",
+              w.status == 200 and got == [("0", [r1]), ("5", [r3])], (got, r2))
+        w.close()
+    finally:
+        b.terminate()
+        b.wait(10)
+        a.close()
+    check("https tier: A and B exit cleanly (status 0)",
+          (a.wcached.returncode, b.returncode) == (0, 0), (a.wcached.returncode, b.returncode))
 
 
 def tiers():
@@ -389,14 +531,9 @@ def tiers():
     try:
         subs = []
         for name in ("B", "C"):
-            port = free_port()
-            p = __import__("subprocess").Popen(
-                [WCACHED, "--listen", "127.0.0.1:%d" % port, "--etcd-endpoints", a.base,
-                 "--etcd-prefix", PREFIX],
-                stdout=__import__("subprocess").DEVNULL,
-                stderr=open("%s/wcached-%s.log" % (a.dir, name), "w"))
+            p, base = start_tier(a, name, a.base)
             procs.append(p)
-            subs.append((name, "http://127.0.0.1:%d" % port))
+            subs.append((name, base))
         for name, base in subs:
             check("tier %s gets ready reading A" % name,
                   wait_until(lambda: get(base + "/readyz")[0] == 200, 15))
@@ -442,21 +579,18 @@ def tiers():
 def failover():
     """B and C read A, with etcd itself as their second endpoint; A is killed (-9) while
     writes go on: B and C go on from etcd where they were, every reader stays exact, nobody
-    relists."""
-    import signal
-    import subprocess
+    relists. B sends a bearer token (A, with no --token-auth-file, takes no notice of it):
+    etcd, with its own auth off, refuses the token, and B goes on there without it."""
     a = Cluster(args=["--etcd-prefix", PREFIX])
     procs = []
+    with open(a.dir + "/token", "w") as f:
+        f.write("a-token-for-a\n")
     try:
         subs = []
-        for name in ("B", "C"):
-            port = free_port()
-            procs.append(subprocess.Popen(
-                [WCACHED, "--listen", "127.0.0.1:%d" % port, "--etcd-endpoints",
-                 a.base + "," + a.etcd_url, "--etcd-prefix", PREFIX],
-                stdout=subprocess.DEVNULL,
-                stderr=open("%s/wcached-%s.log" % (a.dir, name), "w")))
-            subs.append((name, "http://127.0.0.1:%d" % port))
+        for name, args in (("B", ["--etcd-token-file", a.dir + "/token"]), ("C", [])):
+            p, base = start_tier(a, name, a.base + "," + a.etcd_url, args)
+            procs.append(p)
+            subs.append((name, base))
         for name, base in subs:
             check("failover: tier %s gets ready reading A" % name,
                   wait_until(lambda: get(base + "/readyz")[0] == 200, 15))
@@ -498,7 +632,7 @@ def auth():
     import tempfile
     d = tempfile.mkdtemp(prefix="wcached-etcd-auth-")
     with open(d + "/tokens", "w") as f:
-        f.write("etcd-token,etcdreader,1\nother-token,other,2\n")
+        f.write("etcd-token,etcdreader,1\nother-token,other,2\ntier-token-7f3a,etcdreader,3\n")
     with open(d + "/policy", "w") as f:
         f.write(json.dumps({"apiVersion": "abac.authorization.kubernetes.io/v1beta1",
                             "kind": "Policy", "spec": {"user": "etcdreader",
@@ -519,16 +653,86 @@ def auth():
             except urllib.error.HTTPError as e:
                 code = e.code
             check("auth: range with %s: %d" % (token or "no token", want), code == want, code)
+        tier_tokens(c, d)
     finally:
         c.close()
+
+
+def tier_tokens(a, d):
+    """A tier below a wcached that wants bearer tokens (A: --token-auth-file, a policy that
+    lets etcdreader read /v3/*): B with --etcd-token-file reads A; C with a token A does not
+    know says so in its log and /readyz without spinning, and is let in once its token file is
+    fixed and SIGHUP reads it again. Neither logs its token."""
+    with open(d + "/token-b", "w") as f:
+        f.write("tier-token-7f3a\n")
+    with open(d + "/token-c", "w") as f:
+        f.write("wrong-token-91c2\n")
+    b, bbase = start_tier(a, "B", a.base, ["--etcd-token-file", d + "/token-b"])
+    c, cbase = start_tier(a, "C", a.base, ["--etcd-token-file", d + "/token-c"])
+    n, nbase = start_tier(a, "N", a.base)
+    try:
+        check("token tier: B with A's token gets ready",
+              wait_until(lambda: get(bbase + "/readyz")[0] == 200, 15))
+        check("token tier: B serves what A has",
+              wait_until(lambda: (keys_list(bbase) or {}).get("/p/secret", ("",))[0] == "s", 10),
+              keys_list(bbase))
+
+        def reason():
+            st, body = get(cbase + "/readyz")
+            return st, body.decode(errors="replace")
+
+        check("token tier: C with a wrong token says HTTP 401 in /readyz",
+              wait_until(lambda: "HTTP 401" in reason()[1], 15) and reason()[0] == 503, reason())
+        check("token tier: N with no token says HTTP 401 in /readyz",
+              wait_until(lambda: "HTTP 401" in get(nbase + "/readyz")[1].decode(), 15),
+              get(nbase + "/readyz"))
+        with open(c.log) as f:
+            log = f.read()
+        check("token tier: C's log names the 401", "HTTP 401" in log, log[-600:])
+
+        def attempts():
+            m = get(cbase + "/metrics")[1].decode()
+            return sum(int(l.split()[-1]) for l in m.splitlines()
+                       if l.startswith("wcached_upstream_reconnects_total"))
+
+        # A bound a spinning retry would pass a thousand times over (the backoff allows 8).
+        first = attempts()
+        time.sleep(2)
+        check("token tier: C retries with a backoff, not in a loop",
+              attempts() - first < 40, attempts() - first)
+        with open(d + "/token-c", "w") as f:
+            f.write("tier-token-7f3a\n")
+        c.send_signal(signal.SIGHUP)
+        check("token tier: C gets ready once SIGHUP read its fixed token file",
+              wait_until(lambda: get(cbase + "/readyz")[0] == 200, 15), reason())
+        # etcd, with its auth off, refuses every bearer token: a tier reading it directly (or
+        # after its wcached above died, see failover) sends it none there.
+        e, ebase = start_tier(a, "E", a.etcd_url, ["--etcd-token-file", d + "/token-b"])
+        check("token tier: E with a token reads etcd itself (which refuses the token)",
+              wait_until(lambda: (keys_list(ebase) or {}).get("/p/secret", ("",))[0] == "s", 15),
+              keys_list(ebase))
+        e.terminate()
+        e.wait(10)
+    finally:
+        for p in (b, c, n):
+            p.terminate()
+            p.wait(10)
+    logs = ""
+    for p in (b, c):
+        with open(p.log) as f:
+            logs += f.read()
+    check("token tier: B and C exit cleanly (status 0)",
+          (b.returncode, c.returncode) == (0, 0), (b.returncode, c.returncode))
+    check("token tier: no token in a log", "tier-token-7f3a" not in logs and
+          "wrong-token-91c2" not in logs, logs[-600:])
 
 
 def get(url):
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             return r.status, r.read()
-    except Exception as e:
-        return getattr(e, "code", 0), b""
+    except Exception as e:  # HTTPError carries the code and body; others: not up
+        return getattr(e, "code", 0), e.read() if hasattr(e, "read") else b""
 
 
 def keys_list(base):
@@ -548,6 +752,9 @@ class Reflector:
         rv = lst["metadata"]["resourceVersion"]
         self.resp = urllib.request.urlopen(base + "/keys/p/?watch=1&resourceVersion=" + rv,
                                            timeout=30)
+        # Closing the response waits for the reading thread's recv; shutting the socket
+        # down ends that recv at once.
+        self.sock = self.resp.fp.raw._sock
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
@@ -565,6 +772,7 @@ class Reflector:
 
     def stop(self):
         try:
+            self.sock.shutdown(socket.SHUT_RDWR)
             self.resp.close()
         except Exception:
             pass
@@ -597,6 +805,7 @@ def main():
     auth()
     tiers()
     failover()
+    https_tier()
     print("%d passed, %d failed" % (results["passed"], results["failed"]))
     return 1 if results["failed"] else 0
 
