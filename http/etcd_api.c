@@ -934,6 +934,9 @@ static const wc_http_body_ops session_ops = {
     .lagged = session_lagged,
     .close = session_close,
     .free = session_free,
+    /* etcd's gateway sends each response when it is ready; a tier below gathers for its own
+     * readers, so gathering here too would only add its wait to theirs. */
+    .at_once = true,
 };
 
 /* ---------------------------------------------------------------------------------------

@@ -338,6 +338,9 @@ typedef struct wc_http_body_ops {
     bool (*lagged)(void *body);
     void (*close)(void *body); /* the stream ends: nothing more is read */
     void (*free)(void *body);  /* the stream is freed */
+    /* Sent as soon as it has bytes, never gathered for coalesce_ms: a body read by a program
+     * that relays it (a wcached below this one), whose own readers would wait twice. */
+    bool at_once;
 } wc_http_body_ops;
 
 struct wc_http_stream {

@@ -19,6 +19,7 @@
  * held off the list (later wakes cost nothing), and when it is due it is sent everything its
  * watcher gathered, in one chunk. A busy reader thus gets several events per send; a reader
  * woken after a quiet spell is sent at once. The cooling list is in due order, as rounds are.
+ * A body whose ops say `at_once` (an etcd API watch, read by programs and tiers) never cools.
  *
  * An idle stream holds no buffer: bytes are only kept per stream when the socket took part of
  * a send (pending, until EPOLLOUT). A stream whose socket is full reads nothing more from its
@@ -859,7 +860,7 @@ static void *pump_main(void *arg)
                 s->work_next = again;
                 again = s;
             }
-            if (s->fed && !s->closed && h->o.coalesce_ms > 0)
+            if (s->fed && !s->closed && h->o.coalesce_ms > 0 && !(s->body && s->body_ops->at_once))
                 cool(p, s, wc_mono_ms() + h->o.coalesce_ms); /* from its send: a busy pump,
                                                                  whose rounds are long, then
                                                                  gathers more per send */

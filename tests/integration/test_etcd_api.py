@@ -378,6 +378,44 @@ def whole_body_watch(c):
     check("watch with a whole body (Content-Length): created, then events", ok, lines)
 
 
+def sent_at_once():
+    """An etcd watch is sent each change as it comes, as etcd's gateway does, even where the
+    server gathers other watch streams' events (--coalesce-ms): a tier below would otherwise add
+    that wait to its own readers'. With --coalesce-ms 1000, a stream that gathered would hold
+    each change made right after the one it was just sent for the rest of that second, so ten
+    changes made one after another, each once the previous one arrived, would take at least
+    nine seconds; sent at once, they take as long as ten puts."""
+    c = Cluster(args=["--etcd-prefix", PREFIX, "--coalesce-ms", "1000"])
+    try:
+        body = (json.dumps({"create_request": {"key": b64("/p/now")}}) + "\n").encode()
+        req = urllib.request.Request(c.base + "/v3/watch", data=body, method="POST")
+        lines = []
+
+        def reader():
+            with urllib.request.urlopen(req, timeout=30) as r:
+                for line in r:
+                    lines.append(json.loads(line))
+                    if len(lines) == 11:
+                        return
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        wait_until(lambda: len(lines) >= 1, 10)
+        t0, revs = time.monotonic(), []
+        for i in range(10):
+            revs.append(str(etcd_put(c, "/p/now", str(i))))
+            wait_until(lambda: len(lines) >= i + 2, 20)
+        took = time.monotonic() - t0
+        t.join(5)
+        got = [ln["result"]["events"][0]["kv"]["mod_revision"] for ln in lines[1:]
+               if ln["result"].get("events")]
+        check("an etcd watch gets each of ten changes, in order", got == revs, lines)
+        check("an etcd watch is sent each change at once, not gathered for --coalesce-ms",
+              took < 9.0, "%.1f s for ten changes" % took)
+    finally:
+        c.close()
+
+
 def slow_reader(c):
     """A reader that stops reading its etcd watch is cut off, as any watch (the slow-reader
     budget, then the grace for a full socket): wcached does not hold its events for ever."""
@@ -802,6 +840,7 @@ def main():
     # Under the sanitizers a leak or an error shows as the exit status.
     check("wcached exits cleanly after the streams (status 0)", c.wcached.returncode == 0,
           c.wcached.returncode)
+    sent_at_once()
     auth()
     tiers()
     failover()
