@@ -70,6 +70,10 @@ struct wc_event {
     _Atomic(char *) enc[2]; /* wc_ev_enc; each a wc_enc_blob's bytes, see render.c */
 };
 
+/* wc_kv_new made from jansson's tree alone, never by the scanner (json.c): the reference the
+ * scanner is held to by tests and the fuzz target. */
+wc_kv *wc_kv_new_tree(const wc_kv_spec *spec, const char *index_field);
+
 /* Makes an event holding new references to kv and prev. NULL on allocation failure. */
 wc_event *wc_event_new(wc_ev_type type, int64_t rev, wc_kv *kv, wc_kv *prev);
 
@@ -134,6 +138,16 @@ const char *wc_json_raw_label(const char *s, size_t n, const char *name, char *t
 size_t wc_json_escape(const char *s, size_t n, char *out);
 /* ... without the quotes. */
 size_t wc_json_escape_raw(const char *s, size_t n, char *out);
+
+/* json.c: when s[0..n) is a JSON object that jansson accepts (JSON_REJECT_DUPLICATES) and
+ * whose tokens are written as jansson writes them, true with out[0..*out_len) set to
+ * json_dumps(JSON_COMPACT) of it with metadata.resourceVersion set to the string rv[0..rvn)
+ * and *rv_at to where rv's bytes start in out; false otherwise (the caller asks jansson). The value
+ * must be UTF-8 (wc_utf8_valid): the scan does not check it again. out has room for n + rvn +
+ * WC_JSON_K8S_EXTRA bytes; after false its contents are undefined. */
+#define WC_JSON_K8S_EXTRA 64
+bool wc_json_k8s_encode(const char *s, size_t n, const char *rv, size_t rvn, char *out,
+                        size_t *out_len, size_t *rv_at);
 
 /* json.c: in a compact encoding of an object, where the value of metadata.resourceVersion
  * starts (just after its opening quote). False when it has none. */

@@ -2,10 +2,13 @@
  * JSON text without a tree: what the cacher needs of a value it keeps only as bytes. A state
  * is parsed (and validated) once when it is made; afterwards these read its raw text: a field
  * path's value for a selector, a string escaped as jansson writes it, and where a compact
- * encoding holds metadata.resourceVersion. Every function here is given text that jansson has
- * already accepted (or written), so it never meets malformed input.
+ * encoding holds metadata.resourceVersion. The readers are given text that jansson or the
+ * scanner at the end of this file has already accepted (or written), so they never meet
+ * malformed input; that scanner, which makes a state's Kubernetes encoding without a tree,
+ * checks everything it reads.
  */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,14 +104,21 @@ static size_t skip_ws(const char *s, size_t n, size_t i)
     return i;
 }
 
-/* s[i] is '"': the index just after the closing quote. */
+/* s[i] is '"': the index just after the closing quote, the first quote after an even run of
+ * backslashes (memchr finds quotes far faster than a loop over every byte). */
 static size_t skip_string(const char *s, size_t n, size_t i)
 {
-    for (i++; i < n; i++) {
-        if (s[i] == '\\')
-            i++;
-        else if (s[i] == '"')
-            return i + 1;
+    i++;
+    while (i < n) {
+        const char *q = memchr(s + i, '"', n - i);
+        if (!q)
+            return n;
+        size_t j = (size_t)(q - s), k = j;
+        while (k > i && s[k - 1] == '\\')
+            k--;
+        if ((j - k) % 2 == 0)
+            return j + 1;
+        i = j + 1;
     }
     return n;
 }
@@ -356,4 +366,330 @@ bool wc_json_find_rv(const char *s, size_t n, size_t *at)
         return false;
     *at = i + 1;
     return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The Kubernetes encoding without a tree
+ *
+ * One pass over a value that validates it as jansson would (JSON_REJECT_DUPLICATES) and
+ * writes, as it goes, what json_dumps(JSON_COMPACT) gives of it with metadata.resourceVersion
+ * set: the same tokens without the blanks between them, the old resourceVersion's value
+ * replaced in place, or the member added at the end of metadata (metadata added at the end of
+ * the object, or put in place of a metadata that is not an object), as jansson's ordered
+ * objects do. It takes only what it can write byte for byte as jansson would: strings with
+ * jansson's own escapes, integers of up to 18 digits, true, false and null, and objects of a
+ * bounded depth and key count; anything else (reals, other escapes, "-0", \u0000, a duplicate
+ * key past the bound, malformed text) is declined and the caller asks jansson.
+ * ------------------------------------------------------------------------------------- */
+
+#define CANON_DEPTH 64 /* jansson's own bound is 2,048 */
+#define CANON_KEYS 128 /* keys of the objects open at once, for the duplicate check */
+
+typedef enum canon_obj {
+    OBJ_TOP,      /* the value itself: holds metadata */
+    OBJ_METADATA, /* the top object's metadata: holds resourceVersion */
+    OBJ_OTHER,
+} canon_obj;
+
+typedef struct canon {
+    const char *s;
+    size_t n, i;
+    char *out; /* NULL while the value being replaced is read */
+    size_t o;
+    const char *rv;
+    size_t rvn;
+    size_t rv_at; /* where the digits are in out */
+    int depth;
+    size_t nkeys;
+    struct {
+        uint32_t at, len; /* values stay far below 4 GiB (see wc_kv_new) */
+    } keys[CANON_KEYS];
+} canon;
+
+static void c_put(canon *c, const char *p, size_t n)
+{
+    if (!c->out)
+        return;
+    memcpy(c->out + c->o, p, n);
+    c->o += n;
+}
+
+static void c_ws(canon *c)
+{
+    c->i = skip_ws(c->s, c->n, c->i);
+}
+
+/* The string token at s[i] ('"'), copied; *at and *len tell its bytes between the quotes. */
+static bool c_string(canon *c, size_t *at, size_t *len)
+{
+    const char *s = c->s;
+    size_t start = c->i, i = c->i + 1;
+    for (;;) {
+        if (i >= c->n)
+            return false;
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"')
+            break;
+        if (ch < 0x20)
+            return false; /* jansson refuses a raw control character */
+        if (ch != '\\') {
+            i++;
+            continue;
+        }
+        if (i + 1 >= c->n)
+            return false;
+        switch (s[i + 1]) {
+        case '"':
+        case '\\':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            i += 2;
+            continue;
+        case 'u':
+            break;
+        default:
+            return false; /* "\/": jansson writes '/' */
+        }
+        /* jansson writes \u00XX (upper-case hex) for the control characters without a short
+         * escape, and nothing else; \u0000 it refuses without JSON_ALLOW_NUL. */
+        if (i + 6 > c->n || s[i + 2] != '0' || s[i + 3] != '0' ||
+            (s[i + 4] != '0' && s[i + 4] != '1'))
+            return false;
+        char h = s[i + 5];
+        int v = h >= '0' && h <= '9' ? h - '0' : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+        if (v < 0)
+            return false;
+        v += (s[i + 4] - '0') * 16;
+        if (v == 0 || v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t')
+            return false;
+        i += 6;
+    }
+    *at = start + 1;
+    *len = i - start - 1;
+    c_put(c, s + start, i + 1 - start);
+    c->i = i + 1;
+    return true;
+}
+
+/* An integer as jansson writes it: no "-0", no fraction or exponent, at most 18 digits. */
+static bool c_number(canon *c)
+{
+    const char *s = c->s;
+    size_t start = c->i, i = c->i;
+    if (s[i] == '-')
+        i++;
+    size_t d = i;
+    while (i < c->n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    size_t digits = i - d;
+    if (digits == 0 || digits > 18 || (s[d] == '0' && (digits > 1 || d > start)))
+        return false;
+    if (i < c->n && (s[i] == '.' || s[i] == 'e' || s[i] == 'E'))
+        return false;
+    c_put(c, s + start, i - start);
+    c->i = i;
+    return true;
+}
+
+static bool c_literal(canon *c, const char *word, size_t len)
+{
+    if (c->n - c->i < len || memcmp(c->s + c->i, word, len) != 0)
+        return false;
+    c_put(c, word, len);
+    c->i += len;
+    return true;
+}
+
+static bool c_value(canon *c);
+
+/* The value at s[i], read but not written: the one the resourceVersion replaces. */
+static bool c_skip(canon *c)
+{
+    char *out = c->out;
+    size_t o = c->o;
+    c->out = NULL;
+    bool ok = c_value(c);
+    c->out = out;
+    c->o = o;
+    return ok;
+}
+
+static bool c_key_is(const canon *c, size_t at, size_t len, const char *name, size_t name_len)
+{
+    return len == name_len && memcmp(c->s + at, name, len) == 0;
+}
+
+/* The new resourceVersion as a string, and where its digits went. */
+static void c_put_rv(canon *c)
+{
+    c_put(c, "\"", 1);
+    c->rv_at = c->o;
+    c_put(c, c->rv, c->rvn);
+    c_put(c, "\"", 1);
+}
+
+static void c_put_rv_member(canon *c)
+{
+    c_put(c, "\"resourceVersion\":", 18);
+    c_put_rv(c);
+}
+
+static bool c_object(canon *c, canon_obj kind)
+{
+    if (++c->depth > CANON_DEPTH)
+        return false;
+    size_t first_key = c->nkeys;
+    bool seen = false, empty = true;
+    c_put(c, "{", 1);
+    c->i++;
+    c_ws(c);
+    if (c->i < c->n && c->s[c->i] == '}')
+        goto close;
+    for (;;) {
+        size_t at, len;
+        if (c->i >= c->n || c->s[c->i] != '"' || !c_string(c, &at, &len))
+            return false;
+        /* Strings taken here have one spelling each, so equal bytes are equal keys. */
+        for (size_t k = first_key; k < c->nkeys; k++)
+            if (c->keys[k].len == len && memcmp(c->s + c->keys[k].at, c->s + at, len) == 0)
+                return false;
+        if (c->nkeys == CANON_KEYS)
+            return false;
+        c->keys[c->nkeys].at = (uint32_t)at;
+        c->keys[c->nkeys++].len = (uint32_t)len;
+        empty = false;
+        c_ws(c);
+        if (c->i >= c->n || c->s[c->i] != ':')
+            return false;
+        c_put(c, ":", 1);
+        c->i++;
+        c_ws(c);
+        bool ok;
+        if (kind == OBJ_TOP && c_key_is(c, at, len, "metadata", 8)) {
+            seen = true;
+            if (c->i < c->n && c->s[c->i] == '{') {
+                ok = c_object(c, OBJ_METADATA);
+            } else {
+                ok = c_skip(c);
+                c_put(c, "{", 1);
+                c_put_rv_member(c);
+                c_put(c, "}", 1);
+            }
+        } else if (kind == OBJ_METADATA && c_key_is(c, at, len, "resourceVersion", 15)) {
+            seen = true;
+            ok = c_skip(c);
+            c_put_rv(c);
+        } else {
+            ok = c_value(c);
+        }
+        if (!ok)
+            return false;
+        c_ws(c);
+        if (c->i < c->n && c->s[c->i] == ',') {
+            c_put(c, ",", 1);
+            c->i++;
+            c_ws(c);
+            continue;
+        }
+        if (c->i < c->n && c->s[c->i] == '}')
+            break;
+        return false;
+    }
+close:
+    if (!seen && kind == OBJ_TOP) {
+        c_put(c, empty ? "\"metadata\":{" : ",\"metadata\":{", empty ? 12 : 13);
+        c_put_rv_member(c);
+        c_put(c, "}", 1);
+    } else if (!seen && kind == OBJ_METADATA) {
+        if (!empty)
+            c_put(c, ",", 1);
+        c_put_rv_member(c);
+    }
+    c_put(c, "}", 1);
+    c->i++;
+    c->nkeys = first_key;
+    c->depth--;
+    return true;
+}
+
+static bool c_array(canon *c)
+{
+    if (++c->depth > CANON_DEPTH)
+        return false;
+    c_put(c, "[", 1);
+    c->i++;
+    c_ws(c);
+    if (c->i < c->n && c->s[c->i] == ']')
+        goto close;
+    for (;;) {
+        if (!c_value(c))
+            return false;
+        c_ws(c);
+        if (c->i < c->n && c->s[c->i] == ',') {
+            c_put(c, ",", 1);
+            c->i++;
+            c_ws(c);
+            continue;
+        }
+        if (c->i < c->n && c->s[c->i] == ']')
+            break;
+        return false;
+    }
+close:
+    c_put(c, "]", 1);
+    c->i++;
+    c->depth--;
+    return true;
+}
+
+static bool c_value(canon *c)
+{
+    if (c->i >= c->n)
+        return false;
+    size_t at, len;
+    switch (c->s[c->i]) {
+    case '{':
+        return c_object(c, OBJ_OTHER);
+    case '[':
+        return c_array(c);
+    case '"':
+        return c_string(c, &at, &len);
+    case 't':
+        return c_literal(c, "true", 4);
+    case 'f':
+        return c_literal(c, "false", 5);
+    case 'n':
+        return c_literal(c, "null", 4);
+    default:
+        return (c->s[c->i] == '-' || (c->s[c->i] >= '0' && c->s[c->i] <= '9')) && c_number(c);
+    }
+}
+
+bool wc_json_k8s_encode(const char *s, size_t n, const char *rv, size_t rvn, char *out,
+                        size_t *out_len, size_t *rv_at)
+{
+    canon cs, *c = &cs;
+    if (n > UINT32_MAX)
+        return false;
+    c->s = s;
+    c->n = n;
+    c->i = skip_ws(s, n, 0);
+    c->out = out;
+    c->o = 0;
+    c->rv = rv;
+    c->rvn = rvn;
+    c->rv_at = 0;
+    c->depth = 0;
+    c->nkeys = 0;
+    bool ok = c->i < n && s[c->i] == '{' && c_object(c, OBJ_TOP);
+    if (ok) {
+        c_ws(c);
+        ok = c->i == n;
+    }
+    *out_len = c->o;
+    *rv_at = c->rv_at;
+    return ok;
 }

@@ -12,7 +12,10 @@
  *   of the value. When the value is not written the way jansson writes it (spaces, other
  *   escapes, other number forms), the encoding minus the digits is kept instead of a splice.
  * Both are worked out from jansson's own encoding of the object, so what is served is byte for
- * byte what dumping the tree would give.
+ * byte what dumping the tree would give. That encoding is written by one scan of the value
+ * (wc_json_k8s_encode) when the value is written the way jansson writes it, which is what
+ * etcd usually holds; only other values are parsed into a tree and dumped, at several times
+ * the cost.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,14 +59,19 @@ const char *wc_json_path_string(json_t *obj, const char *path, char *tmp, size_t
     return tmp;
 }
 
-/* Parses the value only when it looks like an object: most non-JSON values fail fast. */
-static json_t *parse_object(const char *value, size_t len)
+/* True when the value's first byte after blanks opens an object: most non-JSON values stop
+ * here. */
+static bool looks_like_object(const char *value, size_t len)
 {
     size_t i = 0;
     while (i < len && (value[i] == ' ' || value[i] == '\n' || value[i] == '\t' || value[i] == '\r'))
         i++;
-    if (i == len || value[i] != '{')
-        return NULL;
+    return i < len && value[i] == '{';
+}
+
+/* jansson's tree of the value when it is an object (duplicate keys refused), else NULL. */
+static json_t *parse_object(const char *value, size_t len)
+{
     json_t *obj = json_loadb(value, len, JSON_REJECT_DUPLICATES, NULL);
     if (obj && !json_is_object(obj)) {
         json_decref(obj);
@@ -128,21 +136,11 @@ typedef struct layout {
     size_t mid1, mid2;
 } layout;
 
-static int plan_k8s(json_t *obj, const char *value, size_t value_len, int64_t mod_rev, layout *l)
+/* How l->enc (the encoding at the state's revision, its rvn digits at l->d0) splices into the
+ * raw value. */
+static void plan_k8s(const char *value, size_t value_len, size_t rvn, layout *l)
 {
-    char rv[24];
-    int rvn = snprintf(rv, sizeof(rv), "%" PRId64, mod_rev);
-    l->enc = dump_k8s(obj, rv);
-    if (!l->enc)
-        return WC_ENOMEM;
-    l->enc_len = strlen(l->enc);
-    size_t at;
-    if (!wc_json_find_rv(l->enc, l->enc_len, &at) || at + (size_t)rvn > l->enc_len) {
-        free(l->enc);
-        return WC_EINVAL; /* cannot happen: the encoding was made with it */
-    }
-    l->d0 = at;
-    l->d1 = at + (size_t)rvn;
+    l->d1 = l->d0 + rvn;
     /* The raw value without the blanks around it against the encoding: a common prefix that
      * stops at the digits, a common suffix that starts after them. */
     size_t lo = 0, hi = value_len;
@@ -166,7 +164,6 @@ static int plan_k8s(json_t *obj, const char *value, size_t value_len, int64_t mo
     l->pre = p;
     l->post = hi - q - lo;
     l->base_len = hi - lo;
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -179,27 +176,76 @@ size_t wc_kv_mem(const wc_kv *kv)
     return (kv->alloc + 8 + 15) & ~(size_t)15;
 }
 
-wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
+/* The encoding at the state's revision into l->enc: made by the scanner when it takes the
+ * value (and `tree` is false), else from jansson's tree, which *obj then holds. True when the
+ * value is an object; false when it is not, or with *fail set when the encoding could not be
+ * made (out of memory), and then the state is not made either. */
+static bool encode_k8s(const char *value, size_t vlen, bool utf8, const char *rv, size_t rvn,
+                       bool tree, json_t **obj, layout *l, bool *fail)
+{
+    *obj = NULL;
+    *fail = false;
+    if (!looks_like_object(value, vlen))
+        return false;
+    if (!tree && utf8) {
+        l->enc = malloc(vlen + rvn + WC_JSON_K8S_EXTRA);
+        if (!l->enc) {
+            *fail = true;
+            return false;
+        }
+        if (wc_json_k8s_encode(value, vlen, rv, rvn, l->enc, &l->enc_len, &l->d0))
+            return true;
+        free(l->enc);
+        l->enc = NULL;
+    }
+    *obj = parse_object(value, vlen);
+    if (!*obj)
+        return false;
+    l->enc = dump_k8s(*obj, rv);
+    if (!l->enc) {
+        *fail = true;
+        return false;
+    }
+    l->enc_len = strlen(l->enc);
+    if (!wc_json_find_rv(l->enc, l->enc_len, &l->d0) || l->d0 + rvn > l->enc_len) {
+        *fail = true; /* cannot happen: the encoding was made with it */
+        return false;
+    }
+    return true;
+}
+
+static wc_kv *kv_new(const wc_kv_spec *spec, const char *index_field, bool tree)
 {
     size_t vlen = spec->value ? spec->value_len : 0;
     const char *value = vlen ? spec->value : "";
-    json_t *obj = parse_object(value, vlen);
+    bool value_utf8 = wc_utf8_valid(value, vlen);
+    char rv[24];
+    size_t rvn = (size_t)snprintf(rv, sizeof(rv), "%" PRId64, spec->mod_rev);
+    json_t *obj = NULL;
     layout l = {0};
     wc_kv *kv = NULL;
-    char tmp[64];
+    char tmp[64], *heap = NULL;
     const char *index_value = NULL;
     size_t index_len = 0;
-    if (obj && index_field) {
-        index_value = wc_json_path_string(obj, index_field, tmp, sizeof(tmp), &index_len);
+    bool fail;
+    bool is_object = encode_k8s(value, vlen, value_utf8, rv, rvn, tree, &obj, &l, &fail);
+    if (fail)
+        goto out;
+    if (is_object && index_field) {
+        if (obj)
+            index_value = wc_json_path_string(obj, index_field, tmp, sizeof(tmp), &index_len);
+        else
+            index_value =
+                wc_json_raw_path(value, vlen, index_field, tmp, sizeof(tmp), &heap, &index_len);
         if (index_value)
             index_len++; /* its NUL */
     }
-    if (obj && plan_k8s(obj, value, vlen, spec->mod_rev, &l) != 0)
-        goto out;
+    if (is_object)
+        plan_k8s(value, vlen, rvn, &l);
     size_t base_len = 0, mid_len = 0;
-    if (obj && l.splice)
+    if (is_object && l.splice)
         mid_len = l.mid1 + l.mid2;
-    else if (obj)
+    else if (is_object)
         base_len = l.enc_len - (l.d1 - l.d0);
     size_t size = sizeof(*kv) + spec->key_len + 1 + vlen + 1 + index_len + mid_len + base_len;
     /* Offsets are 32-bit: etcd's requests stop far below 4 GiB. */
@@ -207,7 +253,7 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
     if (!kv)
         goto out;
     atomic_init(&kv->refs, 1);
-    kv->flags = obj ? WC_KV_OBJECT : 0;
+    kv->flags = is_object ? WC_KV_OBJECT : 0;
     kv->create_rev = spec->create_rev;
     kv->mod_rev = spec->mod_rev;
     kv->version = spec->version;
@@ -235,7 +281,7 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
     }
     kv->base = kv->base_len = kv->pre = kv->post = 0;
     kv->mid = kv->mid1 = kv->mid_len = 0;
-    if (obj && l.splice) {
+    if (is_object && l.splice) {
         memcpy(o, l.enc + l.pre, l.mid1);
         memcpy(o + l.mid1, l.enc + l.d1, l.mid2);
         kv->mid = (uint32_t)(o - kv->data);
@@ -245,7 +291,7 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
         kv->base_len = (uint32_t)l.base_len;
         kv->pre = (uint32_t)l.pre;
         kv->post = (uint32_t)l.post;
-    } else if (obj) {
+    } else if (is_object) {
         memcpy(o, l.enc, l.d0);
         memcpy(o + l.d0, l.enc + l.d1, l.enc_len - l.d1);
         kv->base = (uint32_t)(o - kv->data);
@@ -254,7 +300,7 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
     }
     if (wc_utf8_valid(kv->key, kv->key_len))
         kv->flags |= WC_KV_KEY_UTF8;
-    if (wc_utf8_valid(kv->value, kv->value_len))
+    if (value_utf8)
         kv->flags |= WC_KV_VALUE_UTF8;
     wc_kv_measure(kv);
     for (int i = 0; i < WC_FAMILY_COUNT; i++)
@@ -262,7 +308,18 @@ wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
 out:
     json_decref(obj);
     free(l.enc);
+    free(heap);
     return kv;
+}
+
+wc_kv *wc_kv_new(const wc_kv_spec *spec, const char *index_field)
+{
+    return kv_new(spec, index_field, false);
+}
+
+wc_kv *wc_kv_new_tree(const wc_kv_spec *spec, const char *index_field)
+{
+    return kv_new(spec, index_field, true);
 }
 
 wc_kv *wc_kv_ref(wc_kv *kv)
