@@ -74,6 +74,9 @@ struct wc_event {
  * scanner is held to by tests and the fuzz target. */
 wc_kv *wc_kv_new_tree(const wc_kv_spec *spec, const char *index_field);
 
+/* True when two states hold the same fields and bytes (their encodings' layouts included). */
+bool wc_kv_same(const wc_kv *a, const wc_kv *b);
+
 /* Makes an event holding new references to kv and prev. NULL on allocation failure. */
 wc_event *wc_event_new(wc_ev_type type, int64_t rev, wc_kv *kv, wc_kv *prev);
 

@@ -322,6 +322,20 @@ wc_kv *wc_kv_new_tree(const wc_kv_spec *spec, const char *index_field)
     return kv_new(spec, index_field, true);
 }
 
+bool wc_kv_same(const wc_kv *a, const wc_kv *b)
+{
+    if (a->flags != b->flags || a->create_rev != b->create_rev || a->mod_rev != b->mod_rev ||
+        a->version != b->version || a->lease != b->lease || a->key_len != b->key_len ||
+        a->value_len != b->value_len || a->alloc != b->alloc || a->base != b->base ||
+        a->mid != b->mid || a->base_len != b->base_len || a->pre != b->pre || a->post != b->post ||
+        a->mid1 != b->mid1 || a->mid_len != b->mid_len || a->keys_len != b->keys_len ||
+        (a->index_value == NULL) != (b->index_value == NULL))
+        return false;
+    if (a->index_value && a->index_value - a->data != b->index_value - b->data)
+        return false;
+    return memcmp(a->data, b->data, a->alloc - sizeof(*a)) == 0;
+}
+
 wc_kv *wc_kv_ref(wc_kv *kv)
 {
     atomic_fetch_add_explicit(&kv->refs, 1, memory_order_relaxed);

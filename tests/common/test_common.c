@@ -59,6 +59,42 @@ Test(base64url, round_trip_and_strictness)
     cr_assert_eq(wc_b64_decode_to("a+b/", 4, dec, &dl, WC_B64_URL), WC_EINVAL);
 }
 
+/* Each byte at each place of a quad and of a short tail: taken exactly when it is of the kind's
+ * alphabet ('-' and '_' in both), with the six bits the alphabet gives it. */
+Test(base64, every_byte_in_every_place)
+{
+    static const char STD[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int kind = 0; kind < 2; kind++) {
+        wc_b64_kind k = kind ? WC_B64_URL : WC_B64_STD;
+        for (int c = 0; c < 256; c++) {
+            const char *in_std = c ? memchr(STD, c, 64) : NULL;
+            int six = in_std ? (int)(in_std - STD) : c == '-' ? 62 : c == '_' ? 63 : -1;
+            if (k == WC_B64_URL && (c == '+' || c == '/'))
+                six = -1;
+            for (size_t at = 0; at < 7; at++) {
+                if (c == '=' && at == 6 && k == WC_B64_STD)
+                    continue; /* padding, dropped */
+                char in[8] = "AAAAAAA"; /* one quad, then a tail of three */
+                in[at] = (char)c;
+                unsigned char out[8];
+                size_t n;
+                bool tail_bits = at == 6 && six >= 0 && (six & 3) != 0;
+                int want = six < 0 || (k == WC_B64_URL && tail_bits) ? WC_EINVAL : 0;
+                cr_assert_eq(wc_b64_decode_to(in, 7, out, &n, k), want, "%d at %zu", c, at);
+                if (want != 0)
+                    continue;
+                cr_assert_eq(n, 5);
+                uint64_t bits = 0, got = 0;
+                for (size_t i = 0; i < 7; i++)
+                    bits = bits << 6 | (uint64_t)(i == at ? six : 0);
+                for (size_t i = 0; i < 5; i++)
+                    got = got << 8 | out[i];
+                cr_assert_eq(got, bits >> 2, "%d at %zu", c, at);
+            }
+        }
+    }
+}
+
 Test(parse, numbers)
 {
     int64_t v;

@@ -1,13 +1,16 @@
 /*
  * libFuzzer target: arbitrary keys and values through the cacher's state path — JSON object
  * detection, index extraction, both encodings (UTF-8 checks, base64), a put, a list and a watch
- * — and every encoding must be valid JSON. Build and run: see tests/fuzz/README.md.
+ * — and every encoding must be valid JSON. The state made by the scan (json.c) must be the one
+ * jansson's tree makes, field for field and byte for byte. Build and run: see
+ * tests/fuzz/README.md.
  */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "wcached/cacher.h"
 
 static void check_json(const char *s, size_t len)
@@ -41,6 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wc_kv *kv = wc_kv_new(&s, "spec.nodeName");
     if (!kv)
         return 0;
+    wc_kv *tree = wc_kv_new_tree(&s, "spec.nodeName");
+    if (tree && !wc_kv_same(kv, tree))
+        abort();
+    wc_kv_unref(tree);
     size_t len;
     check_json(wc_kv_render(kv, WC_FAMILY_KEYS, &len), len);
     check_json(wc_kv_render(kv, WC_FAMILY_K8S, &len), len);
