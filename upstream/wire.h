@@ -104,8 +104,14 @@ typedef struct wc_watch_resp {
     char message[160]; /* cancel_reason or the error's message */
 } wc_watch_resp;
 
-/* Parses one line of the /v3/watch stream. */
+/* Parses one line of the /v3/watch stream: 0, WC_EPROTO or WC_ENOMEM. */
 int wc_etcd_parse_watch(const char *line, size_t len, wc_watch_resp *out);
+/* Its two ways, as for the range: a scanner for a line of changes in the gateway's usual shape
+ * (0, or WC_EAGAIN with *out empty) and jansson for everything; where the scanner answers,
+ * both give the same result (wc_watch_resp_equal). */
+int wc_etcd_parse_watch_fast(const char *line, size_t len, wc_watch_resp *out);
+int wc_etcd_parse_watch_json(const char *line, size_t len, wc_watch_resp *out);
+bool wc_watch_resp_equal(const wc_watch_resp *a, const wc_watch_resp *b);
 void wc_watch_resp_free(wc_watch_resp *r);
 
 #endif

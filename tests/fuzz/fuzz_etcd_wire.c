@@ -1,8 +1,8 @@
 /*
  * libFuzzer target: arbitrary bytes from "etcd" through the line splitter and the watch and
  * range parsers, fed in two chunks split where the first byte says. Garbage must be refused
- * with a code, never crash or over-read; and the range parser's fast path must answer as
- * jansson does wherever it answers at all.
+ * with a code, never crash or over-read; and the range and watch parsers' fast paths must
+ * answer as jansson does wherever they answer at all.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,9 +29,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (wc_linebuf_feed(&lb, p, pn) != 0)
             break;
         while (wc_linebuf_next(&lb, &line, &len)) {
-            wc_watch_resp r;
+            wc_watch_resp r, wref;
             if (wc_etcd_parse_watch(line, len, &r) == 0)
                 wc_watch_resp_free(&r);
+            if (wc_etcd_parse_watch_fast(line, len, &r) == 0) {
+                if (wc_etcd_parse_watch_json(line, len, &wref) != 0)
+                    abort();
+                if (!wc_watch_resp_equal(&r, &wref))
+                    abort();
+                wc_watch_resp_free(&wref);
+                wc_watch_resp_free(&r);
+            }
             wc_range_resp rr, ref;
             if (wc_etcd_parse_range(line, len, &rr) == 0)
                 wc_range_resp_free(&rr);

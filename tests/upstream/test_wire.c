@@ -284,6 +284,85 @@ Test(wire, range_fast_path_takes_the_usual_shape_and_agrees_with_jansson)
     wc_range_resp_free(&r);
 }
 
+Test(wire, watch_fast_path_takes_lines_of_changes_and_agrees_with_jansson)
+{
+    /* A line of changes as etcd 3.4's gateway sends it to a watch without prev_kv. */
+    static const char PUTS[] =
+        "{\"result\":{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":"
+        "\"10276657743932975437\",\"revision\":\"12\",\"raft_term\":\"2\"},\"events\":[{\"kv\":{"
+        "\"key\":\"L2EvMQ==\",\"create_revision\":\"2\",\"mod_revision\":\"11\",\"version\":\"3\","
+        "\"value\":\"eyJ4IjoxfQ==\",\"lease\":\"7587870043346712068\"}},{\"type\":\"DELETE\","
+        "\"kv\":{\"key\":\"L2EvMg==\",\"mod_revision\":\"12\"}}]}}";
+    struct {
+        const char *line;
+        bool fast; /* the fast path must take it */
+    } cases[] = {
+        {PUTS, true},
+        {"{\"result\":{\"header\":{\"revision\":\"7\"},\"watch_id\":\"3\",\"events\":[{\"type\":"
+         "\"PUT\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"7\"}}]}}",
+         true},
+        {" { \"result\" : { \"events\" : [ { \"kv\" : { \"key\" : \"YQ==\" } } ] } }\n", true},
+        /* jansson's: what is not a line of changes, or not in the usual shape */
+        {CREATED, false},
+        {PROGRESS, false},
+        {COMPACTED, false},
+        {EVENTS, false}, /* a prev_kv */
+        {"{\"result\":{\"header\":{\"revision\":\"7\"},\"events\":[]}}", false},
+        {"{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}", false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":7}}]}}", false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"Y\\u0051==\"}}]}}", false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"},\"kv\":{\"key\":\"Yg==\"}}]}}",
+         false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"}}],\"events\":[]}}", false},
+        {"{\"result\":{\"events\":[{\"type\":\"BOOM\",\"kv\":{\"key\":\"YQ==\"}}]}}", false},
+        {"{\"result\":{\"events\":[{\"type\":\"DELETE\"}]}}", false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"\"}}]}}", false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"!!\"}}]}}", false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"8\"}},{\"kv\":"
+         "{\"key\":\"Yg==\",\"mod_revision\":\"7\"}}]}}",
+         false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"}}]}} x", false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"}}]},\"more\":1}", false},
+        {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"}}],\"canceled\":true}}", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        const char *l = cases[i].line;
+        wc_watch_resp fast, ref;
+        int frc = wc_etcd_parse_watch_fast(l, strlen(l), &fast);
+        int rrc = wc_etcd_parse_watch_json(l, strlen(l), &ref);
+        if (cases[i].fast)
+            cr_assert_eq(frc, 0, "case %zu: the fast path must take %s", i, l);
+        if (frc == 0) {
+            cr_assert_eq(rrc, 0, "case %zu: jansson refuses what the fast path took: %s", i, l);
+            cr_assert(wc_watch_resp_equal(&fast, &ref), "case %zu: the answers differ: %s", i, l);
+            wc_watch_resp_free(&fast);
+        } else {
+            cr_assert_eq(frc, WC_EAGAIN, "case %zu", i);
+            cr_assert_eq(fast.n, 0);
+            cr_assert_null(fast.events);
+        }
+        wc_watch_resp got;
+        int grc = wc_etcd_parse_watch(l, strlen(l), &got);
+        cr_assert_eq(grc, rrc, "case %zu: %d, jansson %d: %s", i, grc, rrc, l);
+        if (grc == 0) {
+            cr_assert(wc_watch_resp_equal(&got, &ref), "case %zu", i);
+            wc_watch_resp_free(&got);
+        }
+        if (rrc == 0)
+            wc_watch_resp_free(&ref);
+    }
+    wc_watch_resp r;
+    parse_ok(PUTS, &r);
+    cr_assert_eq(r.kind, WC_WATCH_EVENTS);
+    cr_assert_eq(r.n, 2);
+    cr_assert_eq(r.header.revision, 12);
+    cr_assert_eq(r.events[0].kv.spec.lease, 7587870043346712068LL);
+    cr_assert_eq(memcmp(r.events[0].kv.spec.value, "{\"x\":1}", 7), 0);
+    cr_assert(r.events[1].deleted);
+    cr_assert_eq(r.events[1].kv.spec.mod_rev, 12);
+    wc_watch_resp_free(&r);
+}
+
 Test(wire, lines_split_at_every_byte_position)
 {
     char stream[2048];
