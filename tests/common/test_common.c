@@ -73,7 +73,7 @@ Test(base64, every_byte_in_every_place)
                 six = -1;
             for (size_t at = 0; at < 7; at++) {
                 if (c == '=' && at == 6 && k == WC_B64_STD)
-                    continue; /* padding, dropped */
+                    continue;           /* padding, dropped */
                 char in[8] = "AAAAAAA"; /* one quad, then a tail of three */
                 in[at] = (char)c;
                 unsigned char out[8];
