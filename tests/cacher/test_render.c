@@ -323,7 +323,21 @@ Test(render, random_objects_match_the_tree_based_encoding)
         if (rnd(5) == 0)
             wc_buf_puts(&b, "\n");
         cr_assert_not(b.oom);
-        check_value("/r", 2, b.p, b.len, 1 + rnd(1000000));
+        int64_t rev = 1 + rnd(1000000);
+        check_value("/r", 2, b.p, b.len, rev);
+        /* the scan's state is the tree's, field for field (index value included) */
+        wc_kv_spec s = {.key = "/r",
+                        .key_len = 2,
+                        .value = b.p,
+                        .value_len = b.len,
+                        .create_rev = 1,
+                        .mod_rev = rev,
+                        .version = 1};
+        wc_kv *scanned = wc_kv_new(&s, "metadata.name"),
+              *tree = wc_kv_new_tree(&s, "metadata.name");
+        cr_assert(wc_kv_same(scanned, tree), "%.*s", (int)b.len, b.p);
+        wc_kv_unref(scanned);
+        wc_kv_unref(tree);
         wc_buf_free(&b);
     }
 }
