@@ -652,8 +652,8 @@ out:
  *
  * A start's refill takes thousands of changes through the watch, each line parsed once.
  * The same scanner as the range's takes the usual shape of a line with changes,
- * {"result":{"header":{...},"events":[{"type":"DELETE","kv":{...}},...]}} (a watch_id beside
- * them is read and not kept, as jansson's way does); anything else (created, canceled,
+ * {"result":{"header":{...},"watch_id":"1","events":[{"type":"DELETE","kv":{...}},...]}};
+ * anything else (created, canceled,
  * compaction, progress, errors, a field it does not know) it declines to jansson.
  */
 
@@ -728,8 +728,10 @@ static bool result_field(scan *c, const char *k, size_t kn, void *arg)
     }
     if (IS(k, kn, "events"))
         return once(&wsc->seen, 2) && events_array(c, wsc);
-    if (IS(k, kn, "watch_id"))
-        return once(&wsc->seen, 4) && num(c, true, &v);
+    if (IS(k, kn, "watch_id") && once(&wsc->seen, 4) && num(c, true, &v)) {
+        wsc->r->watch_id = (int64_t)v;
+        return true;
+    }
     return false;
 }
 
@@ -762,7 +764,7 @@ int wc_etcd_parse_watch(const char *line, size_t len, wc_watch_resp *out)
 bool wc_watch_resp_equal(const wc_watch_resp *a, const wc_watch_resp *b)
 {
     if (a->kind != b->kind || memcmp(&a->header, &b->header, sizeof(a->header)) != 0 ||
-        a->compact_revision != b->compact_revision || a->n != b->n ||
+        a->compact_revision != b->compact_revision || a->watch_id != b->watch_id || a->n != b->n ||
         strcmp(a->message, b->message) != 0)
         return false;
     for (size_t i = 0; i < a->n; i++) {

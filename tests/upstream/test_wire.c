@@ -360,6 +360,12 @@ Test(wire, watch_fast_path_takes_lines_of_changes_and_agrees_with_jansson)
     cr_assert_eq(memcmp(r.events[0].kv.spec.value, "{\"x\":1}", 7), 0);
     cr_assert(r.events[1].deleted);
     cr_assert_eq(r.events[1].kv.spec.mod_rev, 12);
+    cr_assert_eq(r.watch_id, 0);
+    wc_watch_resp_free(&r);
+    /* the watch a line is for, on a stream that carries several */
+    const char *two = cases[1].line;
+    cr_assert_eq(wc_etcd_parse_watch_fast(two, strlen(two), &r), 0);
+    cr_assert_eq(r.watch_id, 3);
     wc_watch_resp_free(&r);
 }
 
