@@ -479,6 +479,10 @@ int main(int argc, char **argv)
     ho.max_watches = cfg.max_watches;
     ho.max_requests_inflight = cfg.max_requests_inflight;
     ho.max_header_bytes = cfg.max_header_bytes;
+    ho.max_query_params = cfg.max_query_params;
+    ho.max_uri_bytes = cfg.max_uri_bytes;
+    ho.max_page_size = cfg.max_page_size;
+    ho.max_timeout_s = cfg.max_timeout_s;
     ho.max_watches_per_user = cfg.max_watches_per_user;
     ho.header_timeout_ms = cfg.header_timeout_ms;
     ho.cb_arg = &d;
