@@ -282,3 +282,35 @@ Test(options, bad_request_limits_get_one_line_and_exit_2)
     /* the flag wins over the environment */
     expect_refused("WCACHED_MAX_PAGE_SIZE=500", "--max-page-size 0", "--max-page-size: '0'");
 }
+
+/* The glibc tunables a running wcached started with `env` has in its environment (glibc's loader
+ * may cut the variable's first copy into pieces as it reads it), and then its name. */
+static char *tunables_of_running(const char *env)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s '%s' --listen 127.0.0.1:0 --etcd-endpoints http://127.0.0.1:1 >/dev/null 2>&1 & "
+             "p=$!; sleep 0.5; tr '\\0' '\\n' </proc/$p/environ | grep 'glibc\\.'; "
+             "cat /proc/$p/comm; kill $p",
+             env, getenv("WCACHED_BIN"));
+    return run(cmd);
+}
+
+Test(options, the_daemon_runs_with_small_thread_caches_unless_told_otherwise)
+{
+    if (strcmp(getenv("WCACHED_SANITIZED") ? getenv("WCACHED_SANITIZED") : "0", "0") != 0)
+        cr_skip_test("a sanitizer's allocator is not glibc's");
+    char *out = tunables_of_running("env -u GLIBC_TUNABLES");
+    cr_assert_str_eq(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=0\nwcached\n");
+    free(out);
+    /* other tunables are kept */
+    out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.arena_max=4");
+    cr_assert(strstr(out, "GLIBC_TUNABLES=glibc.malloc.arena_max=4") &&
+                  strstr(out, "glibc.malloc.tcache_count=0\n") && strstr(out, "\nwcached\n"),
+              "%s", out);
+    free(out);
+    /* one the operator chose is left as it is */
+    out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.tcache_count=7");
+    cr_assert_str_eq(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7\nwcached\n");
+    free(out);
+}
