@@ -24,7 +24,7 @@ typedef struct raw {
     const char *refill_revisions;
     const char *log_level, *log_format, *slow_budget, *http_threads, *coalesce, *max_connections;
     const char *header_timeout, *max_watches, *max_watches_per_user, *max_inflight,
-        *max_header_bytes;
+        *max_header_bytes, *max_query_params, *max_uri_bytes, *max_page_size, *max_timeout;
     const char *cacert, *cert, *key, *user, *password, *password_file, *token_file;
     const char *token_auth_file, *authorization_policy_file;
     const char *tls_cert_file, *tls_key_file, *client_ca_file;
@@ -96,6 +96,17 @@ static void usage(FILE *out)
             "  --max-header-bytes N           bytes of a request's header fields read; past "
             "it 431\n"
             "                                 (default %d)\n"
+            "  --max-query-params N           query parameters of a request; past it 414 "
+            "(default %d)\n"
+            "  --max-uri-bytes N              bytes of a request's target (path and query); "
+            "past it 414\n"
+            "                                 (default %d)\n"
+            "  --max-page-size N              items in a list's page: a larger limit is served as "
+            "pages\n"
+            "                                 of N with a continue token (default %d)\n"
+            "  --max-timeout-seconds N        the longest timeoutSeconds a request may ask; past "
+            "it 400\n"
+            "                                 (default %lld: 366 days)\n"
             "  --etcd-cacert FILE             CA certificate (PEM) that signed etcd's (https "
             "endpoints)\n"
             "  --etcd-cert FILE, --etcd-key FILE\n"
@@ -132,7 +143,8 @@ static void usage(FILE *out)
             WC_UPSTREAM_ENDPOINT, WC_HTTP_LISTEN, WC_HTTP_K8S_PREFIX, WC_CACHER_RING_EVENTS,
             WC_CACHER_RING_BYTES, WC_UPSTREAM_REFILL_REVISIONS, WC_CACHER_SLOW_BUDGET_MS,
             WC_HTTP_COALESCE_MS, WC_HTTP_HEADER_TIMEOUT_MS, WC_HTTP_MAX_REQUESTS_INFLIGHT,
-            WC_HTTP_MAX_HEADER_BYTES);
+            WC_HTTP_MAX_HEADER_BYTES, WC_HTTP_MAX_QUERY_PARAMS, WC_HTTP_MAX_URI_BYTES,
+            WC_HTTP_MAX_PAGE_SIZE, (long long)WC_HTTP_MAX_TIMEOUT_SECONDS);
 }
 
 /* One line about a bad option, and the hint; returns the exit code 2. */
@@ -223,6 +235,10 @@ static int read_options(wc_config *cfg, raw *r, int argc, char **argv, bool *don
         {"max-watches-per-user", &r->max_watches_per_user},
         {"max-requests-inflight", &r->max_inflight},
         {"max-header-bytes", &r->max_header_bytes},
+        {"max-query-params", &r->max_query_params},
+        {"max-uri-bytes", &r->max_uri_bytes},
+        {"max-page-size", &r->max_page_size},
+        {"max-timeout-seconds", &r->max_timeout},
         {"header-timeout-ms", &r->header_timeout},
         {"etcd-cacert", &r->cacert},
         {"etcd-cert", &r->cert},
@@ -402,6 +418,25 @@ int wc_config_parse(wc_config *cfg, int argc, char **argv, bool *done)
         return fail_usage("--max-header-bytes: '%s' is not a number from 1024 to 1048576",
                           r.max_header_bytes);
     cfg->max_header_bytes = (size_t)max_header;
+    int64_t max_params = WC_HTTP_MAX_QUERY_PARAMS, max_uri = WC_HTTP_MAX_URI_BYTES;
+    int64_t max_page = WC_HTTP_MAX_PAGE_SIZE, max_timeout = WC_HTTP_MAX_TIMEOUT_SECONDS;
+    if (!number(r.max_query_params, 1, 10000, &max_params))
+        return fail_usage("--max-query-params: '%s' is not a number from 1 to 10000",
+                          r.max_query_params);
+    if (!number(r.max_uri_bytes, 1024, 1024 * 1024, &max_uri))
+        return fail_usage("--max-uri-bytes: '%s' is not a number from 1024 to 1048576",
+                          r.max_uri_bytes);
+    if (!number(r.max_page_size, 1, 10000000, &max_page))
+        return fail_usage("--max-page-size: '%s' is not a number from 1 to 10000000",
+                          r.max_page_size);
+    if (!number(r.max_timeout, 1, 10LL * 365 * 24 * 3600, &max_timeout))
+        return fail_usage("--max-timeout-seconds: '%s' is not seconds from 1 to 315360000 "
+                          "(10 years)",
+                          r.max_timeout);
+    cfg->max_query_params = (unsigned)max_params;
+    cfg->max_uri_bytes = (size_t)max_uri;
+    cfg->max_page_size = max_page;
+    cfg->max_timeout_s = max_timeout;
     cfg->max_watches = (unsigned)max_watches;
     cfg->max_watches_per_user = (unsigned)max_watches_user;
     if (!number(r.http_threads, 0, WC_HTTP_THREADS_MAX, &threads))

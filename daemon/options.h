@@ -31,6 +31,9 @@ typedef struct wc_config {
     unsigned max_watches, max_watches_per_user; /* 0: no bound of their own */
     unsigned max_requests_inflight;             /* 0: no bound */
     size_t max_header_bytes;
+    unsigned max_query_params;
+    size_t max_uri_bytes;
+    int64_t max_page_size, max_timeout_s;
     int64_t header_timeout_ms;
     wc_log_level log_level;
     wc_log_format log_format;

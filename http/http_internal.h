@@ -40,11 +40,6 @@
 #define WC_HTTP_MAX_NAME 253    /* a Kubernetes object name */
 #define WC_HTTP_MAX_PARAM 16384 /* one raw query value */
 #define WC_HTTP_MAX_TOKEN 16384 /* a continue token */
-#define WC_HTTP_MAX_TIMEOUT_S (366LL * 24 * 3600)
-/* A list's page holds at most this many items, whatever `limit` asks: a larger one is served
- * as pages of this size (the apiserver too may return fewer items than asked, with a
- * continue token). */
-#define WC_HTTP_MAX_LIMIT 10000
 
 /* ---------------------------------------------------------------------------------------
  * Helpers (util.c)
@@ -204,16 +199,24 @@ typedef struct wc_http_query {
     size_t cont_key_len;
 } wc_http_query;
 
+/* The server's bounds on what the parameters may ask (the --max-page-size and
+ * --max-timeout-seconds settings). */
+typedef struct wc_http_query_bounds {
+    int64_t max_limit;     /* a larger `limit` is served as pages of this size */
+    int64_t max_timeout_s; /* a larger `timeoutSeconds` gets 400 */
+} wc_http_query_bounds;
+
 /*
  * Parses and cross-checks the parameters (first occurrence wins, unknown ones are ignored;
- * `watch_path`: the route was the legacy /watch/ form). 0 and *q (free with
+ * `watch_path`: the route was the legacy /watch/ form) within `bounds` (NULL:
+ * WC_HTTP_MAX_PAGE_SIZE and WC_HTTP_MAX_TIMEOUT_SECONDS). 0 and *q (free with
  * wc_http_query_free); WC_EINVAL with a 400 Status naming the parameter; or WC_ENOMEM.
  * `index_field` may be NULL. Field selectors may name metadata.name, metadata.namespace, the index
  * field, and the NULL-terminated `fields` of the resource (wc_http_resource_fields; NULL: none).
  */
 int wc_http_query_parse(const wc_http_param *params, size_t n, const char *index_field,
-                        const char *const *fields, bool watch_path, wc_http_query *q,
-                        wc_http_error *err);
+                        const char *const *fields, bool watch_path,
+                        const wc_http_query_bounds *bounds, wc_http_query *q, wc_http_error *err);
 void wc_http_query_free(wc_http_query *q);
 
 /* A continue token: base64url of {"v":1,"rv":RV,"start":"<base64url of the key>"}.

@@ -103,7 +103,7 @@ static int parse_selector(wc_sel_kind kind, int p, const char *v, const char *in
 
 /* Parses one decoded, non-empty value into q. */
 static int parse_one(int p, const char *v, const char *index_field, const char *const *fields,
-                     wc_http_query *q, wc_http_error *err)
+                     const wc_http_query_bounds *bounds, wc_http_query *q, wc_http_error *err)
 {
     bool b;
     int64_t n;
@@ -134,16 +134,20 @@ static int parse_one(int p, const char *v, const char *index_field, const char *
             return bad_value(err, p, v, "supported values: \"Exact\", \"NotOlderThan\"");
         return 0;
     case P_TIMEOUT:
-        if (wc_parse_i64(v, strlen(v), 0, WC_HTTP_MAX_TIMEOUT_S, &n) != 0)
-            return bad_value(err, p, v,
-                             "must be a non-negative number of seconds (at most "
-                             "one year)");
+        if (wc_parse_i64(v, strlen(v), 0, INT64_MAX, &n) != 0)
+            return bad_value(err, p, v, "must be a non-negative number of seconds");
+        if (n > bounds->max_timeout_s) {
+            char why[64];
+            snprintf(why, sizeof(why), "must be at most %" PRId64 " seconds",
+                     bounds->max_timeout_s);
+            return bad_value(err, p, v, why);
+        }
         q->timeout_s = n;
         return 0;
     case P_LIMIT:
         if (wc_parse_i64(v, strlen(v), 0, INT64_MAX, &n) != 0)
             return bad_value(err, p, v, "must be a non-negative integer");
-        q->limit = n > WC_HTTP_MAX_LIMIT ? WC_HTTP_MAX_LIMIT : n;
+        q->limit = n > bounds->max_limit ? bounds->max_limit : n;
         return 0;
     case P_LABELS:
         return parse_selector(WC_SEL_LABEL, p, v, index_field, fields, &q->labels, err);
@@ -205,9 +209,13 @@ static int cross_check(const wc_http_query *q, wc_http_error *err)
 }
 
 int wc_http_query_parse(const wc_http_param *params, size_t n, const char *index_field,
-                        const char *const *fields, bool watch_path, wc_http_query *q,
-                        wc_http_error *err)
+                        const char *const *fields, bool watch_path,
+                        const wc_http_query_bounds *bounds, wc_http_query *q, wc_http_error *err)
 {
+    static const wc_http_query_bounds defaults = {.max_limit = WC_HTTP_MAX_PAGE_SIZE,
+                                                  .max_timeout_s = WC_HTTP_MAX_TIMEOUT_SECONDS};
+    if (!bounds)
+        bounds = &defaults;
     memset(q, 0, sizeof(*q));
     q->rv = WC_RV_UNSET;
     q->send_initial = -1;
@@ -250,7 +258,7 @@ int wc_http_query_parse(const wc_http_param *params, size_t n, const char *index
                               "percent-encoding",
                               NAMES[p], wc_http_quote(raw[p], len, qb));
         } else {
-            rc = parse_one(p, v, index_field, fields, q, err);
+            rc = parse_one(p, v, index_field, fields, bounds, q, err);
         }
         free(v);
         v = NULL;

@@ -32,8 +32,9 @@
 #include "table.h"
 #include "wcached/log.h"
 
-#define MAX_PARAMS 64
-#define MAX_URI (16 * 1024)          /* request-target bytes; longer ones MHD may not even hold */
+/* libmicrohttpd 0.9.75's record of one query parameter or header field in the connection's
+ * buffer (its struct MHD_HTTP_Header, aligned), measured as what each parameter more takes. */
+#define MHD_PARAM_BYTES 64
 #define MAX_DROPPED_BODY (64 * 1024) /* a body read and dropped before the answer */
 #define LIST_BLOCK (32 * 1024)       /* bytes per content-reader call of a list */
 #define DRAIN_MS 3000                /* how long stop waits for streams to end */
@@ -58,6 +59,10 @@ void wc_http_opts_default(wc_http_opts *o)
     o->wait_ms = 3000;
     o->max_requests_inflight = WC_HTTP_MAX_REQUESTS_INFLIGHT;
     o->max_header_bytes = WC_HTTP_MAX_HEADER_BYTES;
+    o->max_query_params = WC_HTTP_MAX_QUERY_PARAMS;
+    o->max_uri_bytes = WC_HTTP_MAX_URI_BYTES;
+    o->max_page_size = WC_HTTP_MAX_PAGE_SIZE;
+    o->max_timeout_s = WC_HTTP_MAX_TIMEOUT_SECONDS;
 }
 
 int64_t wc_http_now(const wc_http *h)
@@ -435,10 +440,11 @@ static enum MHD_Result serve(wc_http *h, struct MHD_Connection *conn, wc_http_re
     return serve_list(h, conn, r);
 }
 
+/* The parameters of a request: room for the usual few on the stack, more from the heap. */
+#define PARAMS_ON_STACK 64
 typedef struct params {
-    wc_http_param p[MAX_PARAMS];
-    size_t n;
-    bool overflow;
+    wc_http_param *p;
+    size_t n, cap;
 } params;
 
 static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -446,10 +452,8 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 {
     params *ps = cls;
     (void)kind;
-    if (ps->n == MAX_PARAMS) {
-        ps->overflow = true;
+    if (ps->n == ps->cap)
         return MHD_NO;
-    }
     ps->p[ps->n].key = key;
     ps->p[ps->n].value = value;
     ps->n++;
@@ -478,15 +482,28 @@ static bool needs_wait(wc_http *h, wc_http_req *r)
 static enum MHD_Result serve_data(wc_http *h, struct MHD_Connection *conn, wc_http_req *r,
                                   void **con_cls)
 {
-    params ps = {.n = 0};
     wc_http_error e;
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &ps);
-    if (ps.overflow) {
-        wc_http_fail(&e, WC_EINVAL, 400, "BadRequest", "more than %d query parameters", MAX_PARAMS);
+    /* on_uri refused a request with more than the bound: this is only a backstop */
+    int count = MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    if (count < 0 || (unsigned)count > h->o.max_query_params) {
+        wc_http_fail(&e, WC_EINVAL, 400, "BadRequest", "more than %u query parameters",
+                     h->o.max_query_params);
         return wc_http_respond_status(h, conn, &e);
     }
+    wc_http_param on_stack[PARAMS_ON_STACK];
+    params ps = {.p = on_stack, .cap = (size_t)count};
+    if (ps.cap > PARAMS_ON_STACK) {
+        ps.p = malloc(ps.cap * sizeof(*ps.p));
+        if (!ps.p)
+            return MHD_NO;
+    }
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &ps);
+    wc_http_query_bounds qb = {.max_limit = h->o.max_page_size,
+                               .max_timeout_s = h->o.max_timeout_s};
     int rc = wc_http_query_parse(ps.p, ps.n, h->index_field, wc_http_resource_fields(r->route.res),
-                                 r->route.watch_path, &r->query, &e);
+                                 r->route.watch_path, &qb, &r->query, &e);
+    if (ps.p != on_stack)
+        free(ps.p);
     if (rc == WC_ENOMEM)
         return MHD_NO;
     if (rc != 0)
@@ -842,9 +859,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             wc_http_error e;
             wc_http_conn_request_in(h, r);
             wc_http_fail(&e, WC_EINVAL, 414, "BadRequest",
-                         "the request URI is too long: more than %d query parameters or %d "
+                         "the request URI is too long: more than %u query parameters or %zu "
                          "bytes",
-                         MAX_PARAMS, MAX_URI);
+                         h->o.max_query_params, h->o.max_uri_bytes);
             return wc_http_respond_status(h, conn, &e);
         }
         if (h->o.max_header_bytes && header_bytes(conn) > h->o.max_header_bytes) {
@@ -915,7 +932,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)cls;
+    wc_http *h = cls;
     (void)conn;
     wc_http_req *r = calloc(1, sizeof(*r));
     if (!r)
@@ -926,7 +943,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     size_t n_params = 0;
     for (const char *p = q; p && *p; p++)
         n_params += *p == '&' || *p == '?';
-    if (n_params > MAX_PARAMS || strlen(uri) > MAX_URI) {
+    if (n_params > h->o.max_query_params || strlen(uri) > h->o.max_uri_bytes) {
         r->refuse = 414;
         if (q)
             q[1] = '\0';
@@ -978,6 +995,19 @@ static int resolve(const char *listen, char *host, size_t host_len, struct addri
     return 0;
 }
 
+/*
+ * The connection buffer a request within the bounds needs. libmicrohttpd keeps a request's
+ * line and header block in the connection's buffer, and a record of each header field and each
+ * query parameter beside them; when the buffer runs out while it splits the query it neither
+ * answers nor closes. So: room for the longest target and header block, a record per parameter,
+ * and a little for its own records of the header fields.
+ */
+static size_t conn_memory_for(const wc_http_opts *o)
+{
+    return o->max_header_bytes + o->max_uri_bytes + (size_t)o->max_query_params * MHD_PARAM_BYTES +
+           4096;
+}
+
 int wc_http_new(const wc_http_opts *o, wc_http **out)
 {
     if (!o->cacher || !o->hook || !o->listen)
@@ -1008,12 +1038,19 @@ int wc_http_new(const wc_http_opts *o, wc_http **out)
         unsigned cores = wc_cpu_count(NULL);
         h->o.threads = cores > WC_HTTP_THREADS_MAX ? WC_HTTP_THREADS_MAX : cores;
     }
+    if (h->o.max_query_params == 0)
+        h->o.max_query_params = WC_HTTP_MAX_QUERY_PARAMS;
+    if (h->o.max_uri_bytes == 0)
+        h->o.max_uri_bytes = WC_HTTP_MAX_URI_BYTES;
+    if (h->o.max_page_size <= 0)
+        h->o.max_page_size = WC_HTTP_MAX_PAGE_SIZE;
+    if (h->o.max_timeout_s <= 0)
+        h->o.max_timeout_s = WC_HTTP_MAX_TIMEOUT_SECONDS;
     if (h->o.conn_memory < 2048)
         h->o.conn_memory = 2048;
-    /* libmicrohttpd keeps a request's target and header block in the connection's buffer:
-     * room for the longest of both, and a little for its own records of them. */
-    if (h->o.max_header_bytes && h->o.conn_memory < h->o.max_header_bytes + MAX_URI + 4096)
-        h->o.conn_memory = h->o.max_header_bytes + MAX_URI + 4096;
+    size_t need = conn_memory_for(&h->o);
+    if (h->o.conn_memory < need)
+        h->o.conn_memory = need;
     const char *pfx = o->k8s_prefix ? o->k8s_prefix : WC_HTTP_K8S_PREFIX;
     size_t pl = strlen(pfx);
     while (pl > 0 && pfx[pl - 1] == '/')

@@ -61,6 +61,15 @@ void wc_http_after_dispatch(void *hook);
 #define WC_HTTP_MAX_REQUESTS_INFLIGHT 400
 /* Bytes of a request's header fields (names and values) that are read; past it 431. */
 #define WC_HTTP_MAX_HEADER_BYTES (16 * 1024)
+/* Query parameters, and bytes of the request-target (path and query), a request may carry;
+ * past either 414. */
+#define WC_HTTP_MAX_QUERY_PARAMS 64
+#define WC_HTTP_MAX_URI_BYTES (16 * 1024)
+/* Items in a list's page, whatever `limit` asks: a larger limit is served as pages of this size
+ * with a continue token (the apiserver too may return fewer items than asked). */
+#define WC_HTTP_MAX_PAGE_SIZE 10000
+/* The longest timeoutSeconds a request may ask for (366 days); a longer one gets 400. */
+#define WC_HTTP_MAX_TIMEOUT_SECONDS (366LL * 24 * 3600)
 /* Connections past --max-connections kept for /healthz and /readyz alone. */
 #define WC_HTTP_PROBE_ROOM 8
 /* How long a connection in that room may take to send its request (at most the header
@@ -103,6 +112,15 @@ typedef struct wc_http_opts {
     /* Bytes of a request's header fields (names and values) read; past it 431
      * (WC_HTTP_MAX_HEADER_BYTES). The connection's buffer grows to hold them. */
     size_t max_header_bytes;
+    /* A request with more query parameters, or a longer request-target, gets 414
+     * (WC_HTTP_MAX_QUERY_PARAMS, WC_HTTP_MAX_URI_BYTES; 0: the default). The connection's
+     * buffer grows to hold both. */
+    unsigned max_query_params;
+    size_t max_uri_bytes;
+    /* A list's page holds at most this many items (WC_HTTP_MAX_PAGE_SIZE; 0: the default). */
+    int64_t max_page_size;
+    /* A larger timeoutSeconds gets 400 (WC_HTTP_MAX_TIMEOUT_SECONDS; 0: the default). */
+    int64_t max_timeout_s;
     int64_t wait_ms; /* how long a read waits for the cache to catch up (default 3000) */
     /* A stream sent events waits this long before it is sent again: what its watcher gathers
      * meanwhile goes out in one send, so a busy reader gets several events per send (less CPU

@@ -240,3 +240,77 @@ Test(options, a_bearer_token_file_holds_a_token_and_goes_without_etcd_user)
     unlink(good);
     rmdir(dir);
 }
+
+/* Runs wcached with `args` (and `env` before it, may be ""); expects exit 2 and one line
+ * that says `says`, then the usage hint, and nothing else. */
+static void expect_refused(const char *env, const char *args, const char *says)
+{
+    char cmd[1024];
+    int status;
+    snprintf(cmd, sizeof(cmd), "%s '%s' %s 2>&1", env, getenv("WCACHED_BIN"), args);
+    char *out = run_status(cmd, &status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: %s", args, out);
+    cr_assert(strncmp(out, "wcached: ", 9) == 0 && strstr(out, says), "%s: %s", args, out);
+    const char *nl = strchr(out, '\n');
+    cr_assert(nl && strcmp(nl + 1, "Try 'wcached --help' for more information.\n") == 0, "%s: %s",
+              args, out);
+    free(out);
+}
+
+Test(options, bad_request_limits_get_one_line_and_exit_2)
+{
+    const char *flags[] = {"--max-query-params", "--max-uri-bytes", "--max-page-size",
+                           "--max-timeout-seconds"};
+    const char *bad[] = {"0", "-1", "ten", "1e3", "", "99999999999999999999"};
+    for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+        for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+            char args[128], says[128];
+            snprintf(args, sizeof(args), "%s '%s'", flags[f], bad[b]);
+            snprintf(says, sizeof(says), "%s: '%s' is not ", flags[f], bad[b]);
+            expect_refused("", args, says);
+        }
+    }
+    /* past each upper bound, and from the environment as from a flag */
+    expect_refused("", "--max-query-params 10001", "from 1 to 10000");
+    expect_refused("", "--max-uri-bytes 1023", "from 1024 to 1048576");
+    expect_refused("", "--max-page-size 10000001", "from 1 to 10000000");
+    expect_refused("", "--max-timeout-seconds 315360001", "from 1 to 315360000");
+    expect_refused("WCACHED_MAX_QUERY_PARAMS=many", "", "--max-query-params: 'many'");
+    expect_refused("WCACHED_MAX_URI_BYTES=1k", "", "--max-uri-bytes: '1k'");
+    expect_refused("WCACHED_MAX_PAGE_SIZE=0", "", "--max-page-size: '0'");
+    expect_refused("WCACHED_MAX_TIMEOUT_SECONDS=1h", "", "--max-timeout-seconds: '1h'");
+    /* the flag wins over the environment */
+    expect_refused("WCACHED_MAX_PAGE_SIZE=500", "--max-page-size 0", "--max-page-size: '0'");
+}
+
+/* The glibc tunables a running wcached started with `env` has in its environment (glibc's loader
+ * may cut the variable's first copy into pieces as it reads it), and then its name. */
+static char *tunables_of_running(const char *env)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s '%s' --listen 127.0.0.1:0 --etcd-endpoints http://127.0.0.1:1 >/dev/null 2>&1 & "
+             "p=$!; sleep 0.5; tr '\\0' '\\n' </proc/$p/environ | grep 'glibc\\.'; "
+             "cat /proc/$p/comm; kill $p",
+             env, getenv("WCACHED_BIN"));
+    return run(cmd);
+}
+
+Test(options, the_daemon_runs_with_small_thread_caches_unless_told_otherwise)
+{
+    if (strcmp(getenv("WCACHED_SANITIZED") ? getenv("WCACHED_SANITIZED") : "0", "0") != 0)
+        cr_skip_test("a sanitizer's allocator is not glibc's");
+    char *out = tunables_of_running("env -u GLIBC_TUNABLES");
+    cr_assert_str_eq(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=0\nwcached\n");
+    free(out);
+    /* other tunables are kept */
+    out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.arena_max=4");
+    cr_assert(strstr(out, "GLIBC_TUNABLES=glibc.malloc.arena_max=4") &&
+                  strstr(out, "glibc.malloc.tcache_count=0\n") && strstr(out, "\nwcached\n"),
+              "%s", out);
+    free(out);
+    /* one the operator chose is left as it is */
+    out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.tcache_count=7");
+    cr_assert_str_eq(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7\nwcached\n");
+    free(out);
+}

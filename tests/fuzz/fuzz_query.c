@@ -39,9 +39,10 @@ static void check_query(int rc, const wc_http_query *q, const wc_http_error *e, 
             abort();
         return;
     }
-    if (q->limit < 0 || q->timeout_s < 0 || q->timeout_s > WC_HTTP_MAX_TIMEOUT_S ||
-        (q->rv != WC_RV_UNSET && q->rv < 0) || q->send_initial < -1 || q->send_initial > 1 ||
-        (watch_path && !q->watch) || q->match > WC_HTTP_MATCH_EXACT)
+    if (q->limit < 0 || q->timeout_s < 0 || q->timeout_s > WC_HTTP_MAX_TIMEOUT_SECONDS ||
+        q->limit > WC_HTTP_MAX_PAGE_SIZE || (q->rv != WC_RV_UNSET && q->rv < 0) ||
+        q->send_initial < -1 || q->send_initial > 1 || (watch_path && !q->watch) ||
+        q->match > WC_HTTP_MATCH_EXACT)
         abort();
     if (q->has_continue && (q->cont_rv < 1 || !q->cont_key || q->watch || q->rv > 0 ||
                             strlen(q->cont_key) > q->cont_key_len))
@@ -129,7 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     wc_http_query q;
     wc_http_error e = {0};
-    int rc = wc_http_query_parse(params, n, indexed ? INDEX_FIELD : NULL, NULL, watch_path, &q, &e);
+    int rc = wc_http_query_parse(params, n, indexed ? INDEX_FIELD : NULL, NULL, watch_path, NULL,
+                                 &q, &e);
     check_query(rc, &q, &e, watch_path, indexed);
     if (rc == 0)
         wc_http_query_free(&q);

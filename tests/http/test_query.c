@@ -32,7 +32,7 @@ static int parse_for(const char *qs, const char *const *fields, bool watch_path,
         n++;
     }
     memset(e, 0, sizeof(*e));
-    return wc_http_query_parse(p, n, INDEX, fields, watch_path, q, e);
+    return wc_http_query_parse(p, n, INDEX, fields, watch_path, NULL, q, e);
 }
 
 static int parse(const char *qs, bool watch_path, wc_http_query *q, wc_http_error *e)
@@ -165,12 +165,55 @@ Test(query, timeout_and_limit)
     bad("watch=1&timeoutSeconds=31708801", "timeoutSeconds");
     bad("watch=1&timeoutSeconds=99999999999999999999", "timeoutSeconds");
     q = good("limit=10000000");
-    cr_assert_eq(q.limit, WC_HTTP_MAX_LIMIT);
+    cr_assert_eq(q.limit, WC_HTTP_MAX_PAGE_SIZE);
     wc_http_query_free(&q);
     q = good("limit=9223372036854775807");
-    cr_assert_eq(q.limit, WC_HTTP_MAX_LIMIT);
+    cr_assert_eq(q.limit, WC_HTTP_MAX_PAGE_SIZE);
     wc_http_query_free(&q);
     bad("limit=9223372036854775808", "limit");
+}
+
+/* The server's bounds move the page cap and the timeout's limit, and nothing else. */
+Test(query, the_page_cap_and_the_timeout_bound_are_settings)
+{
+    const wc_http_param lim[] = {{"limit", "101"}};
+    const wc_http_param lim_at[] = {{"limit", "100"}};
+    const wc_http_param lim_under[] = {{"limit", "7"}};
+    const wc_http_param t_at[] = {{"watch", "1"}, {"timeoutSeconds", "60"}};
+    const wc_http_param t_over[] = {{"watch", "1"}, {"timeoutSeconds", "61"}};
+    const wc_http_param t_year[] = {{"watch", "1"}, {"timeoutSeconds", "31622400"}};
+    wc_http_query_bounds b = {.max_limit = 100, .max_timeout_s = 60};
+    wc_http_query q;
+    wc_http_error e = {0};
+    cr_assert_eq(wc_http_query_parse(lim, 1, NULL, NULL, false, &b, &q, &e), 0);
+    cr_assert_eq(q.limit, 100);
+    wc_http_query_free(&q);
+    cr_assert_eq(wc_http_query_parse(lim_at, 1, NULL, NULL, false, &b, &q, &e), 0);
+    cr_assert_eq(q.limit, 100);
+    wc_http_query_free(&q);
+    cr_assert_eq(wc_http_query_parse(lim_under, 1, NULL, NULL, false, &b, &q, &e), 0);
+    cr_assert_eq(q.limit, 7);
+    wc_http_query_free(&q);
+    cr_assert_eq(wc_http_query_parse(t_at, 2, NULL, NULL, false, &b, &q, &e), 0);
+    cr_assert_eq(q.timeout_s, 60);
+    wc_http_query_free(&q);
+    cr_assert_eq(wc_http_query_parse(t_over, 2, NULL, NULL, false, &b, &q, &e), WC_EINVAL);
+    cr_assert_eq(e.code, 400);
+    cr_assert(strstr(e.message, "\"timeoutSeconds\"") && strstr(e.message, "at most 60 seconds"),
+              "%s", e.message);
+    /* the defaults (no bounds given) allow what 60 refused, up to 366 days */
+    cr_assert_eq(wc_http_query_parse(t_year, 2, NULL, NULL, false, NULL, &q, &e), 0);
+    cr_assert_eq(q.timeout_s, WC_HTTP_MAX_TIMEOUT_SECONDS);
+    wc_http_query_free(&q);
+    cr_assert_eq(wc_http_query_parse(lim, 1, NULL, NULL, false, NULL, &q, &e), 0);
+    cr_assert_eq(q.limit, 101);
+    wc_http_query_free(&q);
+    /* a larger bound lets a larger page through */
+    b.max_limit = 20000;
+    const wc_http_param big[] = {{"limit", "15000"}};
+    cr_assert_eq(wc_http_query_parse(big, 1, NULL, NULL, false, &b, &q, &e), 0);
+    cr_assert_eq(q.limit, 15000);
+    wc_http_query_free(&q);
 }
 
 Test(query, send_initial_events)

@@ -36,6 +36,10 @@ typedef struct fixture_cfg {
     unsigned max_requests_inflight; /* 0: default */
     unsigned threads;               /* 0: default */
     size_t max_header_bytes;        /* 0: default */
+    unsigned max_query_params;      /* 0: default */
+    size_t max_uri_bytes;           /* 0: default */
+    int64_t max_page_size;          /* 0: default */
+    int64_t max_timeout_s;          /* 0: default */
 } fixture_cfg;
 
 static wc_http_hook *hook;
@@ -116,6 +120,14 @@ static void fixture_start(const fixture_cfg *cfg)
         o.max_header_bytes = cfg->max_header_bytes;
     if (cfg->header_timeout_ms)
         o.header_timeout_ms = cfg->header_timeout_ms;
+    if (cfg->max_query_params)
+        o.max_query_params = cfg->max_query_params;
+    if (cfg->max_uri_bytes)
+        o.max_uri_bytes = cfg->max_uri_bytes;
+    if (cfg->max_page_size)
+        o.max_page_size = cfg->max_page_size;
+    if (cfg->max_timeout_s)
+        o.max_timeout_s = cfg->max_timeout_s;
     if (cfg->consistent) {
         o.current_rev = cb_current_rev;
         o.request_progress = cb_progress;
@@ -701,6 +713,141 @@ Test(server, too_many_query_parameters_get_414_at_any_count)
     cr_assert_eq(http_get(url("/healthz"), &r), 0);
     cr_assert_eq(r.code, 200);
     http_resp_free(&r);
+}
+
+/* A request of n parameters (as many_params) answered `code`, with a Status for a refusal. */
+static void expect_params_answer(int n, const char *code)
+{
+    char *req = many_params("/keys/", n);
+    char *out = raw_exchange(req);
+    cr_assert(strncmp(out, code, strlen(code)) == 0, "%d parameters: %.300s", n, out);
+    free(out);
+    free(req);
+}
+
+Test(custom, the_parameter_bound_is_a_setting)
+{
+    fixture_cfg cfg = {.max_query_params = 8};
+    fixture_start(&cfg);
+    expect_params_answer(8, "HTTP/1.1 200 OK\r\n");
+    expect_params_answer(9, "HTTP/1.1 414 ");
+    char *req = many_params("/keys/", 9);
+    char *out = raw_exchange(req);
+    cr_assert(strstr(out, "more than 8 query parameters"), "%.400s", out);
+    free(out);
+    free(req);
+    expect_params_answer(64, "HTTP/1.1 414 ");
+}
+
+/* A bound far past what the default buffer holds: the buffer grows with it, so the requests
+ * up to it are read and answered (not held with no answer, as when MHD's buffer runs out). */
+Test(custom, a_large_parameter_bound_grows_the_buffer_to_hold_it)
+{
+    fixture_cfg cfg = {.max_query_params = 3000, .max_uri_bytes = 64 * 1024};
+    fixture_start(&cfg);
+    expect_params_answer(3000, "HTTP/1.1 200 OK\r\n");
+    expect_params_answer(3001, "HTTP/1.1 414 ");
+    expect_params_answer(600, "HTTP/1.1 200 OK\r\n");
+}
+
+/* A request-target of exactly n bytes: "/keys/" and a query of one long parameter. */
+static char *target_of(size_t n)
+{
+    char *req = malloc(n + 128);
+    size_t o = (size_t)sprintf(req, "GET /keys/?pad=");
+    memset(req + o, 'a', n - (o - 4));
+    o += n - (o - 4);
+    strcpy(req + o, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    return req;
+}
+
+Test(custom, the_target_bound_is_a_setting)
+{
+    fixture_cfg cfg = {.max_uri_bytes = 2048};
+    fixture_start(&cfg);
+    char *req = target_of(2048);
+    char *out = raw_exchange(req);
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%.300s", out);
+    free(out);
+    free(req);
+    req = target_of(2049);
+    out = raw_exchange(req);
+    cr_assert(strstr(out, "HTTP/1.1 414 ") && strstr(out, "or 2048 bytes"), "%.400s", out);
+    free(out);
+    free(req);
+    /* and at the largest allowed, with the longest header block and the most parameters the
+     * defaults allow beside it, the buffer still holds the request */
+    fixture_stop();
+    fixture_cfg big = {.max_uri_bytes = 1024 * 1024};
+    fixture_start(&big);
+    req = target_of(1024 * 1024);
+    out = raw_exchange(req);
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%.300s", out);
+    free(out);
+    free(req);
+}
+
+/* At every default bound at once (16 KiB of target holding 64 parameters, 16 KiB of header
+ * fields) the request is read and answered by wcached. */
+Test(server, a_request_at_every_default_bound_is_answered)
+{
+    char *req = malloc(64 * 1024);
+    size_t o = (size_t)sprintf(req, "GET /keys/?");
+    for (int i = 0; i < WC_HTTP_MAX_QUERY_PARAMS - 1; i++)
+        o += (size_t)sprintf(req + o, "p%d=1&", i);
+    o += (size_t)sprintf(req + o, "pad=");
+    size_t pad = WC_HTTP_MAX_URI_BYTES - (o - 4);
+    memset(req + o, 'a', pad);
+    o += pad;
+    o += (size_t)sprintf(req + o, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ");
+    /* "Host" "x" "Connection" "close" "X-Pad": 25 bytes of names and values besides the pad */
+    pad = WC_HTTP_MAX_HEADER_BYTES - 25;
+    memset(req + o, 'b', pad);
+    o += pad;
+    strcpy(req + o, "\r\n\r\n");
+    char *out = raw_exchange(req);
+    cr_assert(strstr(out, "HTTP/1.1 200 OK\r\n"), "%.300s", out);
+    free(out);
+    free(req);
+}
+
+Test(custom, the_page_cap_is_a_setting)
+{
+    fixture_cfg cfg = {.max_page_size = 3};
+    fixture_start(&cfg);
+    char key[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "/pc/%d", i);
+        put(key, "v");
+    }
+    json_t *j = get_json(url("/keys/pc/?limit=100"), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 3);
+    const char *c = jstr(j, "metadata.continue");
+    cr_assert_not_null(c);
+    json_t *j2 = get_json(url("/keys/pc/?limit=100&continue=%s", c), 200);
+    cr_assert_eq(json_array_size(json_object_get(j2, "items")), 2);
+    cr_assert_null(jstr(j2, "metadata.continue"));
+    json_decref(j2);
+    json_decref(j);
+    /* a list without limit is not paged */
+    j = get_json(url("/keys/pc/"), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "items")), 5);
+    json_decref(j);
+}
+
+Test(custom, the_timeout_bound_is_a_setting)
+{
+    fixture_cfg cfg = {.max_timeout_s = 60};
+    fixture_start(&cfg);
+    const char *msg = expect_status(url("/keys/?watch=1&timeoutSeconds=61"), 400, "BadRequest");
+    cr_assert(strstr(msg, "\"timeoutSeconds\"") && strstr(msg, "at most 60 seconds"), "%s", msg);
+    json_t *j = get_json(url("/keys/?timeoutSeconds=60"), 200);
+    json_decref(j);
+    watch *w = watch_open(url("/keys/?watch=1&timeoutSeconds=1"));
+    cr_assert_not_null(w);
+    cr_assert(watch_wait_end(w, 10000), "the stream did not end at its timeout");
+    cr_assert_eq(watch_code(w), 200);
+    watch_close(w);
 }
 
 /* A request whose header block never ends in time is closed at its deadline. */

@@ -7,6 +7,7 @@ per check and "N passed, N failed"."""
 
 import base64
 import json
+import os
 import socket
 import sys
 import threading
@@ -15,6 +16,9 @@ import time
 from cluster import Cluster, check, pod, results, wait_until
 
 HEADER_TIMEOUT_MS = 1500
+# The request bounds, set away from their defaults (the target's from the environment), so the
+# table shows each moves with its setting.
+MAX_PARAMS, MAX_URI, MAX_PAGE, MAX_TIMEOUT = 32, 8192, 2, 600
 
 
 def exchange(port, data, timeout=10):
@@ -97,6 +101,15 @@ TABLE = [
      b"Connection: close\r\n\r\n", 405, "MethodNotAllowed", ""),
     ("65 query parameters", get("/api/v1/pods?" + "&".join("p%d=1" % i for i in range(65))),
      414, "BadRequest", "query parameters"),
+    ("one query parameter past --max-query-params",
+     get("/api/v1/pods?" + "&".join("p%d=1" % i for i in range(MAX_PARAMS + 1))), 414,
+     "BadRequest", "more than %d query parameters" % MAX_PARAMS),
+    ("a request-target a byte past WCACHED_MAX_URI_BYTES",
+     get("/keys/?pad=" + "a" * (MAX_URI + 1 - len("/keys/?pad="))), 414, "BadRequest",
+     "%d bytes" % MAX_URI),
+    ("timeoutSeconds past --max-timeout-seconds",
+     get("/api/v1/pods?watch=1&timeoutSeconds=%d" % (MAX_TIMEOUT + 1)), 400, "BadRequest",
+     "at most %d seconds" % MAX_TIMEOUT),
     ("a 20 KiB request-target", get("/keys/" + "a" * 20000), 414, "BadRequest", ""),
     ("20 KiB of header fields", get("/healthz", "X-Pad: " + "a" * 20000 + "\r\n"), 431,
      "BadRequest", "header"),
@@ -108,7 +121,13 @@ TABLE = [
 
 
 def main():
-    c = Cluster(args=["--header-timeout-ms", str(HEADER_TIMEOUT_MS)])
+    os.environ["WCACHED_MAX_URI_BYTES"] = str(MAX_URI)
+    try:
+        c = Cluster(args=["--header-timeout-ms", str(HEADER_TIMEOUT_MS),
+                          "--max-query-params", str(MAX_PARAMS), "--max-page-size", str(MAX_PAGE),
+                          "--max-timeout-seconds", str(MAX_TIMEOUT)])
+    finally:
+        del os.environ["WCACHED_MAX_URI_BYTES"]
     try:
         c.put("/registry/pods/default/p0", pod("p0", "default", "n1"))
         status, body = c.get("/api/v1/pods")
@@ -174,6 +193,25 @@ def main():
             c.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
         check("a half-sent body is closed in bounded time", took < HEADER_TIMEOUT_MS / 1000 + 5,
               "closed after %.1fs" % took)
+
+        # Up to each bound, a request is served as usual.
+        code, _, body, _ = exchange(
+            c.port, get("/api/v1/pods?" + "&".join("p%d=1" % i for i in range(MAX_PARAMS))))
+        check("--max-query-params parameters are served", code == 200, "%s %r" % (code, body[:200]))
+        code, _, body, _ = exchange(
+            c.port, get("/keys/?pad=" + "a" * (MAX_URI - len("/keys/?pad="))))
+        check("a request-target of WCACHED_MAX_URI_BYTES is served", code == 200,
+              "%s %r" % (code, body[:200]))
+        with socket.create_connection(("127.0.0.1", c.port), timeout=10) as s:
+            s.sendall(get("/api/v1/pods?watch=1&timeoutSeconds=%d" % MAX_TIMEOUT))
+            head = s.recv(4096)
+        check("a watch of --max-timeout-seconds is served", head.startswith(b"HTTP/1.1 200 "),
+              head[:200])
+        status, body = c.get("/api/v1/pods?limit=100")
+        page = json.loads(body) if status == 200 else {}
+        check("a limit past --max-page-size is served as pages of that size",
+              len(page.get("items", [])) == MAX_PAGE and page["metadata"].get("continue"),
+              "%s %r" % (status, body[:200]))
 
         # Still correct afterwards.
         status, body = c.get("/healthz")
