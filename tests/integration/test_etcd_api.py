@@ -538,6 +538,9 @@ def https_tier():
         check("https watch: created", wait_until(
             lambda: len(results_of(lambda r: r.get("created"))) == 1, 10), w.snapshot())
         r1 = etcd_put(a, "/p/h0", "again")
+        # etcd has r1 now, A's cache a moment later: the cancel must not overtake it.
+        wait_until(lambda: results_of(lambda r: r.get("events") and
+                                      r.get("watch_id", "0") == "0"), 10)
         w.send({"create_request": {"key": b64("/p/h1"), "watch_id": "5"}})
         check("https watch: a second create on the same body",
               wait_until(lambda: len(results_of(lambda r: r.get("created"))) == 2, 10),
