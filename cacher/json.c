@@ -537,6 +537,20 @@ static void c_put_rv_member(canon *c)
     c_put_rv(c);
 }
 
+/* After a member or an element: 1 past a ',' (another follows), 0 at `close` (left for the
+ * caller), -1 at anything else. */
+static int c_more(canon *c, char close)
+{
+    c_ws(c);
+    if (c->i < c->n && c->s[c->i] == ',') {
+        c_put(c, ",", 1);
+        c->i++;
+        c_ws(c);
+        return 1;
+    }
+    return c->i < c->n && c->s[c->i] == close ? 0 : -1;
+}
+
 static bool c_object(canon *c, canon_obj kind)
 {
     if (++c->depth > CANON_DEPTH)
@@ -587,16 +601,11 @@ static bool c_object(canon *c, canon_obj kind)
         }
         if (!ok)
             return false;
-        c_ws(c);
-        if (c->i < c->n && c->s[c->i] == ',') {
-            c_put(c, ",", 1);
-            c->i++;
-            c_ws(c);
-            continue;
-        }
-        if (c->i < c->n && c->s[c->i] == '}')
+        int more = c_more(c, '}');
+        if (more < 0)
+            return false;
+        if (!more)
             break;
-        return false;
     }
 close:
     if (!seen && kind == OBJ_TOP) {
@@ -627,16 +636,11 @@ static bool c_array(canon *c)
     for (;;) {
         if (!c_value(c))
             return false;
-        c_ws(c);
-        if (c->i < c->n && c->s[c->i] == ',') {
-            c_put(c, ",", 1);
-            c->i++;
-            c_ws(c);
-            continue;
-        }
-        if (c->i < c->n && c->s[c->i] == ']')
+        int more = c_more(c, ']');
+        if (more < 0)
+            return false;
+        if (!more)
             break;
-        return false;
     }
 close:
     c_put(c, "]", 1);
