@@ -354,22 +354,28 @@ def watch_table(c, revs):
           streams["wcached"].status == 200 and len(got["wcached"]) > 10, got["wcached"][:3])
 
 
-def whole_body_watch(c):
-    """A body sent whole (curl -d): the watch still streams after it."""
-    k, e = b64(PREFIX), b64("/p0")
-    body = (json.dumps({"create_request": {"key": k, "range_end": e}}) + "\n").encode()
-    req = urllib.request.Request(c.base + "/v3/watch", data=body, method="POST")
+def whole_body_reader(base, create, n, timeout):
+    """A watch whose body (one create_request) is sent whole, read on a thread until n lines
+    came: the thread, and the list its lines are appended to, parsed."""
+    body = (json.dumps({"create_request": create}) + "\n").encode()
+    req = urllib.request.Request(base + "/v3/watch", data=body, method="POST")
     lines = []
 
     def reader():
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             for line in r:
                 lines.append(json.loads(line))
-                if len(lines) == 2:
+                if len(lines) == n:
                     return
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
+    return t, lines
+
+
+def whole_body_watch(c):
+    """A body sent whole (curl -d): the watch still streams after it."""
+    t, lines = whole_body_reader(c.base, {"key": b64(PREFIX), "range_end": b64("/p0")}, 2, 10)
     wait_until(lambda: len(lines) >= 1, 5)
     rev = etcd_put(c, "/p/whole", "w")
     t.join(10)
@@ -387,19 +393,7 @@ def sent_at_once():
     nine seconds; sent at once, they take as long as ten puts."""
     c = Cluster(args=["--etcd-prefix", PREFIX, "--coalesce-ms", "1000"])
     try:
-        body = (json.dumps({"create_request": {"key": b64("/p/now")}}) + "\n").encode()
-        req = urllib.request.Request(c.base + "/v3/watch", data=body, method="POST")
-        lines = []
-
-        def reader():
-            with urllib.request.urlopen(req, timeout=30) as r:
-                for line in r:
-                    lines.append(json.loads(line))
-                    if len(lines) == 11:
-                        return
-
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
+        t, lines = whole_body_reader(c.base, {"key": b64("/p/now")}, 11, 30)
         wait_until(lambda: len(lines) >= 1, 10)
         t0, revs = time.monotonic(), []
         for i in range(10):
