@@ -415,6 +415,10 @@ static void small_thread_caches(char **argv)
     const char *t = getenv("GLIBC_TUNABLES");
     if (t && strstr(t, "glibc.malloc.tcache_count"))
         return;
+    /* Under valgrind, whose allocator is its own: started again, the process would leave it. */
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload"))
+        return;
     char exe[4096], v[2048];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n <= 0 || (size_t)n >= sizeof(exe) - 1)

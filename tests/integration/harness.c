@@ -38,8 +38,15 @@ int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *c
     const char *dir = getenv("WCACHED_TEST_LOGDIR");
     snprintf(d->log_path, sizeof(d->log_path), "%s/wcached-test-%d-%ld.log", dir ? dir : "/tmp",
              (int)getpid(), (long)wc_test_now_ms());
+    /* WCACHED_WRAP: a program the daemon runs under, given its path and arguments
+     * (tests/valgrind-wcached.sh: valgrind, whose errors end the daemon with status 99). */
+    const char *wrap = getenv("WCACHED_WRAP");
+    if (wrap && !*wrap)
+        wrap = NULL;
     const char *argv[64];
     int n = 0;
+    if (wrap)
+        argv[n++] = wrap;
     argv[n++] = bin;
     argv[n++] = "--listen";
     argv[n++] = "127.0.0.1:0";
@@ -58,12 +65,12 @@ int wc_test_daemon_start(wc_test_daemon *d, const char *endpoints, const char *c
             dup2(fd, 1);
         }
         /* execv takes char *const[] for history's sake; it never writes the strings. */
-        execv(bin, (char *const *)(uintptr_t)argv);
+        execv(argv[0], (char *const *)(uintptr_t)argv);
         _exit(127);
     }
     d->pid = pid;
     /* Wait for "listening on http://HOST:PORT" in the log. */
-    int64_t until = wc_test_now_ms() + 10000;
+    int64_t until = wc_test_now_ms() + (wrap ? 60000 : 10000);
     while (wc_test_now_ms() < until) {
         FILE *f = fopen(d->log_path, "r");
         char line[512];
@@ -109,7 +116,8 @@ int wc_test_daemon_stop(wc_test_daemon *d, int sig)
         return -1;
     kill(d->pid, sig);
     int st = 0;
-    int64_t until = wc_test_now_ms() + 15000;
+    const char *wrap = getenv("WCACHED_WRAP");
+    int64_t until = wc_test_now_ms() + (wrap && *wrap ? 60000 : 15000);
     while (waitpid(d->pid, &st, WNOHANG) == 0) {
         if (wc_test_now_ms() > until) {
             kill(d->pid, SIGKILL);
