@@ -407,6 +407,19 @@ static bool kv_take(const kv_scan *ks, wc_wire_kv *kv)
     return true;
 }
 
+/* arr (*cap items of `size` bytes, n of them used) with room for one more: itself, or moved
+ * to twice the room (`first` items at first). NULL when that fails; arr is then untouched. */
+static void *room_for(void *arr, size_t n, size_t *cap, size_t first, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : first;
+    void *p = realloc(arr, c * size);
+    if (p)
+        *cap = c;
+    return p;
+}
+
 typedef struct range_scan {
     wc_range_resp *r;
     size_t cap;
@@ -424,14 +437,10 @@ static bool kvs_array(scan *c, range_scan *rs)
         kv_scan ks = {0};
         if (!object(c, kv_field, &ks))
             return false;
-        if (r->n == rs->cap) {
-            size_t cap = rs->cap ? rs->cap * 2 : 1024;
-            wc_wire_kv *kvs = realloc(r->kvs, cap * sizeof(*kvs));
-            if (!kvs)
-                return false;
-            r->kvs = kvs;
-            rs->cap = cap;
-        }
+        wc_wire_kv *kvs = room_for(r->kvs, r->n, &rs->cap, 1024, sizeof(*kvs));
+        if (!kvs)
+            return false;
+        r->kvs = kvs;
         if (!kv_take(&ks, &r->kvs[r->n]))
             return false;
         r->n++;
@@ -697,14 +706,10 @@ static bool events_array(scan *c, watch_scan *ws_)
         event_scan es = {0};
         if (!object(c, event_field, &es) || !(es.seen & 2))
             return false;
-        if (r->n == ws_->cap) {
-            size_t cap = ws_->cap ? ws_->cap * 2 : 64;
-            wc_wire_event *evs = realloc(r->events, cap * sizeof(*evs));
-            if (!evs)
-                return false;
-            r->events = evs;
-            ws_->cap = cap;
-        }
+        wc_wire_event *evs = room_for(r->events, r->n, &ws_->cap, 64, sizeof(*evs));
+        if (!evs)
+            return false;
+        r->events = evs;
         wc_wire_event *e = &r->events[r->n];
         if (!kv_take(&es.ks, &e->kv))
             return false;
