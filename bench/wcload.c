@@ -78,6 +78,7 @@ typedef struct opts {
     long readers, events, rate, size, nodes, slow, keys;
     long busy_nodes; /* selective: the writer updates pods on nodes below this only */
     bool pods;       /* load: Pod objects under /w8/RUN/registry/pods/RUN/ (W8) */
+    bool by_node;    /* selective, or restart --by-node: Pods on nodes, each reader its node's */
     long round;      /* load: which version of the values (an update changes every key) */
     double hold_s, timeout_s;
     const char *restart_cmd; /* restart: the shell command that restarts wcached */
@@ -362,7 +363,7 @@ static void out_printf(writer *w, const char *fmt, ...)
 /* The node (selective) and key of sequence number seq. */
 static long node_of(int64_t seq)
 {
-    return O.wl == WL_SELECTIVE ? (long)(seq % O.busy_nodes) : 0;
+    return O.by_node ? (long)(seq % O.busy_nodes) : 0;
 }
 
 /* The value of sequence number seq: a JSON object of O.size bytes ending in a newline (nchan's
@@ -370,7 +371,7 @@ static long node_of(int64_t seq)
 static size_t make_value(int64_t seq, char *v)
 {
     int n;
-    if (O.wl == WL_SELECTIVE)
+    if (O.by_node)
         n = snprintf(v, 512,
                      "{\"seq\":%" PRId64 ",\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{"
                      "\"name\":\"pod-%ld\",\"namespace\":\"%s\",\"labels\":{\"app\":\"bench\"}},"
@@ -387,9 +388,9 @@ static size_t make_value(int64_t seq, char *v)
 
 static void etcd_key(int64_t seq, char *k, size_t cap)
 {
-    if (O.peer == PEER_WCACHED && O.wl == WL_SELECTIVE)
+    if (O.peer == PEER_WCACHED && O.by_node)
         snprintf(k, cap, "/registry/pods/%s/pod-%ld", O.run, node_of(seq));
-    else if (O.wl == WL_SELECTIVE)
+    else if (O.by_node)
         snprintf(k, cap, "/bench/%s/node-%ld/pod-%ld", O.run, node_of(seq), node_of(seq));
     else
         snprintf(k, cap, "/bench/%s/k%07ld", O.run, (long)(seq % 1000)); /* load's first 1000 */
@@ -400,7 +401,7 @@ static void writer_queue(writer *w, int64_t seq)
     size_t vlen = make_value(seq, w->value);
     if (O.peer == PEER_NCHAN) {
         char ch[160];
-        if (O.wl == WL_SELECTIVE)
+        if (O.by_node)
             snprintf(ch, sizeof(ch), "%s-node-%ld", O.run, node_of(seq));
         else
             snprintf(ch, sizeof(ch), "%s", O.run);
@@ -627,9 +628,14 @@ static void reader_request(reader *r, char *req, size_t cap)
         /* A soak's slow reader starts over each time, as an informer relists: the state, then
          * the changes (it parses nothing, so it has no resourceVersion of its own). */
         int64_t rv = r->slow && O.wl == WL_SOAK ? 0 : r->rv ? r->rv : start_rv;
-        if (r->listing) /* a reflector's relist: a consistent list */
+        if (r->listing && O.by_node) /* a reflector's relist: a consistent list */
+            n = snprintf(req, cap,
+                         "GET /api/v1/namespaces/%s/pods?fieldSelector=spec.nodeName%%3Dnode-%ld "
+                         "HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+                         O.run, r->node, host, auth_header());
+        else if (r->listing)
             n = snprintf(req, cap, "GET /keys/bench/%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", O.run, host);
-        else if (O.wl == WL_SELECTIVE)
+        else if (O.by_node)
             n = snprintf(req, cap,
                          "GET /api/v1/namespaces/%s/pods?watch=true&resourceVersion=%" PRId64
                          "&fieldSelector=spec.nodeName%%3Dnode-%ld HTTP/1.1\r\nHost: %s\r\n%s\r\n",
@@ -641,7 +647,7 @@ static void reader_request(reader *r, char *req, size_t cap)
                          O.run, rv, host, auth_header());
     } else if (O.peer == PEER_ETCD) {
         char from[160], to[160], kb[256], eb[256], body[700];
-        if (O.wl == WL_SELECTIVE)
+        if (O.by_node)
             snprintf(from, sizeof(from), "/bench/%s/node-%ld/", O.run, r->node);
         else
             snprintf(from, sizeof(from), "/bench/%s/", O.run);
@@ -664,7 +670,7 @@ static void reader_request(reader *r, char *req, size_t cap)
                      host, bl, body);
     } else {
         char ch[160];
-        if (O.wl == WL_SELECTIVE)
+        if (O.by_node)
             snprintf(ch, sizeof(ch), "%s-node-%ld", O.run, r->node);
         else
             snprintf(ch, sizeof(ch), "%s", O.run);
@@ -850,9 +856,9 @@ static void reader_line(reader *r, const char *p, size_t n)
         }
         if (rv > 0)
             r->rv = rv;
-        if (top + 1 > r->next) {
-            skipped += top + 1 - r->next;
-            r->next = top + 1;
+        if (top >= r->next) { /* what the list holds stands for the changes up to it */
+            skipped += (top - r->next) / r->stride + 1;
+            r->next = top + r->stride;
             note_caught(r, line_now);
         }
         r->relist = false;
@@ -1329,7 +1335,7 @@ static int64_t wcached_list_rv(void)
 {
     char req[512];
     int n;
-    if (O.wl == WL_SELECTIVE)
+    if (O.by_node)
         n = snprintf(
             req, sizeof(req),
             "GET /api/v1/namespaces/%s/pods?limit=1&resourceVersion=0 HTTP/1.1\r\nHost: %s\r\n"
@@ -1537,7 +1543,8 @@ static void usage(void)
           "  --server HOST:PORT[,HOST:PORT...]  --etcd HOST:PORT  --run ID\n"
           "    (several servers: reader i reads from the (i mod n)th; lists from the first)\n"
           "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--busy-nodes J]\n"
-          "  [--slow S] [--keys N] [--pods 0|1] [--round R]\n"
+          "  [--slow S] [--keys N] [--pods 0|1] [--round R] [--by-node 0|1]\n"
+          "    (--by-node 1: restart's readers each watch one node's Pods, as kubelets do)\n"
           "  [--hold S] [--timeout S] [--pid NAME=PID ...] [--restart-cmd CMD]\n"
           "  [--tls-ca FILE] [--token TOKEN]   (wcached over HTTPS; a bearer token)\n"
           "  soak (wcached only): [--duration S] [--churn-ms MS] [--progress S]\n",
@@ -1665,6 +1672,8 @@ static void parse_args(int argc, char **argv)
             O.keys = num(v, f, 0, 100000000);
         else if (!strcmp(f, "--pods"))
             O.pods = num(v, f, 0, 1) == 1;
+        else if (!strcmp(f, "--by-node"))
+            O.by_node = num(v, f, 0, 1) == 1;
         else if (!strcmp(f, "--round"))
             O.round = num(v, f, 0, 1000000);
         else if (!strcmp(f, "--hold"))
@@ -1697,6 +1706,11 @@ static void parse_args(int argc, char **argv)
         usage();
     if (O.wl == WL_RESTART && (O.peer != PEER_WCACHED || !O.restart_cmd))
         usage();
+    if (O.by_node && O.wl != WL_RESTART && O.wl != WL_SELECTIVE) {
+        fputs("wcload: --by-node: the restart workload's readers only\n", stderr);
+        exit(2);
+    }
+    O.by_node = O.by_node || O.wl == WL_SELECTIVE;
     if (O.wl == WL_SLOW && O.slow == 0)
         O.slow = 1;
     if (O.wl != WL_SLOW && O.wl != WL_SOAK)
@@ -1897,9 +1911,9 @@ int main(int argc, char **argv)
     for (long i = 0; i < nreaders; i++) {
         R[i].tag = TAG_READER;
         R[i].slow = i >= O.readers;
-        R[i].node = O.wl == WL_SELECTIVE ? i % O.nodes : 0;
-        R[i].stride = O.wl == WL_SELECTIVE ? O.busy_nodes : 1;
-        R[i].idle = O.wl == WL_SELECTIVE && R[i].node >= O.busy_nodes;
+        R[i].node = O.by_node ? i % O.nodes : 0;
+        R[i].stride = O.by_node ? O.busy_nodes : 1;
+        R[i].idle = O.by_node && R[i].node >= O.busy_nodes;
         R[i].next = R[i].node;
         R[i].srv = O.nservers > 1 ? (int)(i % O.nservers) : 0;
     }
