@@ -42,6 +42,32 @@ void wc_buf_put(wc_buf *b, const void *s, size_t n)
     b->p[b->len] = '\0';
 }
 
+char *wc_buf_room(wc_buf *b, size_t n)
+{
+    return buf_reserve(b, n) ? b->p + b->len : NULL;
+}
+
+void wc_buf_u64(wc_buf *b, uint64_t v)
+{
+    char d[20];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    wc_buf_put(b, d + i, sizeof(d) - i);
+}
+
+void wc_buf_i64(wc_buf *b, int64_t v)
+{
+    if (v < 0) {
+        wc_buf_put(b, "-", 1);
+        wc_buf_u64(b, 0 - (uint64_t)v);
+    } else {
+        wc_buf_u64(b, (uint64_t)v);
+    }
+}
+
 void wc_buf_puts(wc_buf *b, const char *s)
 {
     wc_buf_put(b, s, strlen(s));

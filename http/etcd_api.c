@@ -112,35 +112,48 @@ static enum MHD_Result gw_error(wc_http *h, struct MHD_Connection *conn, int cod
  * Encoding: jsonpb as the gateway writes it
  * ------------------------------------------------------------------------------------- */
 
-/* ,"name":"v" (or without the comma first), left out at 0. */
+/* ,"name": (or without the comma first), the opening quote of its value included. */
+static void put_name(wc_buf *b, bool *first, const char *name)
+{
+    if (!*first)
+        wc_buf_put(b, ",", 1);
+    *first = false;
+    wc_buf_put(b, "\"", 1);
+    wc_buf_puts(b, name);
+    wc_buf_put(b, "\":\"", 3);
+}
+
+/* ,"name":"v" (or without the comma first), left out at 0. The encoders of this file write
+ * every response of every etcd watch stream: they append directly, without printf's pass over
+ * its format and a base64 copy of each value. */
 static void put_i64(wc_buf *b, bool *first, const char *name, int64_t v)
 {
     if (v == 0)
         return;
-    wc_buf_printf(b, "%s\"%s\":\"%" PRId64 "\"", *first ? "" : ",", name, v);
-    *first = false;
+    put_name(b, first, name);
+    wc_buf_i64(b, v);
+    wc_buf_put(b, "\"", 1);
 }
 
 static void put_u64(wc_buf *b, bool *first, const char *name, uint64_t v)
 {
     if (v == 0)
         return;
-    wc_buf_printf(b, "%s\"%s\":\"%" PRIu64 "\"", *first ? "" : ",", name, v);
-    *first = false;
+    put_name(b, first, name);
+    wc_buf_u64(b, v);
+    wc_buf_put(b, "\"", 1);
 }
 
 static void put_b64(wc_buf *b, bool *first, const char *name, const char *p, size_t n)
 {
     if (n == 0)
         return;
-    char *enc = wc_b64_encode(p, n, WC_B64_STD);
-    if (!enc) {
-        b->oom = true;
+    put_name(b, first, name);
+    char *out = wc_buf_room(b, wc_b64_encoded_size(n));
+    if (!out)
         return;
-    }
-    wc_buf_printf(b, "%s\"%s\":\"%s\"", *first ? "" : ",", name, enc);
-    *first = false;
-    free(enc);
+    b->len += wc_b64_encode_to(p, n, out, WC_B64_STD);
+    wc_buf_put(b, "\"", 1);
 }
 
 /* "header":{...} with the cache's revision. */
@@ -852,8 +865,11 @@ static bool collect(wc_http_etcd_session *e)
             if (shown++ == 0) {
                 wc_buf_puts(&e->out, "{\"result\":{");
                 put_header(h, &e->out, upto);
-                if (w->id)
-                    wc_buf_printf(&e->out, ",\"watch_id\":\"%" PRId64 "\"", w->id);
+                if (w->id) {
+                    wc_buf_puts(&e->out, ",\"watch_id\":\"");
+                    wc_buf_i64(&e->out, w->id);
+                    wc_buf_puts(&e->out, "\"");
+                }
                 wc_buf_puts(&e->out, ",\"events\":[");
             } else {
                 wc_buf_puts(&e->out, ",");

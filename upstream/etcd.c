@@ -1352,6 +1352,7 @@ typedef struct watch_ctx {
     bool bearer; /* the request carried an Authorization header */
     watch_end end;
     up_err err;
+    bool got; /* receive() had bytes since the loop last looked */
     int64_t last_msg;
 } watch_ctx;
 
@@ -1713,6 +1714,7 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
 {
     watch_ctx *w = arg;
     size_t n = size * nmemb;
+    w->got = true;
     w->last_msg = wc_mono_ms();
     atomic_store(&w->u->last_msg, w->last_msg);
     int rc = wc_linebuf_feed(&w->lines, ptr, n);
@@ -1894,7 +1896,11 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
                        "closed by etcd");
         if (w.failed)
             break;
-        if (peer_closed(sock)) {
+        /* A turn that brought bytes skips the check (one system call a change): a close
+         * that came with them wakes the next poll at once, and that turn brings none. */
+        bool got = w.got;
+        w.got = false;
+        if (!got && peer_closed(sock)) {
             fail_watch(&w, END_BROKEN, WC_UPC_TRANSPORT, "%s", "etcd closed the watch stream");
             break;
         }

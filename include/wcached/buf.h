@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct wc_buf {
     char *p;
@@ -18,6 +19,12 @@ typedef struct wc_buf {
 
 void wc_buf_put(wc_buf *b, const void *s, size_t n);
 void wc_buf_puts(wc_buf *b, const char *s);
+/* Room for n more bytes and a NUL at p + len, or NULL (oom set, or already set). The caller
+ * writes at most n bytes there, then adds what it wrote to len and stores the NUL after it. */
+char *wc_buf_room(wc_buf *b, size_t n);
+/* Appends v in decimal. */
+void wc_buf_i64(wc_buf *b, int64_t v);
+void wc_buf_u64(wc_buf *b, uint64_t v);
 void wc_buf_printf(wc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a quoted JSON string; bytes that are not valid UTF-8 become U+FFFD. */
 void wc_buf_json(wc_buf *b, const char *s, size_t n);

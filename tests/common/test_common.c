@@ -36,6 +36,33 @@ Test(json, escaping)
     wc_buf_free(&b);
 }
 
+Test(buf, decimals_and_room)
+{
+    wc_buf b = {0};
+    wc_buf_i64(&b, 0);
+    wc_buf_put(&b, " ", 1);
+    wc_buf_i64(&b, INT64_MIN);
+    wc_buf_put(&b, " ", 1);
+    wc_buf_i64(&b, INT64_MAX);
+    wc_buf_put(&b, " ", 1);
+    wc_buf_u64(&b, UINT64_MAX);
+    wc_buf_put(&b, " ", 1);
+    wc_buf_i64(&b, -7);
+    cr_assert_str_eq(b.p, "0 -9223372036854775808 9223372036854775807 18446744073709551615 -7");
+    size_t len = b.len;
+    char *room = wc_buf_room(&b, 1000); /* past the first capacity: the buffer grows */
+    cr_assert_not_null(room);
+    cr_assert_eq(b.len, len);
+    cr_assert_geq(b.cap, len + 1001);
+    memset(room, 'x', 1000);
+    b.len += 1000;
+    b.p[b.len] = '\0';
+    wc_buf_puts(&b, "!");
+    cr_assert_eq(strlen(b.p), len + 1001);
+    cr_assert_eq(b.p[len + 1000], '!');
+    wc_buf_free(&b);
+}
+
 Test(base64url, round_trip_and_strictness)
 {
     for (size_t len = 0; len < 40; len++) {
