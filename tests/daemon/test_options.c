@@ -316,26 +316,29 @@ Test(options, the_daemon_runs_with_its_malloc_tunables_unless_told_otherwise)
         cr_skip_test("a sanitizer's allocator is not glibc's");
     char *out = tunables_of_running("env -u GLIBC_TUNABLES");
     cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=0",
-                    "glibc.malloc.mmap_threshold=131072", NULL),
+                    "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
+                    NULL),
               "%s", out);
     free(out);
     /* other tunables are kept */
     out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.arena_max=4");
     cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.arena_max=4", "glibc.malloc.tcache_count=0",
-                    "glibc.malloc.mmap_threshold=131072", NULL),
+                    "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
+                    NULL),
               "%s", out);
     free(out);
     /* one the operator chose is left as it is, and the other one added */
     out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.tcache_count=7");
     cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7",
-                    "glibc.malloc.mmap_threshold=131072", NULL) &&
+                    "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
+                    NULL) &&
                   !strstr(out, "tcache_count=0"),
               "%s", out);
     free(out);
     out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536");
     cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536",
                     "glibc.malloc.tcache_count=0", NULL) &&
-                  !strstr(out, "131072"),
+                  !strstr(out, "4194304"),
               "%s", out);
     free(out);
     /* both chosen: nothing is added */
@@ -343,7 +346,7 @@ Test(options, the_daemon_runs_with_its_malloc_tunables_unless_told_otherwise)
         "GLIBC_TUNABLES=glibc.malloc.tcache_count=7:glibc.malloc.mmap_threshold=65536");
     cr_assert(
         holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7", "mmap_threshold=65536", NULL) &&
-            !strstr(out, "tcache_count=0") && !strstr(out, "131072"),
+            !strstr(out, "tcache_count=0") && !strstr(out, "4194304"),
         "%s", out);
     free(out);
 }
