@@ -216,8 +216,10 @@ static void complete(wc_cacher *c)
 {
     if (c->rev > c->rev_done) {
         c->rev_done = c->rev;
-        if (c->loaded && !c->ready && c->rev_done >= c->ready_at)
+        if (c->loaded && !c->ready && c->rev_done >= c->ready_at) {
             c->ready = true;
+            c->trim_due = true; /* a refill's history came through buffers too */
+        }
         pthread_cond_broadcast(&c->rev_cond);
     }
 }

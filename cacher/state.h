@@ -43,7 +43,8 @@ struct wc_cacher {
     atomic_uint_fast64_t frames_out; /* counted by readers without the lock */
     bool freeing;  /* wc_cacher_free was called; the last watcher to close frees it */
     size_t alive;  /* watchers made and not yet closed */
-    bool trim_due; /* a list was loaded: the next tick hands freed memory back (cacher.c) */
+    bool trim_due; /* a list was loaded, or the cache became ready: the next tick hands freed
+                    * memory back (cacher.c) */
 };
 
 /* CLOCK_MONOTONIC in ms: the clock of a cacher given none. */

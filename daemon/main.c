@@ -396,25 +396,46 @@ static void reload_bearer(const wc_config *cfg, wc_upstream *u)
 }
 
 /*
- * glibc gives each thread a cache of freed small blocks, up to 7 of each size, outside its
- * arenas. A stream's blocks are made on an HTTP thread and freed on a pump thread, so after a
- * crowd of readers left, each thread's cache still holds blocks scattered over pages that are
- * otherwise free, and neither malloc_trim nor later mallocs give those pages back: about a
- * megabyte, 7% of an idle sidecar (R3 in docs/RELIABILITY.md). glibc reads its tunables only as
- * a process starts, so wcached starts itself once more with caches of WC_TCACHE_COUNT blocks a
- * size (none: the blocks go back to their arenas at once), unless GLIBC_TUNABLES already sets
- * one (glibc.malloc.tcache_count=7 is glibc's own). The cost is small: watch streams are sent
- * from encodings made once, so the allocator is not on the way of a delivery (W1: 2% of
- * wcached's CPU in malloc and free without the caches). When it cannot (no /proc), it goes on
- * as it is.
+ * glibc reads its tunables only as a process starts, so wcached starts itself once more with
+ * the ones below, each unless GLIBC_TUNABLES already sets it (the operator's choice stays):
+ *
+ * - glibc.malloc.tcache_count=0. glibc gives each thread a cache of freed small blocks, up
+ *   to 7 of each size, outside its arenas. A stream's blocks are made on an HTTP
+ *   thread and freed on a pump thread, so after a crowd of readers left, each thread's cache
+ *   still holds blocks scattered over pages that are otherwise free, and neither malloc_trim nor
+ *   later mallocs give those pages back: about a megabyte, 7% of an idle sidecar (R3 in
+ *   docs/RELIABILITY.md). With none, the blocks go back to their arenas at once. The cost is
+ *   small: watch streams are sent from encodings made once, so the allocator is not on the way
+ *   of a delivery (W1: 2% of wcached's CPU in malloc and free without the caches).
+ * - glibc.malloc.mmap_threshold=4 MiB and glibc.malloc.trim_threshold=2 MiB. Left to
+ *   itself, glibc raises its threshold for mmap to the size of each mmapped block freed (up to
+ *   32 MiB), and its threshold for giving an arena's free top back to twice that: after a
+ *   list's buffers, each thread's arena keeps up to tens of MB of free top, which malloc_trim
+ *   does not hand back outside the main arena. W8 measured the process at 1.4x to 2.3x its data
+ *   from one start to the next. Fixed, they stay where they are set: a block of 4 MiB or more
+ *   (an unpaged list's response) is mapped and unmapped, and an arena's free top beyond 2 MiB
+ *   goes back as it is freed. Lower thresholds cost CPU: with glibc's starting 128 KiB for
+ *   both, a start's etcd pages (about 1.5 MB each) mapped one by one and arenas shrunk and
+ *   grown again at every page took a third more CPU to load W8's 100,000 keys; with a higher
+ *   trim threshold (8 MiB) the arenas' tops were back to about 25 MB.
+ *
+ * The cost of starting again is one exec. Not done under a sanitizer or valgrind (their
+ * allocators are their own) nor when it cannot (no /proc): it goes on as it is.
  */
-#define WC_TCACHE_COUNT 0
-static void small_thread_caches(char **argv)
+static const struct {
+    const char *name;
+    long value;
+} malloc_tunable[] = {
+    {"glibc.malloc.tcache_count", 0},
+    {"glibc.malloc.mmap_threshold", 4L << 20},
+    {"glibc.malloc.trim_threshold", 2L << 20},
+};
+#define N_TUNABLES (sizeof(malloc_tunable) / sizeof(malloc_tunable[0]))
+
+static void malloc_tunables(char **argv)
 {
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     const char *t = getenv("GLIBC_TUNABLES");
-    if (t && strstr(t, "glibc.malloc.tcache_count"))
-        return;
     /* Under valgrind, whose allocator is its own: started again, the process would leave it. */
     const char *preload = getenv("LD_PRELOAD");
     if (preload && strstr(preload, "vgpreload"))
@@ -424,9 +445,16 @@ static void small_thread_caches(char **argv)
     if (n <= 0 || (size_t)n >= sizeof(exe) - 1)
         return;
     exe[n] = '\0'; /* its own path, so the process keeps its name (not "exe") */
-    int k = snprintf(v, sizeof(v), "%s%sglibc.malloc.tcache_count=%d", t ? t : "",
-                     t && *t ? ":" : "", WC_TCACHE_COUNT);
-    if (k < 0 || (size_t)k >= sizeof(v) || setenv("GLIBC_TUNABLES", v, 1) != 0)
+    int k = snprintf(v, sizeof(v), "%s", t ? t : "");
+    bool added = false;
+    for (size_t i = 0; i < N_TUNABLES && k >= 0 && (size_t)k < sizeof(v); i++) {
+        if (t && strstr(t, malloc_tunable[i].name))
+            continue; /* the operator's */
+        k += snprintf(v + k, sizeof(v) - (size_t)k, "%s%s=%ld", k ? ":" : "",
+                      malloc_tunable[i].name, malloc_tunable[i].value);
+        added = true;
+    }
+    if (!added || k < 0 || (size_t)k >= sizeof(v) || setenv("GLIBC_TUNABLES", v, 1) != 0)
         return;
     execv(exe, argv);
     if (t) /* not started again: as before */
@@ -440,7 +468,7 @@ static void small_thread_caches(char **argv)
 
 int main(int argc, char **argv)
 {
-    small_thread_caches(argv);
+    malloc_tunables(argv);
     wc_config cfg;
     bool done = false;
     int rc = wc_config_parse(&cfg, argc, argv, &done);

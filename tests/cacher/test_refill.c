@@ -6,6 +6,7 @@
  * small for the history raises the floor as it evicts.
  */
 #include "helpers.h"
+#include "state.h"
 
 /* Loads the states (key, value, mod_rev) listed at r0, with the history up to `until` to come. */
 typedef struct st {
@@ -183,5 +184,25 @@ Test(refill, a_relist_that_follows_the_history_does_not_hold_readers)
     cr_assert(wc_cacher_ready(c));
     cr_assert_eq(wc_cacher_rev(c), 20);
     cr_assert_eq(wc_cacher_floor(c), 10);
+    wc_cacher_free(c);
+}
+
+/* The history came through buffers of its own: the cache hands freed memory back at the tick
+ * after it becomes ready, not only after the list landed. */
+Test(refill, the_tick_after_it_becomes_ready_trims)
+{
+    wc_cacher *c = new_cacher(100, NULL);
+    st at10[] = {{"/a", "a1", 5}};
+    cr_assert_eq(refill(c, at10, 1, 10, 15, false), 0);
+    cr_assert(c->trim_due, "the list landed");
+    wc_cacher_tick(c);
+    cr_assert_not(c->trim_due, "the tick trimmed");
+    cr_assert_eq(put(c, "/a", "a2", 12), 0);
+    cr_assert_not(c->trim_due, "not ready yet");
+    cr_assert_eq(wc_cacher_progress(c, 15), 0);
+    cr_assert(wc_cacher_ready(c));
+    cr_assert(c->trim_due, "ready now");
+    wc_cacher_tick(c);
+    cr_assert_not(c->trim_due);
     wc_cacher_free(c);
 }

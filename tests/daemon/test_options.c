@@ -4,6 +4,7 @@
  * this holds the README to them).
  */
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,21 +297,56 @@ static char *tunables_of_running(const char *env)
     return run(cmd);
 }
 
-Test(options, the_daemon_runs_with_small_thread_caches_unless_told_otherwise)
+/* True when `out` (tunables_of_running's) holds each of the NULL-ended strings, and the
+ * process's name. glibc's loader may leave the variable cut at its colons. */
+static bool holds(const char *out, ...)
+{
+    va_list ap;
+    va_start(ap, out);
+    bool all = strstr(out, "wcached\n") != NULL;
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+        all = all && strstr(out, s) != NULL;
+    va_end(ap);
+    return all;
+}
+
+Test(options, the_daemon_runs_with_its_malloc_tunables_unless_told_otherwise)
 {
     if (strcmp(getenv("WCACHED_SANITIZED") ? getenv("WCACHED_SANITIZED") : "0", "0") != 0)
         cr_skip_test("a sanitizer's allocator is not glibc's");
     char *out = tunables_of_running("env -u GLIBC_TUNABLES");
-    cr_assert_str_eq(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=0\nwcached\n");
+    cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=0",
+                    "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
+                    NULL),
+              "%s", out);
     free(out);
     /* other tunables are kept */
     out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.arena_max=4");
-    cr_assert(strstr(out, "GLIBC_TUNABLES=glibc.malloc.arena_max=4") &&
-                  strstr(out, "glibc.malloc.tcache_count=0\n") && strstr(out, "\nwcached\n"),
+    cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.arena_max=4", "glibc.malloc.tcache_count=0",
+                    "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
+                    NULL),
               "%s", out);
     free(out);
-    /* one the operator chose is left as it is */
+    /* one the operator chose is left as it is, and the other one added */
     out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.tcache_count=7");
-    cr_assert_str_eq(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7\nwcached\n");
+    cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7",
+                    "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
+                    NULL) &&
+                  !strstr(out, "tcache_count=0"),
+              "%s", out);
+    free(out);
+    out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536");
+    cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536",
+                    "glibc.malloc.tcache_count=0", NULL) &&
+                  !strstr(out, "4194304"),
+              "%s", out);
+    free(out);
+    /* both chosen: nothing is added */
+    out = tunables_of_running(
+        "GLIBC_TUNABLES=glibc.malloc.tcache_count=7:glibc.malloc.mmap_threshold=65536");
+    cr_assert(
+        holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7", "mmap_threshold=65536", NULL) &&
+            !strstr(out, "tcache_count=0") && !strstr(out, "4194304"),
+        "%s", out);
     free(out);
 }
