@@ -422,6 +422,8 @@ static void reload_bearer(const wc_config *cfg, wc_upstream *u)
  * The cost of starting again is one exec. Not done under a sanitizer or valgrind (their
  * allocators are their own) nor when it cannot (no /proc): it goes on as it is.
  */
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define WC_MALLOC_TUNABLES 1
 static const struct {
     const char *name;
     long value;
@@ -431,10 +433,11 @@ static const struct {
     {"glibc.malloc.trim_threshold", 2L << 20},
 };
 #define N_TUNABLES (sizeof(malloc_tunable) / sizeof(malloc_tunable[0]))
+#endif
 
 static void malloc_tunables(char **argv)
 {
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#ifdef WC_MALLOC_TUNABLES
     const char *t = getenv("GLIBC_TUNABLES");
     /* Under valgrind, whose allocator is its own: started again, the process would leave it. */
     const char *preload = getenv("LD_PRELOAD");
