@@ -285,13 +285,18 @@ Test(options, bad_request_limits_get_one_line_and_exit_2)
 }
 
 /* The glibc tunables a running wcached started with `env` has in its environment (glibc's loader
- * may cut the variable's first copy into pieces as it reads it), and then its name. */
+ * may cut the variable's first copy into pieces as it reads it), and then its name. Every case
+ * below starts it again with all three set, so it is read once they are there (or after 20 s),
+ * however long the start again takes on a busy machine. */
 static char *tunables_of_running(const char *env)
 {
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
              "%s '%s' --listen 127.0.0.1:0 --etcd-endpoints http://127.0.0.1:1 >/dev/null 2>&1 & "
-             "p=$!; sleep 0.5; tr '\\0' '\\n' </proc/$p/environ | grep 'glibc\\.'; "
+             "p=$!; for i in $(seq 400); do "
+             "[ \"$(tr '\\0:' '\\n\\n' </proc/$p/environ 2>/dev/null | "
+             "grep -c -e tcache_count= -e mmap_threshold= -e trim_threshold=)\" = 3 ] && break; "
+             "sleep 0.05; done; tr '\\0' '\\n' </proc/$p/environ | grep 'glibc\\.'; "
              "cat /proc/$p/comm; kill $p",
              env, getenv("WCACHED_BIN"));
     return run(cmd);
