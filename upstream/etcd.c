@@ -1859,11 +1859,15 @@ static int range_count(wc_upstream *u, const char *endpoint, int64_t at, int64_t
  * after P (one key at most is sent, although etcd reads the range to filter it: a
  * count_only answer counts before min_mod_revision filters): then every key at C was there at
  * P with the same value, and P's keys are C's, so the state at C is the sink's. Otherwise the
- * watch has history still to send.
+ * watch has history still to send; so it has, without asking etcd, while a part holds changes
+ * after P (they wait for the history before them).
  */
 static check_result refill_check(watch_ctx *w, const char *endpoint, int64_t *at, up_err *e)
 {
     wc_upstream *u = w->u;
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].qn > 0)
+            return CHECK_WAIT;
     int64_t p = *w->rev, at_c = 0, at_p = 0;
     wc_wire_header hdr;
     int rc = range_count(u, endpoint, 0, &at_c, &hdr, e);
@@ -2045,7 +2049,11 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
              * that never moves the sink on while others send is ended as well. */
             int64_t q = u->refill_quiet;
             int64_t quiet = !w.got_evs ? 3 * q : q > 2 * w.pause ? q : 2 * w.pause;
+            /* Quiet since the last events, check, or bytes: a big response on its way (etcd
+             * writes a pass of large values as one long line) is not a quiet stream. */
             int64_t since = w.last_evs > w.checked_at ? w.last_evs : w.checked_at;
+            if (w.last_msg > since)
+                since = w.last_msg;
             check_result cr = CHECK_FAILED;
             int64_t at = 0;
             up_err ce = {.reason = ""};
@@ -2072,7 +2080,11 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
                 fail_watch(&w, END_RELIST, WC_UPC_ETCD,
                            "refill: etcd sent nothing for %" PRId64 " ms short of revision %" PRId64
                            "%s%s: relisting for the rest",
-                           now - w.last_evs, w.until, ce.reason[0] ? ", " : "", ce.reason);
+                           now - w.last_evs, w.until,
+                           ce.reason[0]                ? ", "
+                           : w.checks >= REFILL_CHECKS ? ", history still to come after checks"
+                                                       : "",
+                           ce.reason);
                 break;
             }
         } else if (w.catchup && now - w.last_evs < REFILL_QUIET_MS) {
