@@ -940,6 +940,38 @@ Test(upstream, a_refill_proven_at_a_checked_revision_drops_what_comes_late_below
     cr_assert_eq(st.resets, 0);
 }
 
+/* A refill whose stream never flows again: its checks keep finding history still to come,
+ * and after a bounded number of them it lists at the current revision for the rest, as before
+ * the checks; the watch after that list goes on from it. */
+Test(upstream, a_refill_whose_history_never_comes_relists_after_its_checks)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    H.n = 0;
+    int64_t head = write_history();
+    refill_revs = 1000;
+    new_upstream("/s/", 1000, false, NULL, NULL);
+    wc_upstream_refill_quiet(up, 100);
+    wc_upstream_hold_watch(up, true);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    size_t two = 2;
+    cr_assert(wait_for(replaces_at_least, &two), "a list at the current revision");
+    wc_upstream_stats st;
+    wc_upstream_stats_get(up, &st);
+    cr_assert_geq(st.refill_waits, 2, "checked, and waited, before relisting");
+    cr_assert_eq(st.refill_ends, 0);
+    cr_assert_eq(st.relists, 1);
+    rec second = {0};
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0, k = 0; i < R.n; i++)
+        if (R.r[i].kind == 'R' && ++k == 2)
+            second = R.r[i];
+    pthread_mutex_unlock(&R.mu);
+    cr_assert_geq(second.rev, head);
+    wc_upstream_hold_watch(up, false);
+    int64_t last = put("/s/zz", "end");
+    cr_assert(wait_for(saw_rev, &last), "the watch after the list");
+}
+
 Test(upstream, current_rev_and_progress_requests_follow_etcd)
 {
     cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
