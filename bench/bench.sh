@@ -362,7 +362,7 @@ if want W10; then
         pids+=("$wc_pid")
         r1=$(etcd_metric 'grpc_server_started_total{grpc_method="Range"')
         w1=$(etcd_metric 'grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch"')
-        echo "${tag}x peer=wcached etcd_ranges=$((r1 - r0)) etcd_watches=$((w1 - w0)) wcached_relists=$(wc_metric wcached_upstream_relists_total)" | tee -a "$results"
+        echo "${tag}x peer=wcached etcd_ranges=$((r1 - r0)) etcd_watches=$((w1 - w0)) wcached_relists=$(wc_metric wcached_upstream_relists_total) refill_checks_wait=$(wc_metric 'wcached_upstream_refill_checks_total{outcome="wait"') refill_checks_end=$(wc_metric 'wcached_upstream_refill_checks_total{outcome="end"')" | tee -a "$results"
     done
     WCACHED_EXTRA=
 fi

@@ -346,6 +346,11 @@ static void http_metrics(void *arg, FILE *out)
                           "Lists that dropped the history (another cluster, or one that went "
                           "back).");
     wc_http_metric_u64(out, "wcached_upstream_resets_total", NULL, us.resets);
+    wc_http_metric_family(out, "wcached_upstream_refill_checks_total", "counter",
+                          "Checks of a start's refill that went quiet short of its end: history "
+                          "still to come (it waits), or its end proven (no relist).");
+    labelled(out, "wcached_upstream_refill_checks_total", "outcome", "wait", us.refill_waits);
+    labelled(out, "wcached_upstream_refill_checks_total", "outcome", "end", us.refill_ends);
     wc_http_metric_family(out, "wcached_upstream_endpoint", "gauge",
                           "The etcd endpoint in use (1).");
     for (size_t i = 0; i < d->n_endpoints; i++)

@@ -56,12 +56,21 @@
  * A refill's watch that sent nothing for this long (three times as long before its first
  * events, or twice its longest pause so far) while its end is not proven (no catch-up pass at
  * all: the window had no change under the prefix, or a last pass of exactly ETCD_BATCH_REVS
- * revisions) ends in a list at the current revision,
- * which the receiver diffs: the rest of the window comes as a relist's events. A progress
- * notification cannot prove the end: etcd before 3.4.25 and 3.5.8 answers a progress request at
- * once, ahead of history it has yet to send.
+ * revisions; or a machine too busy for etcd to send its passes in time) is checked against
+ * etcd (refill_check): at one revision C, etcd's current one, does any key under the prefix
+ * differ from what the sink holds at its revision P? If one does, the watch has history still to
+ * send, which etcd sends in order: the refill waits for it (the stream's stall bound still
+ * catches a dead stream) and checks again on its next quiet spell, REFILL_CHECKS times in a row
+ * at most. If none does, the state at C is the one at P, and every change in (P, C] is a key
+ * made and deleted in it: C is claimed, as a list at C that found no difference would have
+ * claimed it (such a list cannot see those keys either), and what the watch still sends at or
+ * below C is dropped. Otherwise (a check that fails, or too many in a row) the refill ends in
+ * a list at the current revision, which the receiver diffs: the rest of the window comes as a
+ * relist's events. A progress notification cannot prove the end: etcd before 3.4.25 and 3.5.8
+ * answers a progress request at once, ahead of history it has yet to send.
  */
 #define REFILL_QUIET_MS 1000
+#define REFILL_CHECKS 8
 /*
  * A refill's history comes through several watches on the one stream at once, one from every
  * REFILL_SPAN revisions of the window (REFILL_WATCHES at most): etcd sends each watch of a pass
@@ -80,8 +89,9 @@ struct wc_upstream {
     size_t prefix_len;
     char *key_b64, *end_b64; /* the range as the gateway wants it */
     size_t page;
-    int64_t refill;      /* revisions a start takes back (opts.refill_revisions) */
-    int64_t refill_span; /* revisions per refill watch (REFILL_SPAN; a test may lower it) */
+    int64_t refill;       /* revisions a start takes back (opts.refill_revisions) */
+    int64_t refill_span;  /* revisions per refill watch (REFILL_SPAN; a test may lower it) */
+    int64_t refill_quiet; /* ms (REFILL_QUIET_MS; a test may lower it) */
     wc_upstream_sink sink;
 
     pthread_t thread;
@@ -110,6 +120,10 @@ struct wc_upstream {
     atomic_int_fast64_t last_msg; /* ms on the monotonic clock; 0 before the first */
 
     atomic_uint_fast32_t fail_at; /* steps a test makes fail (seam.h); 0 otherwise */
+    atomic_bool hold;             /* a test's: the watch reads nothing more (seam.h) */
+    /* A refill's checks (refill_check): those that found history still to come, and those that
+     * proved its end. */
+    atomic_uint_fast64_t refill_waits, refill_ends;
 };
 
 /*
@@ -148,6 +162,17 @@ void wc_upstream_fail_at(wc_upstream *u, uint32_t mask)
 void wc_upstream_refill_span(wc_upstream *u, int64_t revs)
 {
     u->refill_span = revs > 0 ? revs : REFILL_SPAN;
+}
+
+void wc_upstream_refill_quiet(wc_upstream *u, int64_t ms)
+{
+    u->refill_quiet = ms > 0 ? ms : REFILL_QUIET_MS;
+}
+
+void wc_upstream_hold_watch(wc_upstream *u, bool hold)
+{
+    atomic_store(&u->hold, hold);
+    curl_multi_wakeup(u->multi);
 }
 
 /* libcurl's global set-up is not thread-safe: done once, before any handle is made. */
@@ -1343,6 +1368,12 @@ typedef struct watch_ctx {
     int64_t pause;        /* the longest time between two of a refill's responses, ms */
     bool got_evs;         /* events have arrived on this stream */
     int64_t last_advance; /* when the sink's revision last moved on during a refill, ms */
+    int64_t checked_at;   /* when a check last found history still to come, ms (0: never) */
+    int checks;           /* such checks since the last events */
+    /* The revision a check proved the refill's end at (0: none): what the watch still sends at
+     * or below it are keys made and deleted after the sink's revision then, dropped. */
+    int64_t checked;
+    bool recv_held; /* the test seam holds the stream (wc_upstream_hold_watch) */
     wc_linebuf lines;
     char *send; /* request lines waiting to go up the body; send_cap bytes */
     size_t send_cap, send_len, send_off;
@@ -1524,6 +1555,7 @@ static void got_events(watch_ctx *w)
         w->pause = now - w->last_evs;
     w->last_evs = now;
     w->got_evs = true;
+    w->checks = 0;
 }
 
 /*
@@ -1690,42 +1722,49 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
         return;
     }
     got_events(w);
-    if (r->events[0].kv.spec.mod_rev <= w->claimed) {
+    /* After a check proved the refill's end at w->checked, what comes at or below it are keys
+     * made and deleted after the sink's revision then (see REFILL_QUIET_MS): dropped. */
+    const wc_wire_event *ev = r->events;
+    size_t n = r->n;
+    while (n > 0 && ev->kv.spec.mod_rev <= w->checked) {
+        ev++;
+        n--;
+    }
+    if (n == 0)
+        return;
+    if (ev[0].kv.spec.mod_rev <= w->claimed) {
         fail_watch(w, END_EARLY, WC_UPC_ETCD,
                    "etcd sent changes at revision %" PRId64 " after a progress notification "
                    "at %" PRId64 " (etcd before 3.4.25 and 3.5.8 may): relisting from scratch",
-                   r->events[0].kv.spec.mod_rev, w->claimed);
+                   ev[0].kv.spec.mod_rev, w->claimed);
         return;
     }
     bool refilling = *w->rev < w->until || w->catchup;
-    if (!hand(w, r->events, r->n))
+    if (!hand(w, ev, n))
         return;
-    int64_t last = r->events[r->n - 1].kv.spec.mod_rev;
+    int64_t last = ev[n - 1].kv.spec.mod_rev;
     /* A catch-up response with fewer than etcd's most revisions is the last of its pass: every
      * change up to its header revision has been sent, and the watch has caught up. */
-    size_t revs = count_revs(r->events, r->n);
+    size_t revs = count_revs(r->events, r->n); /* the whole response's, dropped ones too */
     if (refilling && r->header.revision > last && revs < ETCD_BATCH_REVS)
         claim(w, r->header.revision);
     if (w->catchup && revs < ETCD_BATCH_REVS)
         w->catchup = 0; /* caught up */
 }
 
-static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
+/* True while the test seam holds the stream (wc_upstream_hold_watch) and it is created. */
+static bool stream_held(watch_ctx *w)
 {
-    watch_ctx *w = arg;
-    size_t n = size * nmemb;
-    w->got = true;
-    w->last_msg = wc_mono_ms();
-    atomic_store(&w->u->last_msg, w->last_msg);
-    int rc = wc_linebuf_feed(&w->lines, ptr, n);
-    if (rc) {
-        fail_watch(w, END_BROKEN, rc == WC_ENOMEM ? WC_UPC_LOCAL : WC_UPC_PROTOCOL,
-                   "watch stream: %s", wc_strerror(rc));
-        return 0;
-    }
+    return w->created && atomic_load_explicit(&w->u->hold, memory_order_relaxed);
+}
+
+/* Handles the whole lines received, in order; while the stream is held, they wait. */
+static void drain(watch_ctx *w)
+{
     const char *line;
     size_t len;
-    while (!w->failed && wc_linebuf_next(&w->lines, &line, &len)) {
+    while (!w->failed && !stream_held(w) && wc_linebuf_next(&w->lines, &line, &len)) {
+        int rc;
         if (len == 0 || for_cancelled(w, line, len))
             continue;
         wc_watch_resp r;
@@ -1741,6 +1780,22 @@ static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
         wc_watch_resp_free(&r);
         check_live(w);
     }
+}
+
+static size_t receive(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    watch_ctx *w = arg;
+    size_t n = size * nmemb;
+    w->got = true;
+    w->last_msg = wc_mono_ms();
+    atomic_store(&w->u->last_msg, w->last_msg);
+    int rc = wc_linebuf_feed(&w->lines, ptr, n);
+    if (rc) {
+        fail_watch(w, END_BROKEN, rc == WC_ENOMEM ? WC_UPC_LOCAL : WC_UPC_PROTOCOL,
+                   "watch stream: %s", wc_strerror(rc));
+        return 0;
+    }
+    drain(w);
     return w->failed ? 0 : n;
 }
 
@@ -1767,6 +1822,77 @@ static int note_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
     if (purpose == CURLSOCKTYPE_IPCXN)
         *(curl_socket_t *)arg = fd;
     return CURL_SOCKOPT_OK;
+}
+
+/* How a check of a quiet refill (refill_check) came out. */
+typedef enum check_result {
+    CHECK_FAILED = 0, /* a request failed: e says why */
+    CHECK_WAIT,       /* history is still to come */
+    CHECK_END,        /* nothing under the prefix differs at *at from the sink's revision */
+} check_result;
+
+/* The number of keys in the range at revision `at` (0: now), with the answer's header in *hdr.
+ * 0, or a negative code with e filled. */
+static int range_count(wc_upstream *u, const char *endpoint, int64_t at, int64_t *count,
+                       wc_wire_header *hdr, up_err *e)
+{
+    char atbuf[48] = "";
+    if (at > 0)
+        snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
+    wc_range_resp r;
+    int rc = range_post(u, "refill check", endpoint,
+                        bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"count_only\":true%s}",
+                              u->key_b64, u->end_b64, atbuf),
+                        10000, &r, e);
+    if (rc)
+        return rc;
+    *count = r.count;
+    *hdr = r.header;
+    wc_range_resp_free(&r);
+    return 0;
+}
+
+/*
+ * Checks a refill whose watch went quiet short of its end (see REFILL_QUIET_MS) against etcd:
+ * the sink holds every change up to *w->rev, P. At C, etcd's revision now (in *at), the range
+ * holds as many keys as at P (two counts, which etcd answers from its index) and none changed
+ * after P (one key at most is sent, although etcd reads the range to filter it: a
+ * count_only answer counts before min_mod_revision filters): then every key at C was there at
+ * P with the same value, and P's keys are C's, so the state at C is the sink's. Otherwise the
+ * watch has history still to send; so it has, without asking etcd, while a part holds changes
+ * after P (they wait for the history before them).
+ */
+static check_result refill_check(watch_ctx *w, const char *endpoint, int64_t *at, up_err *e)
+{
+    wc_upstream *u = w->u;
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].qn > 0)
+            return CHECK_WAIT;
+    int64_t p = *w->rev, at_c = 0, at_p = 0;
+    wc_wire_header hdr;
+    int rc = range_count(u, endpoint, 0, &at_c, &hdr, e);
+    int64_t c = hdr.revision;
+    if (rc == 0)
+        rc = range_count(u, endpoint, p, &at_p, &hdr, e);
+    if (rc)
+        return CHECK_FAILED;
+    if (at_c != at_p || c <= p)
+        return CHECK_WAIT;
+    wc_range_resp r;
+    rc = range_post(u, "refill check", endpoint,
+                    bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
+                          "\"limit\":\"1\",\"min_mod_revision\":\"%" PRId64 "\","
+                          "\"revision\":\"%" PRId64 "\"}",
+                          u->key_b64, u->end_b64, p + 1, c),
+                    30000, &r, e);
+    if (rc)
+        return CHECK_FAILED;
+    bool changed = r.n > 0;
+    wc_range_resp_free(&r);
+    if (changed)
+        return CHECK_WAIT;
+    *at = c;
+    return CHECK_END;
 }
 
 /* Watches from *rev + 1 until the stream breaks or the upstream stops; e is filled unless it
@@ -1873,6 +1999,12 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
     w.last_msg = wc_mono_ms();
     int64_t last_ask = wc_mono_ms();
     for (;;) {
+        if (stream_held(&w) != w.recv_held) { /* the test seam (wc_upstream_hold_watch) */
+            w.recv_held = !w.recv_held;
+            curl_easy_pause(h, w.recv_held ? CURLPAUSE_RECV
+                                           : (w.paused ? CURLPAUSE_SEND : CURLPAUSE_CONT));
+            drain(&w);
+        }
         int running = 0;
         mc = injected(u, WC_UPSTEP_WATCH_PERFORM) ? CURLM_OUT_OF_MEMORY
                                                   : curl_multi_perform(u->multi, &running);
@@ -1915,14 +2047,44 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
             /* etcd's first pass reads the window and may take over a second on a busy
              * machine; later ones come at least as often as the slowest pause so far. A part
              * that never moves the sink on while others send is ended as well. */
-            int64_t quiet = !w.got_evs                      ? 3 * REFILL_QUIET_MS
-                            : REFILL_QUIET_MS > 2 * w.pause ? REFILL_QUIET_MS
-                                                            : 2 * w.pause;
-            if (now - w.last_evs >= quiet || now - w.last_advance >= STALL_MS) {
+            int64_t q = u->refill_quiet;
+            int64_t quiet = !w.got_evs ? 3 * q : q > 2 * w.pause ? q : 2 * w.pause;
+            /* Quiet since the last events, check, or bytes: a big response on its way (etcd
+             * writes a pass of large values as one long line) is not a quiet stream. */
+            int64_t since = w.last_evs > w.checked_at ? w.last_evs : w.checked_at;
+            if (w.last_msg > since)
+                since = w.last_msg;
+            check_result cr = CHECK_FAILED;
+            int64_t at = 0;
+            up_err ce = {.reason = ""};
+            if (now - since >= quiet && now - w.last_advance < STALL_MS &&
+                w.checks < REFILL_CHECKS) {
+                cr = refill_check(&w, endpoint, &at, &ce);
+                now = wc_mono_ms();
+                if (cr != CHECK_FAILED) {
+                    w.checks++;
+                    w.checked_at = now;
+                }
+                if (cr == CHECK_WAIT) {
+                    atomic_fetch_add(&u->refill_waits, 1);
+                } else if (cr == CHECK_END) {
+                    /* as a list at `at` that found no difference (see REFILL_QUIET_MS) */
+                    atomic_fetch_add(&u->refill_ends, 1);
+                    w.checked = at;
+                    claim(&w, at);
+                    advance(&w);
+                    check_live(&w);
+                }
+            }
+            if (cr == CHECK_FAILED && (now - since >= quiet || now - w.last_advance >= STALL_MS)) {
                 fail_watch(&w, END_RELIST, WC_UPC_ETCD,
                            "refill: etcd sent nothing for %" PRId64 " ms short of revision %" PRId64
-                           ": relisting for the rest",
-                           now - w.last_evs, w.until);
+                           "%s%s: relisting for the rest",
+                           now - w.last_evs, w.until,
+                           ce.reason[0]                ? ", "
+                           : w.checks >= REFILL_CHECKS ? ", history still to come after checks"
+                                                       : "",
+                           ce.reason);
                 break;
             }
         } else if (w.catchup && now - w.last_evs < REFILL_QUIET_MS) {
@@ -2107,6 +2269,7 @@ wc_upstream *wc_upstream_new(const wc_upstream_opts *o)
     u->page = o->page_size ? o->page_size : PAGE_DEFAULT;
     u->refill = o->refill_revisions > 0 ? o->refill_revisions : 0;
     u->refill_span = REFILL_SPAN;
+    u->refill_quiet = REFILL_QUIET_MS;
     pthread_mutex_init(&u->token_mu, NULL);
     const char *const src[] = {o->cacert, o->cert, o->key, o->user, o->password};
     char **dst[] = {&u->cacert, &u->cert, &u->key, &u->user, &u->password};
@@ -2260,6 +2423,8 @@ void wc_upstream_stats_get(wc_upstream *u, wc_upstream_stats *out)
         out->reconnects[i] = atomic_load(&u->reconnects[i]);
     out->relists = atomic_load(&u->relists);
     out->resets = atomic_load(&u->resets);
+    out->refill_waits = atomic_load(&u->refill_waits);
+    out->refill_ends = atomic_load(&u->refill_ends);
     out->endpoint = atomic_load(&u->cur) % u->n_endpoints;
     out->etcd_rev = atomic_load(&u->etcd_rev);
     int64_t last = atomic_load(&u->last_msg);

@@ -11,6 +11,7 @@
 #ifndef WCACHED_UPSTREAM_SEAM_H
 #define WCACHED_UPSTREAM_SEAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "wcached/upstream.h"
@@ -49,5 +50,18 @@ void wc_upstream_fail_at(wc_upstream *u, uint32_t mask);
  * test's small window takes several. Before wc_upstream_start.
  */
 void wc_upstream_refill_span(wc_upstream *u, int64_t revs);
+
+/*
+ * A refill's quiet spell (REFILL_QUIET_MS; 0: back to it) lowered, so that a test's refill is
+ * checked sooner. Before wc_upstream_start.
+ */
+void wc_upstream_refill_quiet(wc_upstream *u, int64_t ms);
+
+/*
+ * While held, the watch reads nothing more from etcd once it is created (what etcd sends waits
+ * in the socket, in order), as a stream etcd is slow to serve looks: its refill goes quiet with
+ * history still to come. Any thread.
+ */
+void wc_upstream_hold_watch(wc_upstream *u, bool hold);
 
 #endif

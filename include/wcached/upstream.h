@@ -137,6 +137,8 @@ typedef struct wc_upstream_stats {
     uint64_t reconnects[WC_UPC_COUNT];
     uint64_t relists;        /* lists after the first */
     uint64_t resets;         /* lists that dropped the history (WC_UPC_WENT_BACK) */
+    uint64_t refill_waits;   /* checks of a quiet refill that found history still to come */
+    uint64_t refill_ends;    /* checks of a quiet refill that proved its end (no relist) */
     size_t endpoint;         /* index into the endpoints in use */
     int64_t etcd_rev;        /* newest revision etcd has reported in any header */
     int64_t last_msg_age_ms; /* since the last message on the watch; -1 before the first */

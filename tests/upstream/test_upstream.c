@@ -625,9 +625,41 @@ Test(upstream, a_refill_goes_back_no_further_than_the_most_recently_changed_keys
         cr_assert_eq(ch[i].rev, revs[11 + i]);
 }
 
+/* How many lists ('R') the sink got. */
+static size_t replaces(void)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0; i < R.n; i++)
+        n += R.r[i].kind == 'R' || R.r[i].kind == 'X';
+    pthread_mutex_unlock(&R.mu);
+    return n;
+}
+
+static bool refill_checked(void *arg)
+{
+    wc_upstream_stats st;
+    wc_upstream_stats_get(up, &st);
+    const uint64_t *want = arg; /* {waits, ends} at least */
+    return st.refill_waits >= want[0] && st.refill_ends >= want[1];
+}
+
+/* Waits until the upstream's refill checks reach `waits` and `ends`, up to 15 s (the stats are
+ * not the recorder's: polled). */
+static bool wait_checks(uint64_t waits, uint64_t ends)
+{
+    uint64_t want[2] = {waits, ends};
+    for (int i = 0; i < 1500 && !refill_checked(want); i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return refill_checked(want);
+}
+
 /* Nothing under the prefix in the window: etcd sends no history at all, and does not say when
- * it has none to send. After a quiet second the upstream lists at the current revision. */
-Test(upstream, a_refill_that_etcd_sends_nothing_for_ends_with_a_list_at_the_current_revision)
+ * it has none to send. After a quiet spell the upstream checks etcd: nothing under the prefix
+ * changed after the list, so it goes on from etcd's revision without a list and gets live. */
+Test(upstream, a_refill_that_etcd_sends_nothing_for_ends_at_a_checked_revision_without_a_list)
 {
     cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
     put("/q/a", "1");
@@ -635,21 +667,27 @@ Test(upstream, a_refill_that_etcd_sends_nothing_for_ends_with_a_list_at_the_curr
     for (int i = 0; i < 20; i++)
         head = put("/outside", "o");
     refill_revs = 10;
-    start_upstream("/q/", 1000, false);
-    size_t two = 2;
-    cr_assert(wait_for(replaces_at_least, &two), "a list at the current revision");
-    rec first = first_replace(), second = {0};
-    pthread_mutex_lock(&R.mu);
-    for (size_t i = 0, k = 0; i < R.n; i++)
-        if (R.r[i].kind == 'R' && ++k == 2)
-            second = R.r[i];
-    pthread_mutex_unlock(&R.mu);
+    new_upstream("/q/", 1000, false, NULL, NULL);
+    wc_upstream_refill_quiet(up, 100);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    cr_assert(wait_for(progress_at_least, &head), "the refill reaches revision %" PRId64, head);
+    int one = 1;
+    cr_assert(wait_for(is_live, &one), "live");
+    rec first = first_replace();
     cr_assert_eq(first.rev, head - 10);
     cr_assert_eq(first.n, 1);
-    cr_assert_geq(second.rev, head);
-    cr_assert_eq(second.n, 1);
+    cr_assert_eq(replaces(), 1, "no list at the current revision");
+    cr_assert(wait_checks(0, 1), "the end was proven by a check");
+    int64_t last = put("/q/b", "2");
+    cr_assert(wait_for(saw_rev, &last));
     rec ch[8];
-    cr_assert_eq(changes(ch, 8), 0);
+    size_t n = changes(ch, 8);
+    cr_assert_eq(n, 1, "the write after it, only");
+    cr_assert_eq(ch[0].rev, last);
+    cr_assert_str_eq(ch[0].key, "/q/b");
+    wc_upstream_stats st;
+    wc_upstream_stats_get(up, &st);
+    cr_assert_eq(st.relists, 0);
 }
 
 Test(upstream, a_refill_reaches_back_to_etcds_compaction_revision_at_most)
@@ -821,6 +859,122 @@ Test(upstream, a_compaction_under_a_refill_through_several_watches_ends_in_a_rel
     wc_upstream_stats st;
     wc_upstream_stats_get(up, &st);
     cr_assert_geq(st.reconnects[WC_UPC_COMPACTED], 1);
+}
+
+/* A refill whose stream etcd is slow to serve (the seam holds it: etcd's responses wait in the
+ * socket) while the prefix keeps changing: its quiet spells are checked, each finds history
+ * still to come, and the refill waits for it instead of relisting. Once the stream flows, the
+ * sink gets etcd's history, once and in order, then the writes, without a second list. */
+Test(upstream, a_refill_gone_quiet_with_history_still_to_come_waits_for_it_without_a_list)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    H.n = 0;
+    write_history();
+    refill_revs = 1000;
+    new_upstream("/s/", 1000, false, NULL, NULL);
+    wc_upstream_refill_span(up, 7);
+    wc_upstream_refill_quiet(up, 100);
+    wc_upstream_hold_watch(up, true);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, live_writer, NULL);
+    cr_assert(wait_checks(2, 0), "the quiet refill is checked, and waits");
+    pthread_join(t, NULL);
+    cr_assert(wait_checks(3, 0), "and checked again after the writes");
+    wc_upstream_hold_watch(up, false);
+    int64_t last = put("/s/zz", "end");
+    note(last, 1);
+    cr_assert(wait_for(saw_rev, &last), "the refill and the writes after it reach the sink");
+    int one = 1;
+    cr_assert(wait_for(is_live, &one), "live once the refill is in");
+    rec first = first_replace();
+    cr_assert_eq(first.kind, 'R');
+    exactly_the_history_after(first, last);
+    cr_assert_eq(replaces(), 1, "no relist");
+    wc_upstream_stats st;
+    wc_upstream_stats_get(up, &st);
+    cr_assert_eq(st.relists, 0);
+    cr_assert_eq(st.refill_ends, 0, "no end was claimed while history was still to come");
+}
+
+/* The window's changes under the prefix after the list are a key made and deleted in it. The
+ * stream is held, so the refill goes quiet before they arrive: the check finds the state at
+ * etcd's revision C the one listed, and the refill goes on from C without a list, as a list at
+ * C would (it shows no trace of that key either). When the held stream flows again, those late
+ * changes at or below C are dropped, not taken as a sign the history was lost, and the writes
+ * after C follow exactly. */
+Test(upstream, a_refill_proven_at_a_checked_revision_drops_what_comes_late_below_it)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    put("/t/a", "1");
+    for (int i = 0; i < 10; i++)
+        put("/outside", "o");
+    int64_t made = put("/t/tmp", "x"), gone = 0;
+    cr_assert_eq(wc_test_etcd_delete(&etcd, "/t/tmp", &gone), 0);
+    int64_t head = 0;
+    for (int i = 0; i < 5; i++)
+        head = put("/outside", "o");
+    refill_revs = 15;
+    new_upstream("/t/", 1000, false, NULL, NULL);
+    wc_upstream_refill_quiet(up, 100);
+    wc_upstream_hold_watch(up, true);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    cr_assert(wait_for(progress_at_least, &head), "the end is claimed at %" PRId64, head);
+    cr_assert(wait_checks(0, 1));
+    rec first = first_replace();
+    cr_assert_lt(first.rev, made, "listed before the key was made");
+    wc_upstream_hold_watch(up, false);
+    int64_t last = put("/t/b", "2");
+    cr_assert(wait_for(saw_rev, &last));
+    int one = 1;
+    cr_assert(wait_for(is_live, &one), "live");
+    rec ch[8];
+    size_t n = changes(ch, 8);
+    cr_assert_eq(n, 1, "the write after the checked revision, only (got %zu changes)", n);
+    cr_assert_eq(ch[0].rev, last);
+    cr_assert_str_eq(ch[0].key, "/t/b");
+    cr_assert_eq(replaces(), 1, "no relist, no reset");
+    wc_upstream_stats st;
+    wc_upstream_stats_get(up, &st);
+    cr_assert_eq(st.relists, 0);
+    cr_assert_eq(st.resets, 0);
+}
+
+/* A refill whose stream never flows again: its checks keep finding history still to come,
+ * and after a bounded number of them it lists at the current revision for the rest, as before
+ * the checks; the watch after that list goes on from it. */
+Test(upstream, a_refill_whose_history_never_comes_relists_after_its_checks)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    H.n = 0;
+    int64_t head = write_history();
+    refill_revs = 1000;
+    new_upstream("/s/", 1000, false, NULL, NULL);
+    wc_upstream_refill_quiet(up, 100);
+    wc_upstream_hold_watch(up, true);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    size_t two = 2;
+    cr_assert(wait_for(replaces_at_least, &two), "a list at the current revision");
+    wc_upstream_stats st;
+    for (int i = 0; i < 1500; i++) { /* counted once the list is in, after the sink saw it */
+        wc_upstream_stats_get(up, &st);
+        if (st.relists)
+            break;
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    }
+    cr_assert_eq(st.relists, 1);
+    cr_assert_geq(st.refill_waits, 2, "checked, and waited, before relisting");
+    cr_assert_eq(st.refill_ends, 0);
+    rec second = {0};
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0, k = 0; i < R.n; i++)
+        if (R.r[i].kind == 'R' && ++k == 2)
+            second = R.r[i];
+    pthread_mutex_unlock(&R.mu);
+    cr_assert_geq(second.rev, head);
+    wc_upstream_hold_watch(up, false);
+    int64_t last = put("/s/zz", "end");
+    cr_assert(wait_for(saw_rev, &last), "the watch after the list");
 }
 
 Test(upstream, current_rev_and_progress_requests_follow_etcd)
