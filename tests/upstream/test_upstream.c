@@ -794,6 +794,21 @@ static void exactly_the_history_after(rec first, int64_t upto)
                        ch[k].rev);
 }
 
+/* A last write after a refill: once it reaches the sink, the upstream is live and the sink holds
+ * the first list and then exactly etcd's history up to that write. Returns the first list. */
+static rec ends_with_the_history(void)
+{
+    int64_t last = put("/s/zz", "end");
+    note(last, 1);
+    cr_assert(wait_for(saw_rev, &last), "the refill and the writes after it reach the sink");
+    int one = 1;
+    cr_assert(wait_for(is_live, &one), "live once the refill is in and the watch caught up");
+    rec first = first_replace();
+    cr_assert_eq(first.kind, 'R');
+    exactly_the_history_after(first, last);
+    return first;
+}
+
 /* A window of some 240 revisions taken through 16 watches of about 15 revisions each, while a
  * writer goes on: what reaches the sink is the history, once and in order, then the writes. */
 Test(upstream, a_refill_through_several_watches_hands_over_the_history_in_order_once)
@@ -808,15 +823,8 @@ Test(upstream, a_refill_through_several_watches_hands_over_the_history_in_order_
     pthread_create(&t, NULL, live_writer, NULL);
     cr_assert_eq(wc_upstream_start(up), 0);
     pthread_join(t, NULL);
-    int64_t last = put("/s/zz", "end");
-    note(last, 1);
-    cr_assert(wait_for(saw_rev, &last), "the refill and the writes after it reach the sink");
-    int one = 1;
-    cr_assert(wait_for(is_live, &one), "live once the refill is in and the watch caught up");
-    rec first = first_replace();
-    cr_assert_eq(first.kind, 'R');
+    rec first = ends_with_the_history();
     cr_assert_lt(first.rev, head - 200, "listed far enough back to need many watches");
-    exactly_the_history_after(first, last);
     size_t one_list = 1, two = 2;
     cr_assert(replaces_at_least(&one_list));
     pthread_mutex_lock(&R.mu);
@@ -882,14 +890,7 @@ Test(upstream, a_refill_gone_quiet_with_history_still_to_come_waits_for_it_witho
     pthread_join(t, NULL);
     cr_assert(wait_checks(3, 0), "and checked again after the writes");
     wc_upstream_hold_watch(up, false);
-    int64_t last = put("/s/zz", "end");
-    note(last, 1);
-    cr_assert(wait_for(saw_rev, &last), "the refill and the writes after it reach the sink");
-    int one = 1;
-    cr_assert(wait_for(is_live, &one), "live once the refill is in");
-    rec first = first_replace();
-    cr_assert_eq(first.kind, 'R');
-    exactly_the_history_after(first, last);
+    ends_with_the_history();
     cr_assert_eq(replaces(), 1, "no relist");
     wc_upstream_stats st;
     wc_upstream_stats_get(up, &st);
