@@ -496,14 +496,22 @@ static int post(wc_upstream *u, const char *what, const char *endpoint, const ch
  * The list
  * ------------------------------------------------------------------------------------- */
 
+/* A range request's `"revision"` member for `at` (with its leading comma), or "" for 0: now. */
+#define REV_MEMBER 48
+static void rev_member(char buf[REV_MEMBER], int64_t at)
+{
+    buf[0] = '\0';
+    if (at > 0)
+        snprintf(buf, REV_MEMBER, ",\"revision\":\"%" PRId64 "\"", at);
+}
+
 /* The body of a range request for the page starting at key_b64 and ending before end_b64, at
  * revision `at` (0: now). */
 static char *range_body_to(const wc_upstream *u, const char *key_b64, const char *end_b64,
                            int64_t at)
 {
-    char atbuf[48] = "";
-    if (at > 0)
-        snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
+    char atbuf[REV_MEMBER];
+    rev_member(atbuf, at);
     char *body = NULL;
     if (asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\",\"limit\":\"%zu\"%s}", key_b64,
                  end_b64, u->page, atbuf) < 0)
@@ -660,9 +668,8 @@ static int range_post(wc_upstream *u, const char *what, const char *endpoint, ch
 static int probe_rev(wc_upstream *u, const char *endpoint, int64_t at, wc_wire_header *hdr,
                      up_err *e)
 {
-    char atbuf[48] = "";
-    if (at > 0)
-        snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
+    char atbuf[REV_MEMBER];
+    rev_member(atbuf, at);
     wc_range_resp r;
     int rc = range_post(
         u, "refill", endpoint,
@@ -1836,9 +1843,8 @@ typedef enum check_result {
 static int range_count(wc_upstream *u, const char *endpoint, int64_t at, int64_t *count,
                        wc_wire_header *hdr, up_err *e)
 {
-    char atbuf[48] = "";
-    if (at > 0)
-        snprintf(atbuf, sizeof(atbuf), ",\"revision\":\"%" PRId64 "\"", at);
+    char atbuf[REV_MEMBER];
+    rev_member(atbuf, at);
     wc_range_resp r;
     int rc = range_post(u, "refill check", endpoint,
                         bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"count_only\":true%s}",
