@@ -577,6 +577,34 @@ Test(daemon, readers_leaving_mid_stream_leave_nothing_behind)
     json_decref(j);
 }
 
+Test(daemon, the_heap_metrics_count_what_the_cache_holds)
+{
+    const char *san = getenv("WCACHED_SANITIZED");
+    if (san && strcmp(san, "0") != 0)
+        cr_skip_test("a sanitizer's allocator is not the one these metrics read");
+    start(NULL);
+    double before = metric("wcached_heap_inuse_bytes");
+    cr_assert_gt(before, 0);
+    enum { N = 100, SIZE = 20000 };
+    char *val = malloc(SIZE + 1);
+    cr_assert_not_null(val);
+    memset(val, 'h', SIZE);
+    val[SIZE] = '\0';
+    int64_t last = 0;
+    for (int i = 0; i < N; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "/h/k%03d", i);
+        last = put(key, val);
+    }
+    free(val);
+    cr_assert(wait_metric("wcached_cache_revision", (double)last));
+    /* the cache holds each value once, whatever the ring and the keys share of it */
+    double after = metric("wcached_heap_inuse_bytes");
+    cr_assert_geq(after - before, (double)N * SIZE, "heap in use %.0f -> %.0f", before, after);
+    cr_assert_leq(after - before, 4.0 * N * SIZE, "heap in use %.0f -> %.0f", before, after);
+    cr_assert_geq(metric("wcached_heap_held_bytes"), after);
+}
+
 Test(daemon, metrics_pass_promtool)
 {
     if (system("command -v promtool >/dev/null 2>&1") != 0)
