@@ -38,11 +38,21 @@ struct wc_kv {
     uint32_t base, mid; /* offsets into data[] */
     uint32_t base_len, pre, post;
     uint32_t mid1, mid_len;
-    uint32_t keys_len; /* the /keys encoding's length less its two revisions' digits */
-    uint32_t alloc;    /* bytes of the allocation */
+    uint32_t keys_len;   /* the /keys encoding's length less its two revisions' digits */
+    uint32_t alloc;      /* bytes of the allocation */
+    uint32_t index_hash; /* wc_index_hash(index_value), 0 without one */
     _Atomic(char *) render[WC_FAMILY_COUNT]; /* kept by wc_kv_render only */
     char data[];
 };
+
+/* FNV-1a of an index value: a catch-up compares it before the value itself (watcher.c). */
+static inline uint32_t wc_index_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
 
 /*
  * One change. Immutable once published except for its /keys encodings, made lazily by the

@@ -273,10 +273,12 @@ static wc_kv *kv_new(const wc_kv_spec *spec, const char *index_field, bool tree)
     o[vlen] = '\0';
     o += vlen + 1;
     kv->index_value = NULL;
+    kv->index_hash = 0;
     if (index_value) {
         memcpy(o, index_value, index_len - 1);
         o[index_len - 1] = '\0';
         kv->index_value = o;
+        kv->index_hash = wc_index_hash(o);
         o += index_len;
     }
     kv->base = kv->base_len = kv->pre = kv->post = 0;

@@ -19,6 +19,7 @@
 /* Watchers whose field selector pins the index field to one value. */
 typedef struct wc_bucket {
     char *value;
+    uint32_t hash;        /* wc_index_hash(value) */
     wc_watcher *watchers; /* utlist DL list through prev/next */
     UT_hash_handle hh;
 } wc_bucket;

@@ -174,6 +174,21 @@ static void frame_bookmark(wc_watcher *w, int64_t rev, bool initial_end)
     f->rv = rev;
 }
 
+/* False when the index alone tells that ev is not for w: w's field selector pins the index field
+ * to a value that neither the new state nor the previous one holds (what the producer's
+ * dispatch decides for a live watcher, cacher.c). Holds c->mu. */
+static bool in_bucket(const wc_watcher *w, const wc_event *ev)
+{
+    const wc_bucket *b = w->bucket;
+    if (!b)
+        return true;
+    const wc_kv *kv = ev->kv, *prev = ev->prev;
+    return (kv && kv->index_value && kv->index_hash == b->hash &&
+            strcmp(kv->index_value, b->value) == 0) ||
+           (prev && prev->index_value && prev->index_hash == b->hash &&
+            strcmp(prev->index_value, b->value) == 0);
+}
+
 /*
  * Pulls about `*cap` events the reader has not seen from the ring into `*out` (references),
  * always up to the end of a revision: a revision with more events than fit grows the array
@@ -205,7 +220,7 @@ static size_t catch_up(wc_watcher *w, wc_event ***out, size_t *cap, wc_event **s
         if ((n >= max || seen >= window) && ev->rev != w->pos_rev)
             break;
         const wc_kv *k = ev->kv ? ev->kv : ev->prev;
-        if (wc_filter_has_key(&w->f, k->key, k->key_len)) {
+        if (in_bucket(w, ev) && wc_filter_has_key(&w->f, k->key, k->key_len)) {
             if (n == *cap) {
                 wc_event **more = *out == stack ? malloc(*cap * 2 * sizeof(*more))
                                                 : realloc(*out, *cap * 2 * sizeof(*more));
@@ -654,8 +669,10 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *o, wc_watcher **out, int6
     wc_bucket *fresh = NULL;
     if (pinned) {
         fresh = calloc(1, sizeof(*fresh));
-        if (fresh)
+        if (fresh) {
             fresh->value = strdup(pinned);
+            fresh->hash = wc_index_hash(pinned);
+        }
     }
     if (!w->in || (pinned && (!fresh || !fresh->value))) {
         if (fresh)

@@ -316,6 +316,54 @@ Test(watcher, index_routes_events_to_their_nodes_only)
     wc_cacher_free(c);
 }
 
+Test(watcher, index_narrows_a_catch_up_from_the_ring_as_it_does_live_events)
+{
+    /* The same changes as above, in the ring before the watchers come: a catch-up skips other
+     * nodes' events by the index, and a pod that moved still reaches both nodes. */
+    wc_cacher *c = new_cacher(2000, "spec.nodeName");
+    make_ready(c, 1);
+    enum { R = 1500 };
+    put_pod(c, "/p/1", NULL, "node-a", 2);
+    for (int64_t r = 3; r < R; r++) /* more than a pull looks at: another node's changes */
+        put_pod(c, "/p/x", NULL, "node-c", r);
+    put_pod(c, "/p/2", NULL, "node-b", R);
+    put_pod(c, "/p/1", NULL, "node-b", R + 1);
+    put_pod(c, "/p/3", NULL, NULL, R + 2);
+    put_pod(c, "/p/2", NULL, "node-b", R + 3);
+    wc_watcher *na = node_watch(c, "node-a", 1);
+    wc_watcher *nb = node_watch(c, "node-b", 1);
+    wc_watcher *nb2 = node_watch(c, "node-b", R); /* from inside the ring */
+    seen a = {0}, b = {0}, b2 = {0};
+    read_all(na, &a, 8192);
+    read_all(nb, &b, 8192);
+    read_all(nb2, &b2, 8192);
+    cr_assert_eq(a.n, 2);
+    expect_event(&a, 0, "ADDED", "/p/1", 2);
+    expect_event(&a, 1, "DELETED", "/p/1", R + 1);
+    cr_assert_eq(b.n, 3);
+    expect_event(&b, 0, "ADDED", "/p/2", R);
+    expect_event(&b, 1, "ADDED", "/p/1", R + 1);
+    expect_event(&b, 2, "MODIFIED", "/p/2", R + 3);
+    cr_assert_eq(b2.n, 2);
+    expect_event(&b2, 0, "ADDED", "/p/1", R + 1);
+    expect_event(&b2, 1, "MODIFIED", "/p/2", R + 3);
+    /* and live after it, as before */
+    put_pod(c, "/p/1", NULL, "node-a", R + 4);
+    read_all(na, &a, 8192);
+    read_all(nb, &b, 8192);
+    cr_assert_eq(a.n, 3);
+    expect_event(&a, 2, "ADDED", "/p/1", R + 4);
+    cr_assert_eq(b.n, 4);
+    expect_event(&b, 3, "DELETED", "/p/1", R + 4);
+    seen_free(&a);
+    seen_free(&b);
+    seen_free(&b2);
+    wc_watcher_free(na);
+    wc_watcher_free(nb);
+    wc_watcher_free(nb2);
+    wc_cacher_free(c);
+}
+
 Test(watcher, indexed_watchers_do_not_get_other_nodes_events_queued)
 {
     /* With 10 slots, a node-a watcher that never reads must not fill up from node-b traffic. */
