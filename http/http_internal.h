@@ -458,6 +458,7 @@ struct wc_http {
     atomic_uint_fast64_t sends, hangups, consistent_reads, refused, header_timeouts;
     wc_http_lat_slot lat[WC_HTTP_LAT_SLOTS]; /* wcached_http_request_duration_seconds */
     atomic_uint_fast64_t tls_streams;        /* watch streams that took a TLS session (stream.c) */
+    atomic_uint_fast64_t streams_opened;     /* watch streams opened, TLS or not (stream.c) */
     /* The descriptor budget (conn.c wc_http_conn_accept): MHD's connections plus the open streams.
      */
     size_t max_conns;
@@ -488,6 +489,10 @@ void wc_http_streams_end(wc_http *h); /* stopping: every stream ends its body cl
  * most seen since the last trim (*peak, updated): when at least half of them and at least 64
  * have left. True resets *peak to now. */
 bool wc_http_trim_due(size_t *peak, size_t now);
+/* Whether the heap is worth trimming once a tick, with `opened` streams opened so far: when at
+ * least 256 opened since the last trim (*at_trim) and none since the tick before (*last_tick,
+ * updated): a storm of arrivals that has settled. True sets *at_trim to opened. */
+bool wc_http_trim_after_storm(uint64_t *at_trim, uint64_t *last_tick, uint64_t opened);
 void wc_http_pumps_stop(wc_http *h); /* after MHD stopped: cuts off what is left, joins */
 
 /* Hands a stream whose response wcached writes itself (an etcd watch whose body is still

@@ -49,11 +49,14 @@ void wc_http_opts_default(wc_http_opts *o)
     o->k8s_prefix = WC_HTTP_K8S_PREFIX;
     o->threads = WC_HTTP_THREADS;
     o->coalesce_ms = WC_HTTP_COALESCE_MS;
-    /* Above 32 KiB libmicrohttpd maps each connection's pool on its own instead of taking it
-     * from the heap: a watch stream's pool, freed after its headers, then leaves no hole
-     * between the small blocks that live on (measured: 1.2 KiB per idle stream instead of
-     * 3-4 KiB with 4 KiB pools), and only the pages a request touches count. */
-    o->conn_memory = 36 * 1024;
+    /* conn_memory 0: what the request bounds need, 32 KiB at the defaults. libmicrohttpd takes
+     * a pool of 32 KiB or less from the heap, and maps a bigger one on its own: then every
+     * connection costs an mmap, page faults, and an munmap whose TLB shootdown interrupts every
+     * other thread of the process. With mapped pools a storm of 10,000 re-watches cost 5.6
+     * CPU-seconds instead of 1.9-2.3, and its streams took 3.7 s to catch up instead of 1.4-1.7
+     * (docs/BENCHMARKS.md, "Connections' buffers from the heap"). The holes the freed pools
+     * leave among the streams' small blocks are given back by the trim after a storm
+     * (stream.c). */
     o->idle_timeout_s = 300;
     o->header_timeout_ms = WC_HTTP_HEADER_TIMEOUT_MS;
     o->wait_ms = 3000;
@@ -1046,11 +1049,11 @@ int wc_http_new(const wc_http_opts *o, wc_http **out)
         h->o.max_page_size = WC_HTTP_MAX_PAGE_SIZE;
     if (h->o.max_timeout_s <= 0)
         h->o.max_timeout_s = WC_HTTP_MAX_TIMEOUT_SECONDS;
-    if (h->o.conn_memory < 2048)
-        h->o.conn_memory = 2048;
     size_t need = conn_memory_for(&h->o);
     if (h->o.conn_memory < need)
         h->o.conn_memory = need;
+    if (h->o.conn_memory < 2048)
+        h->o.conn_memory = 2048;
     const char *pfx = o->k8s_prefix ? o->k8s_prefix : WC_HTTP_K8S_PREFIX;
     size_t pl = strlen(pfx);
     while (pl > 0 && pfx[pl - 1] == '/')

@@ -77,6 +77,8 @@
 #define TRIM_AFTER 32
 /* Connections that must have left since the peak before the heap is trimmed. */
 #define TRIM_MIN_LEFT 64
+/* Streams opened since the last trim that make a settled storm worth trimming after. */
+#define TRIM_AFTER_OPENS 256
 
 static const char CHUNK_END[] = "0\r\n\r\n";
 static const char CLOSE_NOTIFY[] = {1, 0}; /* alert: warning, close_notify */
@@ -267,6 +269,7 @@ void wc_http_stream_opened(wc_http_stream *s, struct MHD_Connection *conn, bool 
     pthread_mutex_lock(&h->hook->mu);
     h->n_streams++;
     pthread_mutex_unlock(&h->hook->mu);
+    atomic_fetch_add_explicit(&h->streams_opened, 1, memory_order_relaxed);
 }
 
 /* HTTPS: takes the sending half of conn's TLS session with the socket (none over plain HTTP).
@@ -739,6 +742,16 @@ bool wc_http_trim_due(size_t *peak, size_t now)
     return true;
 }
 
+bool wc_http_trim_after_storm(uint64_t *at_trim, uint64_t *last_tick, uint64_t opened)
+{
+    bool settled = opened == *last_tick;
+    *last_tick = opened;
+    if (!settled || opened - *at_trim < TRIM_AFTER_OPENS)
+        return false;
+    *at_trim = opened;
+    return true;
+}
+
 /* glibc keeps freed heap for reuse, in every thread's arena: the connections and streams of a
  * thousand readers leave megabytes behind them when they go, which a sidecar should give back
  * (R3 in docs/RELIABILITY.md). Pump 0 checks once a tick; a steady churn of readers never halves
@@ -761,7 +774,8 @@ static void *pump_main(void *arg)
     wc_http *h = p->srv;
     wc_http_hook *hk = h->hook;
     int64_t next_tick = wc_mono_ms() + TICK_MS;
-    uint_fast64_t trimmed_at = 0; /* h->tls_streams at the last trim */
+    uint_fast64_t trimmed_at = 0;                    /* h->tls_streams at the last trim */
+    uint64_t opened_at_trim = 0, opened_at_tick = 0; /* h->streams_opened then */
     size_t trim_peak = 0;         /* pump 0: the most connections since the last trim */
     bool swept = false;           /* every stream was visited once after `stopping` */
     wc_http_stream *again = NULL; /* streams that used up a round's budget */
@@ -901,8 +915,19 @@ static void *pump_main(void *arg)
                 malloc_trim(0);
                 trimmed = true;
             }
-            if (trimmed)
+            /* A storm of arrivals: each connection's buffer came from the heap and was freed
+             * after its headers, between the small blocks of the streams that live on; once
+             * the storm settled, give back the pages of those holes (measured: 6.8 -> 2.6 KiB
+             * per idle stream after 10,000 arrived at once). */
+            uint64_t opened = atomic_load_explicit(&h->streams_opened, memory_order_relaxed);
+            if (wc_http_trim_after_storm(&opened_at_trim, &opened_at_tick, opened) && !trimmed) {
+                malloc_trim(0);
+                trimmed = true;
+            }
+            if (trimmed) {
                 trimmed_at = tls_n;
+                opened_at_trim = opened;
+            }
         }
     }
 }

@@ -64,7 +64,7 @@ void wc_http_after_dispatch(void *hook);
 /* Query parameters, and bytes of the request-target (path and query), a request may carry;
  * past either 414. */
 #define WC_HTTP_MAX_QUERY_PARAMS 64
-#define WC_HTTP_MAX_URI_BYTES (16 * 1024)
+#define WC_HTTP_MAX_URI_BYTES (8 * 1024)
 /* Items in a list's page, whatever `limit` asks: a larger limit is served as pages of this size
  * with a continue token (the apiserver too may return fewer items than asked). */
 #define WC_HTTP_MAX_PAGE_SIZE 10000
@@ -98,8 +98,9 @@ typedef struct wc_http_opts {
      * cache included); past it a request gets 429 with Retry-After. 0: no bound. The daemon
      * passes WC_HTTP_MAX_REQUESTS_INFLIGHT unless told otherwise. */
     unsigned max_requests_inflight;
-    /* Per-connection buffer in bytes (default 36 KiB, at least 2 KiB): bounds a request's
-     * headers and its answer's header block. A watch stream gives it back with its headers. */
+    /* Per-connection buffer in bytes, at least what the request bounds need (0: that, 32 KiB at
+     * the defaults; never below 2 KiB): holds a request's headers and its answer's header
+     * block. A watch stream gives it back with its headers. */
     size_t conn_memory;
     /* A connection that makes no progress while its answer is sent (a reader that stopped
      * reading a list) is closed after this (default 300). One waiting for a request, the first

@@ -107,3 +107,19 @@ Test(trim, after_a_crowd_left_only)
     cr_assert(!wc_http_trim_due(&peak, 37)); /* 63 left: too few to be worth it */
     cr_assert(wc_http_trim_due(&peak, 36));
 }
+
+Test(trim, after_a_storm_of_arrivals_once_it_settled)
+{
+    uint64_t at = 0, tick = 0;
+    cr_assert(!wc_http_trim_after_storm(&at, &tick, 0));    /* nothing opened */
+    cr_assert(!wc_http_trim_after_storm(&at, &tick, 5000)); /* a storm under way */
+    cr_assert(!wc_http_trim_after_storm(&at, &tick, 10000));
+    cr_assert(wc_http_trim_after_storm(&at, &tick, 10000)); /* a tick with none: settled */
+    cr_assert_eq(at, 10000);
+    cr_assert(!wc_http_trim_after_storm(&at, &tick, 10000)); /* once */
+    cr_assert(!wc_http_trim_after_storm(&at, &tick, 10100)); /* a trickle of re-watches */
+    cr_assert(!wc_http_trim_after_storm(&at, &tick, 10100)); /* 100 since: not worth it */
+    cr_assert(!wc_http_trim_after_storm(&at, &tick, 10300));
+    cr_assert(wc_http_trim_after_storm(&at, &tick, 10300));
+    cr_assert_eq(at, 10300);
+}
