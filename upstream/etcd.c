@@ -1877,10 +1877,10 @@ static check_result refill_check(watch_ctx *w, const char *endpoint, int64_t *at
     int64_t p = *w->rev, at_c = 0, at_p = 0;
     wc_wire_header hdr;
     int rc = range_count(u, endpoint, 0, &at_c, &hdr, e);
-    int64_t c = hdr.revision;
-    if (rc == 0)
-        rc = range_count(u, endpoint, p, &at_p, &hdr, e);
     if (rc)
+        return CHECK_FAILED;
+    int64_t c = hdr.revision;
+    if (range_count(u, endpoint, p, &at_p, &hdr, e) != 0)
         return CHECK_FAILED;
     if (at_c != at_p || c <= p)
         return CHECK_WAIT;
