@@ -760,6 +760,18 @@ static int64_t write_history(void)
     return rev;
 }
 
+/* A one-member etcd holding write_history()'s history, and an upstream on /s/ that takes 1,000
+ * revisions back when it starts. Returns the history's last revision. */
+static int64_t refilling_upstream(void)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    H.n = 0;
+    int64_t head = write_history();
+    refill_revs = 1000;
+    new_upstream("/s/", 1000, false, NULL, NULL);
+    return head;
+}
+
 static void *live_writer(void *arg)
 {
     char key[32];
@@ -813,11 +825,7 @@ static rec ends_with_the_history(void)
  * writer goes on: what reaches the sink is the history, once and in order, then the writes. */
 Test(upstream, a_refill_through_several_watches_hands_over_the_history_in_order_once)
 {
-    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
-    H.n = 0;
-    int64_t head = write_history();
-    refill_revs = 1000;
-    new_upstream("/s/", 1000, false, NULL, NULL);
+    int64_t head = refilling_upstream();
     wc_upstream_refill_span(up, 7);
     pthread_t t;
     pthread_create(&t, NULL, live_writer, NULL);
@@ -838,11 +846,7 @@ Test(upstream, a_refill_through_several_watches_hands_over_the_history_in_order_
  * the current revision; before that, what it handed over is an exact start of the history. */
 Test(upstream, a_compaction_under_a_refill_through_several_watches_ends_in_a_relist)
 {
-    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
-    H.n = 0;
-    int64_t head = write_history();
-    refill_revs = 1000;
-    new_upstream("/s/", 1000, false, NULL, NULL);
+    int64_t head = refilling_upstream();
     wc_upstream_refill_span(up, 7);
     compact_in_window = 100;
     cr_assert_eq(wc_upstream_start(up), 0);
@@ -946,11 +950,7 @@ Test(upstream, a_refill_proven_at_a_checked_revision_drops_what_comes_late_below
  * the checks; the watch after that list goes on from it. */
 Test(upstream, a_refill_whose_history_never_comes_relists_after_its_checks)
 {
-    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
-    H.n = 0;
-    int64_t head = write_history();
-    refill_revs = 1000;
-    new_upstream("/s/", 1000, false, NULL, NULL);
+    int64_t head = refilling_upstream();
     wc_upstream_refill_quiet(up, 100);
     wc_upstream_hold_watch(up, true);
     cr_assert_eq(wc_upstream_start(up), 0);
