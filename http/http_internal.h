@@ -493,6 +493,15 @@ bool wc_http_trim_due(size_t *peak, size_t now);
  * least 256 opened since the last trim (*at_trim) and none since the tick before (*last_tick,
  * updated): a storm of arrivals that has settled. True sets *at_trim to opened. */
 bool wc_http_trim_after_storm(uint64_t *at_trim, uint64_t *last_tick, uint64_t opened);
+/* A trim found due (*w, pump 0's) waits for a quiet tick: true, once per due trim, at the
+ * first tick whose `sends` (streams' sends so far) equal the last tick's, or at the 30th tick
+ * of waiting. */
+typedef struct {
+    bool pending;    /* due, not done yet */
+    unsigned waited; /* busy ticks since it was due */
+    uint64_t sends;  /* the sends at the last tick */
+} wc_http_trim_wait;
+bool wc_http_trim_now(wc_http_trim_wait *w, bool due, uint64_t sends);
 void wc_http_pumps_stop(wc_http *h); /* after MHD stopped: cuts off what is left, joins */
 
 /* Hands a stream whose response wcached writes itself (an etcd watch whose body is still

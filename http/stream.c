@@ -79,6 +79,8 @@
 #define TRIM_MIN_LEFT 64
 /* Streams opened since the last trim that make a settled storm worth trimming after. */
 #define TRIM_AFTER_OPENS 256
+/* Ticks a due trim waits at most for one in which no stream sent. */
+#define TRIM_WAIT_TICKS 30
 
 static const char CHUNK_END[] = "0\r\n\r\n";
 static const char CLOSE_NOTIFY[] = {1, 0}; /* alert: warning, close_notify */
@@ -752,20 +754,30 @@ bool wc_http_trim_after_storm(uint64_t *at_trim, uint64_t *last_tick, uint64_t o
     return true;
 }
 
+bool wc_http_trim_now(wc_http_trim_wait *w, bool due, uint64_t sends)
+{
+    bool quiet = sends == w->sends;
+    w->sends = sends;
+    if (due)
+        w->pending = true;
+    if (!w->pending || (!quiet && ++w->waited < TRIM_WAIT_TICKS))
+        return false;
+    w->pending = false;
+    w->waited = 0;
+    return true;
+}
+
 /* glibc keeps freed heap for reuse, in every thread's arena: the connections and streams of a
  * thousand readers leave megabytes behind them when they go, which a sidecar should give back
  * (R3 in docs/RELIABILITY.md). Pump 0 checks once a tick; a steady churn of readers never halves
- * the count, so a trim (a walk of the free lists) stays rare. True when it trimmed. */
-static bool trim_after_crowd(wc_http *h, size_t *peak)
+ * the count, so a trim (a walk of the free lists) stays rare. True when a trim is due. */
+static bool crowd_left(wc_http *h, size_t *peak)
 {
     pthread_mutex_lock(&h->hook->mu);
     size_t n = h->n_streams;
     pthread_mutex_unlock(&h->hook->mu);
     n += atomic_load(&h->mhd_conns);
-    if (!wc_http_trim_due(peak, n))
-        return false;
-    malloc_trim(0);
-    return true;
+    return wc_http_trim_due(peak, n);
 }
 
 static void *pump_main(void *arg)
@@ -776,9 +788,10 @@ static void *pump_main(void *arg)
     int64_t next_tick = wc_mono_ms() + TICK_MS;
     uint_fast64_t trimmed_at = 0;                    /* h->tls_streams at the last trim */
     uint64_t opened_at_trim = 0, opened_at_tick = 0; /* h->streams_opened then */
-    size_t trim_peak = 0;         /* pump 0: the most connections since the last trim */
-    bool swept = false;           /* every stream was visited once after `stopping` */
-    wc_http_stream *again = NULL; /* streams that used up a round's budget */
+    size_t trim_peak = 0;              /* pump 0: the most connections since the last trim */
+    wc_http_trim_wait trim_wait = {0}; /* pump 0: a trim due, waiting for a quiet tick */
+    bool swept = false;                /* every stream was visited once after `stopping` */
+    wc_http_stream *again = NULL;      /* streams that used up a round's budget */
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         int64_t now = wc_mono_ms();
@@ -905,26 +918,25 @@ static void *pump_main(void *arg)
             return NULL;
         if (p->id == 0 && wc_mono_ms() >= next_tick) {
             wc_cacher_tick(h->o.cacher); /* calls after_dispatch: the poke for its wakes */
-            bool trimmed = trim_after_crowd(h, &trim_peak);
+            bool due = crowd_left(h, &trim_peak);
             next_tick = wc_mono_ms() + TICK_MS;
             /* A TLS handshake leaves its session and buffers freed between the small blocks
              * of the streams it started, and the allocator keeps such holes: after a burst
              * of them, give their pages back (measured: half an idle TLS stream's RSS). */
             uint_fast64_t tls_n = atomic_load_explicit(&h->tls_streams, memory_order_relaxed);
-            if (!trimmed && tls_n - trimmed_at >= TRIM_AFTER) {
-                malloc_trim(0);
-                trimmed = true;
-            }
+            due |= tls_n - trimmed_at >= TRIM_AFTER;
             /* A storm of arrivals: each connection's buffer came from the heap and was freed
              * after its headers, between the small blocks of the streams that live on; once
              * the storm settled, give back the pages of those holes (measured: 6.8 -> 2.6 KiB
              * per idle stream after 10,000 arrived at once). */
             uint64_t opened = atomic_load_explicit(&h->streams_opened, memory_order_relaxed);
-            if (wc_http_trim_after_storm(&opened_at_trim, &opened_at_tick, opened) && !trimmed) {
+            due |= wc_http_trim_after_storm(&opened_at_trim, &opened_at_tick, opened);
+            /* The trim gives each hole back with a system call (a TLB shootdown on every core):
+             * after a storm of 10,000, hundreds of ms of this pump's time. It waits for a
+             * tick in which no stream sent, so that it holds up no delivery. */
+            uint64_t sends = atomic_load_explicit(&h->sends, memory_order_relaxed);
+            if (wc_http_trim_now(&trim_wait, due, sends)) {
                 malloc_trim(0);
-                trimmed = true;
-            }
-            if (trimmed) {
                 trimmed_at = tls_n;
                 opened_at_trim = opened;
             }

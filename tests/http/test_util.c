@@ -123,3 +123,22 @@ Test(trim, after_a_storm_of_arrivals_once_it_settled)
     cr_assert(wc_http_trim_after_storm(&at, &tick, 10300));
     cr_assert_eq(at, 10300);
 }
+
+Test(trim, waits_for_a_tick_in_which_no_stream_sent)
+{
+    wc_http_trim_wait w = {0};
+    cr_assert(!wc_http_trim_now(&w, false, 0));  /* nothing due */
+    cr_assert(!wc_http_trim_now(&w, true, 100)); /* due while events flow */
+    cr_assert(!wc_http_trim_now(&w, false, 250));
+    cr_assert(wc_http_trim_now(&w, false, 250));  /* a tick without a send */
+    cr_assert(!wc_http_trim_now(&w, false, 250)); /* once */
+    cr_assert(wc_http_trim_now(&w, true, 250));   /* due in a quiet tick: at once */
+    /* Under a steady flow it waits 30 ticks at most. */
+    uint64_t sends = 300;
+    cr_assert(!wc_http_trim_now(&w, true, sends));
+    int ticks = 1;
+    while (!wc_http_trim_now(&w, false, sends += 10))
+        cr_assert_lt(++ticks, 30);
+    cr_assert_eq(ticks, 29);
+    cr_assert(!wc_http_trim_now(&w, false, sends += 10));
+}
