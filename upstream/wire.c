@@ -53,8 +53,15 @@ bool wc_linebuf_next(wc_linebuf *lb, const char **line, size_t *len)
         return false;
     char *start = b->p + lb->off;
     char *nl = b->len > lb->off ? memchr(start, '\n', b->len - lb->off) : NULL;
-    if (!nl)
+    if (!nl) {
+        /* A buffer that a long line made big (a watch response of thousands of events: 16
+         * MiB after a start's refill) is not kept once all of it was handed out. */
+        if (lb->off == b->len && b->cap > WC_LINEBUF_KEEP) {
+            wc_buf_free(b);
+            lb->off = 0;
+        }
         return false;
+    }
     *line = start;
     *len = (size_t)(nl - start);
     if (*len > 0 && start[*len - 1] == '\r')

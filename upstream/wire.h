@@ -21,7 +21,9 @@
 
 /* ---- lines ---------------------------------------------------------------------------- */
 
-/* Collects a byte stream and hands out whole lines (without the '\n'). */
+/* Collects a byte stream and hands out whole lines (without the '\n'). Its buffer, once grown
+ * past WC_LINEBUF_KEEP bytes, is given back when every byte of it was handed out. */
+#define WC_LINEBUF_KEEP (256 * 1024)
 typedef struct wc_linebuf {
     wc_buf b; /* bytes [off, b.len) are not yet handed out */
     size_t off;
@@ -32,7 +34,8 @@ void wc_linebuf_init(wc_linebuf *lb, size_t max_line);
 void wc_linebuf_free(wc_linebuf *lb);
 /* Appends bytes. 0, WC_ENOMEM, or WC_ETOOBIG when a line grows past max_line. */
 int wc_linebuf_feed(wc_linebuf *lb, const char *data, size_t n);
-/* The next whole line, valid until the next feed: true with line and len set, or false. */
+/* The next whole line, valid until the next feed or call: true with line and len set, or
+ * false. */
 bool wc_linebuf_next(wc_linebuf *lb, const char **line, size_t *len);
 
 /* ---- encodings ------------------------------------------------------------------------ */

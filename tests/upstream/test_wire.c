@@ -369,6 +369,43 @@ Test(wire, watch_fast_path_takes_lines_of_changes_and_agrees_with_jansson)
     wc_watch_resp_free(&r);
 }
 
+Test(wire, a_buffer_grown_by_a_long_line_is_given_back_once_it_was_handed_out)
+{
+    wc_linebuf lb;
+    wc_linebuf_init(&lb, 8 << 20);
+    size_t big = 4 << 20;
+    char *line1 = malloc(big + 1);
+    cr_assert_not_null(line1);
+    memset(line1, 'x', big);
+    line1[big] = '\n';
+    /* A long line and the start of the next one: what is not handed out is kept. */
+    cr_assert_eq(wc_linebuf_feed(&lb, line1, big + 1), 0);
+    cr_assert_eq(wc_linebuf_feed(&lb, "ab", 2), 0);
+    const char *line;
+    size_t len;
+    cr_assert(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_eq(len, big);
+    cr_assert_eq(line[big - 1], 'x');
+    cr_assert_not(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_gt(lb.b.cap, WC_LINEBUF_KEEP); /* "ab" is still held */
+    cr_assert_eq(wc_linebuf_feed(&lb, "c\n", 2), 0);
+    cr_assert(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_eq(len, 3);
+    cr_assert_eq(memcmp(line, "abc", 3), 0);
+    /* Everything handed out: the buffer goes, and the next feed starts a small one. */
+    cr_assert_not(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_null(lb.b.p);
+    cr_assert_eq(wc_linebuf_feed(&lb, "d\n", 2), 0);
+    cr_assert_leq(lb.b.cap, WC_LINEBUF_KEEP);
+    cr_assert(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_eq(len, 1);
+    cr_assert_eq(line[0], 'd');
+    cr_assert_not(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_not_null(lb.b.p); /* a small buffer is kept */
+    wc_linebuf_free(&lb);
+    free(line1);
+}
+
 Test(wire, lines_split_at_every_byte_position)
 {
     char stream[2048];
