@@ -286,19 +286,21 @@ Test(options, bad_request_limits_get_one_line_and_exit_2)
 
 /* The glibc tunables a running wcached started with `env` has in its environment (glibc's loader
  * may cut the variable's first copy into pieces as it reads it), and then its name. Every case
- * below starts it again with all three set, so it is read once they are there (or after 20 s),
+ * below starts it again with all four set, so it is read once they are there (or after 20 s),
  * however long the start again takes on a busy machine. */
 static char *tunables_of_running(const char *env)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd),
-             "%s '%s' --listen 127.0.0.1:0 --etcd-endpoints http://127.0.0.1:1 >/dev/null 2>&1 & "
-             "p=$!; for i in $(seq 400); do "
-             "[ \"$(tr '\\0:' '\\n\\n' </proc/$p/environ 2>/dev/null | "
-             "grep -c -e tcache_count= -e mmap_threshold= -e trim_threshold=)\" = 3 ] && break; "
-             "sleep 0.05; done; tr '\\0' '\\n' </proc/$p/environ | grep 'glibc\\.'; "
-             "cat /proc/$p/comm; kill $p",
-             env, getenv("WCACHED_BIN"));
+    snprintf(
+        cmd, sizeof(cmd),
+        "%s '%s' --listen 127.0.0.1:0 --etcd-endpoints http://127.0.0.1:1 >/dev/null 2>&1 & "
+        "p=$!; for i in $(seq 400); do "
+        "[ \"$(tr '\\0:' '\\n\\n' </proc/$p/environ 2>/dev/null | "
+        "grep -c -e tcache_count= -e mmap_threshold= -e trim_threshold= -e mxfast=)\" = 4 ] && "
+        "break; "
+        "sleep 0.05; done; tr '\\0' '\\n' </proc/$p/environ | grep 'glibc\\.'; "
+        "cat /proc/$p/comm; kill $p",
+        env, getenv("WCACHED_BIN"));
     return run(cmd);
 }
 
@@ -322,21 +324,21 @@ Test(options, the_daemon_runs_with_its_malloc_tunables_unless_told_otherwise)
     char *out = tunables_of_running("env -u GLIBC_TUNABLES");
     cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=0",
                     "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
-                    NULL),
+                    "glibc.malloc.mxfast=0", NULL),
               "%s", out);
     free(out);
     /* other tunables are kept */
     out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.arena_max=4");
     cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.arena_max=4", "glibc.malloc.tcache_count=0",
                     "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
-                    NULL),
+                    "glibc.malloc.mxfast=0", NULL),
               "%s", out);
     free(out);
     /* one the operator chose is left as it is, and the other one added */
     out = tunables_of_running("GLIBC_TUNABLES=glibc.malloc.tcache_count=7");
     cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7",
                     "glibc.malloc.mmap_threshold=4194304", "glibc.malloc.trim_threshold=2097152",
-                    NULL) &&
+                    "glibc.malloc.mxfast=0", NULL) &&
                   !strstr(out, "tcache_count=0"),
               "%s", out);
     free(out);
@@ -346,12 +348,12 @@ Test(options, the_daemon_runs_with_its_malloc_tunables_unless_told_otherwise)
                   !strstr(out, "4194304"),
               "%s", out);
     free(out);
-    /* both chosen: nothing is added */
+    /* both chosen: those are left, the others added */
     out = tunables_of_running(
         "GLIBC_TUNABLES=glibc.malloc.tcache_count=7:glibc.malloc.mmap_threshold=65536");
-    cr_assert(
-        holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7", "mmap_threshold=65536", NULL) &&
-            !strstr(out, "tcache_count=0") && !strstr(out, "4194304"),
-        "%s", out);
+    cr_assert(holds(out, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7", "mmap_threshold=65536",
+                    "glibc.malloc.mxfast=0", NULL) &&
+                  !strstr(out, "tcache_count=0") && !strstr(out, "4194304"),
+              "%s", out);
     free(out);
 }
