@@ -633,7 +633,8 @@ static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
     return (ssize_t)n;
 }
 
-/* Whether there is something to read within ms (GnuTLS asks before a blocking read). */
+/* Whether there is something to read within ms. GnuTLS asks only when a timeout is set (none
+ * is here), but refuses a pull function without this one beside it. */
 static int tls_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 {
     tls_in *in = ptr;
@@ -656,11 +657,20 @@ static gnutls_session_t tls_session(int fd, bool block)
         gnutls_credentials_set(t, GNUTLS_CRD_CERTIFICATE, tls_cred) < 0)
         die("gnutls: cannot make a session");
     gnutls_session_set_verify_cert(t, tls_host, 0);
-    gnutls_transport_set_int(t, fd); /* the push side: GnuTLS's own send() */
     gnutls_transport_set_pull_function(t, tls_pull);
     gnutls_transport_set_pull_timeout_function(t, tls_pull_timeout);
+    /* receiving: tls_pull's state; sending: the descriptor, for GnuTLS's own send() */
     gnutls_transport_set_ptr2(t, in, (gnutls_transport_ptr_t)(intptr_t)fd);
     return t;
+}
+
+/* Whether the session's socket was read ahead of what GnuTLS has taken. */
+static bool tls_ahead(gnutls_session_t t)
+{
+    gnutls_transport_ptr_t recv_ptr, send_ptr;
+    gnutls_transport_get_ptr2(t, &recv_ptr, &send_ptr);
+    const tls_in *in = recv_ptr;
+    return in->off < in->len;
 }
 
 static void tls_session_free(gnutls_session_t t)
@@ -682,8 +692,8 @@ static ssize_t reader_recv(reader *r, char *buf, size_t n)
         ssize_t k = gnutls_record_recv(r->tls, buf, n);
         if (k >= 0)
             return k;
-        if (k == GNUTLS_E_INTERRUPTED)
-            continue;
+        if (k == GNUTLS_E_INTERRUPTED || (k == GNUTLS_E_AGAIN && tls_ahead(r->tls)))
+            continue; /* (AGAIN after a TLS 1.3 ticket or key update: the data may follow) */
         errno = k == GNUTLS_E_AGAIN ? EAGAIN : EIO;
         return -1;
     }
