@@ -29,6 +29,18 @@ int wc_linebuf_feed(wc_linebuf *lb, const char *data, size_t n)
     if (n == 0)
         return 0;
     wc_buf *b = &lb->b;
+    /* A buffer grown big (see wc_linebuf_next) whose bytes not yet handed out, with the new
+     * ones, fit in a small one: moved to a small one, so that a flow of short lines that
+     * never ends at a line's end does not keep it. */
+    if (b->cap > WC_LINEBUF_KEEP && b->len - lb->off + n <= WC_LINEBUF_KEEP / 2) {
+        wc_buf small = {0};
+        wc_buf_put(&small, b->p + lb->off, b->len - lb->off);
+        if (!small.oom) {
+            wc_buf_free(b);
+            *b = small;
+            lb->off = 0;
+        }
+    }
     /* Drop what was handed out before growing. */
     if (lb->off > 0) {
         memmove(b->p, b->p + lb->off, b->len - lb->off);
@@ -38,10 +50,11 @@ int wc_linebuf_feed(wc_linebuf *lb, const char *data, size_t n)
     wc_buf_put(b, data, n);
     if (b->oom)
         return WC_ENOMEM;
-    /* A partial line longer than the bound can never become a valid message. */
-    const char *nl = memrchr(b->p, '\n', b->len);
-    size_t tail = nl ? b->len - (size_t)(nl - b->p) - 1 : b->len;
-    if (tail > lb->max_line)
+    /* A partial line longer than the bound can never become a valid message. Only the new
+     * bytes are looked at: a line of megabytes comes in thousands of feeds. */
+    const char *nl = memrchr(data, '\n', n);
+    lb->tail = nl ? n - (size_t)(nl - data) - 1 : lb->tail + n;
+    if (lb->tail > lb->max_line)
         return WC_ETOOBIG;
     return 0;
 }

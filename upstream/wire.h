@@ -27,6 +27,7 @@
 typedef struct wc_linebuf {
     wc_buf b; /* bytes [off, b.len) are not yet handed out */
     size_t off;
+    size_t tail; /* bytes after the last '\n' fed */
     size_t max_line;
 } wc_linebuf;
 

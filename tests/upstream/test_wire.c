@@ -388,20 +388,25 @@ Test(wire, a_buffer_grown_by_a_long_line_is_given_back_once_it_was_handed_out)
     cr_assert_eq(line[big - 1], 'x');
     cr_assert_not(wc_linebuf_next(&lb, &line, &len));
     cr_assert_gt(lb.b.cap, WC_LINEBUF_KEEP); /* "ab" is still held */
+    /* A feed whose held and new bytes fit a small buffer moves them to one. */
     cr_assert_eq(wc_linebuf_feed(&lb, "c\n", 2), 0);
+    cr_assert_leq(lb.b.cap, WC_LINEBUF_KEEP);
     cr_assert(wc_linebuf_next(&lb, &line, &len));
     cr_assert_eq(len, 3);
     cr_assert_eq(memcmp(line, "abc", 3), 0);
-    /* Everything handed out: the buffer goes, and the next feed starts a small one. */
+    cr_assert_not(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_not_null(lb.b.p); /* a small buffer is kept */
+    /* A long line again, handed out to its end: the big buffer goes at once. */
+    cr_assert_eq(wc_linebuf_feed(&lb, line1, big + 1), 0);
+    cr_assert_gt(lb.b.cap, WC_LINEBUF_KEEP);
+    cr_assert(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_eq(len, big);
     cr_assert_not(wc_linebuf_next(&lb, &line, &len));
     cr_assert_null(lb.b.p);
     cr_assert_eq(wc_linebuf_feed(&lb, "d\n", 2), 0);
-    cr_assert_leq(lb.b.cap, WC_LINEBUF_KEEP);
     cr_assert(wc_linebuf_next(&lb, &line, &len));
     cr_assert_eq(len, 1);
     cr_assert_eq(line[0], 'd');
-    cr_assert_not(wc_linebuf_next(&lb, &line, &len));
-    cr_assert_not_null(lb.b.p); /* a small buffer is kept */
     wc_linebuf_free(&lb);
     free(line1);
 }
@@ -448,6 +453,15 @@ Test(wire, a_line_over_the_bound_is_refused)
     wc_linebuf_init(&lb, 100);
     big[50] = '\n';
     cr_assert_eq(wc_linebuf_feed(&lb, big, 120), 0, "a finished line does not count");
+    /* The partial line is counted across feeds from the last '\n' fed: 69 bytes so far. */
+    cr_assert_eq(wc_linebuf_feed(&lb, big + 100, 30), 0); /* 99 */
+    cr_assert_eq(wc_linebuf_feed(&lb, big + 100, 2), WC_ETOOBIG);
+    wc_linebuf_free(&lb);
+    wc_linebuf_init(&lb, 100);
+    cr_assert_eq(wc_linebuf_feed(&lb, big, 120), 0);     /* 69 after the '\n' */
+    cr_assert_eq(wc_linebuf_feed(&lb, big + 20, 40), 0); /* a '\n' at 30: 9 after it */
+    cr_assert_eq(wc_linebuf_feed(&lb, big + 60, 90), 0); /* 99 */
+    cr_assert_eq(wc_linebuf_feed(&lb, "\n", 1), 0);
     wc_linebuf_free(&lb);
 }
 
