@@ -224,20 +224,48 @@ static void complete(wc_cacher *c)
     }
 }
 
+#define KV_BATCH_MIN 512   /* states of a batch below which one thread makes them all */
+#define KV_BATCH_THREADS 8 /* threads that make a batch's states, at most */
+static int make_kvs(const wc_kv_spec *specs, size_t n, const char *index_field, wc_kv **out);
+
+/* The new states of n changes into kvs (NULL for a deletion), made outside the lock: the
+ * producer's lock hold time is what readers wait on. A big batch (a refill's history comes
+ * in responses of thousands of changes) is made on every core, as a list's pages are. */
+static int change_kvs(wc_cacher *c, const wc_change *ch, size_t n, wc_kv **kvs)
+{
+    size_t puts = 0;
+    for (size_t i = 0; i < n; i++)
+        puts += !ch[i].deleted;
+    wc_kv_spec *specs = puts >= KV_BATCH_MIN ? malloc(puts * sizeof(*specs)) : NULL;
+    wc_kv **made = specs ? calloc(puts, sizeof(*made)) : NULL;
+    if (made) {
+        for (size_t i = 0, k = 0; i < n; i++)
+            if (!ch[i].deleted)
+                specs[k++] = ch[i].kv;
+        int rc = make_kvs(specs, puts, c->index_field, made);
+        for (size_t i = 0, k = 0; i < n; i++)
+            kvs[i] = ch[i].deleted ? NULL : made[k++];
+        free(made);
+        free(specs);
+        return rc;
+    }
+    free(specs);
+    for (size_t i = 0; i < n; i++) {
+        kvs[i] = ch[i].deleted ? NULL : wc_kv_new(&ch[i].kv, c->index_field);
+        if (!ch[i].deleted && !kvs[i])
+            return WC_ENOMEM;
+    }
+    return 0;
+}
+
 int wc_cacher_apply(wc_cacher *c, const wc_change *ch, size_t n)
 {
     if (n == 0)
         return 0;
-    /* Parse outside the lock: the producer's lock hold time is what readers wait on. */
     wc_kv *one, **kvs = n == 1 ? &one : calloc(n, sizeof(*kvs));
     if (!kvs)
         return WC_ENOMEM;
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        kvs[i] = ch[i].deleted ? NULL : wc_kv_new(&ch[i].kv, c->index_field);
-        if (!ch[i].deleted && !kvs[i])
-            rc = WC_ENOMEM;
-    }
+    int rc = change_kvs(c, ch, n, kvs);
     size_t done = 0, applied = 0;
     pthread_mutex_lock(&c->mu);
     if (rc == 0 && !c->loaded)
@@ -553,9 +581,7 @@ static void *kv_batch_run(void *arg)
 
 /* A list's states: each parses its value once, which is most of a cold start's work, so a batch
  * of them (a whole list, or a page of one as it arrives, while etcd serves the next) is split
- * over the machine's cores. */
-#define KV_BATCH_MIN 512
-#define KV_BATCH_THREADS 8
+ * over the machine's cores (KV_BATCH_MIN, KV_BATCH_THREADS). */
 
 static int make_kvs(const wc_kv_spec *specs, size_t n, const char *index_field, wc_kv **out)
 {

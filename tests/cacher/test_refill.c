@@ -206,3 +206,59 @@ Test(refill, the_tick_after_it_becomes_ready_trims)
     cr_assert_not(c->trim_due);
     wc_cacher_free(c);
 }
+
+/* A refill's history comes in responses of thousands of changes, whose states are made on every
+ * core: applied at once, they make the same ring and store as one transaction after another. */
+static void history_of(wc_change *ch, char (*names)[24], char (*values)[96], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t rev = 11 + (int64_t)i / 3;                          /* transactions of three */
+        snprintf(names[i], sizeof(names[i]), "/t/p%04zu", i % 700); /* updates too */
+        snprintf(values[i], sizeof(values[i]),
+                 "{\"metadata\":{\"name\":\"p%zu\"},\"spec\":{\"nodeName\":\"n%zu\"}}", i, i % 7);
+        ch[i] = (wc_change){.kv = spec_of(names[i], values[i], rev), .deleted = i % 11 == 10};
+        ch[i].kv.version = (int64_t)(i / 700) + 1;
+    }
+}
+
+Test(refill, a_big_batch_of_changes_applies_as_one_at_a_time_does)
+{
+    enum { N = 2000 };
+    static wc_change ch[N];
+    static char names[N][24], values[N][96];
+    history_of(ch, names, values, N);
+    wc_cacher *at_once = new_cacher(4 * N, "spec.nodeName");
+    wc_cacher *each = new_cacher(4 * N, "spec.nodeName");
+    make_ready(at_once, 10);
+    make_ready(each, 10);
+    cr_assert_eq(wc_cacher_apply(at_once, ch, N), 0);
+    /* one transaction (three changes) at a time, each made by the calling thread alone; a
+     * deletion of a key the history has not made yet is skipped in both */
+    for (size_t i = 0; i < N; i += 3)
+        cr_assert_eq(wc_cacher_apply(each, &ch[i], i + 3 <= N ? 3 : N - i), 0, "change %zu", i);
+    /* Every event from the start, and then the state, on a node's index and on the prefix. */
+    const char *fields[] = {NULL, "spec.nodeName=n3"};
+    for (size_t f = 0; f < 2; f++) {
+        wc_watch_opts oa = watch_opts("/t/", 10), oe = oa;
+        if (fields[f]) {
+            cr_assert_eq(wc_selector_parse(WC_SEL_FIELD, fields[f], &oa.fields_owned, NULL), 0);
+            cr_assert_eq(wc_selector_parse(WC_SEL_FIELD, fields[f], &oe.fields_owned, NULL), 0);
+        }
+        wc_watcher *wa = watch(at_once, oa), *we = watch(each, oe);
+        static seen a, e;
+        memset(&a, 0, sizeof(a));
+        memset(&e, 0, sizeof(e));
+        read_all(wa, &a, 8192);
+        read_all(we, &e, 8192);
+        cr_assert_gt(a.n, f ? 100 : 1000);
+        cr_assert_eq(a.n, e.n);
+        for (size_t i = 0; i < a.n; i++)
+            cr_assert(json_equal(a.ev[i], e.ev[i]), "event %zu differs", i);
+        seen_free(&a);
+        seen_free(&e);
+        wc_watcher_free(wa);
+        wc_watcher_free(we);
+    }
+    wc_cacher_free(at_once);
+    wc_cacher_free(each);
+}
