@@ -291,7 +291,9 @@ if want W5; then
     pids+=("$w5_pid")
     for _ in $(seq 6000); do curl -fs "http://127.0.0.1:$w5_port/readyz" >/dev/null && break; sleep 0.01; done
     w5_ready_ms=$((($(date +%s%N) - t0) / 1000000))
+    kill -0 "$w5_pid" 2>/dev/null || w5_ready_ms=- # it died: no time to report
     kill "$w5_pid" 2>/dev/null || true
+    wait "$w5_pid" 2>/dev/null || true
     cp "$tmp/wcached-w5.log" "$out/wcached-w5.log" 2>/dev/null || true
     start_wcached
     # median of 5 of curl's total time, in ms
@@ -402,8 +404,8 @@ if want W9; then
     # The sends each run took (wcached_http_stream_sends_total), kept as "<tag>-sends" lines.
     sends_of() {
         if [ "$1" = wcached-tls ]; then
-            curl -fs --cacert "$tmp/tls/ca.crt" -H "Authorization: Bearer wcbench-token" "https://$WCS/metrics"
-        else curl -fs "http://$WC/metrics"; fi | awk '$1 == "wcached_http_stream_sends_total" {s = $2} END {print s + 0}'
+            curl -fs --cacert "$tmp/tls/ca.crt" -H "Authorization: Bearer wcbench-token" "https://$WCS/metrics" || true
+        else curl -fs "http://$WC/metrics" || true; fi | awk '$1 == "wcached_http_stream_sends_total" {s = $2} END {print s + 0}'
     }
     w9_load() { # w9_load TAG PEER READERS ARGS...
         local tag=$1 peer=$2 n=$3 s0
@@ -412,7 +414,7 @@ if want W9; then
         load "$tag" "$peer" --workload fanout --readers "$n" --events "$w1_events" "$@"
         echo "${tag}-sends peer=wcached readers=$n sends=$(($(sends_of "$peer") - s0))" >>"$results"
     }
-    done_rate() { grep "^$1 .*readers=$2 " "$results" | tail -1 | sed -n 's/.* rate_done=\([0-9]*\).*/\1/p'; }
+    done_rate() { { grep "^$1 .*readers=$2 " "$results" || true; } | tail -1 | sed -n 's/.* rate_done=\([0-9]*\).*/\1/p'; }
     for n in $w1_readers; do
         w9_load W9-W1-http wcached "$n" --rate 1000
         w9_load W9-W1-https wcached-tls "$n" --rate 1000
