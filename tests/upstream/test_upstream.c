@@ -364,7 +364,7 @@ static int key_cmp(const void *a, const void *b)
 }
 
 /* Starts a paged upstream on `prefix` with pages of `page` keys and waits for its list's end. */
-static void list_paged(const char *prefix, size_t page)
+static void list_paged_refill(const char *prefix, size_t page, int64_t refill)
 {
     const char *eps[] = {wc_test_etcd_client_url(&etcd, 0)};
     wc_upstream_opts o = {.endpoints = eps,
@@ -372,6 +372,7 @@ static void list_paged(const char *prefix, size_t page)
                           .prefix = prefix,
                           .prefix_len = strlen(prefix),
                           .page_size = page,
+                          .refill_revisions = refill,
                           .sink = {.replace = s_replace,
                                    .list_begin = s_list_begin,
                                    .list_page = s_list_page,
@@ -384,6 +385,11 @@ static void list_paged(const char *prefix, size_t page)
     cr_assert_not_null(up);
     cr_assert_eq(wc_upstream_start(up), 0);
     cr_assert(wait_for(ended, NULL));
+}
+
+static void list_paged(const char *prefix, size_t page)
+{
+    list_paged_refill(prefix, page, 0);
 }
 
 /*
@@ -437,6 +443,51 @@ Test(upstream, a_list_in_key_ranges_at_once_hands_over_exactly_the_range)
     cr_assert_gt(pages, (uniq + 1) / 2, "cut into key ranges, each paged on its own");
     cr_assert_eq(paged_raw_n, uniq);
     for (size_t k = 0; k < uniq; k++) {
+        cr_assert_eq(paged_raw_len[k], strlen(want[k]), "key %zu", k);
+        cr_assert(memcmp(paged_raw[k], want[k], paged_raw_len[k]) == 0, "key %zu in order", k);
+    }
+    pthread_mutex_unlock(&R.mu);
+}
+
+/*
+ * With a refill, the range's last key (which places the cuts) is asked for at etcd's revision
+ * now, while the list is at an older one: the highest keys deleted since (the last key now is
+ * well below the last at the list's revision) change nothing of what the list hands over: the
+ * keys at its revision, each once, in order.
+ */
+Test(upstream, a_refill_list_in_key_ranges_is_the_range_at_its_revision)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    static char keys[64][16];
+    const char *want[64];
+    size_t n = 0;
+    for (unsigned i = 0; i < 40; i++)
+        snprintf(keys[n++], 16, "/s/%c%c", 0x10 + i * 5, 0x20 + i);
+    snprintf(keys[n++], 16, "/s/\xf0\xf0");
+    int64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        want[i] = keys[i];
+        at = put(keys[i], "v");
+    }
+    /* After the list's revision: the last key and the twenty below it gone, one more key. */
+    int64_t rev;
+    cr_assert_eq(wc_test_etcd_delete(&etcd, "/s/\xf0\xf0", &rev), 0);
+    for (unsigned i = 20; i < 40; i++)
+        cr_assert_eq(wc_test_etcd_delete(&etcd, keys[i], &rev), 0);
+    put("/s/\x11", "later");
+    qsort(want, n, sizeof(want[0]), key_cmp);
+    list_paged_refill("/s/", 2, 22); /* the list at `at`, 22 revisions back */
+    pthread_mutex_lock(&R.mu);
+    cr_assert_eq(R.r[0].kind, 'B');
+    cr_assert_eq(R.r[0].n, n, "the count at the list's revision");
+    size_t pages = 0, i = 1;
+    for (; i < R.n && R.r[i].kind == 'p'; i++)
+        pages++;
+    cr_assert_eq(R.r[i].kind, 'E', "the end follows the last page");
+    cr_assert_eq(R.r[i].rev, at, "listed at the refill's revision");
+    cr_assert_gt(pages, (n + 1) / 2, "cut into key ranges, each paged on its own");
+    cr_assert_eq(paged_raw_n, n);
+    for (size_t k = 0; k < n; k++) {
         cr_assert_eq(paged_raw_len[k], strlen(want[k]), "key %zu", k);
         cr_assert(memcmp(paged_raw[k], want[k], paged_raw_len[k]) == 0, "key %zu in order", k);
     }
