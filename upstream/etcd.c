@@ -828,56 +828,6 @@ static int range_last(wc_upstream *u, const char *endpoint, int64_t at, wc_range
                       30000, r, e);
 }
 
-/*
- * A big range's last key, asked for on a thread of its own while the start asks for the refill's
- * floor: etcd sorts the whole range for each (0.15-0.3 s apiece for 100,000 keys), and the two
- * need not wait for each other. It is asked at etcd's revision now, not the list's: the last key
- * only places the cuts (plist_cut), and the last segment runs to the range's end whatever it is.
- */
-typedef struct last_key {
-    wc_upstream *u;
-    const char *endpoint;
-    pthread_t thread;
-    bool started; /* the thread runs or has not been joined */
-    int rc;       /* its answer: 0 with r, or a code with e */
-    wc_range_resp r;
-    up_err e;
-} last_key;
-
-static void *last_key_run(void *arg)
-{
-    last_key *lk = arg;
-    lk->rc = range_last(lk->u, lk->endpoint, 0, &lk->r, &lk->e);
-    return NULL;
-}
-
-/* Joins lk's thread if it runs and frees what it answered. */
-static void last_key_end(last_key *lk)
-{
-    if (lk->started)
-        pthread_join(lk->thread, NULL);
-    lk->started = false;
-    if (lk->rc == 0)
-        wc_range_resp_free(&lk->r);
-}
-
-/* The last key of the range for list_parallel's cuts in *r: lk's, when it was asked for ahead
- * and found one, else asked now at `at`. 0, or a negative code with e filled. */
-static int take_last(wc_upstream *u, const char *endpoint, int64_t at, last_key *lk,
-                     wc_range_resp *r, up_err *e)
-{
-    if (lk && lk->started) {
-        pthread_join(lk->thread, NULL);
-        lk->started = false;
-        if (lk->rc == 0 && lk->r.n > 0) {
-            *r = lk->r;
-            memset(&lk->r, 0, sizeof(lk->r));
-            return 0;
-        }
-    }
-    return range_last(u, endpoint, at, r, e);
-}
-
 /* The count a raw range page reports ("count" is written after the keys, whose base64 has no
  * quotes); 0 when it says none. */
 static int64_t raw_count(const char *raw, size_t len)
@@ -1110,8 +1060,7 @@ static void plist_free(plist *pl)
  * Another negative code with e filled.
  */
 static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int64_t *now,
-                         int64_t rev, bool reset, bool *begun, wc_buf *first_raw, last_key *lk,
-                         up_err *e)
+                         int64_t rev, bool reset, bool *begun, wc_buf *first_raw, up_err *e)
 {
     memset(first_raw, 0, sizeof(*first_raw));
     char *body = injected(u, WC_UPSTEP_LIST_REQUEST) ? NULL : range_body(u, u->key_b64, *at);
@@ -1140,7 +1089,7 @@ static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int6
                   endpoint);
     int64_t pinned = *at ? *at : first.header.revision;
     if (rc == 0)
-        rc = take_last(u, endpoint, pinned, lk, &last, e);
+        rc = range_last(u, endpoint, pinned, &last, e);
     if (rc == 0 && last.n == 0)
         rc = fail(e, WC_EPROTO, WC_UPC_PROTOCOL, "list: %s: no last key in a range of %" PRId64,
                   endpoint, first.count);
@@ -1206,22 +1155,16 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     /* A sink that takes pages gets each as it arrives (its states are made while etcd sends
      * the next); only the last key of the page before is kept here. */
     bool paged = u->sink.list_page != NULL, begun = false;
-    last_key lk = {.u = u, .endpoint = endpoint};
     if (refill) {
-        if (paged)
-            lk.started = pthread_create(&lk.thread, NULL, last_key_run, &lk) == 0;
         int rc = refill_rev(u, endpoint, &at, e);
-        if (rc) {
-            last_key_end(&lk);
+        if (rc)
             return rc;
-        }
     }
     /* A big range goes to a sink that takes pages in segments at once; a small one, or one
      * for a sink that wants the whole snapshot, one page after another. */
     wc_buf first_raw = {0}; /* a small range's first page, which the loop below starts with */
-    int rc = paged ? list_parallel(u, endpoint, &at, &now, *rev, reset, &begun, &first_raw, &lk, e)
+    int rc = paged ? list_parallel(u, endpoint, &at, &now, *rev, reset, &begun, &first_raw, e)
                    : WC_EAGAIN;
-    last_key_end(&lk);
     bool serial = rc == WC_EAGAIN;
     if (serial)
         rc = 0;

@@ -392,6 +392,28 @@ static void list_paged(const char *prefix, size_t page)
     list_paged_refill(prefix, page, 0);
 }
 
+/* The paged sink got the count, then the n keys of `want` (sorted) in more pages than half of
+ * them (cut into key ranges, each paged on its own), each once and in order, then the end at
+ * revision `rev`. */
+static void handed_over_in_key_ranges(const char *const *want, size_t n, int64_t rev)
+{
+    pthread_mutex_lock(&R.mu);
+    cr_assert_eq(R.r[0].kind, 'B');
+    cr_assert_eq(R.r[0].n, n, "the count etcd reported");
+    size_t pages = 0, i = 1;
+    for (; i < R.n && R.r[i].kind == 'p'; i++)
+        pages++;
+    cr_assert_eq(R.r[i].kind, 'E', "the end follows the last page");
+    cr_assert_eq(R.r[i].rev, rev, "listed at its revision");
+    cr_assert_gt(pages, (n + 1) / 2, "cut into key ranges, each paged on its own");
+    cr_assert_eq(paged_raw_n, n);
+    for (size_t k = 0; k < n; k++) {
+        cr_assert_eq(paged_raw_len[k], strlen(want[k]), "key %zu", k);
+        cr_assert(memcmp(paged_raw[k], want[k], paged_raw_len[k]) == 0, "key %zu in order", k);
+    }
+    pthread_mutex_unlock(&R.mu);
+}
+
 /*
  * A big range is listed as disjoint key ranges at once, cut evenly on the two bytes after the
  * prefix its first and last keys share (cut i of 16: lo + (hi - lo) * i / 16): keys exactly at
@@ -432,28 +454,13 @@ Test(upstream, a_list_in_key_ranges_at_once_hands_over_exactly_the_range)
         if (uniq == 0 || strcmp(want[uniq - 1], want[i]) != 0)
             want[uniq++] = want[i];
     list_paged("/s/", 2);
-    pthread_mutex_lock(&R.mu);
-    cr_assert_eq(R.r[0].kind, 'B');
-    cr_assert_eq(R.r[0].n, uniq, "the count etcd reported");
-    size_t pages = 0, i = 1;
-    for (; i < R.n && R.r[i].kind == 'p'; i++)
-        pages++;
-    cr_assert_eq(R.r[i].kind, 'E', "the end follows the last page");
-    cr_assert_eq(R.r[i].rev, last);
-    cr_assert_gt(pages, (uniq + 1) / 2, "cut into key ranges, each paged on its own");
-    cr_assert_eq(paged_raw_n, uniq);
-    for (size_t k = 0; k < uniq; k++) {
-        cr_assert_eq(paged_raw_len[k], strlen(want[k]), "key %zu", k);
-        cr_assert(memcmp(paged_raw[k], want[k], paged_raw_len[k]) == 0, "key %zu in order", k);
-    }
-    pthread_mutex_unlock(&R.mu);
+    handed_over_in_key_ranges(want, uniq, last);
 }
 
 /*
- * With a refill, the range's last key (which places the cuts) is asked for at etcd's revision
- * now, while the list is at an older one: the highest keys deleted since (the last key now is
- * well below the last at the list's revision) change nothing of what the list hands over: the
- * keys at its revision, each once, in order.
+ * A refill lists in key ranges at an older revision than etcd's now: the highest keys deleted
+ * since (the last key now is well below the last at the list's revision) change nothing of what
+ * the list hands over: the keys at its revision, each once, in order.
  */
 Test(upstream, a_refill_list_in_key_ranges_is_the_range_at_its_revision)
 {
@@ -477,21 +484,7 @@ Test(upstream, a_refill_list_in_key_ranges_is_the_range_at_its_revision)
     put("/s/\x11", "later");
     qsort(want, n, sizeof(want[0]), key_cmp);
     list_paged_refill("/s/", 2, 22); /* the list at `at`, 22 revisions back */
-    pthread_mutex_lock(&R.mu);
-    cr_assert_eq(R.r[0].kind, 'B');
-    cr_assert_eq(R.r[0].n, n, "the count at the list's revision");
-    size_t pages = 0, i = 1;
-    for (; i < R.n && R.r[i].kind == 'p'; i++)
-        pages++;
-    cr_assert_eq(R.r[i].kind, 'E', "the end follows the last page");
-    cr_assert_eq(R.r[i].rev, at, "listed at the refill's revision");
-    cr_assert_gt(pages, (n + 1) / 2, "cut into key ranges, each paged on its own");
-    cr_assert_eq(paged_raw_n, n);
-    for (size_t k = 0; k < n; k++) {
-        cr_assert_eq(paged_raw_len[k], strlen(want[k]), "key %zu", k);
-        cr_assert(memcmp(paged_raw[k], want[k], paged_raw_len[k]) == 0, "key %zu in order", k);
-    }
-    pthread_mutex_unlock(&R.mu);
+    handed_over_in_key_ranges(want, n, at);
 }
 
 Test(upstream, a_paged_list_of_a_prefix_without_keys_is_an_empty_snapshot)
