@@ -98,6 +98,22 @@ start_wcached() {
 }
 start_wcached
 
+# own_wcached PORT PREFIX LOG [FLAGS...]: a wcached of its own on PORT that caches PREFIX only
+# (the bench's flags, plus FLAGS), started and waited for: sets own_pid and own_ready_ms (from
+# its start to its /readyz answering).
+own_wcached() {
+    local port=$1 prefix=$2 log=$3 t0
+    shift 3
+    t0=$(date +%s%N)
+    # shellcheck disable=SC2086
+    "$wcached" --etcd-endpoints "http://$ETCD" --listen "127.0.0.1:$port" --etcd-prefix "$prefix" \
+        --index-field spec.nodeName "$@" $WCACHED_FLAGS >>"$log" 2>&1 &
+    own_pid=$!
+    pids+=("$own_pid")
+    for _ in $(seq 6000); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.01; done
+    own_ready_ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
 # W9's wcached: the same flags, over HTTPS (a throw-away CA and certificate made by certtool),
 # every reader authenticated by a bearer token.
 wcs_pid=
@@ -281,19 +297,11 @@ if want W5; then
     # Ready is timed on a wcached that caches W5's keys only (--etcd-prefix), the same keys as
     # etcd's range it is set against; the bench's own wcached, started again below for the
     # lists, also holds every earlier workload's keys and history (its time: ready_all_ms).
-    w5_port=$(free_port $((wc_port + 30)))
-    t0=$(date +%s%N)
-    # shellcheck disable=SC2086
-    "$wcached" --etcd-endpoints "http://$ETCD" --listen "127.0.0.1:$w5_port" \
-        --etcd-prefix "/bench/$run/" --index-field spec.nodeName $WCACHED_FLAGS \
-        >>"$tmp/wcached-w5.log" 2>&1 &
-    w5_pid=$!
-    pids+=("$w5_pid")
-    for _ in $(seq 6000); do curl -fs "http://127.0.0.1:$w5_port/readyz" >/dev/null && break; sleep 0.01; done
-    w5_ready_ms=$((($(date +%s%N) - t0) / 1000000))
-    kill -0 "$w5_pid" 2>/dev/null || w5_ready_ms=- # it died: no time to report
-    kill "$w5_pid" 2>/dev/null || true
-    wait "$w5_pid" 2>/dev/null || true
+    own_wcached "$(free_port $((wc_port + 30)))" "/bench/$run/" "$tmp/wcached-w5.log"
+    w5_ready_ms=$own_ready_ms
+    kill -0 "$own_pid" 2>/dev/null || w5_ready_ms=- # it died: no time to report
+    kill "$own_pid" 2>/dev/null || true
+    wait "$own_pid" 2>/dev/null || true
     cp "$tmp/wcached-w5.log" "$out/wcached-w5.log" 2>/dev/null || true
     start_wcached
     # median of 5 of curl's total time, in ms
@@ -323,15 +331,8 @@ if want W8; then
     raw=$("$wcload" --peer etcd --workload load --pods 1 --etcd "$ETCD" --run "$run" --keys "$w8_keys" | raw_of)
     w8_port=$(free_port $((wc_port + 20)))
     W8=127.0.0.1:$w8_port
-    t0=$(date +%s%N)
-    # shellcheck disable=SC2086
-    "$wcached" --etcd-endpoints "http://$ETCD" --listen "$W8" --etcd-prefix "/w8/$run/" \
-        --k8s-prefix "/w8/$run/registry" --index-field spec.nodeName $WCACHED_FLAGS \
-        >>"$tmp/wcached-w8.log" 2>&1 &
-    w8_pid=$!
-    pids+=("$w8_pid")
-    for _ in $(seq 6000); do curl -fs "http://$W8/readyz" >/dev/null && break; sleep 0.01; done
-    w8_ready_ms=$((($(date +%s%N) - t0) / 1000000))
+    own_wcached "$w8_port" "/w8/$run/" "$tmp/wcached-w8.log" --k8s-prefix "/w8/$run/registry"
+    w8_pid=$own_pid w8_ready_ms=$own_ready_ms
     rss_ready=$(rss "$w8_pid")
     curl -fs -o /dev/null "http://$W8/keys/w8/$run/"
     curl -fs -o /dev/null "http://$W8/api/v1/pods"
