@@ -173,6 +173,8 @@ echo "== loopback: $gbit Gbit/s (iperf3, one stream)"
 results=$out/results.txt
 : >"$results"
 runid() { echo "$1-$2-$3-$RANDOM$RANDOM" | tr 'A-Z' 'a-z'; }
+# done_rate TAG READERS: the events/s the last run of TAG with READERS readers reached
+done_rate() { { grep "^$1 .*readers=$2 " "$results" || true; } | tail -1 | sed -n 's/.* rate_done=\([0-9]*\).*/\1/p'; }
 peer_args() {
     case $1 in
     wcached) echo "--server $WC --etcd $ETCD --pid wcached=$wc_pid --pid etcd=$etcd_pid" ;;
@@ -415,7 +417,6 @@ if want W9; then
         load "$tag" "$peer" --workload fanout --readers "$n" --events "$w1_events" "$@"
         echo "${tag}-sends peer=wcached readers=$n sends=$(($(sends_of "$peer") - s0))" >>"$results"
     }
-    done_rate() { { grep "^$1 .*readers=$2 " "$results" || true; } | tail -1 | sed -n 's/.* rate_done=\([0-9]*\).*/\1/p'; }
     for n in $w1_readers; do
         w9_load W9-W1-http wcached "$n" --rate 1000
         w9_load W9-W1-https wcached-tls "$n" --rate 1000
@@ -485,7 +486,8 @@ if want W7; then
         for a in ${1//,/ }; do t=$((t + $(metric "http://$a/metrics" wcached_http_stream_sends_total))); done
         echo "$t"
     }
-    # w7_load TIERS READERS ROUND: one fan-out run, its RESULT line kept as W7-TIERS-rROUND
+    # w7_load TIERS READERS ROUND [RATE]: one fan-out run, its RESULT line kept as W7-TIERS-rROUND
+    # (TIERS one, two, or one-same: one tier at RATE)
     w7_load() {
         local tag=W7-$1-r$3 servers=$W7A pidargs="--pid etcd=$etcd_pid --pid wcached_a=$w7a_pid"
         local i=1 p line s0 s1
@@ -496,7 +498,7 @@ if want W7; then
         s0=$(w7_sends "$servers")
         # shellcheck disable=SC2086
         if line=$("$wcload" --peer wcached --workload fanout --server "$servers" --etcd "$ETCD" $pidargs \
-            --run "$(runid w7 "$1" "$$")" --readers "$2" --events "$w7_events" --rate 1000 | grep '^RESULT'); then
+            --run "$(runid w7 "$1" "$$")" --readers "$2" --events "$w7_events" --rate "${4:-1000}" | grep '^RESULT'); then
             s1=$(w7_sends "$servers")
             echo "$tag ${line#RESULT } tiers=$1 round=$3 reader_sends=$((s1 - s0)) load1=$(cut -d' ' -f1 /proc/loadavg)" |
                 tee -a "$results" | cut -c1-160
@@ -519,6 +521,15 @@ if want W7; then
                     w7_load one "$n" "$r"
                 fi
             done
+            # As in W9: CPU per delivery depends on the events/s (a faster writer puts more events
+            # in each send). When the two tiers reached fewer events/s than one (on 2 cores, four
+            # more processes share them), one tier runs again at the two tiers' rate, and the
+            # target compares those two.
+            r_one=$(done_rate "W7-one-r$r" "$n") r_two=$(done_rate "W7-two-r$r" "$n")
+            if [ -n "$r_one" ] && [ -n "$r_two" ] && [ "$r_two" -gt 0 ] &&
+                [ $((r_two * 100)) -lt $((r_one * 95)) ]; then
+                w7_load one-same "$n" "$r" "$r_two"
+            fi
         done
     done
     kill "$w7a_pid" 2>/dev/null || true
