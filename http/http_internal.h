@@ -429,7 +429,6 @@ struct wc_http {
     /* The pumps (stream.c): they send the streams' bodies; the first one ticks the cacher. */
     wc_http_pump **pumps;
     unsigned n_pumps;
-    atomic_uint next_pump;
     /* The waiter (waiter.c); wait_mu guards the (q) fields of requests and these. */
     pthread_t waiter;
     bool waiter_started;
@@ -502,6 +501,10 @@ typedef struct {
     uint64_t sends;  /* the sends at the last tick */
 } wc_http_trim_wait;
 bool wc_http_trim_now(wc_http_trim_wait *w, bool due, uint64_t sends);
+/* The pump a new stream goes to, given the streams each of the n pumps holds: the first that
+ * holds fewer than `pack` (a few streams share one pump, so that an event wakes one thread),
+ * else the one that holds the fewest (the first of them). n >= 1. */
+unsigned wc_http_pick_pump(const size_t *streams, unsigned n, size_t pack);
 void wc_http_pumps_stop(wc_http *h); /* after MHD stopped: cuts off what is left, joins */
 
 /* Hands a stream whose response wcached writes itself (an etcd watch whose body is still

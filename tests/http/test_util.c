@@ -142,3 +142,34 @@ Test(trim, waits_for_a_tick_in_which_no_stream_sent)
     cr_assert_eq(ticks, 29);
     cr_assert(!wc_http_trim_now(&w, false, sends += 10));
 }
+
+Test(pumps, a_few_streams_share_one_pump_and_many_spread_over_all)
+{
+    size_t c[3] = {0, 0, 0};
+    /* 64 streams or fewer: all on the first pump, so an event wakes one thread. */
+    for (int i = 0; i < 64; i++) {
+        unsigned p = wc_http_pick_pump(c, 3, 64);
+        cr_assert_eq(p, 0);
+        c[p]++;
+    }
+    cr_assert_eq(wc_http_pick_pump(c, 3, 64), 1); /* then the next */
+    c[1] = 64;
+    cr_assert_eq(wc_http_pick_pump(c, 3, 64), 2);
+    c[2] = 64;
+    /* Every pump full to the pack: the one holding the fewest, the first of equals. */
+    cr_assert_eq(wc_http_pick_pump(c, 3, 64), 0);
+    size_t d[3] = {300, 120, 200};
+    cr_assert_eq(wc_http_pick_pump(d, 3, 64), 1);
+    /* Streams that left make room on the first pump again. */
+    size_t e[3] = {10, 500, 500};
+    cr_assert_eq(wc_http_pick_pump(e, 3, 64), 0);
+    /* One pump takes everything. */
+    size_t f[1] = {1000};
+    cr_assert_eq(wc_http_pick_pump(f, 1, 64), 0);
+    /* Pack 0: the least-loaded pump always (streams spread evenly). */
+    size_t g[2] = {0, 0};
+    for (int i = 0; i < 10; i++)
+        g[wc_http_pick_pump(g, 2, 0)]++;
+    cr_assert_eq(g[0], 5);
+    cr_assert_eq(g[1], 5);
+}
