@@ -366,7 +366,8 @@ struct wc_http_stream {
     wc_http_stream *prev, *next; /* pump->streams */
     wc_http_stream *mark_next;   /* pump->marked */
     bool marked;
-    bool held; /* woken while cooling: still marked, but off pump->marked until it is due */
+    bool held;     /* woken while cooling: still marked, but off pump->marked until it is due */
+    bool finished; /* its pump ended it: never marked again (MHD may still call mhd_done) */
     /* (p): its pump's thread only */
     size_t pre_off;
     char *out; /* bytes a full socket did not take, or NULL */

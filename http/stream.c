@@ -160,7 +160,7 @@ void wc_http_after_dispatch(void *arg)
 /* Puts s on its pump's marked list. Holds hk->mu. */
 static void mark_locked(wc_http_stream *s)
 {
-    if (s->marked || !s->pump)
+    if (s->marked || !s->pump || s->finished)
         return;
     s->marked = true;
     s->mark_next = s->pump->marked;
@@ -496,6 +496,7 @@ static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
         *pp = s->mark_next;
     }
     s->marked = s->held = false;
+    s->finished = true;
     DL_DELETE2(p->streams, s, prev, next);
     p->n_streams--;
     h->n_streams--;
