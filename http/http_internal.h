@@ -459,6 +459,7 @@ struct wc_http {
     wc_http_lat_slot lat[WC_HTTP_LAT_SLOTS]; /* wcached_http_request_duration_seconds */
     atomic_uint_fast64_t tls_streams;        /* watch streams that took a TLS session (stream.c) */
     atomic_uint_fast64_t streams_opened;     /* watch streams opened, TLS or not (stream.c) */
+    atomic_uint_fast64_t rounds_here;        /* pump rounds run by a publisher (stream.c) */
     /* The descriptor budget (conn.c wc_http_conn_accept): MHD's connections plus the open streams.
      */
     size_t max_conns;

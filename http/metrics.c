@@ -189,6 +189,9 @@ char *wc_http_metrics(wc_http *h, size_t *len)
     one(f, "wcached_http_streams", "gauge", "Watch streams open.", streams);
     one(f, "wcached_http_stream_sends_total", "counter",
         "Chunks of watch-stream bytes written to sockets.", atomic_load(&h->sends));
+    one(f, "wcached_http_stream_rounds_inline_total", "counter",
+        "Rounds of sends run by the thread that published a change, its pump being idle.",
+        atomic_load(&h->rounds_here));
     one(f, "wcached_http_watches_refused_total", "counter",
         "Watches answered 429: --max-watches or --max-watches-per-user were open.",
         atomic_load(&h->watches_refused));

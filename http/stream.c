@@ -88,6 +88,12 @@
  * each on one pump: p99 +0.2 ms); 16 keeps that near 0.1 ms, and past it the pumps share the
  * streams. */
 #define PUMP_PACK 16
+/* A pump holding at most this many streams may have its round run by the thread that published
+ * the change (after_dispatch), when the pump is idle: a replica's or a sidecar's few readers
+ * then get an event without a thread wake in between (the wake, a context switch on each side,
+ * was the larger part of a replica's cost per change). More streams than this wait for their
+ * pump, so that the publishing thread (the upstream's) is never held up long. */
+#define SEND_HERE_MAX PUMP_PACK
 
 static const char CHUNK_END[] = "0\r\n\r\n";
 static const char CLOSE_NOTIFY[] = {1, 0}; /* alert: warning, close_notify */
@@ -98,20 +104,29 @@ struct wc_http_pump {
     unsigned id;
     pthread_t thread;
     bool started;
-    int epfd;      /* stream sockets (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge triggered) and wake_fd */
-    int wake_fd;   /* eventfd: marks to take, stopping, or quit */
-    char *scratch; /* SCRATCH + CHUNK_HDR + 2 bytes; pump thread only */
-    char *sealed;  /* SEALED bytes: a chunk and a close_notify as TLS records; pump thread only */
+    int epfd;    /* stream sockets (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge triggered) and wake_fd */
+    int wake_fd; /* eventfd: marks to take, stopping, or quit */
+    /* Held by whichever thread runs a round of this pump: the pump's own, between two
+     * epoll_waits, or one that publishes a change while the pump is idle (send_here). Guards
+     * the (r) fields and every (p) field of its streams. */
+    pthread_mutex_t run;
+    bool run_init;
+    char *scratch; /* (r) SCRATCH + CHUNK_HDR + 2 bytes */
+    char *sealed;  /* (r) SEALED bytes: a chunk and a close_notify as TLS records */
     /* (h): guarded by hook->mu */
     wc_http_pump *hook_next; /* hook->pumps */
     wc_http_stream *marked;  /* streams woken since the last take, through mark_next */
     wc_http_stream *streams; /* every stream handed to this pump (utlist DL) */
     size_t n_streams;        /* how many */
     bool poked;              /* wake_fd written since the last take */
-    /* (p) */
+    bool quit;               /* the pump thread is to end; attaches are refused */
+    /* (r) */
     wc_http_stream *lingering; /* streams with a cut_at, through linger_next */
     wc_http_stream *cooling;   /* streams with a cool_until, oldest first (utlist DL) */
-    bool quit;                 /* the pump thread is to end; attaches are refused */
+    wc_http_stream *again;     /* streams that used up a round's budget (through work_next) */
+    /* Streams a round on another thread ended: freed by the pump's next round, after the
+     * epoll_wait that may still name them (through work_next). */
+    wc_http_stream *late;
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -147,14 +162,31 @@ static void poke_locked(wc_http_pump *p)
     (void)wr; /* EAGAIN: the counter is full, so the pump is to wake anyway */
 }
 
+static bool send_here(wc_http_pump *p);
+
 void wc_http_after_dispatch(void *arg)
 {
     wc_http_hook *hk = arg;
+    wc_http_pump *here = NULL;
     pthread_mutex_lock(&hk->mu);
-    for (wc_http_pump *p = hk->pumps; p; p = p->hook_next)
-        if (p->marked)
+    for (wc_http_pump *p = hk->pumps; p; p = p->hook_next) {
+        if (!p->marked)
+            continue;
+        /* One idle pump of a few streams is sent for here (its run lock taken while it is
+         * registered, so it cannot be stopped and freed meanwhile); any other is woken, and
+         * sends at the same time on its own thread. */
+        if (!here && !p->poked && !p->quit && p->n_streams <= SEND_HERE_MAX &&
+            pthread_mutex_trylock(&p->run) == 0)
+            here = p;
+        else
             poke_locked(p);
+    }
     pthread_mutex_unlock(&hk->mu);
+    if (here && !send_here(here)) {
+        pthread_mutex_lock(&hk->mu);
+        poke_locked(here);
+        pthread_mutex_unlock(&hk->mu);
+    }
 }
 
 /* Puts s on its pump's marked list. Holds hk->mu. */
@@ -793,6 +825,106 @@ bool wc_http_trim_now(wc_http_trim_wait *w, bool due, uint64_t sends)
     return true;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Rounds
+ * ------------------------------------------------------------------------------------- */
+
+/* Moves each stream of `work` forward; one with more to send goes on *again, an ended one on
+ * *grave. Holds p->run. */
+static void run_work(wc_http_pump *p, wc_http_stream *work, bool quit, wc_http_stream **again,
+                     wc_http_stream **grave)
+{
+    wc_http *h = p->srv;
+    for (wc_http_stream *s = work, *next; s; s = next) {
+        next = s->work_next;
+        s->queued = false;
+        if (quit) {
+            finish(p, s, grave);
+            continue;
+        }
+        s->fed = false;
+        if (pump_stream(p, s, grave)) {
+            s->work_next = *again;
+            *again = s;
+        }
+        if (s->fed && !s->closed && h->o.coalesce_ms > 0 && !(s->body && s->body_ops->at_once))
+            cool(p, s, wc_mono_ms() + h->o.coalesce_ms); /* from its send: a busy pump, whose
+                                                             rounds are long, then gathers
+                                                             more per send */
+    }
+}
+
+/* Frees the ended streams: nothing names them any more (out of the epoll set, off the lists),
+ * but an etcd watch whose body MHD still reads is freed by MHD's on_completed. */
+static void bury(wc_http_hook *hk, wc_http_stream *grave)
+{
+    while (grave) {
+        wc_http_stream *next = grave->work_next;
+        pthread_mutex_lock(&hk->mu);
+        bool mhd_holds = grave->mhd_reads;
+        grave->pump_done = true;
+        pthread_mutex_unlock(&hk->mu);
+        if (!mhd_holds)
+            wc_http_stream_free(grave);
+        grave = next;
+    }
+}
+
+/* A round of p on the thread that published a change, p->run held (and released here): the
+ * marked streams are sent what their watchers hold. False when p is to be woken instead (it
+ * was poked meanwhile, or is stopping). What this round cannot finish is left to the pump: a
+ * stream with more to send is marked again, and a lingering one sets the pump's timeout, so
+ * either wakes it; ended streams wait on p->late for the pump's next round. */
+static bool send_here(wc_http_pump *p)
+{
+    wc_http *h = p->srv;
+    wc_http_hook *hk = h->hook;
+    wc_http_stream *work = NULL, *grave = NULL;
+    pthread_mutex_lock(&hk->mu);
+    bool go = !p->poked && !p->quit && !p->again && !atomic_load(&h->stopping);
+    if (go) {
+        /* A stream still cooling stays marked, for the pump to hold until it is due. */
+        int64_t now = wc_mono_ms();
+        wc_http_stream *m = p->marked, **keep = &p->marked;
+        for (wc_http_stream *next; m; m = next) {
+            next = m->mark_next;
+            if (m->cool_until > now) {
+                *keep = m;
+                keep = &m->mark_next;
+                continue;
+            }
+            if (m->cool_until) {
+                DL_DELETE2(p->cooling, m, cool_prev, cool_next);
+                m->cool_until = 0;
+            }
+            m->marked = false;
+            work_add(&work, m);
+        }
+        *keep = NULL;
+    }
+    pthread_mutex_unlock(&hk->mu);
+    if (!go) { /* the pump is busy or stopping: its next round takes the marks */
+        pthread_mutex_unlock(&p->run);
+        return false;
+    }
+    atomic_fetch_add_explicit(&h->rounds_here, 1, memory_order_relaxed);
+    wc_http_stream *lingering = p->lingering;
+    run_work(p, work, false, &p->again, &grave);
+    while (grave) {
+        wc_http_stream *next = grave->work_next;
+        grave->work_next = p->late;
+        p->late = grave;
+        grave = next;
+    }
+    bool wake = p->lingering != lingering || p->again;
+    pthread_mutex_lock(&hk->mu);
+    if (p->marked || wake)
+        poke_locked(p);
+    pthread_mutex_unlock(&hk->mu);
+    pthread_mutex_unlock(&p->run);
+    return true;
+}
+
 /* glibc keeps freed heap for reuse, in every thread's arena: the connections and streams of a
  * thousand readers leave megabytes behind them when they go, which a sidecar should give back
  * (R3 in docs/RELIABILITY.md). Pump 0 checks once a tick; a steady churn of readers never halves
@@ -817,12 +949,12 @@ static void *pump_main(void *arg)
     size_t trim_peak = 0;              /* pump 0: the most connections since the last trim */
     wc_http_trim_wait trim_wait = {0}; /* pump 0: a trim due, waiting for a quiet tick */
     bool swept = false;                /* every stream was visited once after `stopping` */
-    wc_http_stream *again = NULL;      /* streams that used up a round's budget */
     struct epoll_event evs[MAX_EVENTS];
+    pthread_mutex_lock(&p->run);
     for (;;) {
         int64_t now = wc_mono_ms();
         int timeout;
-        if (again) {
+        if (p->again) {
             timeout = 0;
         } else {
             int64_t until = p->id == 0 ? next_tick : now + TICK_MS;
@@ -833,17 +965,20 @@ static void *pump_main(void *arg)
                     until = s->cut_at;
             timeout = until <= now ? 0 : (int)(until - now);
         }
+        pthread_mutex_unlock(&p->run); /* while it waits, a publisher may run its rounds */
         int n = epoll_wait(p->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0)
             n = 0;
-        wc_http_stream *work = NULL, *grave = NULL;
+        pthread_mutex_lock(&p->run);
+        wc_http_stream *work = NULL, *grave = p->late;
+        p->late = NULL;
         bool poked = false;
-        for (wc_http_stream *s = again, *next; s; s = next) {
+        for (wc_http_stream *s = p->again, *next; s; s = next) {
             next = s->work_next;
             s->queued = false;
             work_add(&work, s);
         }
-        again = NULL;
+        p->again = NULL;
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == p) {
                 uint64_t v;
@@ -853,6 +988,8 @@ static void *pump_main(void *arg)
                 continue;
             }
             wc_http_stream *s = evs[i].data.ptr;
+            if (s->closed) /* ended by a round on another thread since the wait returned */
+                continue;
             uint32_t e = evs[i].events;
             if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
                 s->gone = true;
@@ -901,23 +1038,7 @@ static void *pump_main(void *arg)
             if (wc_mono_ms() >= s->cut_at)
                 work_add(&work, s);
 
-        for (wc_http_stream *s = work, *next; s; s = next) {
-            next = s->work_next;
-            s->queued = false;
-            if (quit) {
-                finish(p, s, &grave);
-                continue;
-            }
-            s->fed = false;
-            if (pump_stream(p, s, &grave)) {
-                s->work_next = again;
-                again = s;
-            }
-            if (s->fed && !s->closed && h->o.coalesce_ms > 0 && !(s->body && s->body_ops->at_once))
-                cool(p, s, wc_mono_ms() + h->o.coalesce_ms); /* from its send: a busy pump,
-                                                                 whose rounds are long, then
-                                                                 gathers more per send */
-        }
+        run_work(p, work, quit, &p->again, &grave);
         if (quit) {
             /* Whatever is left: cut off (the drain before this had its chance). */
             pthread_mutex_lock(&hk->mu);
@@ -929,19 +1050,11 @@ static void *pump_main(void *arg)
                 finish(p, s, &grave);
             }
         }
-        /* Nothing of this round names these any more: out of the epoll set, off the lists. */
-        while (grave) {
-            wc_http_stream *next = grave->work_next;
-            pthread_mutex_lock(&hk->mu);
-            bool mhd_holds = grave->mhd_reads;
-            grave->pump_done = true;
-            pthread_mutex_unlock(&hk->mu);
-            if (!mhd_holds) /* else MHD's on_completed frees it */
-                wc_http_stream_free(grave);
-            grave = next;
-        }
-        if (quit)
+        bury(hk, grave);
+        if (quit) {
+            pthread_mutex_unlock(&p->run);
             return NULL;
+        }
         if (p->id == 0 && wc_mono_ms() >= next_tick) {
             wc_cacher_tick(h->o.cacher); /* calls after_dispatch: the poke for its wakes */
             bool due = crowd_left(h, &trim_peak);
@@ -976,6 +1089,8 @@ static void *pump_main(void *arg)
 
 static void pump_destroy(wc_http_pump *p)
 {
+    if (p->run_init)
+        pthread_mutex_destroy(&p->run);
     if (p->epfd >= 0)
         close(p->epfd);
     if (p->wake_fd >= 0)
@@ -997,12 +1112,13 @@ int wc_http_pumps_start(wc_http *h)
             return WC_ENOMEM;
         p->srv = h;
         p->id = i;
+        p->run_init = pthread_mutex_init(&p->run, NULL) == 0;
         p->epfd = epoll_create1(EPOLL_CLOEXEC);
         p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         p->scratch = malloc(SCRATCH + CHUNK_HDR + 2);
         p->sealed = malloc(SEALED);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
-        if (p->epfd < 0 || p->wake_fd < 0 || !p->scratch || !p->sealed ||
+        if (!p->run_init || p->epfd < 0 || p->wake_fd < 0 || !p->scratch || !p->sealed ||
             epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) != 0) {
             pump_destroy(p);
             return WC_EIO;

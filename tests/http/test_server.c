@@ -1272,6 +1272,56 @@ Test(custom, a_busy_stream_gathers_its_events_an_idle_one_is_sent_at_once)
     watch_close(b);
 }
 
+Test(custom, a_pump_of_few_streams_is_sent_for_by_the_publisher_a_crowd_waits_for_its_pump)
+{
+    fixture_cfg cfg = {.threads = 1};
+    fixture_start(&cfg);
+    enum { EVENTS = 20, CROWD = 17 };
+    /* One reader: its pump is idle between events, so the thread that publishes each one
+     * sends it (pump 0's tick may hold the pump now and then: then the pump does). */
+    watch *a = watch_open(url("/keys/fa/?watch=1&resourceVersion=%" PRId64, g_rev));
+    for (int tries = 0; tries < 500 && watchers_now() < 1; tries++)
+        usleep(10 * 1000);
+    int64_t first = g_rev + 1;
+    uint64_t here0 = atomic_load(&srv->rounds_here);
+    for (int e = 0; e < EVENTS; e++) {
+        put("/fa/k", "{}");
+        cr_assert(watch_wait_lines(a, (size_t)e + 1, 5000), "event %d", e);
+    }
+    uint64_t here = atomic_load(&srv->rounds_here) - here0;
+    cr_assert_gt(here, EVENTS / 2, "%" PRIu64 " of %d events sent by their publisher", here,
+                 EVENTS);
+    for (size_t e = 0; e < EVENTS; e++) {
+        json_t *ev = event(a, e);
+        cr_assert_eq(obj_rv(ev), first + (int64_t)e, "in order, each once");
+        json_decref(ev);
+    }
+    /* A pump of more than 16 streams is always woken: the publisher is not held up by them. */
+    watch *c[CROWD];
+    for (int i = 0; i < CROWD; i++)
+        c[i] = watch_open(url("/keys/fc/?watch=1&resourceVersion=%" PRId64, g_rev));
+    for (int tries = 0; tries < 500 && watchers_now() < CROWD + 1; tries++)
+        usleep(10 * 1000);
+    first = g_rev + 1;
+    here0 = atomic_load(&srv->rounds_here);
+    for (int e = 0; e < EVENTS; e++) {
+        put("/fc/k", "{}");
+        cr_assert(watch_wait_lines(c[0], (size_t)e + 1, 5000), "event %d", e);
+    }
+    cr_assert_eq(atomic_load(&srv->rounds_here), here0, "no round run by the publisher");
+    for (int i = 0; i < CROWD; i++) {
+        cr_assert(watch_wait_lines(c[i], EVENTS, 5000));
+        cr_assert_eq(watch_nlines(c[i]), EVENTS, "reader %d: each once", i);
+        for (size_t e = 0; e < EVENTS; e++) {
+            json_t *ev = event(c[i], e);
+            cr_assert_eq(obj_rv(ev), first + (int64_t)e, "reader %d: in order", i);
+            json_decref(ev);
+        }
+        watch_close(c[i]);
+    }
+    watch_close(a);
+}
+
 Test(server, watch_initial_state_and_replay)
 {
     int64_t r1 = put("/r/a", "1");
