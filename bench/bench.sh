@@ -490,14 +490,17 @@ if want W7; then
     # (TIERS one, two, or one-same: one tier at RATE)
     w7_load() {
         local tag=W7-$1-r$3 servers=$W7A pidargs="--pid etcd=$etcd_pid --pid wcached_a=$w7a_pid"
-        local i=1 p line s0 s1
+        local i=1 p line s0 s1 probe=
         if [ "$1" = two ]; then
             servers=$w7b_servers
             for p in "${w7b_pids[@]}"; do pidargs="$pidargs --pid wcached_b$i=$p"; i=$((i + 1)); done
+            # a reader of etcd's watch API on A and on each B, which wcached sends at once: each
+            # change's delivery on a B after A's is what that tier added (tier_p99_us)
+            probe="--probe $W7A,$w7b_servers"
         fi
         s0=$(w7_sends "$servers")
         # shellcheck disable=SC2086
-        if line=$("$wcload" --peer wcached --workload fanout --server "$servers" --etcd "$ETCD" $pidargs \
+        if line=$("$wcload" --peer wcached --workload fanout --server "$servers" $probe --etcd "$ETCD" $pidargs \
             --run "$(runid w7 "$1" "$$")" --readers "$2" --events "$w7_events" --rate "${4:-1000}" | grep '^RESULT'); then
             s1=$(w7_sends "$servers")
             echo "$tag ${line#RESULT } tiers=$1 round=$3 reader_sends=$((s1 - s0)) load1=$(cut -d' ' -f1 /proc/loadavg)" |

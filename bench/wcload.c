@@ -62,6 +62,11 @@ static const char *const wl_names[WL_COUNT] = {"fanout", "idle", "storm",   "sel
 
 #define MAX_PIDS 16
 #define MAX_SERVERS 16 /* --server A,B,...: the readers spread over them (W7's lower tier) */
+/* --probe A,B,...: readers of etcd's watch API (which wcached sends at once, never gathered),
+ * one on each, not counted with the others: A is W7's upper tier, the rest its lower tier. Each
+ * change's delivery to the probe on B after its delivery to the probe on A is the time the tier
+ * B added (tier_p50_us, tier_p99_us), whatever the readers' own gathering (--coalesce-ms),
+ * which one tier has too. The addresses are servers[nservers...]. */
 #define READ_CHUNK (256 * 1024)
 #define LAT_FINE 100000 /* histogram: 1 µs buckets below 100 ms, then 1 ms buckets */
 #define LAT_BUCKETS (LAT_FINE + 100000)
@@ -73,8 +78,9 @@ typedef struct opts {
     struct sockaddr_in server, etcd; /* server: the first of servers[] */
     char server_host[64], etcd_host[64];
     int nservers; /* reader i connects to servers[i % nservers] */
-    struct sockaddr_in servers[MAX_SERVERS];
-    char server_hosts[MAX_SERVERS][64];
+    struct sockaddr_in servers[2 * MAX_SERVERS];
+    char server_hosts[2 * MAX_SERVERS][64];
+    int nprobes; /* --probe: servers[nservers + i] */
     const char *run;
     long readers, events, rate, size, nodes, slow, keys;
     long busy_nodes; /* selective: the writer updates pods on nodes below this only */
@@ -246,6 +252,8 @@ typedef struct hist {
 } hist;
 
 static hist lat_ack, lat_sent; /* from the put's answer (the TARGETS' figure); from its sending */
+static hist lat_tier;          /* --probe: a lower probe's delivery after the upper one's */
+static int64_t *probe_ns;      /* --probe: when the upper probe got each change; 0: not yet */
 static uint64_t early_count;   /* early: the line was parsed before the put's ack */
 static uint64_t bytes_in;
 static int64_t in_order; /* deliveries that were the next one their reader expected */
@@ -554,6 +562,7 @@ typedef struct reader {
     enum rstate st;
     bool ready, slow, ended;
     bool idle; /* selective: its node gets no updates (--busy-nodes) */
+    int probe; /* --probe: 1 on the upper tier, 2... on the lower; the last of R */
     long node;
     hresp h;
     char *line; /* a line split across reads */
@@ -699,32 +708,18 @@ static ssize_t reader_recv(reader *r, char *buf, size_t n)
     }
 }
 
+/* The reader speaks etcd's watch API: against etcd, and the probe (it reads the upper tier as
+ * a tier below does, POST /v3/watch, which wcached sends at once, never gathered). */
+static bool reads_etcd(const reader *r)
+{
+    return O.peer == PEER_ETCD || r->probe;
+}
+
 static void reader_request(reader *r, char *req, size_t cap)
 {
     int n = 0;
     const char *host = O.server_hosts[r->srv];
-    if (O.peer == PEER_WCACHED) {
-        /* A soak's slow reader starts over each time, as an informer relists: the state, then
-         * the changes (it parses nothing, so it has no resourceVersion of its own). */
-        int64_t rv = r->slow && O.wl == WL_SOAK ? 0 : r->rv ? r->rv : start_rv;
-        if (r->listing && O.by_node) /* a reflector's relist: a consistent list */
-            n = snprintf(req, cap,
-                         "GET /api/v1/namespaces/%s/pods?fieldSelector=spec.nodeName%%3Dnode-%ld "
-                         "HTTP/1.1\r\nHost: %s\r\n%s\r\n",
-                         O.run, r->node, host, auth_header());
-        else if (r->listing)
-            n = snprintf(req, cap, "GET /keys/bench/%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", O.run, host);
-        else if (O.by_node)
-            n = snprintf(req, cap,
-                         "GET /api/v1/namespaces/%s/pods?watch=true&resourceVersion=%" PRId64
-                         "&fieldSelector=spec.nodeName%%3Dnode-%ld HTTP/1.1\r\nHost: %s\r\n%s\r\n",
-                         O.run, rv, r->node, host, auth_header());
-        else
-            n = snprintf(req, cap,
-                         "GET /keys/bench/%s/?watch=true&resourceVersion=%" PRId64
-                         " HTTP/1.1\r\nHost: %s\r\n%s\r\n",
-                         O.run, rv, host, auth_header());
-    } else if (O.peer == PEER_ETCD) {
+    if (reads_etcd(r)) {
         char from[160], to[160], kb[256], eb[256], body[700];
         if (O.by_node)
             snprintf(from, sizeof(from), "/bench/%s/node-%ld/", O.run, r->node);
@@ -747,6 +742,27 @@ static void reader_request(reader *r, char *req, size_t cap)
                      "POST /v3/watch HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: %d\r\n\r\n%s",
                      host, bl, body);
+    } else if (O.peer == PEER_WCACHED) {
+        /* A soak's slow reader starts over each time, as an informer relists: the state, then
+         * the changes (it parses nothing, so it has no resourceVersion of its own). */
+        int64_t rv = r->slow && O.wl == WL_SOAK ? 0 : r->rv ? r->rv : start_rv;
+        if (r->listing && O.by_node) /* a reflector's relist: a consistent list */
+            n = snprintf(req, cap,
+                         "GET /api/v1/namespaces/%s/pods?fieldSelector=spec.nodeName%%3Dnode-%ld "
+                         "HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+                         O.run, r->node, host, auth_header());
+        else if (r->listing)
+            n = snprintf(req, cap, "GET /keys/bench/%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", O.run, host);
+        else if (O.by_node)
+            n = snprintf(req, cap,
+                         "GET /api/v1/namespaces/%s/pods?watch=true&resourceVersion=%" PRId64
+                         "&fieldSelector=spec.nodeName%%3Dnode-%ld HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+                         O.run, rv, r->node, host, auth_header());
+        else
+            n = snprintf(req, cap,
+                         "GET /keys/bench/%s/?watch=true&resourceVersion=%" PRId64
+                         " HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+                         O.run, rv, host, auth_header());
     } else {
         char ch[160];
         if (O.by_node)
@@ -862,6 +878,15 @@ static void deliver(reader *r, int64_t seq, int64_t now)
         errors++;
         return;
     }
+    if (r->probe == 1) {
+        if (!probe_ns[seq])
+            probe_ns[seq] = now;
+        return;
+    }
+    if (r->probe) { /* read before the upper probe (one epoll batch): the tier added nothing */
+        lat_add(&lat_tier, probe_ns[seq] ? now - probe_ns[seq] : 0);
+        return;
+    }
     if (seq == r->next) {
         in_order++;
         r->next += r->stride;
@@ -884,7 +909,7 @@ static int64_t line_now; /* the time of the read being parsed */
 static void reader_line(reader *r, const char *p, size_t n)
 {
     const char *end = p + n;
-    if (O.peer == PEER_ETCD) {
+    if (reads_etcd(r)) {
         /* One watch response may carry several events; no prev_kv was asked for, so every
          * "value" is an event's. The value's first bytes, decoded, hold {"seq":N. */
         static const char vk[] = "\"value\":\"";
@@ -1210,7 +1235,7 @@ static bool reader_read(reader *r, int64_t now)
                 return false;
             }
             /* etcd's watch is live once it answered "created": its first line */
-            if (O.peer != PEER_ETCD) {
+            if (!reads_etcd(r)) {
                 r->ready = true;
                 r->open_ns = now;
                 nready++;
@@ -1230,8 +1255,7 @@ static bool reader_read(reader *r, int64_t now)
             return false;
         }
     }
-    if (O.peer == PEER_ETCD && !r->ready && r->h.st > H_HEADERS && r->line_len == 0 &&
-        r->st == R_OPEN) {
+    if (reads_etcd(r) && !r->ready && r->h.st > H_HEADERS && r->line_len == 0 && r->st == R_OPEN) {
         r->ready = true; /* a whole line arrived: the "created" answer */
         nready++;
     }
@@ -1286,7 +1310,7 @@ static bool run_until(until_fn *done, int64_t deadline)
                 wait = 10;
         }
         if (now >= next_slow && O.slow > 0) {
-            for (long i = O.readers; i < nreaders; i++) { /* one byte a second each */
+            for (long i = O.readers; i < O.readers + O.slow; i++) { /* one byte a second each */
                 reader *r = &R[i];
                 if (r->st == R_OPEN && r->ready) {
                     char b;
@@ -1621,6 +1645,8 @@ static void usage(void)
           "fanout|idle|storm|selective|slow|load|restart|soak\n"
           "  --server HOST:PORT[,HOST:PORT...]  --etcd HOST:PORT  --run ID\n"
           "    (several servers: reader i reads from the (i mod n)th; lists from the first)\n"
+          "  [--probe UPPER,LOWER[,LOWER...]]  (fanout: a reader of etcd's watch API on each;\n"
+          "    tier_p99_us: each change's delivery on a lower one after the upper one's)\n"
           "  [--readers N] [--events M] [--rate R] [--size B] [--nodes K] [--busy-nodes J]\n"
           "  [--slow S] [--keys N] [--pods 0|1] [--round R] [--by-node 0|1]\n"
           "    (--by-node 1: restart's readers each watch one node's Pods, as kubelets do)\n"
@@ -1672,6 +1698,8 @@ static void parse_args(int argc, char **argv)
     O.duration_s = 60;
     O.progress_s = 10;
     int have = 0;
+    struct sockaddr_in probes[MAX_SERVERS];
+    char probe_hosts[MAX_SERVERS][64];
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (i + 1 >= argc)
@@ -1715,6 +1743,23 @@ static void parse_args(int argc, char **argv)
             }
             O.server = O.servers[0];
             snprintf(O.server_host, sizeof(O.server_host), "%s", O.server_hosts[0]);
+        } else if (!strcmp(f, "--probe")) {
+            O.nprobes = 0;
+            for (const char *p = v; *p;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                char one[64];
+                if (O.nprobes == MAX_SERVERS || len >= sizeof(one)) {
+                    fprintf(stderr, "wcload: --probe: at most %d addresses\n", MAX_SERVERS);
+                    exit(2);
+                }
+                memcpy(one, p, len);
+                one[len] = '\0';
+                parse_addr(one, &probes[O.nprobes], probe_hosts[O.nprobes], sizeof(probe_hosts[0]),
+                           f);
+                O.nprobes++;
+                p = comma ? comma + 1 : p + len;
+            }
         } else if (!strcmp(f, "--etcd")) {
             have |= 8;
             parse_addr(v, &O.etcd, O.etcd_host, sizeof(O.etcd_host), f);
@@ -1790,6 +1835,17 @@ static void parse_args(int argc, char **argv)
         exit(2);
     }
     O.by_node = O.by_node || O.wl == WL_SELECTIVE;
+    if (O.nprobes) {
+        if (O.nprobes < 2 || O.peer != PEER_WCACHED || O.wl != WL_FANOUT || O.tls_ca) {
+            fputs("wcload: --probe: an upper and a lower wcached, fanout over plain HTTP only\n",
+                  stderr);
+            exit(2);
+        }
+        for (int i = 0; i < O.nprobes; i++) {
+            O.servers[O.nservers + i] = probes[i];
+            memcpy(O.server_hosts[O.nservers + i], probe_hosts[i], sizeof(probe_hosts[i]));
+        }
+    }
     if (O.wl == WL_SLOW && O.slow == 0)
         O.slow = 1;
     if (O.wl != WL_SLOW && O.wl != WL_SOAK)
@@ -1928,6 +1984,11 @@ static void report(const char *peer, const char *wl, double wall_s, double conne
     put_num("slat_p50_us", (double)lat_quantile_us(&lat_sent, 0.50), 0);
     put_num("slat_p99_us", (double)lat_quantile_us(&lat_sent, 0.99), 0);
     put_num("slat_max_us", lat_sent.count ? (double)lat_sent.max_ns / 1000 : -1, 0);
+    if (O.nprobes) {
+        put_num("tier_p50_us", (double)lat_quantile_us(&lat_tier, 0.50), 0);
+        put_num("tier_p99_us", (double)lat_quantile_us(&lat_tier, 0.99), 0);
+        put_num("tier_max_us", lat_tier.count ? (double)lat_tier.max_ns / 1000 : -1, 0);
+    }
     printf(" early=%" PRIu64 " bytes=%" PRIu64, early_count, bytes_in);
     put_num("wall_s", wall_s, 3);
     for (int i = 0; i < O.npids; i++) {
@@ -1983,18 +2044,22 @@ int main(int argc, char **argv)
         O.events = 0;
     writer_open(&W);
 
-    nreaders = O.readers + O.slow;
+    nreaders = O.readers + O.slow + O.nprobes;
     R = calloc((size_t)nreaders + 1, sizeof(reader));
-    if (!R)
+    probe_ns = calloc((size_t)O.events + 1, sizeof(int64_t));
+    if (!R || !probe_ns)
         die("out of memory");
     for (long i = 0; i < nreaders; i++) {
         R[i].tag = TAG_READER;
-        R[i].slow = i >= O.readers;
+        R[i].slow = i >= O.readers && i < O.readers + O.slow;
+        R[i].probe = i >= O.readers + O.slow ? (int)(i - O.readers - O.slow) + 1 : 0;
         R[i].node = O.by_node ? i % O.nodes : 0;
         R[i].stride = O.by_node ? O.busy_nodes : 1;
         R[i].idle = O.by_node && R[i].node >= O.busy_nodes;
         R[i].next = R[i].node;
-        R[i].srv = O.nservers > 1 ? (int)(i % O.nservers) : 0;
+        R[i].srv = R[i].probe       ? O.nservers + R[i].probe - 1
+                   : O.nservers > 1 ? (int)(i % O.nservers)
+                                    : 0;
     }
     if (O.peer == PEER_WCACHED)
         start_rv = wcached_list_rv();
