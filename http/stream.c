@@ -15,6 +15,11 @@
  *   marks, once per published change         watcher into the pump's scratch buffer, frames
  *                                            it as one HTTP chunk and send()s it
  *
+ * A pump of a few streams (SEND_HERE_MAX) that sleeps when a change is published is not woken:
+ * the publishing thread runs its round itself (send_here), holding the pump's run lock, which
+ * the pump holds for its own rounds; a replica's or a sidecar's readers get the change with no
+ * thread wake in between.
+ *
  * A stream sent events at a wake cools for coalesce_ms: a wake meanwhile leaves it marked but
  * held off the list (later wakes cost nothing), and when it is due it is sent everything its
  * watcher gathered, in one chunk. A busy reader thus gets several events per send; a reader

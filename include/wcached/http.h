@@ -29,8 +29,9 @@ typedef struct wc_http wc_http;
 /*
  * The wake batcher shared by the cacher and the server: the watchers' wake callbacks mark
  * streams on their pumps' lists, and the cacher's after_dispatch hook pokes every pump that
- * has marks, once per published change. It exists before both (the cacher needs its hook at
- * wc_cacher_new, the server needs the cacher at wc_http_new) and is freed after both.
+ * has marks, once per published change (or sends for one idle pump of a few streams itself). It
+ * exists before both (the cacher needs its hook at wc_cacher_new, the server needs the cacher at
+ * wc_http_new) and is freed after both.
  */
 typedef struct wc_http_hook wc_http_hook;
 
@@ -42,8 +43,10 @@ void wc_http_hook_free(wc_http_hook *hook);
 
 /*
  * The cacher's after_dispatch hook: set wc_cacher_opts.after_dispatch to this function and
- * hook_arg to the wc_http_hook. Pokes the pumps of the streams marked since the last call. Any
- * thread; takes no cacher lock.
+ * hook_arg to the wc_http_hook. Pokes the pumps of the streams marked since the last call; of an
+ * idle pump holding at most 16 streams, runs the round on the calling thread instead, sending
+ * those streams what their watchers hold. Any thread that holds no cacher lock (pump 0 calls
+ * it at its tick, in its own round: its own pump is then busy and is poked).
  */
 void wc_http_after_dispatch(void *hook);
 
