@@ -368,6 +368,7 @@ struct wc_http_stream {
     bool marked;
     bool held;     /* woken while cooling: still marked, but off pump->marked until it is due */
     bool finished; /* its pump ended it: never marked again (MHD may still call mhd_done) */
+    int64_t due;   /* its cool_until, for the pump's wakes (mark_locked); 0: not cooling */
     /* (p): its pump's thread only */
     size_t pre_off;
     char *out; /* bytes a full socket did not take, or NULL */

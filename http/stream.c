@@ -22,9 +22,11 @@
  *
  * A stream sent events at a wake cools for coalesce_ms: a wake meanwhile leaves it marked but
  * held off the list (later wakes cost nothing), and when it is due it is sent everything its
- * watcher gathered, in one chunk. A busy reader thus gets several events per send; a reader
- * woken after a quiet spell is sent at once. The cooling list is in due order, as rounds are.
- * A body whose ops say `at_once` (an etcd API watch, read by programs and tiers) never cools.
+ * watcher gathered, in one chunk. A sleeping pump whose own wait ends before the stream is due
+ * is not woken for that mark at all: it takes every mark whenever it wakes (asleep_until). A busy
+ * reader thus gets several events per send; a reader woken after a quiet spell is sent at once. The
+ * cooling list is in due order, as rounds are. A body whose ops say `at_once` (an etcd API watch,
+ * read by programs and tiers) never cools.
  *
  * An idle stream holds no buffer: bytes are only kept per stream when the socket took part of
  * a send (pending, until EPOLLOUT). A stream whose socket is full reads nothing more from its
@@ -124,7 +126,12 @@ struct wc_http_pump {
     wc_http_stream *streams; /* every stream handed to this pump (utlist DL) */
     size_t n_streams;        /* how many */
     bool poked;              /* wake_fd written since the last take */
-    bool quit;               /* the pump thread is to end; attaches are refused */
+    /* While the pump sleeps in epoll_wait: when that wait ends at the latest (ms); 0 while it is
+     * awake. A mark for a stream still cooling until then or later needs no wake: the pump takes
+     * every mark whenever it wakes. `urgent`: a mark since the last take needs one. */
+    int64_t asleep_until;
+    bool urgent;
+    bool quit; /* the pump thread is to end; attaches are refused */
     /* (r) */
     wc_http_stream *lingering; /* streams with a cut_at, through linger_next */
     wc_http_stream *cooling;   /* streams with a cool_until, oldest first (utlist DL) */
@@ -175,7 +182,7 @@ void wc_http_after_dispatch(void *arg)
     wc_http_pump *here = NULL;
     pthread_mutex_lock(&hk->mu);
     for (wc_http_pump *p = hk->pumps; p; p = p->hook_next) {
-        if (!p->marked)
+        if (!p->urgent) /* no marks, or only for streams cooling past the pump's own wake */
             continue;
         /* One idle pump of a few streams is sent for here (its run lock taken while it is
          * registered, so it cannot be stopped and freed meanwhile); any other is woken, and
@@ -194,6 +201,12 @@ void wc_http_after_dispatch(void *arg)
     }
 }
 
+/* A mark for s needs its pump woken before the pump wakes by itself. Holds hk->mu. */
+static bool urgent_locked(const wc_http_pump *p, const wc_http_stream *s)
+{
+    return !p->asleep_until || !s->due || s->due < p->asleep_until;
+}
+
 /* Puts s on its pump's marked list. Holds hk->mu. */
 static void mark_locked(wc_http_stream *s)
 {
@@ -202,6 +215,8 @@ static void mark_locked(wc_http_stream *s)
     s->marked = true;
     s->mark_next = s->pump->marked;
     s->pump->marked = s;
+    if (urgent_locked(s->pump, s))
+        s->pump->urgent = true;
 }
 
 void wc_http_stream_wake(void *arg)
@@ -526,6 +541,7 @@ static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
         s->cool_until = 0;
     }
     pthread_mutex_lock(&hk->mu);
+    s->due = 0;
     if (s->marked && !s->held) { /* woken after this round's take */
         wc_http_stream **pp = &p->marked;
         while (*pp != s)
@@ -773,6 +789,9 @@ static void cool(wc_http_pump *p, wc_http_stream *s, int64_t until)
         DL_DELETE2(p->cooling, s, cool_prev, cool_next);
     s->cool_until = until;
     DL_APPEND2(p->cooling, s, cool_prev, cool_next);
+    pthread_mutex_lock(&s->srv->hook->mu);
+    s->due = until;
+    pthread_mutex_unlock(&s->srv->hook->mu);
 }
 
 /* Adds s to this round's work once. */
@@ -900,12 +919,16 @@ static bool send_here(wc_http_pump *p)
             }
             if (m->cool_until) {
                 DL_DELETE2(p->cooling, m, cool_prev, cool_next);
-                m->cool_until = 0;
+                m->cool_until = m->due = 0;
             }
             m->marked = false;
             work_add(&work, m);
         }
         *keep = NULL;
+        p->urgent = false;
+        for (m = p->marked; m; m = m->mark_next)
+            if (urgent_locked(p, m))
+                p->urgent = true;
     }
     pthread_mutex_unlock(&hk->mu);
     if (!go) { /* the pump is busy or stopping: its next round takes the marks */
@@ -923,7 +946,7 @@ static bool send_here(wc_http_pump *p)
     }
     bool wake = p->lingering != lingering || p->again;
     pthread_mutex_lock(&hk->mu);
-    if (p->marked || wake)
+    if (p->urgent || wake)
         poke_locked(p);
     pthread_mutex_unlock(&hk->mu);
     pthread_mutex_unlock(&p->run);
@@ -970,6 +993,9 @@ static void *pump_main(void *arg)
                     until = s->cut_at;
             timeout = until <= now ? 0 : (int)(until - now);
         }
+        pthread_mutex_lock(&hk->mu);
+        p->asleep_until = timeout > 0 ? now + timeout : 0;
+        pthread_mutex_unlock(&hk->mu);
         pthread_mutex_unlock(&p->run); /* while it waits, a publisher may run its rounds */
         int n = epoll_wait(p->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0)
@@ -1012,16 +1038,21 @@ static void *pump_main(void *arg)
         while (p->cooling && (p->cooling->cool_until <= now_ms || stopping || p->quit)) {
             wc_http_stream *c = p->cooling;
             DL_DELETE2(p->cooling, c, cool_prev, cool_next);
-            c->cool_until = 0;
+            c->cool_until = c->due = 0;
             if (c->held) {
                 c->held = c->marked = false;
                 work_add(&work, c);
             }
         }
-        if (poked || stopping || p->quit) {
+        /* Every wake takes the marks: one that needed no wake (its stream cools until this
+         * wake or later) waits for it. */
+        p->asleep_until = 0;
+        p->urgent = false;
+        if (poked)
+            p->poked = false;
+        {
             wc_http_stream *m = p->marked;
             p->marked = NULL;
-            p->poked = false;
             for (wc_http_stream *next; m; m = next) {
                 next = m->mark_next;
                 if (m->cool_until) {
