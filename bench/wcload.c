@@ -1686,6 +1686,27 @@ static long num(const char *s, const char *flag, long lo, long hi)
     return v;
 }
 
+/* A comma-separated list of HOST:PORT, at most MAX_SERVERS: how many were parsed. */
+static int parse_addrs(const char *v, struct sockaddr_in *sa, char (*hosts)[64], const char *flag)
+{
+    int n = 0;
+    for (const char *p = v; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char one[64];
+        if (n == MAX_SERVERS || len >= sizeof(one)) {
+            fprintf(stderr, "wcload: %s: at most %d addresses\n", flag, MAX_SERVERS);
+            exit(2);
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        parse_addr(one, &sa[n], hosts[n], sizeof(hosts[0]), flag);
+        n++;
+        p = comma ? comma + 1 : p + len;
+    }
+    return n;
+}
+
 static void parse_args(int argc, char **argv)
 {
     O.readers = 100;
@@ -1725,41 +1746,11 @@ static void parse_args(int argc, char **argv)
             O.wl = (enum workload)k;
         } else if (!strcmp(f, "--server")) {
             have |= 4;
-            O.nservers = 0;
-            for (const char *p = v; *p;) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
-                char one[64];
-                if (O.nservers == MAX_SERVERS || len >= sizeof(one)) {
-                    fprintf(stderr, "wcload: --server: at most %d addresses\n", MAX_SERVERS);
-                    exit(2);
-                }
-                memcpy(one, p, len);
-                one[len] = '\0';
-                parse_addr(one, &O.servers[O.nservers], O.server_hosts[O.nservers],
-                           sizeof(O.server_hosts[0]), f);
-                O.nservers++;
-                p = comma ? comma + 1 : p + len;
-            }
+            O.nservers = parse_addrs(v, O.servers, O.server_hosts, f);
             O.server = O.servers[0];
             snprintf(O.server_host, sizeof(O.server_host), "%s", O.server_hosts[0]);
         } else if (!strcmp(f, "--probe")) {
-            O.nprobes = 0;
-            for (const char *p = v; *p;) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
-                char one[64];
-                if (O.nprobes == MAX_SERVERS || len >= sizeof(one)) {
-                    fprintf(stderr, "wcload: --probe: at most %d addresses\n", MAX_SERVERS);
-                    exit(2);
-                }
-                memcpy(one, p, len);
-                one[len] = '\0';
-                parse_addr(one, &probes[O.nprobes], probe_hosts[O.nprobes], sizeof(probe_hosts[0]),
-                           f);
-                O.nprobes++;
-                p = comma ? comma + 1 : p + len;
-            }
+            O.nprobes = parse_addrs(v, probes, probe_hosts, f);
         } else if (!strcmp(f, "--etcd")) {
             have |= 8;
             parse_addr(v, &O.etcd, O.etcd_host, sizeof(O.etcd_host), f);
