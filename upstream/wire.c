@@ -65,7 +65,10 @@ bool wc_linebuf_next(wc_linebuf *lb, const char **line, size_t *len)
     if (!b->p)
         return false;
     char *start = b->p + lb->off;
-    char *nl = b->len > lb->off ? memchr(start, '\n', b->len - lb->off) : NULL;
+    /* No '\n' in the last `tail` bytes: a line of megabytes, fed in thousands of pieces, is
+     * not searched again from its start after each. */
+    size_t upto = b->len - lb->tail;
+    char *nl = upto > lb->off ? memchr(start, '\n', upto - lb->off) : NULL;
     if (!nl) {
         /* A buffer that a long line made big (a watch response of thousands of events: 16
          * MiB after a start's refill) is not kept once all of it was handed out. */

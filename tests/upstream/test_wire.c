@@ -411,6 +411,39 @@ Test(wire, a_buffer_grown_by_a_long_line_is_given_back_once_it_was_handed_out)
     free(line1);
 }
 
+Test(wire, lines_fed_a_byte_at_a_time_come_out_whole_and_in_order)
+{
+    /* A line is looked for only in bytes that can hold its end: fed one byte at a time, a long
+     * line, short ones, an empty one and a CRLF one each come out once, whole, in order. */
+    char big[3000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char stream[4096];
+    snprintf(stream, sizeof(stream), "a\n%s\nbc\n\nd\r\ne", big);
+    const char *want[] = {"a", big, "bc", "", "d"};
+    wc_linebuf lb;
+    wc_linebuf_init(&lb, 1 << 20);
+    size_t got = 0;
+    const char *line;
+    size_t len;
+    for (size_t i = 0; i < strlen(stream); i++) {
+        cr_assert_eq(wc_linebuf_feed(&lb, stream + i, 1), 0);
+        while (wc_linebuf_next(&lb, &line, &len)) {
+            cr_assert_lt(got, 5, "a line too many after byte %zu", i);
+            cr_assert_eq(len, strlen(want[got]), "line %zu", got);
+            cr_assert_eq(memcmp(line, want[got], len), 0, "line %zu", got);
+            got++;
+        }
+    }
+    cr_assert_eq(got, 5);
+    cr_assert_eq(wc_linebuf_feed(&lb, "\n", 1), 0); /* the last one ends */
+    cr_assert(wc_linebuf_next(&lb, &line, &len));
+    cr_assert_eq(len, 1);
+    cr_assert_eq(line[0], 'e');
+    cr_assert_not(wc_linebuf_next(&lb, &line, &len));
+    wc_linebuf_free(&lb);
+}
+
 Test(wire, lines_split_at_every_byte_position)
 {
     char stream[2048];
