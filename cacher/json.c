@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "wcached/parse.h"
 
 /* ---------------------------------------------------------------------------------------
  * Writing: jansson's string escapes
@@ -29,20 +30,33 @@ static inline void put(char *out, size_t *o, const char *s, size_t n)
     *o += n;
 }
 
-/* The bytes jansson escapes in a string: control characters, the quote and the backslash. */
-static const bool ESCAPED[256] = {
-    [0 ... 0x1f] = true,
-    ['"'] = true,
-    ['\\'] = true,
+/* jansson escapes control characters, the quote and the backslash (wc_json_plain). */
+/* What escaping adds to a byte's one: a short escape 1, \u00XX 5. */
+static const unsigned char ESCAPE_ADDS[256] = {
+    [0 ... 7] = 5, ['\b'] = 1, ['\t'] = 1,          ['\n'] = 1, [0x0b] = 5,
+    ['\f'] = 1,    ['\r'] = 1, [0x0e ... 0x1f] = 5, ['"'] = 1,  ['\\'] = 1,
 };
 
 size_t wc_json_escape_raw(const char *s, size_t n, char *out)
 {
+    if (!out) { /* measured only: a word at a time, or its bytes when it has one to escape */
+        size_t o = n, i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w = wc_word8(s + i);
+            if (wc_word8_below(w, 0x20) | wc_word8_has(w, '"') | wc_word8_has(w, '\\'))
+                for (size_t j = i; j < i + 8; j++)
+                    o += ESCAPE_ADDS[(unsigned char)s[j]];
+        }
+        for (; i < n; i++)
+            o += ESCAPE_ADDS[(unsigned char)s[i]];
+        return o;
+    }
     size_t o = 0, run = 0;
     for (size_t i = 0; i < n; i++) {
+        i += wc_json_plain(s + i, n - i);
+        if (i == n)
+            break;
         unsigned char c = (unsigned char)s[i];
-        if (!ESCAPED[c])
-            continue;
         put(out, &o, s + run, i - run);
         run = i + 1;
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
@@ -427,15 +441,15 @@ static bool c_string(canon *c, size_t *at, size_t *len)
     for (;;) {
         if (i >= c->n)
             return false;
+        i += wc_json_plain(s + i, c->n - i);
+        if (i >= c->n)
+            return false;
         unsigned char ch = (unsigned char)s[i];
         if (ch == '"')
             break;
         if (ch < 0x20)
             return false; /* jansson refuses a raw control character */
-        if (ch != '\\') {
-            i++;
-            continue;
-        }
+        /* a backslash */
         if (i + 1 >= c->n)
             return false;
         switch (s[i + 1]) {

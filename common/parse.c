@@ -42,6 +42,10 @@ bool wc_utf8_valid(const char *s, size_t n)
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
+        if (i + 8 <= n && !(wc_word8(s + i) & WC_BYTES_80)) {
+            i += 8; /* ASCII */
+            continue;
+        }
         if (u[i] < 0x80) {
             i++;
             continue;

@@ -293,6 +293,12 @@ static bool str(scan *c, const char **s, size_t *n)
     if (!eat(c, '"'))
         return false;
     const char *b = c->p;
+    for (; c->end - c->p >= 8; c->p += 8) {
+        uint64_t w = wc_word8(c->p);
+        if (wc_word8_below(w, 0x20) | wc_word8_from_7f(w) | wc_word8_has(w, '"') |
+            wc_word8_has(w, '\\'))
+            break;
+    }
     while (c->p < c->end && *c->p != '"') {
         unsigned char ch = (unsigned char)*c->p;
         if (ch == '\\' || ch < 0x20 || ch >= 0x7f)
@@ -304,6 +310,21 @@ static bool str(scan *c, const char **s, size_t *n)
     *s = b;
     *n = (size_t)(c->p - b);
     c->p++;
+    return true;
+}
+
+/* A base64 string: its bytes up to the next quote, which the decoder then checks (it takes no
+ * escape, control or non-ASCII byte, so one it declines leaves the line to jansson). */
+static bool b64_str(scan *c, const char **s, size_t *n)
+{
+    if (!eat(c, '"'))
+        return false;
+    const char *q = memchr(c->p, '"', (size_t)(c->end - c->p));
+    if (!q)
+        return false;
+    *s = c->p;
+    *n = (size_t)(q - c->p);
+    c->p = q + 1;
     return true;
 }
 
@@ -379,9 +400,9 @@ static bool kv_field(scan *c, const char *k, size_t kn, void *arg)
     uint64_t v;
     int64_t *dst = NULL;
     if (IS(k, kn, "key"))
-        return once(&ks->seen, 1) && str(c, &ks->key, &ks->key_n);
+        return once(&ks->seen, 1) && b64_str(c, &ks->key, &ks->key_n);
     if (IS(k, kn, "value"))
-        return once(&ks->seen, 2) && str(c, &ks->value, &ks->value_n);
+        return once(&ks->seen, 2) && b64_str(c, &ks->value, &ks->value_n);
     if (IS(k, kn, "create_revision") && once(&ks->seen, 4))
         dst = &ks->create_rev;
     else if (IS(k, kn, "mod_revision") && once(&ks->seen, 8))

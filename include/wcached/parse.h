@@ -9,10 +9,59 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Length of the valid UTF-8 sequence at s (at most n >= 1 bytes), or 0 when there is none:
  * no overlong form, no surrogate, nothing past U+10FFFF. */
 size_t wc_utf8_len(const unsigned char *s, size_t n);
+
+/*
+ * Scanning eight bytes at a time: each test below says exactly whether some byte of a word is
+ * of a kind (the carries of the subtraction can mark a byte after a true one, never a word
+ * without one), and the scanners then look at that word one byte at a time.
+ */
+#define WC_BYTES_01 0x0101010101010101ull
+#define WC_BYTES_80 0x8080808080808080ull
+
+static inline uint64_t wc_word8(const char *s)
+{
+    uint64_t w;
+    memcpy(&w, s, sizeof(w));
+    return w;
+}
+
+/* Nonzero when some byte of w is below n (n <= 128). */
+static inline uint64_t wc_word8_below(uint64_t w, unsigned n)
+{
+    return (w - WC_BYTES_01 * n) & ~w & WC_BYTES_80;
+}
+
+/* Nonzero when some byte of w is c. */
+static inline uint64_t wc_word8_has(uint64_t w, unsigned char c)
+{
+    return wc_word8_below(w ^ (WC_BYTES_01 * c), 1);
+}
+
+/* Nonzero when some byte of w is 0x7f or above (a byte 0xff carries, but is itself seen). */
+static inline uint64_t wc_word8_from_7f(uint64_t w)
+{
+    return (w | (w + WC_BYTES_01)) & WC_BYTES_80;
+}
+
+/* The length of the run of bytes at s (at most n) that a JSON string holds as they are: no
+ * quote, backslash or control character. */
+static inline size_t wc_json_plain(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = wc_word8(s + i);
+        if (wc_word8_below(w, 0x20) | wc_word8_has(w, '"') | wc_word8_has(w, '\\'))
+            break;
+    }
+    while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+        i++;
+    return i;
+}
 
 /* True when all n bytes at s are valid UTF-8. */
 bool wc_utf8_valid(const char *s, size_t n);

@@ -363,3 +363,25 @@ Test(render, plain_objects_splice_the_raw_value)
     cr_assert_neq(kv->data + kv->base, kv->value);
     wc_kv_unref(kv);
 }
+
+Test(render, a_string_escaped_is_as_long_as_it_was_measured_and_jansson_writes_it)
+{
+    /* Every byte value, alone and in each place of a run longer than a word, escaped and
+     * measured: the same length, and jansson's bytes. */
+    char s[20], out[20 * 6 + 1];
+    for (unsigned c = 0; c < 128; c++) { /* jansson takes UTF-8 only */
+        for (size_t at = 0; at < sizeof(s); at++) {
+            memset(s, 'a', sizeof(s));
+            s[at] = (char)c;
+            size_t n = wc_json_escape_raw(s, sizeof(s), out);
+            cr_assert_eq(wc_json_escape_raw(s, sizeof(s), NULL), n, "byte %02x at %zu", c, at);
+            json_t *str = json_stringn(s, sizeof(s));
+            cr_assert_not_null(str);
+            char *want = json_dumps(str, JSON_ENCODE_ANY);
+            cr_assert_eq(strlen(want), n + 2, "byte %02x at %zu", c, at);
+            cr_assert_eq(memcmp(want + 1, out, n), 0, "byte %02x at %zu", c, at);
+            free(want);
+            json_decref(str);
+        }
+    }
+}

@@ -3,6 +3,7 @@
  * the core count.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +177,44 @@ Test(parse, utf8)
         cr_assert_not(wc_utf8_valid(bad[i], strlen(bad[i])), "bad #%zu", i);
     cr_assert_eq(wc_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3);
     cr_assert_eq(wc_utf8_len((const unsigned char *)"\xe2\x82\xac", 2), 0);
+}
+
+/* What wc_json_plain stops at, one byte at a time. */
+static bool json_special(unsigned char c)
+{
+    return c == '"' || c == '\\' || c < 0x20;
+}
+
+Test(parse, the_eight_byte_scans_stop_at_every_byte_in_every_place)
+{
+    /* Each byte value in each place of a run, on both sides of a word's edge, over fillers
+     * next to the bounds the word tests use (0x1f/0x20, '"', '\\', 0x7f/0x80). */
+    const unsigned char fill[] = {'a', ' ', '!', '#', '[', ']', 0x7e, 0x7f, 0x80, 0xff};
+    char buf[40];
+    for (size_t f = 0; f < sizeof(fill); f++) {
+        for (unsigned c = 0; c < 256; c++) {
+            for (size_t at = 0; at < sizeof(buf); at++) {
+                memset(buf, fill[f], sizeof(buf));
+                buf[at] = (char)c;
+                size_t want = json_special((unsigned char)c) ? at : sizeof(buf);
+                cr_assert_eq(wc_json_plain(buf, sizeof(buf)), want, "fill %02x byte %02x at %zu",
+                             fill[f], c, at);
+                cr_assert_eq(wc_json_plain(buf + at, sizeof(buf) - at),
+                             json_special((unsigned char)c) ? 0 : sizeof(buf) - at);
+                if (fill[f] < 0x80) /* ASCII with one byte in it: valid unless that one is not */
+                    cr_assert_eq(wc_utf8_valid(buf, sizeof(buf)), c < 0x80, "byte %02x at %zu", c,
+                                 at);
+            }
+        }
+    }
+    /* a valid sequence across every word edge */
+    for (size_t at = 0; at + 4 <= sizeof(buf); at++) {
+        memset(buf, 'a', sizeof(buf));
+        memcpy(buf + at, "\xf0\x9f\x98\x80", 4);
+        cr_assert(wc_utf8_valid(buf, sizeof(buf)), "at %zu", at);
+        buf[at + 3] = 'a'; /* cut short */
+        cr_assert_not(wc_utf8_valid(buf, sizeof(buf)), "at %zu", at);
+    }
 }
 
 Test(parse, dns_names)

@@ -411,6 +411,36 @@ Test(wire, a_buffer_grown_by_a_long_line_is_given_back_once_it_was_handed_out)
     free(line1);
 }
 
+Test(wire, a_string_with_an_odd_byte_in_any_place_is_read_as_jansson_reads_it)
+{
+    /* The scanner leaves a key's or a value's bytes up to the next quote to the base64 decoder,
+     * and reads other strings eight bytes at a time: a byte not to be taken as it is (an escape,
+     * a control character, DEL and above, a quote) in each place of a long value, on each side
+     * of a word's edge, is declined or read as jansson reads it (the escapes stand for four
+     * base64 characters, so that the value decodes only if they are read as such). */
+    static const char *odd[] = {"\\u0041BBB", "\\/BBB",   "\x01", "\x1f", "\x7f",
+                                "\x80",       "\xc3\xa9", "\xff", "\\\"", " "};
+    const char *b64 = "eyJhIjoiYWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoifQ=="; /* 48 bytes */
+    for (size_t k = 0; k < sizeof(odd) / sizeof(*odd); k++) {
+        for (size_t at = 0; at <= strlen(b64); at++) {
+            char body[512];
+            snprintf(body, sizeof(body),
+                     "{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"key\":\"YQ==\","
+                     "\"mod_revision\":\"9\",\"value\":\"%.*s%s%s\"}]}",
+                     (int)at, b64, odd[k], b64 + at);
+            wc_range_resp got, ref;
+            int grc = wc_etcd_parse_range(body, strlen(body), &got);
+            int rrc = wc_etcd_parse_range_json(body, strlen(body), &ref);
+            cr_assert_eq(grc, rrc, "odd #%zu at %zu: %d, jansson %d", k, at, grc, rrc);
+            if (grc == 0) {
+                cr_assert(wc_range_resp_equal(&got, &ref), "odd #%zu at %zu", k, at);
+                wc_range_resp_free(&got);
+                wc_range_resp_free(&ref);
+            }
+        }
+    }
+}
+
 Test(wire, lines_fed_a_byte_at_a_time_come_out_whole_and_in_order)
 {
     /* A line is looked for only in bytes that can hold its end: fed one byte at a time, a long
