@@ -220,7 +220,7 @@ static wc_kv *kv_new(const wc_kv_spec *spec, const char *index_field, bool tree)
     const char *value = vlen ? spec->value : "";
     bool value_utf8 = wc_utf8_valid(value, vlen);
     char rv[24];
-    size_t rvn = (size_t)snprintf(rv, sizeof(rv), "%" PRId64, spec->mod_rev);
+    size_t rvn = wc_i64_dec(spec->mod_rev, rv);
     json_t *obj = NULL;
     layout l = {0};
     wc_kv *kv = NULL;

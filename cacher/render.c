@@ -45,22 +45,21 @@ static inline void put(char *out, size_t *o, const char *s, size_t n)
 static void put_i64(char *out, size_t *o, int64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
-    put(out, o, tmp, (size_t)n);
+    put(out, o, tmp, wc_i64_dec(v, tmp));
 }
 
 int wc_kv_pieces(const wc_kv *kv, int64_t rev, char digits[24], const char **p, size_t *n)
 {
     if (!(kv->flags & WC_KV_OBJECT))
         return 0;
-    int dn = snprintf(digits, 24, "%" PRId64, rev);
+    size_t dn = wc_i64_dec(rev, digits);
     const char *base = kv->data + kv->base, *mid = kv->data + kv->mid;
     p[0] = base;
     n[0] = kv->pre;
     p[1] = mid;
     n[1] = kv->mid1;
     p[2] = digits;
-    n[2] = (size_t)dn;
+    n[2] = dn;
     p[3] = mid + kv->mid1;
     n[3] = kv->mid_len - kv->mid1;
     p[4] = base + kv->post;

@@ -156,3 +156,22 @@ int wc_parse_listen(const char *s, char *host, size_t host_len, uint16_t *port)
     *port = (uint16_t)p;
     return 0;
 }
+
+size_t wc_i64_dec(int64_t v, char out[24])
+{
+    char tmp[24];
+    size_t n = 0;
+    /* the digits of |v|, last first, without negating INT64_MIN */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    if (v < 0)
+        out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    out[o] = '\0';
+    return o;
+}

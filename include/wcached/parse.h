@@ -73,6 +73,9 @@ bool wc_dns_label_valid(const char *s, size_t n);
  * dot-separated parts, each [a-z0-9]([-a-z0-9]*[a-z0-9])? (no bound of 63 on a part). */
 bool wc_dns_subdomain_valid(const char *s, size_t n);
 
+/* v in decimal, as printf's "%" PRId64 writes it, NUL-terminated, in out; the length. */
+size_t wc_i64_dec(int64_t v, char out[24]);
+
 /* The n characters at s as a whole decimal number in [min, max]: digits only, a leading '-'
  * only when min < 0; no space, no '+'. 0 or WC_EINVAL. */
 int wc_parse_i64(const char *s, size_t n, int64_t min, int64_t max, int64_t *out);

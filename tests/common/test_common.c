@@ -217,6 +217,35 @@ Test(parse, the_eight_byte_scans_stop_at_every_byte_in_every_place)
     }
 }
 
+Test(parse, decimals_as_printf_writes_them)
+{
+    const int64_t v[] = {0,
+                         1,
+                         -1,
+                         9,
+                         10,
+                         99,
+                         100,
+                         1234567890,
+                         -1234567890,
+                         INT64_MAX,
+                         INT64_MIN,
+                         INT64_MIN + 1,
+                         1000000000000000000LL};
+    for (size_t i = 0; i < sizeof(v) / sizeof(*v); i++) {
+        char want[32], got[24];
+        int n = snprintf(want, sizeof(want), "%" PRId64, v[i]);
+        cr_assert_eq(wc_i64_dec(v[i], got), (size_t)n);
+        cr_assert_str_eq(got, want);
+    }
+    for (int64_t x = 1; x > 0 && x < INT64_MAX / 7; x = x * 7 + 3) {
+        char want[32], got[24];
+        snprintf(want, sizeof(want), "%" PRId64, -x);
+        wc_i64_dec(-x, got);
+        cr_assert_str_eq(got, want);
+    }
+}
+
 Test(parse, dns_names)
 {
     char l63[64], l64[65], s254[255];
