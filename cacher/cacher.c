@@ -495,9 +495,14 @@ static int replace_until(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev,
     wc_kv **sorted = malloc((n ? n : 1) * sizeof(*sorted));
     if (!sorted)
         return WC_ENOMEM;
+    /* A list comes in key order, each key once: sorted only when it does not. */
+    bool in_order = true;
+    for (size_t i = 1; i < n && in_order; i++)
+        in_order = cmp_kv_ptr(&kvs[i - 1], &kvs[i]) < 0;
     if (n) {
         memcpy(sorted, kvs, n * sizeof(*sorted));
-        qsort(sorted, n, sizeof(*sorted), cmp_kv_ptr);
+        if (!in_order)
+            qsort(sorted, n, sizeof(*sorted), cmp_kv_ptr);
     }
     /* The later of two equal keys wins. */
     size_t m = 0;

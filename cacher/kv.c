@@ -136,6 +136,29 @@ typedef struct layout {
     size_t mid1, mid2;
 } layout;
 
+/* The length of the bytes a and b start with alike, up to n: eight at a time while they
+ * agree. */
+static size_t same_prefix(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+    while (i + 8 <= n && wc_word8(a + i) == wc_word8(b + i))
+        i += 8;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* The length of the bytes a[..n) and b[..n) end with alike. */
+static size_t same_suffix(const char *a_end, const char *b_end, size_t n)
+{
+    size_t i = 0;
+    while (i + 8 <= n && wc_word8(a_end - i - 8) == wc_word8(b_end - i - 8))
+        i += 8;
+    while (i < n && a_end[-(ptrdiff_t)i - 1] == b_end[-(ptrdiff_t)i - 1])
+        i++;
+    return i;
+}
+
 /* How l->enc (the encoding at the state's revision, its rvn digits at l->d0) splices into the
  * raw value. */
 static void plan_k8s(const char *value, size_t value_len, size_t rvn, layout *l)
@@ -150,13 +173,9 @@ static void plan_k8s(const char *value, size_t value_len, size_t rvn, layout *l)
     while (hi > lo && (value[hi - 1] == ' ' || value[hi - 1] == '\n' || value[hi - 1] == '\t' ||
                        value[hi - 1] == '\r'))
         hi--;
-    size_t p = 0;
-    while (p < l->d0 && lo + p < hi && value[lo + p] == l->enc[p])
-        p++;
-    size_t q = 0;
-    while (q < l->enc_len - l->d1 && hi - q > lo + p &&
-           value[hi - q - 1] == l->enc[l->enc_len - q - 1])
-        q++;
+    size_t p = same_prefix(value + lo, l->enc, l->d0 < hi - lo ? l->d0 : hi - lo);
+    size_t tail = l->enc_len - l->d1, room = hi - (lo + p);
+    size_t q = same_suffix(value + hi, l->enc + l->enc_len, tail < room ? tail : room);
     l->mid1 = l->d0 - p;
     l->mid2 = l->enc_len - q - l->d1;
     l->splice = l->mid1 + l->mid2 <= MID_MAX;
