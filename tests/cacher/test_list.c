@@ -324,3 +324,33 @@ Test(list, etcd_range_below_the_ring_is_expired)
     wc_list_release(&l);
     wc_cacher_free(c);
 }
+
+Test(list, a_list_out_of_key_order_loads_and_diffs_as_one_in_order)
+{
+    /* A list comes from etcd in key order, which the load takes as it is; one that is not
+     * (a sink that gathers its own) is sorted first, for the load and for a relist's diff. */
+    wc_cacher *c = new_cacher(100, NULL);
+    wc_kv *first[] = {kv_of("/c", "1", 4), kv_of("/a", "1", 2), kv_of("/b", "1", 3)};
+    cr_assert_eq(wc_cacher_replace(c, first, 3, 7, false), 0);
+    wc_filter f = keys_filter("/");
+    wc_list l;
+    cr_assert_eq(wc_cacher_list(c, &f, 0, NULL, 0, 0, &l), 0);
+    const char *want[] = {"/a", "/b", "/c"};
+    expect_keys(&l, want, 3);
+    wc_list_release(&l);
+    /* the relist: /b changed, /a went, /d came; three events, and the store in key order */
+    wc_kv *second[] = {kv_of("/d", "1", 9), kv_of("/c", "1", 4), kv_of("/b", "2", 8)};
+    cr_assert_eq(wc_cacher_replace(c, second, 3, 10, false), 0);
+    wc_cacher_stats st;
+    wc_cacher_stats_get(c, &st);
+    cr_assert_eq(st.events_in, 3);
+    cr_assert_eq(wc_cacher_list(c, &f, 0, NULL, 0, 0, &l), 0);
+    const char *want2[] = {"/b", "/c", "/d"};
+    expect_keys(&l, want2, 3);
+    wc_list_release(&l);
+    for (size_t i = 0; i < 3; i++) {
+        wc_kv_unref(first[i]);
+        wc_kv_unref(second[i]);
+    }
+    wc_cacher_free(c);
+}
