@@ -98,12 +98,20 @@ start_wcached() {
 }
 start_wcached
 
+# cpu_s PID: the process's utime+stime so far, in seconds (- when it is gone)
+cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' \
+        "/proc/$1/stat" 2>/dev/null || echo -
+}
+
 # own_wcached PORT PREFIX LOG [FLAGS...]: a wcached of its own on PORT that caches PREFIX only
 # (the bench's flags, plus FLAGS), started and waited for: sets own_pid and own_ready_ms (from
-# its start to its /readyz answering).
+# its start to its /readyz answering), own_cpu_s (its CPU then) and own_etcd_cpu_s (etcd's over
+# the same time).
 own_wcached() {
-    local port=$1 prefix=$2 log=$3 t0
+    local port=$1 prefix=$2 log=$3 t0 e0
     shift 3
+    e0=$(cpu_s "$etcd_pid")
     t0=$(date +%s%N)
     # shellcheck disable=SC2086
     "$wcached" --etcd-endpoints "http://$ETCD" --listen "127.0.0.1:$port" --etcd-prefix "$prefix" \
@@ -112,6 +120,8 @@ own_wcached() {
     pids+=("$own_pid")
     for _ in $(seq 6000); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.01; done
     own_ready_ms=$((($(date +%s%N) - t0) / 1000000))
+    own_cpu_s=$(cpu_s "$own_pid")
+    own_etcd_cpu_s=$(awk -v a="$e0" -v b="$(cpu_s "$etcd_pid")" 'BEGIN { printf "%.2f\n", b - a }')
 }
 
 # W9's wcached: the same flags, over HTTPS (a throw-away CA and certificate made by certtool),
@@ -300,7 +310,7 @@ if want W5; then
     # etcd's range it is set against; the bench's own wcached, started again below for the
     # lists, also holds every earlier workload's keys and history (its time: ready_all_ms).
     own_wcached "$(free_port $((wc_port + 30)))" "/bench/$run/" "$tmp/wcached-w5.log"
-    w5_ready_ms=$own_ready_ms
+    w5_ready_ms=$own_ready_ms w5_cpu_s=$own_cpu_s w5_etcd_cpu_s=$own_etcd_cpu_s
     kill -0 "$own_pid" 2>/dev/null || w5_ready_ms=- # it died: no time to report
     kill "$own_pid" 2>/dev/null || true
     wait "$own_pid" 2>/dev/null || true
@@ -316,7 +326,7 @@ if want W5; then
     key=$(b64 "/bench/$run/")
     etcd_all='{"key":"'$key'","range_end":"'$end'"}'
     etcd_page='{"key":"'$key'","range_end":"'$end'","limit":"500"}'
-    echo "W5 peer=wcached keys=$w5_keys ready_ms=$w5_ready_ms ready_all_ms=$wc_ready_ms list_ms=$(timed "http://$WC/keys/bench/$run/") page_ms=$(timed "http://$WC/keys/bench/$run/?limit=500") list_rv0_ms=$(timed "http://$WC/keys/bench/$run/?resourceVersion=0") rss_wcached_kib=$(awk '/VmRSS/ {print $2}' /proc/$wc_pid/status)" | tee -a "$results"
+    echo "W5 peer=wcached keys=$w5_keys ready_ms=$w5_ready_ms cpu_ready_s=$w5_cpu_s etcd_cpu_ready_s=$w5_etcd_cpu_s ready_all_ms=$wc_ready_ms list_ms=$(timed "http://$WC/keys/bench/$run/") page_ms=$(timed "http://$WC/keys/bench/$run/?limit=500") list_rv0_ms=$(timed "http://$WC/keys/bench/$run/?resourceVersion=0") rss_wcached_kib=$(awk '/VmRSS/ {print $2}' /proc/$wc_pid/status)" | tee -a "$results"
     echo "W5 peer=etcd keys=$w5_keys ready_ms=- list_ms=$(timed -X POST "http://$ETCD/v3/kv/range" -d "$etcd_all") page_ms=$(timed -X POST "http://$ETCD/v3/kv/range" -d "$etcd_page") list_rv0_ms=- rss_etcd_kib=$(awk '/VmRSS/ {print $2}' /proc/$etcd_pid/status)" | tee -a "$results"
     echo "W5 peer=nchan keys=$w5_keys ready_ms=- list_ms=- page_ms=- list_rv0_ms=- (no storage)" | tee -a "$results"
 fi
