@@ -30,8 +30,8 @@ static inline void put(char *out, size_t *o, const char *s, size_t n)
     *o += n;
 }
 
-/* jansson escapes control characters, the quote and the backslash (wc_json_plain). */
-/* What escaping adds to a byte's one: a short escape 1, \u00XX 5. */
+/* jansson escapes control characters, the quote and the backslash (wc_json_plain): what that
+ * adds to the byte's one, 1 for a short escape, 5 for \u00XX. */
 static const unsigned char ESCAPE_ADDS[256] = {
     [0 ... 7] = 5, ['\b'] = 1, ['\t'] = 1,          ['\n'] = 1, [0x0b] = 5,
     ['\f'] = 1,    ['\r'] = 1, [0x0e ... 0x1f] = 5, ['"'] = 1,  ['\\'] = 1,

@@ -1,7 +1,8 @@
 /*
  * The checks and parsers every module shares, each in one place: UTF-8, Kubernetes' DNS-1123
- * names, decimal numbers, and a listen address. They never print and never allocate; each
- * returns 0 or WC_EINVAL (or a bool for a plain yes/no).
+ * names, decimal numbers, and a listen address, with the scans eight bytes at a time under
+ * them and the writing of a decimal. They never print and never allocate; each parser returns
+ * 0 or WC_EINVAL (or a bool for a plain yes/no), each scan and writer a length.
  */
 #ifndef WCACHED_PARSE_H
 #define WCACHED_PARSE_H
