@@ -368,7 +368,11 @@ struct wc_http_stream {
     bool marked;
     bool held;     /* woken while cooling: still marked, but off pump->marked until it is due */
     bool finished; /* its pump ended it: never marked again (MHD may still call mhd_done) */
-    int64_t due;   /* its cool_until, for the pump's wakes (mark_locked); 0: not cooling */
+    /* Its cool_until, for the pump's wakes (mark_locked); 0: not cooling. Stored by the thread
+     * running its round without hook->mu, read under it: a marker that finds the pump asleep
+     * sees the due of the pump's last round, which ended before the pump recorded its sleep
+     * (asleep_until) under hook->mu; one that finds it awake pokes it whatever due says. */
+    _Atomic int64_t due;
     /* (p): its pump's thread only */
     size_t pre_off;
     char *out; /* bytes a full socket did not take, or NULL */

@@ -204,7 +204,8 @@ void wc_http_after_dispatch(void *arg)
 /* A mark for s needs its pump woken before the pump wakes by itself. Holds hk->mu. */
 static bool urgent_locked(const wc_http_pump *p, const wc_http_stream *s)
 {
-    return !p->asleep_until || !s->due || s->due < p->asleep_until;
+    int64_t due = atomic_load_explicit(&s->due, memory_order_relaxed);
+    return !p->asleep_until || !due || due < p->asleep_until;
 }
 
 /* Puts s on its pump's marked list. Holds hk->mu. */
@@ -541,7 +542,7 @@ static void finish(wc_http_pump *p, wc_http_stream *s, wc_http_stream **grave)
         s->cool_until = 0;
     }
     pthread_mutex_lock(&hk->mu);
-    s->due = 0;
+    atomic_store_explicit(&s->due, 0, memory_order_relaxed);
     if (s->marked && !s->held) { /* woken after this round's take */
         wc_http_stream **pp = &p->marked;
         while (*pp != s)
@@ -789,9 +790,7 @@ static void cool(wc_http_pump *p, wc_http_stream *s, int64_t until)
         DL_DELETE2(p->cooling, s, cool_prev, cool_next);
     s->cool_until = until;
     DL_APPEND2(p->cooling, s, cool_prev, cool_next);
-    pthread_mutex_lock(&s->srv->hook->mu);
-    s->due = until;
-    pthread_mutex_unlock(&s->srv->hook->mu);
+    atomic_store_explicit(&s->due, until, memory_order_relaxed); /* see wc_http_stream.due */
 }
 
 /* Adds s to this round's work once. */
@@ -919,7 +918,8 @@ static bool send_here(wc_http_pump *p)
             }
             if (m->cool_until) {
                 DL_DELETE2(p->cooling, m, cool_prev, cool_next);
-                m->cool_until = m->due = 0;
+                m->cool_until = 0;
+                atomic_store_explicit(&m->due, 0, memory_order_relaxed);
             }
             m->marked = false;
             work_add(&work, m);
@@ -1038,7 +1038,8 @@ static void *pump_main(void *arg)
         while (p->cooling && (p->cooling->cool_until <= now_ms || stopping || p->quit)) {
             wc_http_stream *c = p->cooling;
             DL_DELETE2(p->cooling, c, cool_prev, cool_next);
-            c->cool_until = c->due = 0;
+            c->cool_until = 0;
+            atomic_store_explicit(&c->due, 0, memory_order_relaxed);
             if (c->held) {
                 c->held = c->marked = false;
                 work_add(&work, c);
@@ -1050,18 +1051,16 @@ static void *pump_main(void *arg)
         p->urgent = false;
         if (poked)
             p->poked = false;
-        {
-            wc_http_stream *m = p->marked;
-            p->marked = NULL;
-            for (wc_http_stream *next; m; m = next) {
-                next = m->mark_next;
-                if (m->cool_until) {
-                    m->held = true; /* stays marked: later wakes cost nothing */
-                    continue;
-                }
-                m->marked = false;
-                work_add(&work, m);
+        wc_http_stream *m = p->marked;
+        p->marked = NULL;
+        for (wc_http_stream *next; m; m = next) {
+            next = m->mark_next;
+            if (m->cool_until) {
+                m->held = true; /* stays marked: later wakes cost nothing */
+                continue;
             }
+            m->marked = false;
+            work_add(&work, m);
         }
         if (stopping && !swept) {
             wc_http_stream *s;
