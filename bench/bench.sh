@@ -100,8 +100,9 @@ start_wcached
 
 # cpu_s PID: the process's utime+stime so far, in seconds (- when it is gone)
 cpu_s() {
-    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' \
-        "/proc/$1/stat" 2>/dev/null || echo -
+    local t
+    t=$(cpu_ticks "$1" 2>/dev/null) || { echo -; return; }
+    awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", t / hz }'
 }
 
 # own_wcached PORT PREFIX LOG [FLAGS...]: a wcached of its own on PORT that caches PREFIX only

@@ -1,5 +1,5 @@
-# Shell helpers shared by bench/bench.sh and bench/soak.sh (sourced, not run): free loopback
-# ports, a throw-away etcd, and reading a Prometheus metric.
+# Shell helpers shared by bench/bench.sh, bench/soak.sh and bench/prevkv.sh (sourced, not run):
+# free loopback ports, a throw-away etcd, a process's CPU, and reading a Prometheus metric.
 
 # free_port FROM: the first port from FROM up that is free with the one after it. Ports below the
 # ephemeral range (32768 up, usually), so that no client connection of a run (thousands of them)
@@ -30,6 +30,9 @@ start_etcd() {
     echo "etcd did not become healthy on $addr; see $dir/etcd.log" >&2
     return 1
 }
+
+# cpu_ticks PID: the process's utime+stime so far, in clock ticks (getconf CLK_TCK a second)
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 # metric URL NAME: the value of NAME (or the sum of the series starting with NAME, when NAME
 # carries labels)

@@ -60,25 +60,21 @@ ninja -C "$tmp/old/build" daemon/wcached >/dev/null
 new_bin=$root/build/release/daemon/wcached
 old_bin=$tmp/old/build/daemon/wcached
 wcload=$root/build/release/bench/wcload
-grep -q 'prev_kv' "$old_bin" || { echo "$old's wcached does not ask for prev_kv" >&2; exit 1; }
-! grep -q 'prev_kv' "$new_bin" || { echo "the working tree's wcached asks for prev_kv" >&2; exit 1; }
+# Its create_request's words (the etcd API that wcached serves writes "prev_kv" too).
+grep -qF '"prev_kv":true' "$old_bin" || { echo "$old's wcached does not ask for prev_kv" >&2; exit 1; }
+! grep -qF '"prev_kv":true' "$new_bin" || { echo "the working tree's wcached asks for prev_kv" >&2; exit 1; }
 
-free_port() { # below the ephemeral range, and the port after it free too (etcd's peer port)
-    local p=$1
-    while ss -Htan "sport = :$p" | grep -q . || ss -Htan "sport = :$((p + 1))" | grep -q .; do
-        p=$((p + 2))
-    done
-    echo "$p"
-}
+# free_port and cpu_ticks
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 etcd_port=$(free_port 23379)
 wc_port=$(free_port 28380)
 ETCD=127.0.0.1:$etcd_port WC=127.0.0.1:$wc_port
 b64() { printf '%s' "$1" | base64 -w0; }
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 etcd_pid=
-start_etcd() {
+fresh_etcd() {
     rm -rf "$data/etcd"
     etcd --name prevkv --data-dir "$data/etcd" \
         --listen-client-urls "http://$ETCD" --advertise-client-urls "http://$ETCD" \
@@ -110,7 +106,7 @@ write_all() {
 # One run: etcd, the variant's wcached (none, old or new), the writes; prints a RESULT line.
 run() {
     local variant=$1 round=$2 bin='' wc_pid=''
-    start_etcd
+    fresh_etcd
     case $variant in old) bin=$old_bin ;; new) bin=$new_bin ;; esac
     if [ -n "$bin" ]; then
         "$bin" --etcd-endpoints "http://$ETCD" --listen "$WC" --etcd-prefix /bench/ \
@@ -147,7 +143,7 @@ run() {
 
 # The watch stream's bytes, with and without prev_kv: wcached's own create_request, on curl.
 bytes() {
-    start_etcd
+    fresh_etcd
     local from create kind rev cw=()
     from=$(($(etcd_rev) + 1))
     for kind in with without; do
