@@ -540,19 +540,22 @@ int wc_etcd_parse_range(const char *body, size_t len, wc_range_resp *out)
     return wc_etcd_parse_range_json(body, len, out);
 }
 
+static bool spec_equal(const wc_kv_spec *x, const wc_kv_spec *y)
+{
+    return x->key_len == y->key_len && x->value_len == y->value_len &&
+           memcmp(x->key, y->key, x->key_len) == 0 &&
+           memcmp(x->value, y->value, x->value_len) == 0 && x->create_rev == y->create_rev &&
+           x->mod_rev == y->mod_rev && x->version == y->version && x->lease == y->lease;
+}
+
 bool wc_range_resp_equal(const wc_range_resp *a, const wc_range_resp *b)
 {
     if (memcmp(&a->header, &b->header, sizeof(a->header)) != 0 || a->count != b->count ||
         a->more != b->more || a->n != b->n)
         return false;
-    for (size_t i = 0; i < a->n; i++) {
-        const wc_kv_spec *x = &a->kvs[i].spec, *y = &b->kvs[i].spec;
-        if (x->key_len != y->key_len || x->value_len != y->value_len ||
-            memcmp(x->key, y->key, x->key_len) != 0 ||
-            memcmp(x->value, y->value, x->value_len) != 0 || x->create_rev != y->create_rev ||
-            x->mod_rev != y->mod_rev || x->version != y->version || x->lease != y->lease)
+    for (size_t i = 0; i < a->n; i++)
+        if (!spec_equal(&a->kvs[i].spec, &b->kvs[i].spec))
             return false;
-    }
     return true;
 }
 
@@ -601,8 +604,10 @@ out:
 
 void wc_watch_resp_free(wc_watch_resp *r)
 {
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         wc_wire_kv_free(&r->events[i].kv);
+        wc_wire_kv_free(&r->events[i].prev);
+    }
     free(r->events);
     memset(r, 0, sizeof(*r));
 }
@@ -689,6 +694,13 @@ int wc_etcd_parse_watch_json(const char *line, size_t len, wc_watch_resp *out)
         if (rc)
             break;
         out->n++;
+        json_t *prev = json_object_get(ev, "prev_kv");
+        if (prev) {
+            rc = parse_kv(prev, &e->prev);
+            if (rc)
+                break;
+            e->has_prev = true;
+        }
         /* Events come in revision order; a delete's kv carries the deletion's revision. */
         if (e->kv.spec.mod_rev < last)
             rc = WC_EPROTO;
@@ -711,7 +723,7 @@ out:
  */
 
 typedef struct event_scan {
-    kv_scan ks;
+    kv_scan ks, prev;
     bool deleted;
     unsigned seen;
 } event_scan;
@@ -729,7 +741,9 @@ static bool event_field(scan *c, const char *k, size_t kn, void *arg)
     }
     if (IS(k, kn, "kv"))
         return once(&es->seen, 2) && object(c, kv_field, &es->ks);
-    return false; /* "prev_kv": not asked for */
+    if (IS(k, kn, "prev_kv"))
+        return once(&es->seen, 4) && object(c, kv_field, &es->prev);
+    return false;
 }
 
 typedef struct watch_scan {
@@ -755,10 +769,15 @@ static bool events_array(scan *c, watch_scan *ws_)
             return false;
         r->events = evs;
         wc_wire_event *e = &r->events[r->n];
+        memset(&e->prev, 0, sizeof(e->prev));
         if (!kv_take(&es.ks, &e->kv))
             return false;
         e->deleted = es.deleted;
+        e->has_prev = false;
         r->n++;
+        if ((es.seen & 4) && !kv_take(&es.prev, &e->prev))
+            return false;
+        e->has_prev = (es.seen & 4) != 0;
         /* Events come in revision order: one out of it is jansson's to refuse. */
         if (e->kv.spec.mod_rev < last)
             return false;
@@ -817,11 +836,10 @@ bool wc_watch_resp_equal(const wc_watch_resp *a, const wc_watch_resp *b)
         strcmp(a->message, b->message) != 0)
         return false;
     for (size_t i = 0; i < a->n; i++) {
-        const wc_kv_spec *x = &a->events[i].kv.spec, *y = &b->events[i].kv.spec;
-        if (a->events[i].deleted != b->events[i].deleted || x->key_len != y->key_len ||
-            x->value_len != y->value_len || memcmp(x->key, y->key, x->key_len) != 0 ||
-            memcmp(x->value, y->value, x->value_len) != 0 || x->create_rev != y->create_rev ||
-            x->mod_rev != y->mod_rev || x->version != y->version || x->lease != y->lease)
+        const wc_wire_event *x = &a->events[i], *y = &b->events[i];
+        if (x->deleted != y->deleted || x->has_prev != y->has_prev ||
+            !spec_equal(&x->kv.spec, &y->kv.spec) ||
+            (x->has_prev && !spec_equal(&x->prev.spec, &y->prev.spec)))
             return false;
     }
     return true;

@@ -92,10 +92,13 @@ typedef enum wc_watch_kind {
     WC_WATCH_ERROR,    /* {"error":...} from the gateway */
 } wc_watch_kind;
 
-/* One change. A "prev_kv" in the event is not decoded: the upstream does not ask for it. */
+/* One change, and the key's state before it when the watch asked for prev_kv and etcd had it
+ * (has_prev). */
 typedef struct wc_wire_event {
     bool deleted;
+    bool has_prev;
     wc_wire_kv kv;
+    wc_wire_kv prev;
 } wc_wire_event;
 
 typedef struct wc_watch_resp {

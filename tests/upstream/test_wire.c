@@ -71,13 +71,14 @@ Test(wire, a_response_names_its_watch)
     wc_watch_resp_free(&r);
 }
 
-Test(wire, events_with_puts_without_type_and_a_delete_whose_prev_kv_is_ignored)
+Test(wire, events_with_puts_without_type_and_a_delete_with_its_prev_kv)
 {
     wc_watch_resp r;
     parse_ok(EVENTS, &r);
     cr_assert_eq(r.kind, WC_WATCH_EVENTS);
     cr_assert_eq(r.n, 3);
     cr_assert_not(r.events[0].deleted);
+    cr_assert_not(r.events[0].has_prev);
     cr_assert_eq(r.events[0].kv.spec.key_len, 4);
     cr_assert_eq(memcmp(r.events[0].kv.spec.key, "/p/a", 4), 0);
     cr_assert_str_eq(r.events[0].kv.spec.value, "1");
@@ -88,18 +89,25 @@ Test(wire, events_with_puts_without_type_and_a_delete_whose_prev_kv_is_ignored)
     cr_assert_eq(r.events[2].kv.spec.mod_rev, 6);
     cr_assert_eq(memcmp(r.events[2].kv.spec.key, "/p/a", 4), 0);
     cr_assert_eq(r.events[2].kv.spec.value_len, 0, "the delete's own kv, not its prev_kv");
+    cr_assert(r.events[2].has_prev);
+    cr_assert_str_eq(r.events[2].prev.spec.value, "1", "the deleted state");
+    cr_assert_eq(r.events[2].prev.spec.mod_rev, 2);
+    cr_assert_eq(r.events[2].prev.spec.create_rev, 2);
     wc_watch_resp_free(&r);
 }
 
-/* wcached does not ask for prev_kv, but a peer that sends one anyway (another proxy, a newer
- * etcd) is not refused for it, whatever it holds. */
-Test(wire, a_prev_kv_is_ignored_whatever_it_holds)
+/* A refill's history watch asks for prev_kv: one that is well formed is decoded by both ways of
+ * parsing alike; one that is not is a protocol error, as a bad kv is. */
+Test(wire, a_prev_kv_is_decoded_and_a_bad_one_refused)
 {
-    static const char *const prevs[] = {
-        "{\"key\":\"L3AvYQ==\",\"value\":\"MQ==\",\"mod_revision\":\"2\"}",
-        "{\"key\":\"not base64!\",\"mod_revision\":\"x\"}",
-        "\"not an object\"",
-        "null",
+    static const struct {
+        const char *prev;
+        bool ok;
+    } prevs[] = {
+        {"{\"key\":\"L3AvYQ==\",\"value\":\"MQ==\",\"mod_revision\":\"2\"}", true},
+        {"{\"key\":\"not base64!\",\"mod_revision\":\"x\"}", false},
+        {"\"not an object\"", false},
+        {"{\"value\":\"MQ==\"}", false},
     };
     for (size_t i = 0; i < sizeof(prevs) / sizeof(*prevs); i++) {
         char line[512];
@@ -107,13 +115,23 @@ Test(wire, a_prev_kv_is_ignored_whatever_it_holds)
                  "{\"result\":{\"header\":{\"revision\":\"7\"},\"events\":[{\"kv\":{"
                  "\"key\":\"L3AvYQ==\",\"create_revision\":\"2\",\"mod_revision\":\"7\","
                  "\"version\":\"2\",\"value\":\"Mw==\"},\"prev_kv\":%s}]}}",
-                 prevs[i]);
-        wc_watch_resp r;
-        parse_ok(line, &r);
-        cr_assert_eq(r.kind, WC_WATCH_EVENTS);
+                 prevs[i].prev);
+        wc_watch_resp r, ref;
+        int rc = wc_etcd_parse_watch(line, strlen(line), &r);
+        if (!prevs[i].ok) {
+            cr_assert_eq(rc, WC_EPROTO, "prev_kv %zu: %s", i, wc_strerror(rc));
+            continue;
+        }
+        cr_assert_eq(rc, 0, "prev_kv %zu", i);
+        cr_assert_eq(wc_etcd_parse_watch_fast(line, strlen(line), &ref), 0, "prev_kv %zu", i);
+        cr_assert(wc_watch_resp_equal(&r, &ref));
+        wc_watch_resp_free(&ref);
         cr_assert_eq(r.n, 1);
         cr_assert_eq(r.events[0].kv.spec.mod_rev, 7, "prev_kv %zu", i);
         cr_assert_str_eq(r.events[0].kv.spec.value, "3", "prev_kv %zu", i);
+        cr_assert(r.events[0].has_prev);
+        cr_assert_str_eq(r.events[0].prev.spec.value, "1");
+        cr_assert_eq(r.events[0].prev.spec.mod_rev, 2);
         wc_watch_resp_free(&r);
     }
 }
@@ -286,7 +304,7 @@ Test(wire, range_fast_path_takes_the_usual_shape_and_agrees_with_jansson)
 
 Test(wire, watch_fast_path_takes_lines_of_changes_and_agrees_with_jansson)
 {
-    /* A line of changes as etcd 3.4's gateway sends it to a watch without prev_kv. */
+    /* A line of changes as etcd 3.4's gateway sends it. */
     static const char PUTS[] =
         "{\"result\":{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":"
         "\"10276657743932975437\",\"revision\":\"12\",\"raft_term\":\"2\"},\"events\":[{\"kv\":{"
@@ -306,7 +324,7 @@ Test(wire, watch_fast_path_takes_lines_of_changes_and_agrees_with_jansson)
         {CREATED, false},
         {PROGRESS, false},
         {COMPACTED, false},
-        {EVENTS, false}, /* a prev_kv */
+        {EVENTS, true}, /* with a prev_kv */
         {"{\"result\":{\"header\":{\"revision\":\"7\"},\"events\":[]}}", false},
         {"{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}", false},
         {"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":7}}]}}", false},
