@@ -65,7 +65,8 @@ wc_cacher *wc_cacher_new(const wc_cacher_opts *o)
     }
     c->o.index_field = c->index_field;
     wc_store_init(&c->store);
-    if (wc_ring_init(&c->ring, c->o.ring_events, c->o.ring_bytes, 0, 0) != 0) {
+    c->seq = WC_SEQ_BASE;
+    if (wc_ring_init(&c->ring, c->o.ring_events, c->o.ring_bytes, 0, c->seq) != 0) {
         free(c->index_field);
         free(c);
         return NULL;
@@ -210,16 +211,11 @@ static int apply_one(wc_cacher *c, const wc_change *ch, wc_kv *kv)
     return 0;
 }
 
-/* Marks every change up to the cache's newest revision complete, and lets readers in once a
- * refill has reached its end. Holds c->mu. */
+/* Marks every change up to the cache's newest revision complete. Holds c->mu. */
 static void complete(wc_cacher *c)
 {
     if (c->rev > c->rev_done) {
         c->rev_done = c->rev;
-        if (c->loaded && !c->ready && c->rev_done >= c->ready_at) {
-            c->ready = true;
-            c->trim_due = true; /* a refill's history came through buffers too */
-        }
         pthread_cond_broadcast(&c->rev_cond);
     }
 }
@@ -319,6 +315,144 @@ int wc_cacher_progress(wc_cacher *c, int64_t rev)
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * A start's history, put before the ring's oldest event
+ * ------------------------------------------------------------------------------------- */
+
+static void wait_over_with(wc_watcher *w, void *arg)
+{
+    (void)arg;
+    wc_watcher_wait_over(w);
+}
+
+/* Ends the backfill under way, if any: the watchers that waited for it catch up, or end when
+ * their revision is not in the ring. Holds c->mu. */
+static void backfill_over(wc_cacher *c)
+{
+    if (!c->backfilling)
+        return;
+    c->backfilling = false;
+    each_watcher(c, wait_over_with, NULL);
+}
+
+/* The key each backfilled change is of, and its newest state so far (NULL: absent). */
+typedef struct hist_key {
+    const char *key;
+    size_t len;
+    wc_kv *last;   /* borrowed from an event */
+    size_t last_i; /* ... evs[last_i]'s */
+    UT_hash_handle hh;
+} hist_key;
+
+/*
+ * The events of a history: each change's new state (made on every core for a big one, as a
+ * list's), and its previous one: the key's newest state earlier in the history, or, for its
+ * first change, the state etcd sent with it (prev_kv). n events into evs, or an error with
+ * nothing left made. Does not take c->mu.
+ */
+static int history_events(wc_cacher *c, int64_t from, int64_t to, const wc_change *ch, size_t n,
+                          wc_event **evs)
+{
+    wc_kv **kvs = calloc(n ? n : 1, sizeof(*kvs));
+    hist_key *keys = calloc(n ? n : 1, sizeof(*keys)), *map = NULL;
+    int rc = kvs && keys ? change_kvs(c, ch, n, kvs) : WC_ENOMEM;
+    size_t made = 0, nkeys = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const wc_kv_spec *s = &ch[i].kv;
+        if (s->mod_rev <= from || s->mod_rev > to || (i > 0 && s->mod_rev < ch[i - 1].kv.mod_rev)) {
+            rc = WC_EINVAL; /* outside the window, or out of order */
+            break;
+        }
+        hist_key *k = NULL;
+        HASH_FIND(hh, map, s->key, s->key_len, k);
+        wc_kv *prev = k && k->last ? wc_kv_ref(k->last) : NULL;
+        if (!k && ch[i].prev) {
+            prev = wc_kv_new(ch[i].prev, c->index_field);
+            if (!prev) {
+                rc = WC_ENOMEM;
+                break;
+            }
+        }
+        if (ch[i].deleted && !prev) {
+            rc = WC_EPROTO; /* a deletion without the state it deleted */
+            break;
+        }
+        evs[i] = ch[i].deleted
+                     ? wc_event_new(WC_EV_DELETED, s->mod_rev, NULL, prev)
+                     : wc_event_new(prev ? WC_EV_MODIFIED : WC_EV_ADDED, s->mod_rev, kvs[i], prev);
+        wc_kv_unref(prev);
+        if (!evs[i]) {
+            rc = WC_ENOMEM;
+            break;
+        }
+        made++;
+        if (!k) {
+            k = &keys[nkeys++];
+            k->key = evs[i]->kv ? evs[i]->kv->key : evs[i]->prev->key;
+            k->len = s->key_len;
+            HASH_ADD_KEYPTR(hh, map, k->key, k->len, k);
+        }
+        k->last = evs[i]->kv;
+        k->last_i = i;
+    }
+    /* A key's newest state in the history is, unless it changed since, the store's: the event
+     * shares the store's copy. The store changes on this thread only. */
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+        hist_key *k = &keys[i];
+        wc_kv *cur = k->last ? wc_store_get(&c->store, k->key, k->len) : NULL;
+        if (cur && cur != k->last && wc_kv_same(cur, k->last)) {
+            wc_event *ev = evs[k->last_i];
+            ev->kv = wc_kv_ref(cur);
+            wc_kv_unref(k->last);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    HASH_CLEAR(hh, map);
+    for (size_t i = 0; i < n; i++)
+        wc_kv_unref(kvs ? kvs[i] : NULL); /* the events hold their own references */
+    free(kvs);
+    free(keys);
+    if (rc != 0)
+        for (size_t i = 0; i < made; i++)
+            wc_event_unref(evs[i]);
+    return rc;
+}
+
+int wc_cacher_backfill(wc_cacher *c, int64_t from, int64_t to, const wc_change *ch, size_t n)
+{
+    wc_event **evs = malloc((n ? n : 1) * sizeof(*evs));
+    int rc = evs ? history_events(c, from, to, ch, n, evs) : WC_ENOMEM;
+    bool made = rc == 0;
+    size_t taken = 0;
+    pthread_mutex_lock(&c->mu);
+    bool awaited = c->backfilling && c->backfill_from == from && c->backfill_to == to;
+    if (!awaited || (rc == 0 && c->ring.floor_rev != to))
+        rc = WC_ESTALE; /* another list since, or the ring let go of its oldest already */
+    if (rc == 0) {
+        taken = wc_ring_prepend(&c->ring, evs, n, from);
+        c->st.backfilled += taken;
+        c->trim_due = true;
+    }
+    if (awaited)
+        backfill_over(c); /* done, or given up: the watchers that waited hear either way */
+    pthread_mutex_unlock(&c->mu);
+    if (made)
+        for (size_t i = 0; i + taken < n; i++)
+            wc_event_unref(evs[i]); /* the oldest, for which the ring had no room, or all */
+    free(evs);
+    after_dispatch(c);
+    return rc;
+}
+
+void wc_cacher_backfill_abandon(wc_cacher *c)
+{
+    pthread_mutex_lock(&c->mu);
+    backfill_over(c);
+    pthread_mutex_unlock(&c->mu);
+    after_dispatch(c);
 }
 
 static int cmp_kv_ptr(const void *a, const void *b)
@@ -487,10 +621,10 @@ fail:
     return *diverged ? 0 : WC_ENOMEM;
 }
 
-/* wc_cacher_replace, holding readers back until `until` when the cache is loaded from scratch
- * (see wc_cacher_refill_specs). */
-static int replace_until(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, int64_t until,
-                         bool force)
+/* wc_cacher_replace, with the history of (from, rev] to follow when the cache is loaded from
+ * scratch (see wc_cacher_refill_specs). */
+static int replace_from(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, int64_t from,
+                        bool force)
 {
     wc_kv **sorted = malloc((n ? n : 1) * sizeof(*sorted));
     if (!sorted)
@@ -546,12 +680,13 @@ static int replace_until(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev,
         if (rc == 0)
             rc = load(c, sorted, m);
         /* The ring starts at the list's revision: a watch from it or later is complete, and
-         * a refill's history fills it from there. */
+         * a backfill puts the history before it there. */
         wc_ring_reset(&c->ring, rev, c->seq);
         c->rev = c->rev_done = rev;
-        c->loaded = rc == 0;
-        c->ready_at = until > rev ? until : rev;
-        c->ready = c->loaded && c->rev_done >= c->ready_at;
+        c->loaded = c->ready = rc == 0;
+        c->backfilling = rc == 0 && from >= 0 && from < rev;
+        c->backfill_from = from;
+        c->backfill_to = rev;
         pthread_cond_broadcast(&c->rev_cond);
     }
     if (rc == 0)
@@ -565,7 +700,7 @@ static int replace_until(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev,
 
 int wc_cacher_replace(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, bool force)
 {
-    return replace_until(c, kvs, n, rev, rev, force);
+    return replace_from(c, kvs, n, rev, rev, force);
 }
 
 /* Makes states [from, to) of a list; a NULL slot is an allocation failure. */
@@ -620,14 +755,14 @@ static int make_kvs(const wc_kv_spec *specs, size_t n, const char *index_field, 
 }
 
 int wc_cacher_refill_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int64_t rev,
-                           int64_t until, bool force)
+                           int64_t from, bool force)
 {
     wc_kv **kvs = malloc((n ? n : 1) * sizeof(*kvs));
     if (!kvs)
         return WC_ENOMEM;
     int rc = make_kvs(specs, n, c->index_field, kvs);
     if (rc == 0)
-        rc = replace_until(c, kvs, n, rev, until, force);
+        rc = replace_from(c, kvs, n, rev, from, force);
     for (size_t i = 0; i < n; i++)
         wc_kv_unref(kvs[i]); /* NULL where a state could not be made */
     free(kvs);
@@ -714,9 +849,9 @@ void wc_cacher_load_abort(wc_cacher_loader *l)
     free(l);
 }
 
-int wc_cacher_load_end(wc_cacher_loader *l, int64_t rev, int64_t until, bool force)
+int wc_cacher_load_end(wc_cacher_loader *l, int64_t rev, int64_t from, bool force)
 {
-    int rc = replace_until(l->c, l->kvs, l->n, rev, until, force);
+    int rc = replace_from(l->c, l->kvs, l->n, rev, from, force);
     wc_cacher_load_abort(l);
     return rc;
 }
@@ -792,6 +927,12 @@ int wc_cacher_get(wc_cacher *c, const char *key, size_t key_len, wc_kv **out, in
     return rc;
 }
 
+/* True when the history of `rev` is still coming (a backfill): a read at it waits. Holds c->mu. */
+static bool history_coming(const wc_cacher *c, int64_t rev)
+{
+    return c->backfilling && rev >= c->backfill_from && rev < c->ring.floor_rev;
+}
+
 int wc_cacher_list(wc_cacher *c, const wc_filter *f, int64_t at_rev, const char *start,
                    size_t start_len, size_t limit, wc_list *out)
 {
@@ -803,7 +944,7 @@ int wc_cacher_list(wc_cacher *c, const wc_filter *f, int64_t at_rev, const char 
     int rc;
     pthread_mutex_lock(&c->mu);
     int64_t rev = at_rev > 0 ? at_rev : c->rev_done;
-    if (!c->ready)
+    if (!c->ready || history_coming(c, rev))
         rc = WC_ENOTREADY;
     else if (rev < c->ring.floor_rev)
         rc = WC_EEXPIRED;
@@ -852,7 +993,7 @@ int wc_cacher_range(wc_cacher *c, const char *key, size_t key_len, const char *e
     int rc;
     pthread_mutex_lock(&c->mu);
     int64_t rev = at_rev > 0 ? at_rev : c->rev_done;
-    if (!c->ready)
+    if (!c->ready || history_coming(c, rev))
         rc = WC_ENOTREADY;
     else if (rev < c->ring.floor_rev)
         rc = WC_EEXPIRED;
@@ -884,6 +1025,7 @@ void wc_cacher_stats_get(wc_cacher *c, wc_cacher_stats *out)
     *out = c->st;
     out->rev = c->rev_done;
     out->floor = c->ring.floor_rev;
+    out->backfilling = c->backfilling;
     out->keys = c->store.n;
     out->ring_events = c->ring.n;
     out->ring_bytes = wc_ring_bytes(&c->ring);

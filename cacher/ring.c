@@ -62,6 +62,29 @@ void wc_ring_push(wc_ring *r, wc_event *ev)
     wc_event_enter_ring(ev, &r->enc_bytes);
 }
 
+size_t wc_ring_prepend(wc_ring *r, wc_event **evs, size_t n, int64_t from)
+{
+    size_t k = 0, bytes = wc_ring_bytes(r);
+    while (k < n && r->n + k < r->cap && bytes + evs[n - 1 - k]->bytes <= r->max_bytes &&
+           (uint64_t)k < r->floor_seq)
+        bytes += evs[n - 1 - k++]->bytes;
+    /* Whole revisions: the oldest one taken goes too when an older event of it does not fit. */
+    while (k > 0 && k < n && evs[n - k]->rev == evs[n - k - 1]->rev)
+        k--;
+    for (size_t i = 0; i < k; i++) {
+        wc_event *ev = evs[n - k + i];
+        ev->seq = r->floor_seq - k + 1 + i;
+        r->bytes += ev->bytes;
+        wc_event_enter_ring(ev, &r->enc_bytes);
+        r->v[(r->head + r->cap - k + i) % r->cap] = ev;
+    }
+    r->head = (r->head + r->cap - k) % r->cap;
+    r->n += k;
+    r->floor_seq -= k;
+    r->floor_rev = k < n ? evs[n - k - 1]->rev : from;
+    return k;
+}
+
 size_t wc_ring_after_rev(const wc_ring *r, int64_t rev)
 {
     size_t lo = 0, hi = r->n;

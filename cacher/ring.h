@@ -32,6 +32,15 @@ void wc_ring_reset(wc_ring *r, int64_t rev, uint64_t seq);
  * is over either bound; the newest event always stays. */
 void wc_ring_push(wc_ring *r, wc_event *ev);
 
+/*
+ * Puts history before the ring's oldest event: evs[0..n) in publication order, every one at or
+ * below the floor revision and after `from`. As many of the newest as fit both bounds go in,
+ * in whole revisions; they take the sequence numbers just below the floor's, and the floor
+ * goes down to what the ring now holds (`from` when all went in). Takes over the references
+ * of those that went in and returns their count: the oldest n minus that are the caller's.
+ */
+size_t wc_ring_prepend(wc_ring *r, wc_event **evs, size_t n, int64_t from);
+
 /* The bytes the ring's events hold now. */
 static inline size_t wc_ring_bytes(const wc_ring *r)
 {

@@ -24,6 +24,8 @@ typedef struct wc_bucket {
     UT_hash_handle hh;
 } wc_bucket;
 
+#define WC_SEQ_BASE ((uint64_t)1 << 40)
+
 struct wc_cacher {
     wc_cacher_opts o;
     char *index_field;
@@ -31,11 +33,17 @@ struct wc_cacher {
     pthread_mutex_t mu;
     pthread_cond_t rev_cond; /* signalled when rev_done or ready changes; uses mu */
     bool loaded;             /* a list is loaded: the producer may publish */
-    bool ready;              /* loaded, and rev_done >= ready_at: readers are served */
-    int64_t ready_at; /* a refill's end (wc_cacher_refill): readers wait until it is reached */
+    bool ready;              /* loaded: readers are served */
+    /* A start's history is coming (wc_cacher_backfill): the changes of (backfill_from,
+     * backfill_to], to go before the ring's oldest event. A watch from a revision in
+     * [backfill_from, backfill_to) waits for it (WC_W_WAITING); a list at one answers
+     * WC_ENOTREADY meanwhile. */
+    bool backfilling;
+    int64_t backfill_from, backfill_to;
     int64_t rev;      /* newest revision published (event or progress) */
     int64_t rev_done; /* every change at or below it is published: no txn half-applied */
-    uint64_t seq;     /* sequence number of the newest event */
+    uint64_t seq;     /* sequence number of the newest event; they start at WC_SEQ_BASE, so that
+                         a backfill's history has the numbers below the first */
     wc_store store;
     wc_ring ring;
     wc_watcher *unindexed;           /* utlist DL list */

@@ -331,7 +331,7 @@ static int refill(wc_watcher *w)
             bookmark_rv = w->bookmark_rv;
             w->bookmark_pending = false;
         }
-        if (n == 0 && !bookmark && state == WC_W_LIVE)
+        if (n == 0 && !bookmark && (state == WC_W_LIVE || state == WC_W_WAITING))
             w->want_wake = true;
         if (n == 0 && w->in_size > WC_IN_SMALL)
             (void)in_resize(w, WC_IN_SMALL); /* idle: give back a burst's room */
@@ -691,7 +691,10 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *o, wc_watcher **out, int6
     }
     int64_t now = wc_cacher_now(c);
     bool from_state = o->rv == WC_RV_UNSET || o->rv == 0;
-    if (!from_state && o->rv < c->ring.floor_rev) {
+    /* From a revision whose history is coming: it waits for it. */
+    bool waits =
+        !from_state && o->rv < c->ring.floor_rev && c->backfilling && o->rv >= c->backfill_from;
+    if (!from_state && o->rv < c->ring.floor_rev && !waits) {
         if (floor_out)
             *floor_out = c->ring.floor_rev;
         rc = WC_EEXPIRED;
@@ -727,7 +730,7 @@ int wc_cacher_watch(wc_cacher *c, const wc_watch_opts *o, wc_watcher **out, int6
         DL_APPEND(c->unindexed, w);
     }
     w->registered = true;
-    w->state = WC_W_CATCHUP;
+    w->state = waits ? WC_W_WAITING : WC_W_CATCHUP;
     schedule_bookmark(c, w, now);
     c->st.watchers++;
     c->alive++;
@@ -772,6 +775,26 @@ static void unregister(wc_watcher *w)
     w->lag_since = 0;
     w->registered = false;
     c->st.watchers--;
+}
+
+void wc_watcher_wait_over(wc_watcher *w)
+{
+    wc_cacher *c = w->c;
+    if (w->state != WC_W_WAITING)
+        return;
+    if (w->min_rev < c->ring.floor_rev) {
+        wc_watcher_end_locked(w, WC_END_EXPIRED);
+        return;
+    }
+    w->pos = wc_cacher_seq_at_rev(c, w->min_rev);
+    pthread_mutex_lock(&w->mu);
+    w->state = WC_W_CATCHUP;
+    if (w->want_wake) {
+        w->want_wake = false;
+        if (w->wake)
+            w->wake(w->wake_arg);
+    }
+    pthread_mutex_unlock(&w->mu);
 }
 
 void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why)

@@ -18,6 +18,8 @@ typedef enum wc_wstate {
     WC_W_CATCHUP = 0, /* its next events come from the ring, pulled by the reader */
     WC_W_LIVE,        /* the producer pushes every new event onto its input queue */
     WC_W_ENDED,       /* unregistered; the reader drains what is queued, then EOF */
+    WC_W_WAITING,     /* from a revision whose history is still coming (a backfill): nothing
+                         is pushed or pulled until it is in (wc_watcher_wait_over) */
 } wc_wstate;
 
 /* A frame of the result queue: pre + body + post, the body shared and kept alive by ref. A
@@ -90,6 +92,10 @@ void wc_watcher_push(wc_watcher *w, wc_event *ev, int64_t now);
 
 /* Ends the watcher past its deadline or lag budget, or queues a due bookmark. Holds c->mu. */
 void wc_watcher_tick_locked(wc_watcher *w, int64_t now);
+
+/* A waiting watcher's history is in: it catches up from its revision (WC_W_CATCHUP), or ends
+ * (WC_END_EXPIRED) when that revision is not in the ring after all. Holds c->mu. */
+void wc_watcher_wait_over(wc_watcher *w);
 
 /* Ends a registered watcher: unregisters it and wakes its reader. Holds c->mu. */
 void wc_watcher_end_locked(wc_watcher *w, wc_end_reason why);

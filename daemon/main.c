@@ -40,11 +40,11 @@ typedef struct daemon_state {
     char logged_down[128]; /* the last "down" reason logged, and when: repeats are rate-limited */
     time_t logged_down_at;
     atomic_uint_fast64_t up_changes[3]; /* transitions into each state */
-    /* The start's refill (sink_replace): written on the upstream thread under mu. */
-    bool loaded;                     /* a list was loaded */
-    bool refilling;                  /* its history is still coming: readers wait */
-    int64_t refill_from, refill_to;  /* the list's revision, etcd's when it was listed */
-    int64_t refill_t0, refill_shown; /* when it started, and when its progress was last logged */
+    /* The start's refill (land_list, sink_backfill): written on the upstream thread under mu. */
+    bool loaded;                    /* a list was loaded */
+    bool refilling;                 /* its history is still coming: readers from it wait */
+    int64_t refill_from, refill_to; /* the history's window: (from, to], to being the list's */
+    int64_t refill_t0;              /* when the list landed */
     /* A list being loaded page by page: the upstream thread's alone. */
     wc_cacher_loader *loader;
     int last_decile; /* the last tenth of the expected count logged */
@@ -54,11 +54,9 @@ typedef struct daemon_state {
  * The upstream's sink: etcd's changes into the cacher
  * ------------------------------------------------------------------------------------- */
 
-static void refill_note(daemon_state *d);
-
 /* A whole list into the cache: `kvs` (n), or what the page-by-page loader holds when kvs is
  * NULL. */
-static int land_list(daemon_state *d, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
+static int land_list(daemon_state *d, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t from,
                      bool reset)
 {
     pthread_mutex_lock(&d->mu);
@@ -66,32 +64,25 @@ static int land_list(daemon_state *d, const wc_kv_spec *kvs, size_t n, int64_t r
     pthread_mutex_unlock(&d->mu);
     wc_cacher_stats before, after;
     wc_cacher_stats_get(d->cacher, &before);
-    /* A list older than etcd's revision is a refill: readers wait for its history. */
     int rc;
     if (kvs) {
-        rc = wc_cacher_refill_specs(d->cacher, kvs, n, rev, head, reset);
+        rc = wc_cacher_refill_specs(d->cacher, kvs, n, rev, from, reset);
     } else {
         n = before.load_keys;
-        rc = wc_cacher_load_end(d->loader, rev, head, reset);
+        rc = wc_cacher_load_end(d->loader, rev, from, reset);
         d->loader = NULL;
     }
     wc_cacher_stats_get(d->cacher, &after);
-    bool refilling = rc == 0 && !wc_cacher_ready(d->cacher);
+    bool refilling = rc == 0 && after.backfilling;
     pthread_mutex_lock(&d->mu);
     d->loaded = d->loaded || rc == 0;
     if (refilling) {
         d->refilling = true;
-        d->refill_from = rev;
-        d->refill_to = head;
-        d->refill_t0 = d->refill_shown = wc_mono_ms();
+        d->refill_from = from;
+        d->refill_to = rev;
+        d->refill_t0 = wc_mono_ms();
     }
     pthread_mutex_unlock(&d->mu);
-    if (refilling)
-        wc_log(WC_LOG_INFO,
-               "cache: refilling the ring from etcd's history: %zu keys listed at revision "
-               "%" PRId64 "; the changes of revisions (%" PRId64 ", %" PRId64
-               "] come next, ready once they are in",
-               n, rev, rev, head);
     if (rc == 0 && !reset && after.resets > before.resets)
         wc_log(WC_LOG_WARN,
                "cache: the list at revision %" PRId64 " cannot follow the history held (a key "
@@ -103,20 +94,24 @@ static int land_list(daemon_state *d, const wc_kv_spec *kvs, size_t n, int64_t r
                "cache: etcd's history went back or another cluster answers: dropped the "
                "history, ended every stream, reloaded %zu keys at revision %" PRId64,
                n, rev);
-    else if (rc == 0 && !refilling)
+    else if (rc == 0)
         wc_log(WC_LOG_INFO, "cache: %s %zu keys at revision %" PRId64,
                first ? "loaded" : "relisted", n, rev);
-    else if (rc != 0)
+    else
         wc_log(WC_LOG_WARN, "cache: list at revision %" PRId64 " refused: %s", rev,
                wc_strerror(rc));
-    refill_note(d); /* a relist may end a refill */
+    if (refilling)
+        wc_log(WC_LOG_INFO,
+               "cache: serving readers; taking etcd's history of revisions (%" PRId64 ", %" PRId64
+               "] back into the ring: watches from inside it wait for it",
+               from, rev);
     return rc;
 }
 
-static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
+static int sink_replace(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t from,
                         bool reset)
 {
-    return land_list(arg, kvs, n, rev, head, reset);
+    return land_list(arg, kvs, n, rev, from, reset);
 }
 
 /* A list page by page: the states of a page are made while etcd sends the next. */
@@ -149,10 +144,10 @@ static int sink_list_page(void *arg, const wc_kv_spec *kvs, size_t n)
     return rc;
 }
 
-static int sink_list_end(void *arg, int64_t rev, int64_t head, bool reset)
+static int sink_list_end(void *arg, int64_t rev, int64_t from, bool reset)
 {
     daemon_state *d = arg;
-    return land_list(d, NULL, 0, rev, head, reset);
+    return land_list(d, NULL, 0, rev, from, reset);
 }
 
 static void sink_list_abort(void *arg)
@@ -162,54 +157,55 @@ static void sink_list_abort(void *arg)
     d->loader = NULL;
 }
 
-/* After a change or a progress notification: a refill under way logs its progress every 2 s,
- * and its end with how far back the ring reaches. Upstream thread. */
-static void refill_note(daemon_state *d)
-{
-    pthread_mutex_lock(&d->mu);
-    bool refilling = d->refilling;
-    pthread_mutex_unlock(&d->mu);
-    if (!refilling)
-        return;
-    bool done = wc_cacher_ready(d->cacher);
-    wc_cacher_stats st;
-    wc_cacher_stats_get(d->cacher, &st);
-    int64_t now = wc_mono_ms();
-    pthread_mutex_lock(&d->mu);
-    int64_t from = d->refill_from, to = d->refill_to, t0 = d->refill_t0;
-    bool show = done || now - d->refill_shown >= 2000;
-    if (show)
-        d->refill_shown = now;
-    d->refilling = !done;
-    pthread_mutex_unlock(&d->mu);
-    if (done)
-        wc_log(WC_LOG_INFO,
-               "cache: ring refilled with the changes of revisions (%" PRId64 ", %" PRId64
-               "] in %" PRId64 " ms (it holds %" PRIu64 " events); watches resume from "
-               "revision %" PRId64
-               " on (older: 410 Expired); serving readers, ready once the watch has caught up",
-               from, to, now - t0, st.ring_events, st.floor);
-    else if (show)
-        wc_log(WC_LOG_INFO,
-               "cache: refilling: at revision %" PRId64 " of %" PRId64 " (%" PRIu64
-               " events so far)",
-               st.rev, to, st.ring_events);
-}
-
 static int sink_apply(void *arg, const wc_change *changes, size_t n)
 {
     daemon_state *d = arg;
-    int rc = wc_cacher_apply(d->cacher, changes, n);
-    refill_note(d);
-    return rc;
+    return wc_cacher_apply(d->cacher, changes, n);
 }
 
 static int sink_progress(void *arg, int64_t rev)
 {
     daemon_state *d = arg;
-    int rc = wc_cacher_progress(d->cacher, rev);
-    refill_note(d);
+    return wc_cacher_progress(d->cacher, rev);
+}
+
+/* The start's history is in: into the ring, before its oldest event. */
+static int sink_backfill(void *arg, int64_t from, int64_t to, const wc_change *changes, size_t n)
+{
+    daemon_state *d = arg;
+    int rc = wc_cacher_backfill(d->cacher, from, to, changes, n);
+    wc_cacher_stats st;
+    wc_cacher_stats_get(d->cacher, &st);
+    pthread_mutex_lock(&d->mu);
+    int64_t took = wc_mono_ms() - d->refill_t0;
+    d->refilling = false;
+    pthread_mutex_unlock(&d->mu);
+    if (rc == 0)
+        wc_log(WC_LOG_INFO,
+               "cache: ring refilled with %zu changes of revisions (%" PRId64 ", %" PRId64
+               "] %" PRId64 " ms after the list (it holds %" PRIu64 " events); watches resume "
+               "from revision %" PRId64 " on (older: 410 Expired)",
+               n, from, to, took, st.ring_events, st.floor);
+    else
+        wc_log(WC_LOG_WARN,
+               "cache: the history of revisions (%" PRId64 ", %" PRId64 "] was refused (%s): "
+               "watches resume from revision %" PRId64 " on (older: 410 Expired)",
+               from, to, wc_strerror(rc), st.floor);
     return rc;
+}
+
+static void sink_backfill_abandon(void *arg, const char *why)
+{
+    daemon_state *d = arg;
+    wc_cacher_backfill_abandon(d->cacher);
+    pthread_mutex_lock(&d->mu);
+    int64_t from = d->refill_from, to = d->refill_to;
+    d->refilling = false;
+    pthread_mutex_unlock(&d->mu);
+    wc_log(WC_LOG_WARN,
+           "cache: etcd's history of revisions (%" PRId64 ", %" PRId64 "] could not be taken "
+           "back (%s): watches resume from revision %" PRId64 " on (older: 410 Expired)",
+           from, to, why ? why : "?", wc_cacher_floor(d->cacher));
 }
 
 static const char *const state_names[] = {"connecting", "live", "down"};
@@ -253,7 +249,7 @@ static bool http_ready(void *arg, char *reason, size_t reason_len)
 {
     daemon_state *d = arg;
     bool ready = wc_cacher_ready(d->cacher);
-    int64_t rev = wc_cacher_rev(d->cacher), floor = wc_cacher_floor(d->cacher);
+    int64_t floor = wc_cacher_floor(d->cacher);
     wc_cacher_stats st;
     wc_cacher_stats_get(d->cacher, &st);
     pthread_mutex_lock(&d->mu);
@@ -272,12 +268,13 @@ static bool http_ready(void *arg, char *reason, size_t reason_len)
                  (double)st.load_bytes / 1e6);
     else if (!d->loaded)
         snprintf(cache, sizeof(cache), "initial list not loaded yet; ");
-    else if (!ready)
-        snprintf(cache, sizeof(cache),
-                 "refilling the ring from etcd's history: at revision %" PRId64 " of %" PRId64
-                 " (from %" PRId64 "); ",
-                 rev, d->refill_to, d->refill_from);
-    if (live)
+    if (live && d->refilling)
+        snprintf(reason, reason_len,
+                 "watches resume from resourceVersion %" PRId64 " on (the ring's oldest); "
+                 "etcd's history of (%" PRId64 ", %" PRId64 "] is coming: watches from it wait "
+                 "for it",
+                 floor, d->refill_from, d->refill_to);
+    else if (live)
         snprintf(reason, reason_len,
                  "watches resume from resourceVersion %" PRId64 " on (the ring's oldest)%s", floor,
                  d->refill_to ? "; the start took etcd's history back into it" : "");
@@ -364,9 +361,15 @@ static void http_metrics(void *arg, FILE *out)
     wc_http_metric_u64(out, "wcached_upstream_resets_total", NULL, us.resets);
     wc_http_metric_family(out, "wcached_upstream_refill_checks_total", "counter",
                           "Checks of a start's refill that went quiet short of its end: history "
-                          "still to come (it waits), or its end proven (no relist).");
+                          "still to come (it waits), or its end proven.");
     labelled(out, "wcached_upstream_refill_checks_total", "outcome", "wait", us.refill_waits);
     labelled(out, "wcached_upstream_refill_checks_total", "outcome", "end", us.refill_ends);
+    wc_http_metric_family(out, "wcached_upstream_refills_total", "counter",
+                          "Starts' refills: etcd's history before the list taken back into the "
+                          "ring (in), or given up (lost: compacted while read, a stream that "
+                          "broke, checks that could not prove its end).");
+    labelled(out, "wcached_upstream_refills_total", "outcome", "in", us.backfills);
+    labelled(out, "wcached_upstream_refills_total", "outcome", "lost", us.backfills_lost);
     wc_http_metric_family(out, "wcached_upstream_endpoint", "gauge",
                           "The etcd endpoint in use (1).");
     for (size_t i = 0; i < d->n_endpoints; i++)
@@ -561,6 +564,8 @@ int main(int argc, char **argv)
                  .list_abort = sink_list_abort,
                  .apply = sink_apply,
                  .progress = sink_progress,
+                 .backfill = sink_backfill,
+                 .backfill_abandon = sink_backfill_abandon,
                  .state = sink_state},
     };
     d.upstream = d.cacher ? wc_upstream_new(&uo) : NULL;

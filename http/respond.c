@@ -82,8 +82,14 @@ enum MHD_Result wc_http_respond_err(wc_http *h, struct MHD_Connection *conn, int
     wc_http_error e;
     switch (rc) {
     case WC_ENOTREADY:
-        wc_http_fail(&e, rc, 429, "TooManyRequests",
-                     "the cache is being initialized; please retry");
+        if (want > 0 && wc_cacher_ready(h->o.cacher))
+            wc_http_fail(&e, rc, 429, "TooManyRequests",
+                         "the history at resourceVersion %" PRId64 " is being taken back from "
+                         "etcd after a start; please retry",
+                         want);
+        else
+            wc_http_fail(&e, rc, 429, "TooManyRequests",
+                         "the cache is being initialized; please retry");
         e.retry_after = 1;
         break;
     case WC_ETIMEDOUT:

@@ -1,16 +1,17 @@
 /*
  * The upstream: ONE list+watch against etcd's JSON gateway, on a thread of its own.
  *
- * The thread lists the key range in pages pinned to one revision (a big range as disjoint key
- * ranges at once, see list_parallel) and hands the snapshot to the sink (sink.replace, or
- * page by page in key order). It then opens one streaming POST /v3/watch from that
- * revision + 1 with progress_notify but without prev_kv (the cacher keeps each key's previous
- * state itself; prev_kv would only make etcd look up and send it), and hands every change to the
- * sink in revision order, one watch response per sink.apply() (a response holds whole revisions) so
- * the cache never claims a revision half-applied. The request body stays open (chunked upload
- * paused when there is nothing to send): {"progress_request":{}} lines sent on it make etcd answer
- * with a progress notification, which is how the cache's revision catches up with etcd's for
- * consistent reads, and how a silent stream is told from a dead one.
+ * The thread lists the key range in pages pinned to etcd's current revision (a big range as
+ * disjoint key ranges at once, see list_parallel) and hands the snapshot to the sink
+ * (sink.replace, or page by page in key order). It then opens one streaming POST /v3/watch from
+ * that revision + 1 with progress_notify but without prev_kv (the cacher keeps each key's
+ * previous state itself; prev_kv would only make etcd look up and send it), and hands every
+ * change to the sink in revision order, one watch response per sink.apply() (a response holds
+ * whole revisions) so the cache never claims a revision half-applied. A start also takes the
+ * history before its list back on the same stream (see REFILL_QUIET_MS). The request body stays
+ * open (chunked upload paused when there is nothing to send): {"progress_request":{}} lines sent on
+ * it make etcd answer with a progress notification, which is how the cache's revision catches up
+ * with etcd's for consistent reads, and how a silent stream is told from a dead one.
  *
  * On a broken or stalled stream, or any other failure on the way (etcd's, or ours: an
  * allocation, libcurl's set-up of a request), the thread backs off (exponential, with jitter),
@@ -53,34 +54,40 @@
  */
 #define ETCD_BATCH_REVS 1000
 /*
- * A refill's watch that sent nothing for this long (three times as long before its first
- * events, or twice its longest pause so far) while its end is not proven (no catch-up pass at
- * all: the window had no change under the prefix, or a last pass of exactly ETCD_BATCH_REVS
- * revisions; or a machine too busy for etcd to send its passes in time) is checked against
- * etcd (refill_check): at one revision C, etcd's current one, does any key under the prefix
- * differ from what the sink holds at its revision P? If one does, the watch has history still to
- * send, which etcd sends in order: the refill waits for it (the stream's stall bound still
- * catches a dead stream) and checks again on its next quiet spell, REFILL_CHECKS times in a row
- * at most. If none does, the state at C is the one at P, and every change in (P, C] is a key
- * made and deleted in it: C is claimed, as a list at C that found no difference would have
- * claimed it (such a list cannot see those keys either), and what the watch still sends at or
- * below C is dropped. Otherwise (a check that fails, or too many in a row) the refill ends in
- * a list at the current revision, which the receiver diffs: the rest of the window comes as a
- * relist's events. A progress notification cannot prove the end: etcd before 3.4.25 and 3.5.8
- * answers a progress request at once, ahead of history it has yet to send.
+ * A start's history (a refill: the changes of the window (R0, H] before the list at H) comes
+ * on the watch's stream beside the watch that stays, and is handed to the sink whole once every
+ * change of the window has arrived (sink.backfill); the cache serves readers from H meanwhile.
+ * Its watches prove their windows by what they send (take_history). A window whose last
+ * revisions have no change of the range gets no proof from its own watch; an earlier watch's
+ * pass proves it, unless nothing after it changed either (the window had no change under the
+ * prefix at all, or a last pass of exactly ETCD_BATCH_REVS revisions), or etcd, on a busy
+ * machine, does not send its passes in time. A history that sent nothing for this long (three
+ * times as long before its first response, or twice its longest pause so far) is then checked
+ * against etcd (check_history): does any key under the prefix differ at H from what it was at
+ * P, the revision the windows are full to? If one does, history is still to come, which etcd
+ * sends in order: it waits for it and checks again on its next quiet spell, REFILL_CHECKS times
+ * in a row at most. If none does, every change in (P, H] is a key made and deleted in it, which
+ * a list at H cannot show either: the history is handed over as it is, without those. Otherwise
+ * (a check that fails, or too many in a row, or a compaction under the history) it is given up
+ * (sink.backfill_abandon): readers from before H are refused with 410 as they would be without
+ * a refill, and the watch that stays goes on. A progress notification cannot prove a window:
+ * etcd before 3.4.25 and 3.5.8 answers a progress request at once, ahead of history it has yet
+ * to send.
  */
 #define REFILL_QUIET_MS 1000
 #define REFILL_CHECKS 8
 /*
- * A refill's history comes through several watches on the one stream at once, one from every
- * REFILL_SPAN revisions of the window (REFILL_WATCHES at most): etcd sends each watch of a pass
- * its next ETCD_BATCH_REVS revisions and reads the history once for all of them, so the window
- * takes a pass or two instead of one per ETCD_BATCH_REVS revisions. The changes still reach the
- * sink in revision order, each once: a watch's changes wait until everything before its start
- * is handed over, and a watch is cancelled once the next one starts at or below that.
+ * The history comes through several watches on the one stream at once, one from every
+ * REFILL_SPAN revisions of the window (REFILL_WATCHES at most), each with prev_kv (the state a
+ * change replaced, which the cache does not hold for a key changed again since): etcd sends
+ * each watch of a pass its next ETCD_BATCH_REVS revisions and reads the history once for all of
+ * them, so the window takes a pass or two instead of one per ETCD_BATCH_REVS revisions. A
+ * watch is cancelled once its window is full.
  */
 #define REFILL_WATCHES 16
 #define REFILL_SPAN ETCD_BATCH_REVS
+
+typedef struct recent_revs recent_revs;
 
 struct wc_upstream {
     char **endpoints;
@@ -121,9 +128,11 @@ struct wc_upstream {
 
     atomic_uint_fast32_t fail_at; /* steps a test makes fail (seam.h); 0 otherwise */
     atomic_bool hold;             /* a test's: the watch reads nothing more (seam.h) */
-    /* A refill's checks (refill_check): those that found history still to come, and those that
-     * proved its end. */
+    /* A refill's checks (check_history): those that found history still to come, and those
+     * that proved its end; histories handed over, and given up. */
     atomic_uint_fast64_t refill_waits, refill_ends;
+    atomic_uint_fast64_t backfills, backfills_lost;
+    recent_revs *recent; /* a list's newest mod revisions, while one that refills is under way */
 };
 
 /*
@@ -682,78 +691,88 @@ static int probe_rev(wc_upstream *u, const char *endpoint, int64_t at, wc_wire_h
     return 0;
 }
 
-/*
- * The mod revision of the u->refill-th most recently changed key of the range at `head` (0 when
- * the range has no more keys than that), in *floor: a history that goes back no further than it
- * replays about that many keys' changes, however many keys each revision changed (a bulk load
- * in transactions of 100 keys is 100 keys a revision). etcd sorts the range's keys by mod
- * revision without sending their values. 0, or a negative code with e filled.
- */
-static int recent_floor(wc_upstream *u, const char *endpoint, int64_t head, int64_t *floor,
-                        up_err *e)
+/* The newest mod revisions of a list's keys, for where its history starts: a min-heap of the
+ * `k` newest, out of `seen` keys. A heap that could not be made (no memory) leaves out the
+ * bound it gives. */
+struct recent_revs {
+    int64_t *v;
+    size_t n, k;
+    uint64_t seen;
+};
+
+static void recent_add(recent_revs *r, int64_t rev)
 {
-    *floor = 0;
-    wc_range_resp r;
-    int rc = range_post(u, "refill", endpoint,
-                        bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
-                              "\"limit\":\"%" PRId64 "\",\"sort_order\":\"DESCEND\","
-                              "\"sort_target\":\"MOD\",\"revision\":\"%" PRId64 "\"}",
-                              u->key_b64, u->end_b64, u->refill, head),
-                        30000, &r, e);
-    if (rc)
-        return rc;
-    if (r.more && r.n > 0)
-        *floor = r.kvs[r.n - 1].spec.mod_rev;
-    wc_range_resp_free(&r);
-    return 0;
+    r->seen++;
+    if (!r->v)
+        return;
+    size_t i;
+    if (r->n < r->k) {
+        i = r->n++;
+    } else if (rev > r->v[0]) {
+        i = 0; /* the oldest of the k goes: sift the new one down from the root */
+        for (;;) {
+            size_t c = 2 * i + 1;
+            if (c >= r->n)
+                break;
+            if (c + 1 < r->n && r->v[c + 1] < r->v[c])
+                c++;
+            if (r->v[c] >= rev)
+                break;
+            r->v[i] = r->v[c];
+            i = c;
+        }
+        r->v[i] = rev;
+        return;
+    } else {
+        return;
+    }
+    while (i > 0 && r->v[(i - 1) / 2] > rev) { /* sift up */
+        r->v[i] = r->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    r->v[i] = rev;
 }
 
 /*
- * The revision a refill lists at: u->refill revisions before etcd's current one, but not
- * before the u->refill-th most recently changed key (recent_floor), or etcd's
- * compaction revision when that is newer (found by bisection between a compacted revision and
- * the current one: etcd tells no other way than by refusing a compacted one). 0 and *at, or a
- * negative code with e filled.
+ * Where the history of a list at `head` starts (see wc_upstream_opts.refill_revisions):
+ * u->refill revisions before it, but not before the u->refill-th most recently changed key of
+ * the list (its keys' mod revisions, in r), so that a history goes back no further than it
+ * replays about that many keys' changes, however many keys each revision changed (a bulk load
+ * in transactions of 100 keys is 100 keys a revision); and not before etcd's compaction
+ * revision, found by bisection between a compacted revision and `head` with one-key ranges
+ * (etcd tells no other way than by refusing a compacted one). `head` when there is nothing to
+ * take back, or when a probe failed: a start without its history loses no more than that.
  */
-static int refill_rev(wc_upstream *u, const char *endpoint, int64_t *at, up_err *e)
+static int64_t history_start(wc_upstream *u, const char *endpoint, int64_t head,
+                             const recent_revs *r)
 {
-    wc_wire_header hdr;
-    int rc = probe_rev(u, endpoint, 0, &hdr, e);
-    if (rc)
-        return rc == WC_EEXPIRED
-                   ? fail(e, WC_EIO, WC_UPC_ETCD, "refill: %s: range refused", endpoint)
-                   : rc;
-    int64_t head = hdr.revision;
     int64_t lo = head - u->refill; /* etcd's first revision is 1, the empty store */
     if (lo < 1)
         lo = 1;
-    int64_t floor;
-    rc = recent_floor(u, endpoint, head, &floor, e);
-    if (rc)
-        return rc;
-    if (floor > lo)
-        lo = floor;
-    rc = probe_rev(u, endpoint, lo, &hdr, e);
-    if (rc == 0) {
-        *at = lo;
-        return 0;
-    }
+    if (r->v && r->seen > r->k && r->n > 0 && r->v[0] > lo)
+        lo = r->v[0];
+    if (lo >= head)
+        return head;
+    wc_wire_header hdr;
+    up_err e;
+    int rc = probe_rev(u, endpoint, lo, &hdr, &e);
+    if (rc == 0)
+        return lo;
     if (rc != WC_EEXPIRED)
-        return rc;
+        return head;
     /* lo is compacted, head is not: the compaction revision is the oldest one etcd has. */
     int64_t hi = head;
     while (hi - lo > 1) {
         int64_t mid = lo + (hi - lo) / 2;
-        rc = probe_rev(u, endpoint, mid, &hdr, e);
+        rc = probe_rev(u, endpoint, mid, &hdr, &e);
         if (rc == 0)
             hi = mid;
         else if (rc == WC_EEXPIRED)
             lo = mid;
         else
-            return rc;
+            return head;
     }
-    *at = hi;
-    return 0;
+    return hi;
 }
 
 /* Hands a page to a sink that takes pages (list_page), and frees it. 0 or the sink's code. */
@@ -768,8 +787,11 @@ static int hand_page(wc_upstream *u, wc_range_resp *page, bool *begun)
     if (rc == 0 && !specs)
         rc = WC_ENOMEM;
     if (rc == 0) {
-        for (size_t i = 0; i < page->n; i++)
+        for (size_t i = 0; i < page->n; i++) {
             specs[i] = page->kvs[i].spec;
+            if (u->recent)
+                recent_add(u->recent, specs[i].mod_rev);
+        }
         rc = page->n ? u->sink.list_page(u->sink.arg, specs, page->n) : 0;
     }
     free(specs);
@@ -1141,13 +1163,31 @@ static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int6
     return rc;
 }
 
-/* Lists the range in pages at one revision and hands it to the sink: the current revision, or
- * with `refill` an older one (refill_rev) whose history the watch then hands over. 0, *rev and
- * *head (etcd's revision when it was listed), or a negative code with e filled. While a page
- * is parsed, the next one is already asked for (see guess_next_body), so etcd's work on it and
- * ours on this one overlap. */
+/* Lists the range in pages at etcd's current revision and hands it to the sink, with, for a
+ * `refill`, where the history that the watch then takes back starts (history_start). 0, *rev
+ * and *from (*rev when there is no history to take back), or a negative code with e filled.
+ * While a page is parsed, the next one is already asked for (see guess_next_body), so etcd's
+ * work on it and ours on this one overlap. */
+static int list_at_head(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, bool refill,
+                        int64_t *from, up_err *e);
+
 static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, bool refill,
-                int64_t *head, up_err *e)
+                int64_t *from, up_err *e)
+{
+    recent_revs recent = {.k = (size_t)u->refill};
+    if (refill) {
+        recent.v = malloc((recent.k ? recent.k : 1) * sizeof(*recent.v));
+        u->recent = &recent;
+    }
+    int rc = list_at_head(u, endpoint, rev, reset, refill, from, e);
+    u->recent = NULL;
+    free(recent.v);
+    return rc;
+}
+
+/* list(), with u->recent set for a refill. */
+static int list_at_head(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, bool refill,
+                        int64_t *from, up_err *e)
 {
     wc_wire_kv *all = NULL;
     size_t n = 0, cap = 0;
@@ -1155,11 +1195,6 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     /* A sink that takes pages gets each as it arrives (its states are made while etcd sends
      * the next); only the last key of the page before is kept here. */
     bool paged = u->sink.list_page != NULL, begun = false;
-    if (refill) {
-        int rc = refill_rev(u, endpoint, &at, e);
-        if (rc)
-            return rc;
-    }
     /* A big range goes to a sink that takes pages in segments at once; a small one, or one
      * for a sink that wants the whole snapshot, one page after another. */
     wc_buf first_raw = {0}; /* a small range's first page, which the loop below starts with */
@@ -1279,6 +1314,12 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     prefetch_end(&pf);
     free(key_b64);
     free(first_raw.p);
+    int64_t start = at;
+    if (rc == 0 && refill) {
+        for (size_t i = 0; i < n && u->recent; i++)
+            recent_add(u->recent, all[i].spec.mod_rev);
+        start = history_start(u, endpoint, at, u->recent);
+    }
     if (paged) {
         if (rc == 0 && !begun) { /* an empty range: no page was handed over */
             rc = u->sink.list_begin ? u->sink.list_begin(u->sink.arg, 0) : 0;
@@ -1287,7 +1328,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
                 fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list: %s", wc_strerror(rc));
         }
         if (rc == 0) {
-            rc = u->sink.list_end(u->sink.arg, at, now, reset);
+            rc = u->sink.list_end(u->sink.arg, at, start, reset);
             if (rc)
                 fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list at %" PRId64 ": %s", at,
                      wc_strerror(rc));
@@ -1303,7 +1344,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
         } else {
             for (size_t i = 0; i < n; i++)
                 specs[i] = all[i].spec;
-            rc = u->sink.replace ? u->sink.replace(u->sink.arg, specs, n, at, now, reset) : 0;
+            rc = u->sink.replace ? u->sink.replace(u->sink.arg, specs, n, at, start, reset) : 0;
             if (rc)
                 fail(e, rc, WC_UPC_LOCAL, "list: the cache refused the list at %" PRId64 ": %s", at,
                      wc_strerror(rc));
@@ -1315,7 +1356,7 @@ static int list(wc_upstream *u, const char *endpoint, int64_t *rev, bool reset, 
     free(all);
     if (rc == 0) {
         *rev = at;
-        *head = now;
+        *from = start;
     }
     return rc;
 }
@@ -1333,54 +1374,56 @@ typedef enum watch_end {
     END_WENT_BACK,  /* another cluster answers: relist and drop the history */
     END_EARLY,      /* a progress notification came ahead of changes at or below it: the
                        receiver skipped them as old, so relist and drop the history */
-    END_RELIST,     /* a refill whose end etcd does not tell: relist at the current revision */
 } watch_end;
 
-/* One response's changes waiting for their turn: events [off, end) of r, which it owns. */
-typedef struct held {
-    wc_watch_resp r;
-    size_t off, end;
-} held;
+/* A start's history still to take back: the changes of (from, to], `to` being the list's
+ * revision. None when from == to. */
+typedef struct history {
+    int64_t from, to;
+} history;
 
-/* One watch of the stream: the one that stays, or one of a refill's (REFILL_WATCHES). */
-typedef struct part {
-    int64_t from;  /* it sends the changes after this revision */
-    int64_t cut;   /* none past this one is taken from it (0: no end, the watch that stays) */
-    int64_t id;    /* etcd's watch id, once created */
-    int64_t reach; /* every change in (from, reach] has arrived from it */
+/*
+ * One watch of a start's history, on the stream beside the watch that stays (REFILL_WATCHES):
+ * etcd sends it every change after `from`, with prev_kv, in order. Its window (from, cut] holds
+ * the changes of those revisions, in order, as far as `held`: every watch that starts at or
+ * before the window fills it up to what it has proven of its own stream (take_history), so a
+ * window whose revisions have no change of the range is filled by an earlier watch's proof.
+ */
+typedef struct hpart {
+    int64_t from, cut;
+    int64_t id; /* etcd's watch id, once created */
     bool created;
-    bool cancelled; /* no longer needed: what it still sends is dropped */
-    bool beyond;    /* a change past cut arrived from it (and was dropped) */
-    held *q;        /* changes after what the sink holds, in order, waiting for their turn */
-    size_t qn, qcap;
-} part;
+    bool cancelled; /* its window is full (or the history was given up): what it still sends is
+                       dropped */
+    int64_t held;   /* the window holds every change in (from, held] (held <= cut) */
+    const wc_wire_event **ev; /* into responses in watch_ctx.kept */
+    size_t n, cap;
+} hpart;
 
 typedef struct watch_ctx {
     wc_upstream *u;
     CURL *h;
     int64_t *rev;
-    part parts[REFILL_WATCHES];
-    size_t nparts, ncreated;
-    bool merged; /* one watch left (the last part) and nothing held: responses go straight on */
-    bool live;   /* reported live: created, caught up with etcd, any refill done */
+    history *hist;               /* from == to once handed over or given up */
+    hpart parts[REFILL_WATCHES]; /* the history's watches, nparts of them */
+    size_t nparts, ncreated;     /* ncreated counts the watch that stays too */
+    wc_watch_resp *kept;         /* responses whose changes a window holds */
+    size_t nkept, capkept;
+    bool live; /* reported live: created and caught up with etcd */
     bool progress_queued;
-    int64_t until;   /* a refill's end (0: none): before it, progress is taken with care */
     int64_t claimed; /* the newest revision a progress notification handed over */
-    /* etcd's revision when the watch was created behind it (0: it was not): until the history
-     * up to it is in, or etcd is quiet for REFILL_QUIET_MS, no progress is asked for or taken
-     * (etcd before 3.4.25 and 3.5.8 answers a watch still catching up with its head revision,
-     * ahead of the changes it has yet to send). */
+    /* etcd's revision when the watch was created behind it (0: it was not): until the changes
+     * up to it are in, or etcd is quiet for REFILL_QUIET_MS, no progress is taken (etcd before
+     * 3.4.25 and 3.5.8 answers a watch still catching up with its head revision, ahead of the
+     * changes it has yet to send). */
     int64_t catchup;
-    int64_t last_evs;     /* when the last events (or the creation) arrived, ms */
-    int64_t pause;        /* the longest time between two of a refill's responses, ms */
-    bool got_evs;         /* events have arrived on this stream */
-    int64_t last_advance; /* when the sink's revision last moved on during a refill, ms */
-    int64_t checked_at;   /* when a check last found history still to come, ms (0: never) */
-    int checks;           /* such checks since the last events */
-    /* The revision a check proved the refill's end at (0: none): what the watch still sends at
-     * or below it are keys made and deleted after the sink's revision then, dropped. */
-    int64_t checked;
-    bool recv_held; /* the test seam holds the stream (wc_upstream_hold_watch) */
+    int64_t last_evs;   /* when the watch that stays last had events (or was created), ms */
+    int64_t last_hist;  /* when a history response last came (or the history was asked), ms */
+    int64_t pause;      /* the longest time between two history responses, ms */
+    bool got_hist;      /* a history response has come */
+    int64_t checked_at; /* when a check last found history still to come, ms (0: never) */
+    int checks;         /* such checks since the last history response */
+    bool recv_held;     /* the test seam holds the stream (wc_upstream_hold_watch) */
     wc_linebuf lines;
     char *send; /* request lines waiting to go up the body; send_cap bytes */
     size_t send_cap, send_len, send_off;
@@ -1427,8 +1470,8 @@ static size_t send_body(char *dst, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* Queues a line to go up the request body. The buffer has room for every cancel_request of a
- * refill's watches and one progress_request: a second one while one waits adds nothing. */
+/* Queues a line to go up the request body. The buffer has room for every cancel_request of the
+ * history's watches and one progress_request: a second one while one waits adds nothing. */
 static void queue_request(watch_ctx *w, CURL *h, const char *line)
 {
     size_t n = strlen(line);
@@ -1491,8 +1534,9 @@ static bool hand(watch_ctx *w, const wc_wire_event *ev, size_t n)
     return true;
 }
 
-/* The part etcd's watch `id` is, or NULL (a progress request's answer is the stream's, -1). */
-static part *part_of(watch_ctx *w, int64_t id)
+/* The history's watch etcd's watch `id` is, or NULL: the watch that stays (etcd's watch 0,
+ * created first), or a progress request's answer (-1). */
+static hpart *part_of(watch_ctx *w, int64_t id)
 {
     for (size_t i = 0; i < w->nparts; i++)
         if (w->parts[i].created && w->parts[i].id == id)
@@ -1501,11 +1545,11 @@ static part *part_of(watch_ctx *w, int64_t id)
 }
 
 /*
- * True when `line` is for a refill's watch that was cancelled: what it still sends (the rest of
+ * True when `line` is for a history watch that was cancelled: what it still sends (the rest of
  * a pass already under way) is dropped without being parsed. Only a watch_id found in the line
  * counts (etcd's JSON has no other "watch_id" field, and its keys and values are base64), so a
- * line for the watch that stays, created first and so etcd's watch 0, whose id the gateway
- * leaves out, is always parsed.
+ * line for the watch that stays, etcd's watch 0, whose id the gateway leaves out, is always
+ * parsed.
  */
 static bool for_cancelled(watch_ctx *w, const char *line, size_t len)
 {
@@ -1519,34 +1563,16 @@ static bool for_cancelled(watch_ctx *w, const char *line, size_t len)
         id = id * 10 + (*p++ - '0');
     if (p == f + sizeof(key) - 1 || p >= end || *p != '"')
         return false;
-    part *q = part_of(w, id);
+    hpart *q = part_of(w, id);
     return q && q->cancelled;
 }
 
-/* Drops p's held changes at or below revision `upto` (all of them: INT64_MAX). */
-static void drop_held(part *p, int64_t upto)
-{
-    size_t k = 0;
-    while (k < p->qn && p->q[k].r.events[p->q[k].end - 1].kv.spec.mod_rev <= upto)
-        wc_watch_resp_free(&p->q[k++].r);
-    if (k) {
-        memmove(p->q, p->q + k, (p->qn - k) * sizeof(*p->q));
-        p->qn -= k;
-    }
-    if (p->qn) {
-        held *e = &p->q[0];
-        while (e->r.events[e->off].kv.spec.mod_rev <= upto)
-            e->off++;
-    }
-}
-
-/* A refill's watch no longer needed (it brought its whole span, or a later one covers it):
- * cancelled with etcd, once created, so that etcd stops reading and sending history for it.
- * What it brought stays held until its turn. */
-static void cancel_part(watch_ctx *w, part *p)
+/* A history watch no longer needed: cancelled with etcd, once created, so that etcd stops
+ * reading and sending history for it. */
+static void cancel_part(watch_ctx *w, hpart *p)
 {
     p->cancelled = true;
-    if (p->created) {
+    if (p->created && w->h) { /* (none once the stream is over) */
         char line[80];
         snprintf(line, sizeof(line), "{\"cancel_request\":{\"watch_id\":\"%" PRId64 "\"}}\n",
                  p->id);
@@ -1554,109 +1580,150 @@ static void cancel_part(watch_ctx *w, part *p)
     }
 }
 
-/* Events arrived: the refill's quiet clock (REFILL_QUIET_MS) starts over. */
-static void got_events(watch_ctx *w)
+static bool history_pending(const watch_ctx *w)
 {
-    int64_t now = wc_mono_ms();
-    if (now - w->last_evs > w->pause)
-        w->pause = now - w->last_evs;
-    w->last_evs = now;
-    w->got_evs = true;
-    w->checks = 0;
+    return w->hist->from < w->hist->to;
+}
+
+/* The history is handed over (handed) or given up, and its watches cancelled; what it held is
+ * freed. A history given up is the sink's to hear of (backfill_abandon, with why). */
+static void end_history(watch_ctx *w, bool handed, const char *why)
+{
+    wc_upstream *u = w->u;
+    if (!history_pending(w))
+        return;
+    for (size_t i = 0; i < w->nparts; i++) {
+        hpart *p = &w->parts[i];
+        if (!p->cancelled)
+            cancel_part(w, p);
+        free(p->ev);
+        p->ev = NULL;
+        p->n = p->cap = 0;
+    }
+    for (size_t i = 0; i < w->nkept; i++)
+        wc_watch_resp_free(&w->kept[i]);
+    free(w->kept);
+    w->kept = NULL;
+    w->nkept = w->capkept = 0;
+    w->hist->from = w->hist->to;
+    if (!handed) {
+        atomic_fetch_add(&u->backfills_lost, 1);
+        if (u->sink.backfill_abandon)
+            u->sink.backfill_abandon(u->sink.arg, why);
+    }
+}
+
+/* Every window is full: the history goes to the sink, in revision order. */
+static void hand_history(watch_ctx *w)
+{
+    wc_upstream *u = w->u;
+    size_t n = 0;
+    for (size_t i = 0; i < w->nparts; i++)
+        n += w->parts[i].n;
+    wc_change *ch = malloc((n ? n : 1) * sizeof(*ch));
+    if (!ch) {
+        end_history(w, false, "out of memory for the history's changes");
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < w->nparts; i++)
+        for (size_t j = 0; j < w->parts[i].n; j++) {
+            const wc_wire_event *e = w->parts[i].ev[j];
+            ch[k++] = (wc_change){.kv = e->kv.spec,
+                                  .deleted = e->deleted,
+                                  .prev = e->has_prev ? &e->prev.spec : NULL};
+        }
+    int64_t from = w->hist->from, to = w->hist->to;
+    atomic_fetch_add(&u->backfills, 1);
+    if (u->sink.backfill)
+        (void)u->sink.backfill(u->sink.arg, from, to, ch, n); /* a refusal ends its waiters */
+    free(ch);
+    end_history(w, true, NULL);
+}
+
+/* Cancels the history's watches whose windows are full, and hands the history over once every
+ * window is. */
+static void history_progress(watch_ctx *w)
+{
+    bool full = true;
+    for (size_t i = 0; i < w->nparts; i++) {
+        hpart *p = &w->parts[i];
+        if (p->held >= p->cut && !p->cancelled)
+            cancel_part(w, p);
+        full = full && p->held >= p->cut;
+    }
+    if (full)
+        hand_history(w);
 }
 
 /*
- * Hands over, in revision order, what the parts have brought: while one that starts at or below
- * the sink's revision has more (its reach is past it), its held changes up to its reach go to
- * the sink and its reach is claimed. Then the refill's watches that brought their whole span,
- * or that a later one now covers, are cancelled, and what is held at or below the sink's
- * revision is dropped.
+ * A history response from the watch of part j (r has changes). The watch has now sent every
+ * change after its start up to s: its last change, or, for a response of fewer than etcd's
+ * most revisions a pass (the last of its catch-up pass, or a live one), its header revision.
+ * Every window from j's on takes the changes of r past what it holds, up to s (and its cut):
+ * a window held (from, held] with held >= what this watch had proven before, since it took
+ * this watch's earlier responses too, so r's changes are exactly the ones it lacks. r's
+ * ownership moves to w->kept when a window took some of its changes.
  */
-static void advance(watch_ctx *w)
+static void take_history(watch_ctx *w, size_t j, wc_watch_resp *r)
 {
-    while (!w->failed) {
-        part *best = NULL;
-        for (size_t i = 0; i < w->nparts; i++) {
-            part *p = &w->parts[i];
-            if (p->from <= *w->rev && p->reach > *w->rev && (!best || p->reach > best->reach))
-                best = p;
+    int64_t now = wc_mono_ms();
+    if (now - w->last_hist > w->pause)
+        w->pause = now - w->last_hist;
+    w->last_hist = now;
+    w->got_hist = true;
+    w->checks = 0;
+    int64_t s = r->events[r->n - 1].kv.spec.mod_rev;
+    if (count_revs(r->events, r->n) < ETCD_BATCH_REVS && r->header.revision > s)
+        s = r->header.revision;
+    bool used = false;
+    for (size_t i = j; i < w->nparts; i++) {
+        hpart *p = &w->parts[i];
+        int64_t lim = s < p->cut ? s : p->cut;
+        if (lim <= p->held)
+            continue;
+        for (size_t k = 0; k < r->n; k++) {
+            int64_t rev = r->events[k].kv.spec.mod_rev;
+            if (rev <= p->held || rev > lim)
+                continue;
+            if (p->n == p->cap) {
+                size_t cap = p->cap ? p->cap * 2 : 256;
+                const wc_wire_event **ev = realloc(p->ev, cap * sizeof(*ev));
+                if (!ev) {
+                    end_history(w, false, "out of memory for the history's changes");
+                    return;
+                }
+                p->ev = ev;
+                p->cap = cap;
+            }
+            p->ev[p->n++] = &r->events[k];
+            used = true;
         }
-        if (!best)
-            break;
-        for (size_t k = 0; k < best->qn && !w->failed; k++) {
-            held *e = &best->q[k];
-            size_t off = e->off;
-            while (off < e->end && e->r.events[off].kv.spec.mod_rev <= *w->rev)
-                off++;
-            if (off < e->end)
-                hand(w, e->r.events + off, e->end - off);
-        }
-        drop_held(best, INT64_MAX);
-        if (w->failed)
-            return;
-        claim(w, best->reach);
-        w->last_advance = wc_mono_ms();
+        p->held = lim;
     }
-    bool merged = true;
-    for (size_t i = 0; i < w->nparts; i++) {
-        part *p = &w->parts[i];
-        bool bounded = i + 1 < w->nparts;
-        if (bounded && !p->cancelled && (p->reach >= p->cut || p->cut <= *w->rev))
-            cancel_part(w, p);
-        drop_held(p, *w->rev);
-        merged = merged && (!bounded || p->cancelled) && p->qn == 0;
-    }
-    w->merged = merged;
-}
-
-/* A refill's response for part p: its changes after the sink's revision and not past p's cut
- * are held (r's ownership moves there), and what it proves arrived extends p's reach. */
-static void take(watch_ctx *w, part *p, wc_watch_resp *r)
-{
-    got_events(w);
-    size_t revs = count_revs(r->events, r->n);
-    int64_t last = r->events[r->n - 1].kv.spec.mod_rev;
-    /* Every change up to the last one has come; one with fewer than etcd's most revisions is
-     * the last of its catch-up pass (or a live one): every change up to its header revision. */
-    int64_t top = last;
-    if (revs < ETCD_BATCH_REVS && r->header.revision > top)
-        top = r->header.revision;
-    if (p->cut && last > p->cut)
-        p->beyond = true;
-    if (p->cut && p->beyond && top > p->cut)
-        top = p->cut; /* changes past the cut were dropped: it proves no more than the cut */
-    if (top > p->reach)
-        p->reach = top;
-    if (!p->cut && revs < ETCD_BATCH_REVS)
-        w->catchup = 0; /* the watch that stays has caught up with etcd */
-    size_t off = 0, end = r->n;
-    while (off < end && r->events[off].kv.spec.mod_rev <= *w->rev)
-        off++;
-    while (p->cut && end > off && r->events[end - 1].kv.spec.mod_rev > p->cut)
-        end--;
-    if (off < end) {
-        if (p->qn == p->qcap) {
-            size_t cap = p->qcap ? p->qcap * 2 : 8;
-            held *q = realloc(p->q, cap * sizeof(*q));
-            if (!q) {
-                fail_watch(w, END_BROKEN, WC_UPC_LOCAL, "%s",
-                           "watch: out of memory for a refill's held changes");
+    if (used) {
+        if (w->nkept == w->capkept) {
+            size_t cap = w->capkept ? w->capkept * 2 : 16;
+            wc_watch_resp *kept = realloc(w->kept, cap * sizeof(*kept));
+            if (!kept) {
+                /* the windows point into r, which the caller frees */
+                end_history(w, false, "out of memory for the history's changes");
                 return;
             }
-            p->q = q;
-            p->qcap = cap;
+            w->kept = kept;
+            w->capkept = cap;
         }
-        p->q[p->qn++] = (held){.r = *r, .off = off, .end = end};
-        memset(r, 0, sizeof(*r)); /* held now: the caller's free is a no-op */
+        w->kept[w->nkept++] = *r;
+        memset(r, 0, sizeof(*r)); /* kept now: the caller's free is a no-op */
     }
-    advance(w);
+    history_progress(w);
 }
 
-/* Reports the watch live once it is created, caught up with etcd and any refill is in: the
- * cache then holds every change up to etcd's revision of a moment ago. */
+/* Reports the watch live once it is created and caught up with etcd: the cache then holds
+ * every change up to etcd's revision of a moment ago. The history does not wait for that. */
 static void check_live(watch_ctx *w)
 {
-    if (w->live || w->failed || !w->created || !w->merged || w->catchup || *w->rev < w->until)
+    if (w->live || w->failed || !w->created || w->catchup)
         return;
     w->live = true;
     char reason[64];
@@ -1664,17 +1731,25 @@ static void check_live(watch_ctx *w)
     set_state(w->u, WC_UP_LIVE, reason);
 }
 
-/* Hands one parsed watch response to the sink (or holds it, see advance); may take r's
- * ownership (r is then emptied). */
+/* Hands one parsed watch response to the sink, or to the history; may take r's ownership (r is
+ * then emptied). */
 static void handle(watch_ctx *w, wc_watch_resp *r)
 {
     wc_upstream *u = w->u;
-    part *p = r->kind == WC_WATCH_CREATED ? NULL : part_of(w, r->watch_id);
+    hpart *p = r->kind == WC_WATCH_CREATED ? NULL : part_of(w, r->watch_id);
     if (p && p->cancelled)
-        return; /* a refill's watch no longer needed: its cancellation's answer, or changes */
+        return; /* a history watch no longer needed: its cancellation's answer, or changes */
     switch (r->kind) {
     case WC_WATCH_ERROR:
     case WC_WATCH_CANCELED:
+        if (p) {
+            /* The history is lost (compacted under it, most likely); the watch that stays
+             * goes on: readers from before the list's revision get 410, as without it. */
+            end_history(w, false,
+                        r->compact_revision > 0 ? "etcd compacted it while it was taken back"
+                                                : "etcd cancelled its watch");
+            return;
+        }
         if (r->compact_revision > 0) {
             fail_watch(w, END_COMPACTED, WC_UPC_COMPACTED, "history compacted (relisting)");
             return;
@@ -1697,25 +1772,25 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
             fail_watch(w, END_BROKEN, WC_UPC_BEHIND, "%s", "member behind the cache's revision");
             return;
         }
-        if (w->ncreated < w->nparts) {
-            /* etcd answers the create requests in order: the watch that stays went first */
-            part *c = &w->parts[w->ncreated ? w->ncreated - 1 : w->nparts - 1];
-            w->ncreated++;
+        /* etcd answers the create requests in order: the watch that stays went first */
+        if (w->ncreated > 0 && w->ncreated <= w->nparts) {
+            hpart *c = &w->parts[w->ncreated - 1];
             c->id = r->watch_id;
             c->created = true;
             if (c->cancelled)
                 cancel_part(w, c);
         }
+        w->ncreated++;
         if (!w->created) {
             w->created = true;
-            w->last_evs = w->last_advance = wc_mono_ms();
+            w->last_evs = w->last_hist = wc_mono_ms();
             if (r->header.revision > *w->rev)
                 w->catchup = r->header.revision;
         }
         return;
     case WC_WATCH_PROGRESS:
-        if (!w->merged || *w->rev < w->until || w->catchup)
-            return; /* catching up: etcd may answer ahead of the history it still has to send */
+        if (p || w->catchup)
+            return; /* catching up: etcd may answer ahead of the changes it still has to send */
         claim(w, r->header.revision);
         return;
     case WC_WATCH_EVENTS:
@@ -1723,22 +1798,13 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
     }
     if (r->n == 0)
         return;
-    if (!w->merged) {
-        if (p)
-            take(w, p, r);
+    if (p) {
+        take_history(w, (size_t)(p - w->parts), r);
         return;
     }
-    got_events(w);
-    /* After a check proved the refill's end at w->checked, what comes at or below it are keys
-     * made and deleted after the sink's revision then (see REFILL_QUIET_MS): dropped. */
+    w->last_evs = wc_mono_ms();
     const wc_wire_event *ev = r->events;
     size_t n = r->n;
-    while (n > 0 && ev->kv.spec.mod_rev <= w->checked) {
-        ev++;
-        n--;
-    }
-    if (n == 0)
-        return;
     if (ev[0].kv.spec.mod_rev <= w->claimed) {
         fail_watch(w, END_EARLY, WC_UPC_ETCD,
                    "etcd sent changes at revision %" PRId64 " after a progress notification "
@@ -1746,14 +1812,14 @@ static void handle(watch_ctx *w, wc_watch_resp *r)
                    ev[0].kv.spec.mod_rev, w->claimed);
         return;
     }
-    bool refilling = *w->rev < w->until || w->catchup;
+    bool catching_up = w->catchup != 0;
     if (!hand(w, ev, n))
         return;
     int64_t last = ev[n - 1].kv.spec.mod_rev;
     /* A catch-up response with fewer than etcd's most revisions is the last of its pass: every
      * change up to its header revision has been sent, and the watch has caught up. */
-    size_t revs = count_revs(r->events, r->n); /* the whole response's, dropped ones too */
-    if (refilling && r->header.revision > last && revs < ETCD_BATCH_REVS)
+    size_t revs = count_revs(r->events, r->n);
+    if (catching_up && r->header.revision > last && revs < ETCD_BATCH_REVS)
         claim(w, r->header.revision);
     if (w->catchup && revs < ETCD_BATCH_REVS)
         w->catchup = 0; /* caught up */
@@ -1831,11 +1897,11 @@ static int note_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
     return CURL_SOCKOPT_OK;
 }
 
-/* How a check of a quiet refill (refill_check) came out. */
+/* How a check of a quiet history (check_history) came out. */
 typedef enum check_result {
     CHECK_FAILED = 0, /* a request failed: e says why */
     CHECK_WAIT,       /* history is still to come */
-    CHECK_END,        /* nothing under the prefix differs at *at from the sink's revision */
+    CHECK_END,        /* nothing under the prefix differs at the list's revision from P */
 } check_result;
 
 /* The number of keys in the range at revision `at` (0: now), with the answer's header in *hdr.
@@ -1859,98 +1925,144 @@ static int range_count(wc_upstream *u, const char *endpoint, int64_t at, int64_t
 }
 
 /*
- * Checks a refill whose watch went quiet short of its end (see REFILL_QUIET_MS) against etcd:
- * the sink holds every change up to *w->rev, P. At C, etcd's revision now (in *at), the range
- * holds as many keys as at P (two counts, which etcd answers from its index) and none changed
- * after P (one key at most is sent, although etcd reads the range to filter it: a
- * count_only answer counts before min_mod_revision filters): then every key at C was there at
- * P with the same value, and P's keys are C's, so the state at C is the sink's. Otherwise the
- * watch has history still to send; so it has, without asking etcd, while a part holds changes
- * after P (they wait for the history before them).
+ * Checks a history that went quiet short of full (see REFILL_QUIET_MS) against etcd. The
+ * windows hold every change up to P, the first one not full's `held`. While a later window
+ * holds changes, those are changes after P: history is still to come. Otherwise, at H, the
+ * list's revision, the range holds as many keys as at P (two counts, which etcd answers from
+ * its index) and none changed after P (one key at most is sent, although etcd reads the range
+ * to filter it: a count_only answer counts before min_mod_revision filters): then every key at
+ * H was there at P with the same value, and P's keys are H's, so nothing the list shows
+ * changed in (P, H]: the windows are full.
  */
-static check_result refill_check(watch_ctx *w, const char *endpoint, int64_t *at, up_err *e)
+static check_result check_history(watch_ctx *w, const char *endpoint, up_err *e)
 {
     wc_upstream *u = w->u;
-    for (size_t i = 0; i < w->nparts; i++)
-        if (w->parts[i].qn > 0)
+    size_t i = 0;
+    while (i < w->nparts && w->parts[i].held >= w->parts[i].cut)
+        i++;
+    if (i == w->nparts)
+        return CHECK_END;
+    int64_t p = w->parts[i].held, h = w->hist->to, at_h = 0, at_p = 0;
+    for (size_t k = i + 1; k < w->nparts; k++)
+        if (w->parts[k].n > 0)
             return CHECK_WAIT;
-    int64_t p = *w->rev, at_c = 0, at_p = 0;
     wc_wire_header hdr;
-    int rc = range_count(u, endpoint, 0, &at_c, &hdr, e);
-    if (rc)
+    if (range_count(u, endpoint, h, &at_h, &hdr, e) != 0 ||
+        range_count(u, endpoint, p, &at_p, &hdr, e) != 0)
         return CHECK_FAILED;
-    int64_t c = hdr.revision;
-    if (range_count(u, endpoint, p, &at_p, &hdr, e) != 0)
-        return CHECK_FAILED;
-    if (at_c != at_p || c <= p)
+    if (at_h != at_p)
         return CHECK_WAIT;
     wc_range_resp r;
-    rc = range_post(u, "refill check", endpoint,
-                    bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
-                          "\"limit\":\"1\",\"min_mod_revision\":\"%" PRId64 "\","
-                          "\"revision\":\"%" PRId64 "\"}",
-                          u->key_b64, u->end_b64, p + 1, c),
-                    30000, &r, e);
+    int rc = range_post(u, "refill check", endpoint,
+                        bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
+                              "\"limit\":\"1\",\"min_mod_revision\":\"%" PRId64 "\","
+                              "\"revision\":\"%" PRId64 "\"}",
+                              u->key_b64, u->end_b64, p + 1, h),
+                        30000, &r, e);
     if (rc)
         return CHECK_FAILED;
     bool changed = r.n > 0;
     wc_range_resp_free(&r);
-    if (changed)
-        return CHECK_WAIT;
-    *at = c;
-    return CHECK_END;
+    return changed ? CHECK_WAIT : CHECK_END;
+}
+
+/* A history pending and quiet: checked (check_history) on each quiet spell, REFILL_CHECKS times
+ * in a row at most, and given up when a check fails, too many found it still to come, or none
+ * of it came for STALL_MS. */
+static void watch_history(watch_ctx *w, const char *endpoint, int64_t now)
+{
+    wc_upstream *u = w->u;
+    if (!history_pending(w) || !w->created)
+        return;
+    /* etcd's first pass reads the window and may take over a second on a busy machine; later
+     * ones come at least as often as the slowest pause so far. */
+    int64_t q = u->refill_quiet;
+    int64_t quiet = !w->got_hist ? 3 * q : q > 2 * w->pause ? q : 2 * w->pause;
+    /* Quiet since the last history, check, or bytes: a big response on its way (etcd writes a
+     * pass of large values as one long line) is not a quiet stream. */
+    int64_t since = w->last_hist > w->checked_at ? w->last_hist : w->checked_at;
+    if (w->last_msg > since)
+        since = w->last_msg;
+    char why[300];
+    if (now - w->last_hist >= STALL_MS) {
+        snprintf(why, sizeof(why), "etcd sent none of it for %" PRId64 " ms", now - w->last_hist);
+        end_history(w, false, why);
+        return;
+    }
+    if (now - since < quiet)
+        return;
+    if (w->checks >= REFILL_CHECKS) {
+        end_history(w, false, "etcd still had some of it to send after checks");
+        return;
+    }
+    up_err ce = {.reason = ""};
+    check_result cr = check_history(w, endpoint, &ce);
+    w->checked_at = wc_mono_ms();
+    w->checks++;
+    if (cr == CHECK_WAIT) {
+        atomic_fetch_add(&u->refill_waits, 1);
+    } else if (cr == CHECK_END) {
+        atomic_fetch_add(&u->refill_ends, 1);
+        for (size_t i = 0; i < w->nparts; i++)
+            w->parts[i].held = w->parts[i].cut;
+        history_progress(w);
+    } else {
+        snprintf(why, sizeof(why), "a check of it failed: %s", ce.reason);
+        end_history(w, false, why);
+    }
 }
 
 /* Watches from *rev + 1 until the stream breaks or the upstream stops; e is filled unless it
- * stopped. Before `until` (0: none) the history of a refill is coming: see REFILL_QUIET_MS. */
-static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64_t until, up_err *e)
+ * stopped. A pending history (see REFILL_WATCHES) is taken back on the same stream, and handed
+ * over or given up before this returns. */
+static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, history *hist, up_err *e)
 {
     watch_ctx w;
     memset(&w, 0, sizeof(w));
     w.u = u;
-    w.until = until;
     w.rev = rev;
+    w.hist = hist;
     wc_linebuf_init(&w.lines, MAX_LINE);
     CURL *h = NULL;
     struct curl_slist *hdr = NULL;
     bool added = false;
-    /* A refill's window wider than REFILL_SPAN comes through several watches at once (see
-     * REFILL_WATCHES); the last one stays. */
-    int64_t from = *rev, span = u->refill_span;
-    size_t k = 1;
-    if (until > from + span) {
-        int64_t want = (until - from + span - 1) / span;
+    /* A history wider than REFILL_SPAN comes through several watches at once (see
+     * REFILL_WATCHES), each with its window of spans of etcd's most revisions a pass, so that
+     * a watch's first pass is its window when every revision is under the prefix. */
+    int64_t from = hist->from, span = u->refill_span;
+    size_t k = 0;
+    if (history_pending(&w)) {
+        int64_t want = (hist->to - from + span - 1) / span;
         k = want < REFILL_WATCHES ? (size_t)want : REFILL_WATCHES;
         if (want > REFILL_WATCHES)
-            span = (until - from + (int64_t)k - 1) / (int64_t)k;
+            span = (hist->to - from + (int64_t)k - 1) / (int64_t)k;
     }
-    /* Spans of etcd's most revisions a pass, so that a watch's first pass is its span when
-     * every revision is under the prefix; the one that stays takes the rest. */
     w.nparts = k;
     for (size_t i = 0; i < k; i++) {
-        part *p = &w.parts[i];
-        p->from = p->reach = from + span * (int64_t)i;
-        p->cut = i + 1 < k ? p->from + span : 0;
+        hpart *p = &w.parts[i];
+        p->from = p->held = from + span * (int64_t)i;
+        p->cut = i + 1 < k ? p->from + span : hist->to;
     }
-    w.merged = k == 1;
-    /* The create requests go first; the room after them holds their cancellations and a
-     * progress request. No prev_kv: the cacher keeps each key's previous state, and asking for
-     * it would make etcd read the previous revision of every key it sends and send it too. */
+    /* The create requests go first, the watch that stays first (etcd's watch 0), without
+     * prev_kv (the cacher keeps each key's previous state: asking would make etcd read the
+     * previous revision of every key it sends, and send it too); the history's with it. The
+     * room after them holds their cancellations and a progress request. */
     size_t line_max = 160 + strlen(u->key_b64) + strlen(u->end_b64);
-    w.send_cap = k * (line_max + 64) + 64;
+    w.send_cap = (k + 1) * (line_max + 64) + 64;
     w.send = injected(u, WC_UPSTEP_WATCH_REQUEST) ? NULL : malloc(w.send_cap);
     if (!w.send) {
         fail_watch(&w, END_BROKEN, WC_UPC_LOCAL, "watch: out of memory for the create_request");
         goto out;
     }
-    for (size_t j = 0; j < k; j++) {
-        size_t i = j ? j - 1 : k - 1; /* the watch that stays first: etcd's watch 0 */
-        w.send_len +=
-            (size_t)snprintf(w.send + w.send_len, w.send_cap - w.send_len,
-                             "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
-                             "\"start_revision\":\"%" PRId64 "\",\"progress_notify\":true}}\n",
-                             u->key_b64, u->end_b64, w.parts[i].from + 1);
-    }
+    w.send_len = (size_t)snprintf(w.send, w.send_cap,
+                                  "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
+                                  "\"start_revision\":\"%" PRId64 "\",\"progress_notify\":true}}\n",
+                                  u->key_b64, u->end_b64, *rev + 1);
+    for (size_t i = 0; i < k; i++)
+        w.send_len += (size_t)snprintf(w.send + w.send_len, w.send_cap - w.send_len,
+                                       "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
+                                       "\"start_revision\":\"%" PRId64 "\",\"prev_kv\":true}}\n",
+                                       u->key_b64, u->end_b64, w.parts[i].from + 1);
     char url[1024];
     snprintf(url, sizeof(url), "%s/v3/watch", endpoint);
     char *token = NULL;
@@ -2047,53 +2159,11 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, int64
             break;
         }
         int64_t now = wc_mono_ms();
+        watch_history(&w, endpoint, now);
+        now = wc_mono_ms();
         /* Taken when a request goes up: one asked while catching up waits for its end. */
         bool asked = atomic_load(&u->progress_wanted);
-        if (w.created && (*rev < w.until || !w.merged)) {
-            /* etcd's first pass reads the window and may take over a second on a busy
-             * machine; later ones come at least as often as the slowest pause so far. A part
-             * that never moves the sink on while others send is ended as well. */
-            int64_t q = u->refill_quiet;
-            int64_t quiet = !w.got_evs ? 3 * q : q > 2 * w.pause ? q : 2 * w.pause;
-            /* Quiet since the last events, check, or bytes: a big response on its way (etcd
-             * writes a pass of large values as one long line) is not a quiet stream. */
-            int64_t since = w.last_evs > w.checked_at ? w.last_evs : w.checked_at;
-            if (w.last_msg > since)
-                since = w.last_msg;
-            check_result cr = CHECK_FAILED;
-            int64_t at = 0;
-            up_err ce = {.reason = ""};
-            if (now - since >= quiet && now - w.last_advance < STALL_MS &&
-                w.checks < REFILL_CHECKS) {
-                cr = refill_check(&w, endpoint, &at, &ce);
-                now = wc_mono_ms();
-                if (cr != CHECK_FAILED) {
-                    w.checks++;
-                    w.checked_at = now;
-                }
-                if (cr == CHECK_WAIT) {
-                    atomic_fetch_add(&u->refill_waits, 1);
-                } else if (cr == CHECK_END) {
-                    /* as a list at `at` that found no difference (see REFILL_QUIET_MS) */
-                    atomic_fetch_add(&u->refill_ends, 1);
-                    w.checked = at;
-                    claim(&w, at);
-                    advance(&w);
-                    check_live(&w);
-                }
-            }
-            if (cr == CHECK_FAILED && (now - since >= quiet || now - w.last_advance >= STALL_MS)) {
-                fail_watch(&w, END_RELIST, WC_UPC_ETCD,
-                           "refill: etcd sent nothing for %" PRId64 " ms short of revision %" PRId64
-                           "%s%s: relisting for the rest",
-                           now - w.last_evs, w.until,
-                           ce.reason[0]                ? ", "
-                           : w.checks >= REFILL_CHECKS ? ", history still to come after checks"
-                                                       : "",
-                           ce.reason);
-                break;
-            }
-        } else if (w.catchup && now - w.last_evs < REFILL_QUIET_MS) {
+        if (w.catchup && now - w.last_evs < REFILL_QUIET_MS) {
             /* catching up: progress waits (see watch_ctx.catchup) */
         } else if (w.catchup) {
             w.catchup = 0; /* quiet that long: etcd has sent what it had */
@@ -2122,11 +2192,10 @@ out:
     if (h)
         curl_easy_cleanup(h);
     curl_slist_free_all(hdr);
+    /* A history not handed over is lost with the stream. */
+    w.h = NULL;
+    end_history(&w, false, w.end == END_STOPPED ? "the upstream stopped" : w.err.reason);
     free(w.send);
-    for (size_t i = 0; i < w.nparts; i++) {
-        drop_held(&w.parts[i], INT64_MAX);
-        free(w.parts[i].q);
-    }
     wc_linebuf_free(&w.lines);
     if (w.end != END_STOPPED)
         *e = w.err;
@@ -2167,8 +2236,8 @@ static int64_t next_backoff(wc_upstream *u, int64_t prev)
 static void *run(void *arg)
 {
     wc_upstream *u = arg;
-    int64_t rev = 0;   /* the revision the sink holds */
-    int64_t until = 0; /* a refill's end: etcd's revision when it was listed */
+    int64_t rev = 0;       /* the revision the sink holds */
+    history hist = {0, 0}; /* a start's history still to take back */
     bool need_list = true, reset = false, listed = false;
     int behind = 0; /* watches in a row created on a member behind the cache */
     int64_t backoff = 0;
@@ -2181,10 +2250,10 @@ static void *run(void *arg)
             set_state(u, WC_UP_CONNECTING, reset ? "relisting, dropping the history" : "listing");
             /* A history that starts from scratch is taken back from etcd's (a refill). */
             bool refill = u->refill > 0 && (!listed || reset);
-            int64_t head = 0;
-            int rc = list(u, ep, &rev, reset, refill, &head, &e);
+            int64_t from = 0;
+            int rc = list(u, ep, &rev, reset, refill, &from, &e);
             if (rc == 0)
-                until = refill ? head : 0;
+                hist = (history){from, rev};
             if (rc == 0) {
                 if (listed)
                     atomic_fetch_add(&u->relists, 1);
@@ -2205,13 +2274,11 @@ static void *run(void *arg)
             }
         }
         set_state(u, WC_UP_CONNECTING, "watching");
-        watch_end end = watch(u, ep, &rev, until, &e);
+        watch_end end = watch(u, ep, &rev, &hist, &e);
         if (end == END_STOPPED)
             break;
         atomic_fetch_add(&u->reconnects[e.cause], 1);
-        if (end == END_RELIST)
-            until = 0; /* the relist ends the refill */
-        if (end == END_COMPACTED || end == END_WENT_BACK || end == END_EARLY || end == END_RELIST) {
+        if (end == END_COMPACTED || end == END_WENT_BACK || end == END_EARLY) {
             set_state(u, WC_UP_CONNECTING, e.reason);
             need_list = true;
             reset = reset || end == END_EARLY;
@@ -2431,6 +2498,8 @@ void wc_upstream_stats_get(wc_upstream *u, wc_upstream_stats *out)
     out->resets = atomic_load(&u->resets);
     out->refill_waits = atomic_load(&u->refill_waits);
     out->refill_ends = atomic_load(&u->refill_ends);
+    out->backfills = atomic_load(&u->backfills);
+    out->backfills_lost = atomic_load(&u->backfills_lost);
     out->endpoint = atomic_load(&u->cur) % u->n_endpoints;
     out->etcd_rev = atomic_load(&u->etcd_rev);
     int64_t last = atomic_load(&u->last_msg);

@@ -183,22 +183,20 @@ int wc_cacher_replace_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int
                             bool force);
 
 /*
- * A refill: wc_cacher_replace_specs of a list at an older revision `rev`, whose history up to
- * `until` (the upstream's revision when it listed) follows as ordinary changes
- * (wc_cacher_apply, wc_cacher_progress), so the ring holds that history with its real
- * revisions and its floor is `rev`. When the list loads the cache from scratch (the first list,
- * or one that drops the history), readers are held back as before the first list
- * (wc_cacher_ready() false, WC_ENOTREADY) until every change up to `until` is published: none is
- * served a state older than one it may have seen before. A relist that follows the history
- * serves readers throughout, as wc_cacher_replace_specs does. Returns as wc_cacher_replace.
+ * wc_cacher_replace_specs of a list at `rev` whose history of (from, rev] follows through
+ * wc_cacher_backfill (from < rev; from == rev: none). When the list loads the cache from scratch
+ * (the first list, or one that drops the history), readers are served at once, from `rev`; a
+ * watch from a revision in [from, rev) waits for the history instead of being refused, and a
+ * list or range at one answers WC_ENOTREADY, until it is in (or given up). Otherwise `from` is
+ * not used. Returns as wc_cacher_replace.
  */
 int wc_cacher_refill_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int64_t rev,
-                           int64_t until, bool force);
+                           int64_t from, bool force);
 
 /*
  * A list loaded as its pages arrive: the states of each page are made (values parsed) while
  * etcd sends the next, and the whole is handed over at the end as one
- * wc_cacher_refill_specs would (`until` as there; `rev` for a plain list). The progress (keys
+ * wc_cacher_refill_specs would (`from` as there; `rev` for a plain list). The progress (keys
  * and bytes so far, and `expected`, the count etcd reported; 0 when unknown) shows in
  * wc_cacher_stats while it lasts. One loader at a time, on the producer thread.
  * wc_cacher_load_begin returns NULL on allocation failure. wc_cacher_load_add returns 0 or
@@ -209,8 +207,27 @@ int wc_cacher_refill_specs(wc_cacher *c, const wc_kv_spec *specs, size_t n, int6
 typedef struct wc_cacher_loader wc_cacher_loader;
 wc_cacher_loader *wc_cacher_load_begin(wc_cacher *c, int64_t expected);
 int wc_cacher_load_add(wc_cacher_loader *l, const wc_kv_spec *specs, size_t n);
-int wc_cacher_load_end(wc_cacher_loader *l, int64_t rev, int64_t until, bool force);
+int wc_cacher_load_end(wc_cacher_loader *l, int64_t rev, int64_t from, bool force);
 void wc_cacher_load_abort(wc_cacher_loader *l);
+
+/*
+ * The history a load announced (wc_cacher_refill_specs): every change of the range in
+ * (from, to], in revision order, each with the key's state before it (`prev`, needed for the
+ * first change of a key that existed before `from`, a deletion above all). The changes become
+ * events as a live watch would have published them, put before the ring's oldest: as many of
+ * the newest whole revisions as the ring's bounds leave room for, the floor going down to what
+ * it holds. The watchers that waited catch up from their revision, or, older than the floor
+ * now, end (WC_END_EXPIRED: the reader's resume is refused with 410). Returns 0; WC_ESTALE,
+ * changing nothing, when (from, to] is not the history awaited (another list came), or when the
+ * ring already let go of its oldest event (the waiters end); WC_EINVAL for changes outside
+ * (from, to] or out of order, WC_EPROTO for a deletion without its state, or WC_ENOMEM, each
+ * ending the waiters.
+ */
+int wc_cacher_backfill(wc_cacher *c, int64_t from, int64_t to, const wc_change *changes, size_t n);
+
+/* The history a load announced will not come (the upstream lost it): the watchers that waited
+ * for it end (WC_END_EXPIRED), and reads at its revisions are refused (410) again. */
+void wc_cacher_backfill_abandon(wc_cacher *c);
 
 /*
  * Publishes the changes of one upstream response (n >= 1), in revision order, as one change:
@@ -237,7 +254,7 @@ void wc_cacher_tick(wc_cacher *c);
 
 /* --- readers' side: any thread ------------------------------------------------------- */
 
-/* True once a list is loaded and any refill has reached its end: readers are served. */
+/* True once a list is loaded: readers are served. */
 bool wc_cacher_ready(wc_cacher *c);
 int64_t wc_cacher_rev(wc_cacher *c);
 
@@ -316,7 +333,9 @@ typedef struct wc_cacher_stats {
     uint64_t frames_out; /* frames handed to readers */
     uint64_t ended[WC_END_COUNT];
     uint64_t relists;
-    uint64_t resets; /* relists that dropped the history and ended every watcher */
+    uint64_t resets;     /* relists that dropped the history and ended every watcher */
+    bool backfilling;    /* a start's history is awaited (wc_cacher_backfill) */
+    uint64_t backfilled; /* events a backfill put into the ring */
     /* A list being loaded page by page (wc_cacher_load_begin): keys and value bytes so far,
      * and the count etcd reported (0: unknown). */
     bool loading;

@@ -22,11 +22,13 @@ typedef struct wc_kv_spec {
 
 /*
  * One change of a key as the upstream saw it: a put of `kv`, or (deleted) a delete of kv.key at
- * revision kv.mod_rev (the other fields unused). Borrowed like a spec.
+ * revision kv.mod_rev (the other fields unused). `prev` is the key's state before it when etcd
+ * sent it (a watch with prev_kv: a start's history), else NULL. Borrowed like a spec.
  */
 typedef struct wc_change {
     wc_kv_spec kv;
     bool deleted;
+    const wc_kv_spec *prev;
 } wc_change;
 
 #endif

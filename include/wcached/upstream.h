@@ -3,9 +3,10 @@
  *
  * A thread of its own lists the key range in pages pinned to one revision, hands the snapshot to
  * the sink, then watches from that revision + 1 (progress_notify; no prev_kv, as the receiver
- * keeps the previous states it needs) and hands every change to the sink in revision order. It
- * knows etcd's wire and nothing of readers; the sink (the daemon wires it to the cacher) is called
- * only from the upstream's thread.
+ * keeps the previous states it needs) and hands every change to the sink in revision order. A
+ * start also takes etcd's history before the list back (refill_revisions) and hands it over
+ * whole once it is in (backfill). It knows etcd's wire and nothing of readers; the sink (the
+ * daemon wires it to the cacher) is called only from the upstream's thread.
  */
 #ifndef WCACHED_UPSTREAM_H
 #define WCACHED_UPSTREAM_H
@@ -23,14 +24,15 @@
  * writes/s, what a restart of up to 10 s leaves readers without. etcd 3.4 sends a watch from
  * the past about 1,000 revisions per 100 ms pass, each pass reading the history up to now; the
  * refill's watches from staggered revisions (up to 16) make that one or two passes, and the
- * window is still what a restart needs rather than the ring's size. */
+ * window is still what a restart needs rather than the ring's size: readers who resume from
+ * inside it wait for it. */
 #define WC_UPSTREAM_REFILL_REVISIONS 10000
 
 typedef struct wc_upstream wc_upstream;
 
 typedef enum wc_upstream_state {
     WC_UP_CONNECTING = 0, /* listing or opening the watch */
-    WC_UP_LIVE,           /* the watch is open, has caught up with etcd and any refill is in */
+    WC_UP_LIVE,           /* the watch is open and has caught up with etcd */
     WC_UP_DOWN,           /* broken; retrying after a backoff */
 } wc_upstream_state;
 
@@ -39,26 +41,27 @@ typedef enum wc_upstream_state {
 typedef struct wc_upstream_sink {
     void *arg;
     /*
-     * A whole snapshot of the range at `rev`, in key order (initial list or relist). `head` is
-     * etcd's revision when it was listed: when it is newer than `rev` (a refill, see
-     * refill_revisions), the changes in (rev, head] follow through apply and progress, as etcd
-     * kept them. `reset` says the history is not continuous with what was handed over before —
-     * a different cluster answers, or the cluster went back (restored from an older snapshot) —
-     * so the receiver must drop its history rather than turn the difference into events.
+     * A whole snapshot of the range at `rev`, etcd's revision when it was listed, in key order
+     * (initial list or relist). When `from` is older than `rev` (a refill, see
+     * refill_revisions), the changes of (from, rev] follow later through backfill, or
+     * backfill_abandon says they will not. `reset` says the history is not continuous with
+     * what was handed over before — a different cluster answers, or the cluster went back
+     * (restored from an older snapshot) — so the receiver must drop its history rather than
+     * turn the difference into events.
      */
-    int (*replace)(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t head,
+    int (*replace)(void *arg, const wc_kv_spec *kvs, size_t n, int64_t rev, int64_t from,
                    bool reset);
     /*
      * Optional, in place of `replace` when list_page is set: the same list handed over page by
      * page as it arrives, so that the receiver does its work on a page while etcd sends the
      * next. list_begin(count: the keys etcd reported in the range), then list_page for each
-     * page in key order (borrowed for the call), then list_end(rev, head, reset) with the
+     * page in key order (borrowed for the call), then list_end(rev, from, reset) with the
      * meaning of `replace`; or list_abort when the list failed after list_begin. A non-zero
      * return from any of them fails the list. list_page needs list_end.
      */
     int (*list_begin)(void *arg, int64_t count);
     int (*list_page)(void *arg, const wc_kv_spec *kvs, size_t n);
-    int (*list_end)(void *arg, int64_t rev, int64_t head, bool reset);
+    int (*list_end)(void *arg, int64_t rev, int64_t from, bool reset);
     void (*list_abort)(void *arg);
     /*
      * The changes of one watch response, in revision order (n >= 1). etcd never splits a
@@ -68,6 +71,16 @@ typedef struct wc_upstream_sink {
     int (*apply)(void *arg, const wc_change *changes, size_t n);
     /* Called for every progress notification: every change up to `rev` has been handed over. */
     int (*progress)(void *arg, int64_t rev);
+    /*
+     * The history a list announced (from < rev there), whole: every change of the range in
+     * (from, to], in revision order, each with the key's state before it when there was one
+     * (wc_change.prev; etcd's prev_kv). Called once, between the changes handed to apply, while
+     * the watch goes on; its return is not acted on. backfill_abandon instead says it will not
+     * come (compacted under the watch, a stream that broke, or a quiet end that checks could
+     * not prove), with a reason for the log.
+     */
+    int (*backfill)(void *arg, int64_t from, int64_t to, const wc_change *changes, size_t n);
+    void (*backfill_abandon)(void *arg, const char *why);
     /* State changes, with a short reason for logs and /readyz (static or valid for the call). */
     void (*state)(void *arg, wc_upstream_state st, const char *reason);
 } wc_upstream_sink;
@@ -92,9 +105,10 @@ typedef struct wc_upstream_opts {
 #define WC_UPSTREAM_TOKEN_MAX 4096 /* bytes of a bearer token, or of etcd's own */
     /*
      * A refill: when the history starts from scratch (the first list, or one that drops it),
-     * the range is listed this many revisions back, or at etcd's compaction revision if that is
-     * newer, and the watch from just after it hands over the changes etcd kept since, so the
-     * receiver can serve watches from then. 0: list at the current revision.
+     * the changes of this many revisions before the list (but no further back than the
+     * list's this-many most recently changed keys, nor than etcd's compaction revision) are
+     * taken back from etcd's history on the watch's stream and handed to sink.backfill, so the
+     * receiver can serve watches from then. 0: none.
      */
     int64_t refill_revisions;
     wc_upstream_sink sink;
@@ -138,7 +152,9 @@ typedef struct wc_upstream_stats {
     uint64_t relists;        /* lists after the first */
     uint64_t resets;         /* lists that dropped the history (WC_UPC_WENT_BACK) */
     uint64_t refill_waits;   /* checks of a quiet refill that found history still to come */
-    uint64_t refill_ends;    /* checks of a quiet refill that proved its end (no relist) */
+    uint64_t refill_ends;    /* checks of a quiet refill that proved its end */
+    uint64_t backfills;      /* histories handed over (sink.backfill) */
+    uint64_t backfills_lost; /* ... and given up (sink.backfill_abandon) */
     size_t endpoint;         /* index into the endpoints in use */
     int64_t etcd_rev;        /* newest revision etcd has reported in any header */
     int64_t last_msg_age_ms; /* since the last message on the watch; -1 before the first */

@@ -1,9 +1,10 @@
 /*
  * A restart without a relist storm: readers watch, wcached is stopped (SIGTERM, and later
- * kill -9) while writes go on, and it starts again on the same address. It takes the history
- * etcd kept back into its ring before it is ready, so every reader, re-watching from the last
- * resourceVersion it saw as a Kubernetes reflector does, gets exactly etcd's history: no 410, no
- * relist, no change missed or repeated. A reader older than etcd's compaction still gets 410.
+ * kill -9) while writes go on, and it starts again on the same address. Ready as soon as its
+ * list at etcd's revision is in, it takes the history etcd kept back into its ring behind it;
+ * every reader, re-watching from the last resourceVersion it saw as a Kubernetes reflector does,
+ * waits for that history if it needs it and gets exactly etcd's history: no 410, no relist, no
+ * change missed or repeated. A reader older than etcd's compaction still gets 410.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -68,6 +69,17 @@ static bool log_has(const char *needle)
         found = strstr(line, needle) != NULL;
     fclose(f);
     return found;
+}
+
+/* True once the daemon's log holds `needle`, waiting up to 15 s for it. */
+static bool log_comes(const char *needle)
+{
+    for (int i = 0; i < 1500; i++) {
+        if (log_has(needle))
+            return true;
+        usleep(10000);
+    }
+    return false;
 }
 
 /* ---- a writer that never stops ------------------------------------------------------ */
@@ -189,14 +201,16 @@ static void readers_ride_out_restarts(void)
     cr_assert_eq(wc_test_daemon_stop(&daemon_, SIGTERM), 0);
     writes_go_on(&w, 100);
     start_daemon(NULL);
-    cr_expect(log_has("ring refilled"), "the start refilled the ring (see %s)", daemon_.log_path);
+    cr_expect(log_comes("ring refilled"), "the start refilled the ring (see %s)", daemon_.log_path);
     writes_go_on(&w, 50);
 
     /* Killed; the same. */
     cr_assert_eq(wc_test_daemon_stop(&daemon_, SIGKILL), 128 + SIGKILL);
     writes_go_on(&w, 100);
     start_daemon(NULL);
-    cr_expect(log_has("ring refilled"), "the start refilled the ring (see %s)", daemon_.log_path);
+    cr_expect(log_comes("ring refilled"), "the start refilled the ring (see %s)", daemon_.log_path);
+    cr_expect_eq(wc_test_metric(base, "wcached_upstream_refills_total{outcome=\"in\"}"), 1);
+    cr_expect_eq(wc_test_metric(base, "wcached_upstream_refills_total{outcome=\"lost\"}"), 0);
     writes_go_on(&w, 50);
     atomic_store(&w.stop, true);
     pthread_join(w.th, NULL);
