@@ -838,16 +838,14 @@ static int check_list_header(wc_upstream *u, const char *endpoint, const wc_wire
     return 0;
 }
 
-/* The last key of the range at `at`, without its value, in *r (the caller frees it; r->n is 0
- * for an empty range). 0, or a negative code with e filled. */
-static int range_last(wc_upstream *u, const char *endpoint, int64_t at, wc_range_resp *r, up_err *e)
+/* A request for the last key of the range at `at` (0: now), without its value: etcd reads
+ * and sorts every key of the range for it. NULL without memory. */
+static char *last_body(const wc_upstream *u, int64_t at)
 {
-    return range_post(u, "list", endpoint,
-                      bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
-                            "\"limit\":\"1\",\"revision\":\"%" PRId64 "\",\"sort_order\":"
-                            "\"DESCEND\",\"sort_target\":\"KEY\"}",
-                            u->key_b64, u->end_b64, at),
-                      30000, r, e);
+    return bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
+                 "\"limit\":\"1\",\"revision\":\"%" PRId64 "\",\"sort_order\":"
+                 "\"DESCEND\",\"sort_target\":\"KEY\"}",
+                 u->key_b64, u->end_b64, at);
 }
 
 /* The count a raw range page reports ("count" is written after the keys, whose base64 has no
@@ -1088,17 +1086,41 @@ static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int6
     char *body = injected(u, WC_UPSTEP_LIST_REQUEST) ? NULL : range_body(u, u->key_b64, *at);
     if (!body)
         return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
+    /* The last key is asked for beside the first page: etcd sorts the range for it, which takes
+     * it about as long as writing the first page. At etcd's revision of a moment later when the
+     * list is not pinned: it only places the cuts, and every key after the last cut is in the
+     * last segment whatever it says. A range too small to cut wastes it. */
+    prefetch lastf = {.u = u, .endpoint = endpoint, .body = last_body(u, *at)};
+    if (lastf.body && pthread_create(&lastf.thread, NULL, prefetch_main, &lastf) == 0)
+        lastf.started = true;
+    else
+        free(lastf.body);
     wc_buf resp;
     int rc = post(u, "list", endpoint, "/v3/kv/range", body, 30000, &resp, e);
     free(body);
-    if (rc)
-        return rc;
-    if (!memmem(resp.p, resp.len, "\"more\":true", 11) ||
-        raw_count(resp.p, resp.len) <= (int64_t)(LIST_PARALLEL_MIN * u->page)) {
+    if (rc == 0 && (!memmem(resp.p, resp.len, "\"more\":true", 11) ||
+                    raw_count(resp.p, resp.len) <= (int64_t)(LIST_PARALLEL_MIN * u->page))) {
         *first_raw = resp;
-        return WC_EAGAIN;
+        rc = WC_EAGAIN;
     }
     wc_range_resp first = {0}, last = {0};
+    int lrc = WC_EAGAIN; /* the last key's answer, once parsed */
+    if (lastf.started) {
+        pthread_join(lastf.thread, NULL);
+        lastf.started = false;
+        free(lastf.body);
+        if (lastf.rc == 0 && rc == 0) {
+            lrc = wc_etcd_parse_range(lastf.resp.p, lastf.resp.len, &last);
+            if (lrc == 0)
+                saw_header(u, &last.header);
+        }
+        if (lastf.rc == 0)
+            free(lastf.resp.p);
+    }
+    if (rc) {
+        wc_range_resp_free(&last);
+        return rc;
+    }
     rc = wc_etcd_parse_range(resp.p, resp.len, &first);
     free(resp.p);
     if (rc)
@@ -1110,8 +1132,10 @@ static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int6
         rc = fail(e, WC_EPROTO, WC_UPC_PROTOCOL, "list: %s: an empty page with more to come",
                   endpoint);
     int64_t pinned = *at ? *at : first.header.revision;
-    if (rc == 0)
-        rc = range_last(u, endpoint, pinned, &last, e);
+    if (rc == 0 && lrc != 0) { /* asked again, pinned, when the first try failed */
+        wc_range_resp_free(&last);
+        rc = range_post(u, "list", endpoint, last_body(u, pinned), 30000, &last, e);
+    }
     if (rc == 0 && last.n == 0)
         rc = fail(e, WC_EPROTO, WC_UPC_PROTOCOL, "list: %s: no last key in a range of %" PRId64,
                   endpoint, first.count);
