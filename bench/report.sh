@@ -173,7 +173,7 @@ END {
             f0(W10rel[t]), f0(get(k, "skipped")), f0(get(k, "gaps")), f0(get(k, "dups")),
             f0(get(k, "errors")), f2(get(k, "cpu_etcd_s")), f0(W10r[t]), f0(W10w[t]) > out
     }
-    if (any) print "\netcd ranges with the refill: the probes (the current revision, the most recently changed keys, whether the revision to list at is compacted), the pages of the list, and three for each check of a refill gone quiet.\n" > out
+    if (any) print "\netcd ranges with the refill: the pages of the list and its last key, whether the first revision of the history is compacted (one one-key range), and three for each check of a history gone quiet.\n" > out
     # Where the time after ready goes (the restart figures of wcload).
     if (any) {
         print "| run | changes written from the restart to ready | changes readers lacked at ready (all readers) | streams reopened after ready | the last of them, ms after ready | first reader caught up, ms | half of them | 99% |" > out
