@@ -152,3 +152,56 @@ Test(ring, the_byte_bound_includes_the_encodings)
     cr_assert_leq(wc_ring_bytes(&r), one * 4);
     wc_ring_free(&r);
 }
+
+/* History put before the oldest event: it takes the sequence numbers just below the floor's,
+ * wraps around the array like the rest, keeps whole revisions within the bounds, and lowers
+ * the floor to what it holds; later pushes evict it first. */
+Test(ring, history_goes_before_the_oldest_in_whole_revisions)
+{
+    wc_ring r;
+    seq = 1000;
+    cr_assert_eq(wc_ring_init(&r, 6, 1 << 20, 20, 1000), 0);
+    wc_ring_push(&r, ev_at(21, 1));
+    wc_ring_push(&r, ev_at(22, 1));
+    /* the history of (10, 20]: revisions 12, 15, 15, 17, 20, 20 */
+    int64_t revs[] = {12, 15, 15, 17, 20, 20};
+    wc_event *h[6];
+    for (size_t i = 0; i < 6; i++)
+        h[i] = ev_at(revs[i], 1);
+    /* room for 4: 20, 20, 17 and one of 15's two, which does not go in alone */
+    size_t took = wc_ring_prepend(&r, h, 6, 10);
+    cr_assert_eq(took, 3);
+    cr_assert_eq(r.n, 5);
+    cr_assert_eq(r.floor_rev, 15, "every change after 15 is held");
+    cr_assert_eq(r.floor_seq, 997);
+    int64_t want[] = {17, 20, 20, 21, 22};
+    for (size_t i = 0; i < 5; i++) {
+        cr_assert_eq(wc_ring_at(&r, i)->rev, want[i], "event %zu", i);
+        cr_assert_eq(wc_ring_at(&r, i)->seq, 998 + i, "event %zu", i);
+    }
+    cr_assert_eq(wc_ring_after_seq(&r, 997), 0);
+    cr_assert_eq(wc_ring_after_seq(&r, 1000), 3);
+    cr_assert_eq(wc_ring_after_rev(&r, 20), 3);
+    for (size_t i = 0; i < 3; i++)
+        wc_event_unref(h[i]); /* the three that did not go in */
+    /* the next pushes evict the history first */
+    seq = 1002;
+    wc_ring_push(&r, ev_at(23, 1));
+    wc_ring_push(&r, ev_at(24, 1));
+    cr_assert_eq(r.n, 6);
+    cr_assert_eq(wc_ring_at(&r, 0)->rev, 20);
+    cr_assert_eq(r.floor_rev, 17);
+    cr_assert_eq(r.floor_seq, 998);
+    wc_ring_free(&r);
+
+    /* all of it, when it fits: the floor is where the history starts */
+    seq = 1000;
+    cr_assert_eq(wc_ring_init(&r, 16, 1 << 20, 20, 1000), 0);
+    for (size_t i = 0; i < 6; i++)
+        h[i] = ev_at(revs[i], 1);
+    cr_assert_eq(wc_ring_prepend(&r, h, 6, 10), 6);
+    cr_assert_eq(r.floor_rev, 10);
+    cr_assert_eq(r.floor_seq, 994);
+    cr_assert_eq(wc_ring_at(&r, 0)->rev, 12);
+    wc_ring_free(&r);
+}

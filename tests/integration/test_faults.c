@@ -239,8 +239,8 @@ Test(faults, another_cluster_at_the_same_address_resets_instead_of_going_back)
     cr_assert_lt(fresh, old, "the new cluster's revisions are lower");
     /* The old stream ends: its revisions mean nothing in the new cluster. */
     expect_one_reset(w);
-    /* The cache now serves the new cluster, and only it, once its history is in (readers get
-     * 429 while the reset refills the ring). */
+    /* The cache now serves the new cluster, and only it, once the reset's list is in (readers
+     * get 429 until then). */
     wc_test_resp r;
     for (int i = 0; i < 100; i++) {
         cr_assert_eq(wc_test_get(daemon_.base, "/keys/f/", &r), 0);
@@ -282,7 +282,7 @@ Test(faults, a_member_restored_from_an_older_snapshot_does_not_take_the_cache_ba
     cr_assert_lt(fresh, old, "the restored cluster's revisions are lower");
     /* The stream from before the restore ends: its revisions are gone from etcd. */
     expect_one_reset(w);
-    /* The reset refills the ring from the restored cluster's history, up to its revision. */
+    /* The reset lists the restored cluster at its revision (and takes its history back). */
     for (int i = 0; i < 100 && wc_test_metric(daemon_.base, "wcached_cache_revision") < fresh; i++)
         usleep(50000);
     cr_assert_geq(wc_test_metric(daemon_.base, "wcached_cache_revision"), fresh);
