@@ -350,14 +350,14 @@ END {
     k = "W8" SUBSEP "wcached" SUBSEP ""
     if (k in NAMES) {
         print "## W8 memory of the cache (Pods of ~1 KiB with labels, --index-field spec.nodeName)\n" > out
-        print "| keys | raw key+value MB | ready ms | RSS ready MB | RSS after a list on each family MB | / raw | update raw MB | RSS growth MB | / update raw | ring events | wcached_ring_bytes MB | etcd RSS MB |" > out
-        print "|---|---|---|---|---|---|---|---|---|---|---|---|" > out
+        print "| keys | raw key+value MB | ready ms | RSS ready MB | RSS at most while the history came MB | RSS after a list on each family MB | / raw | update raw MB | RSS growth MB | / update raw | ring events | wcached_ring_bytes MB | etcd RSS MB |" > out
+        print "|---|---|---|---|---|---|---|---|---|---|---|---|---|" > out
         W8raw = get(k, "raw_bytes"); W8upd = get(k, "update_bytes")
         W8listed = get(k, "rss_listed_kib") * 1024; W8grow = (get(k, "rss_updated_kib") - get(k, "rss_listed_kib")) * 1024
         W8etcd = get("W8" SUBSEP "etcd" SUBSEP "", "rss_etcd_kib") * 1024
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f0(get(k, "keys")),
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f0(get(k, "keys")),
             f1(W8raw / 1e6), f0(get(k, "ready_ms")), f1(get(k, "rss_ready_kib") * 1024 / 1e6),
-            f1(W8listed / 1e6), ratio(W8listed, W8raw), f1(W8upd / 1e6), f1(W8grow / 1e6),
+            f1(get(k, "rss_history_kib") * 1024 / 1e6), f1(W8listed / 1e6), ratio(W8listed, W8raw), f1(W8upd / 1e6), f1(W8grow / 1e6),
             ratio(W8grow, W8upd), f0(get(k, "ring_events")), f1(get(k, "ring_bytes") / 1e6),
             f1(W8etcd / 1e6) > out
         print "" > out

@@ -337,28 +337,36 @@ static void backfill_over(wc_cacher *c)
     each_watcher(c, wait_over_with, NULL);
 }
 
-/* The key each backfilled change is of, and its newest state so far (NULL: absent). */
+/* The key each backfilled change is of: its last change in the history, and its newest state
+ * so far while the events are made (NULL: absent). */
 typedef struct hist_key {
     const char *key;
     size_t len;
-    wc_kv *last;   /* borrowed from an event */
-    size_t last_i; /* ... evs[last_i]'s */
+    size_t last_i; /* its last change */
+    bool seen;     /* an event of it is made */
+    wc_kv *last;   /* ... and its state after it (borrowed from the event; NULL: absent) */
     UT_hash_handle hh;
 } hist_key;
 
 /*
- * The events of a history: each change's new state (made on every core for a big one, as a
- * list's), and its previous one: the key's newest state earlier in the history, or, for its
- * first change, the state etcd sent with it (prev_kv). n events into evs, or an error with
- * nothing left made. Does not take c->mu.
+ * The events of a history: each change's new state, and its previous one: the key's newest
+ * state earlier in the history, or, for its first change, the state etcd sent with it
+ * (prev_kv). A key's last change is, unless the key changed since, the store's state: the event
+ * takes the store's (the store changes on this thread only), and no copy of it is made, so that
+ * nothing made here is freed at once between what stays (which would leave holes in the heap).
+ * The other new states are made on every core for a big history, as a list's. n events into
+ * evs, or an error with nothing left made.
  */
 static int history_events(wc_cacher *c, int64_t from, int64_t to, const wc_change *ch, size_t n,
                           wc_event **evs)
 {
     wc_kv **kvs = calloc(n ? n : 1, sizeof(*kvs));
     hist_key *keys = calloc(n ? n : 1, sizeof(*keys)), *map = NULL;
-    int rc = kvs && keys ? change_kvs(c, ch, n, kvs) : WC_ENOMEM;
-    size_t made = 0, nkeys = 0;
+    wc_change *made = calloc(n ? n : 1, sizeof(*made));
+    size_t *at = calloc(n ? n : 1, sizeof(*at));
+    int rc = kvs && keys && made && at ? 0 : WC_ENOMEM;
+    size_t nkeys = 0, nmade = 0, done = 0;
+    /* 1. The keys, each one's last change, and the order. */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const wc_kv_spec *s = &ch[i].kv;
         if (s->mod_rev <= from || s->mod_rev > to || (i > 0 && s->mod_rev < ch[i - 1].kv.mod_rev)) {
@@ -367,8 +375,43 @@ static int history_events(wc_cacher *c, int64_t from, int64_t to, const wc_chang
         }
         hist_key *k = NULL;
         HASH_FIND(hh, map, s->key, s->key_len, k);
-        wc_kv *prev = k && k->last ? wc_kv_ref(k->last) : NULL;
-        if (!k && ch[i].prev) {
+        if (!k) {
+            k = &keys[nkeys++];
+            k->key = s->key;
+            k->len = s->key_len;
+            HASH_ADD_KEYPTR(hh, map, k->key, k->len, k);
+        }
+        k->last_i = i;
+    }
+    /* 2. The last states the store holds. */
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+        const wc_change *last = &ch[keys[i].last_i];
+        wc_kv *cur = last->deleted ? NULL : wc_store_get(&c->store, keys[i].key, keys[i].len);
+        if (cur && cur->mod_rev == last->kv.mod_rev && cur->value_len == last->kv.value_len)
+            kvs[keys[i].last_i] = wc_kv_ref(cur);
+    }
+    pthread_mutex_unlock(&c->mu);
+    /* 3. The other new states, in one batch. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!ch[i].deleted && !kvs[i]) {
+            made[nmade] = ch[i];
+            at[nmade++] = i;
+        }
+    if (rc == 0 && nmade) {
+        wc_kv **fresh = calloc(nmade, sizeof(*fresh));
+        rc = fresh ? change_kvs(c, made, nmade, fresh) : WC_ENOMEM;
+        for (size_t j = 0; fresh && j < nmade; j++)
+            kvs[at[j]] = fresh[j];
+        free(fresh);
+    }
+    /* 4. The events. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const wc_kv_spec *s = &ch[i].kv;
+        hist_key *k = NULL;
+        HASH_FIND(hh, map, s->key, s->key_len, k);
+        wc_kv *prev = k->seen && k->last ? wc_kv_ref(k->last) : NULL;
+        if (!k->seen && ch[i].prev) {
             prev = wc_kv_new(ch[i].prev, c->index_field);
             if (!prev) {
                 rc = WC_ENOMEM;
@@ -387,36 +430,19 @@ static int history_events(wc_cacher *c, int64_t from, int64_t to, const wc_chang
             rc = WC_ENOMEM;
             break;
         }
-        made++;
-        if (!k) {
-            k = &keys[nkeys++];
-            k->key = evs[i]->kv ? evs[i]->kv->key : evs[i]->prev->key;
-            k->len = s->key_len;
-            HASH_ADD_KEYPTR(hh, map, k->key, k->len, k);
-        }
+        done++;
+        k->seen = true;
         k->last = evs[i]->kv;
-        k->last_i = i;
     }
-    /* A key's newest state in the history is, unless it changed since, the store's: the event
-     * shares the store's copy. The store changes on this thread only. */
-    pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
-        hist_key *k = &keys[i];
-        wc_kv *cur = k->last ? wc_store_get(&c->store, k->key, k->len) : NULL;
-        if (cur && cur != k->last && wc_kv_same(cur, k->last)) {
-            wc_event *ev = evs[k->last_i];
-            ev->kv = wc_kv_ref(cur);
-            wc_kv_unref(k->last);
-        }
-    }
-    pthread_mutex_unlock(&c->mu);
     HASH_CLEAR(hh, map);
-    for (size_t i = 0; i < n; i++)
-        wc_kv_unref(kvs ? kvs[i] : NULL); /* the events hold their own references */
+    for (size_t i = 0; kvs && i < n; i++)
+        wc_kv_unref(kvs[i]); /* the events hold their own references */
     free(kvs);
     free(keys);
+    free(made);
+    free(at);
     if (rc != 0)
-        for (size_t i = 0; i < made; i++)
+        for (size_t i = 0; i < done; i++)
             wc_event_unref(evs[i]);
     return rc;
 }
@@ -434,7 +460,7 @@ int wc_cacher_backfill(wc_cacher *c, int64_t from, int64_t to, const wc_change *
     if (rc == 0) {
         taken = wc_ring_prepend(&c->ring, evs, n, from);
         c->st.backfilled += taken;
-        c->trim_due = true;
+        c->trim_due = 2; /* once more: the upstream frees the buffers it came in after this */
     }
     if (awaited)
         backfill_over(c); /* done, or given up: the watchers that waited hear either way */
@@ -690,7 +716,7 @@ static int replace_from(wc_cacher *c, wc_kv *const *kvs, size_t n, int64_t rev, 
         pthread_cond_broadcast(&c->rev_cond);
     }
     if (rc == 0)
-        c->trim_due = true;
+        c->trim_due = 1;
     pthread_mutex_unlock(&c->mu);
     free(sorted);
     if (dispatched)
@@ -1038,8 +1064,9 @@ void wc_cacher_tick(wc_cacher *c)
     pthread_mutex_lock(&c->mu);
     int64_t now = wc_cacher_now(c);
     each_watcher(c, tick_with, &now);
-    bool trim = c->trim_due;
-    c->trim_due = false;
+    bool trim = c->trim_due > 0;
+    if (trim)
+        c->trim_due--;
     pthread_mutex_unlock(&c->mu);
     after_dispatch(c);
     /* A list (the first one, or a relist) passed through buffers of about its own size, the

@@ -50,10 +50,10 @@ struct wc_cacher {
     wc_bucket *buckets;              /* uthash by value */
     wc_cacher_stats st;              /* counters; rev/floor/keys/ring filled on read */
     atomic_uint_fast64_t frames_out; /* counted by readers without the lock */
-    bool freeing;  /* wc_cacher_free was called; the last watcher to close frees it */
-    size_t alive;  /* watchers made and not yet closed */
-    bool trim_due; /* a list was loaded, or the cache became ready: the next tick hands freed
-                    * memory back (cacher.c) */
+    bool freeing; /* wc_cacher_free was called; the last watcher to close frees it */
+    size_t alive; /* watchers made and not yet closed */
+    int trim_due; /* a list was loaded, or a history put in the ring: the next ticks (this
+                   * many) hand freed memory back (cacher.c) */
 };
 
 /* CLOCK_MONOTONIC in ms: the clock of a cacher given none. */

@@ -347,6 +347,8 @@ Test(refill, the_tick_after_the_history_trims)
     cr_assert_eq(wc_cacher_backfill(c, 10, 16, hist, 5), 0);
     cr_assert(c->trim_due, "the history is in");
     wc_cacher_tick(c);
+    cr_assert(c->trim_due, "and once more: the buffers it came in are freed after it");
+    wc_cacher_tick(c);
     cr_assert_not(c->trim_due);
     wc_cacher_free(c);
 }
