@@ -418,8 +418,11 @@ static int history_events(wc_cacher *c, int64_t from, int64_t to, const wc_chang
                 break;
             }
         }
-        if (ch[i].deleted && !prev) {
-            rc = WC_EPROTO; /* a deletion without the state it deleted */
+        /* A deletion, or a change of a key made before it, without the state it replaced
+         * (etcd leaves prev_kv out when that revision was compacted meanwhile): it cannot be
+         * told truthfully. */
+        if (!prev && (ch[i].deleted || s->create_rev < s->mod_rev)) {
+            rc = WC_EPROTO;
             break;
         }
         evs[i] = ch[i].deleted

@@ -50,7 +50,10 @@
  * etcd sends a watcher that starts in the past its history in responses of at most this many
  * revisions (watchBatchMaxRevs in etcd's mvcc); each response of such a catch-up carries, as its
  * header revision, etcd's revision when it was read. A response with fewer revisions is the
- * last of its catch-up pass: every change up to its header revision has been sent.
+ * last of its catch-up pass: every change up to its header revision has been sent. This holds
+ * for etcd 3.4 and 3.5, whose syncWatchers reads each pass up to the current revision; an etcd
+ * that bounded a pass's read otherwise would break it (the watch that stays and the history's
+ * watches rely on it).
  */
 #define ETCD_BATCH_REVS 1000
 /*
@@ -2002,13 +2005,16 @@ static void watch_history(watch_ctx *w, const char *endpoint, int64_t now)
      * ones come at least as often as the slowest pause so far. */
     int64_t q = u->refill_quiet;
     int64_t quiet = !w->got_hist ? 3 * q : q > 2 * w->pause ? q : 2 * w->pause;
-    /* Quiet since the last history, check, or bytes: a big response on its way (etcd writes a
-     * pass of large values as one long line) is not a quiet stream. */
+    /* Quiet since the last history response or check. A response on its way (etcd writes a
+     * pass of large values as one long line; bytes of a line not yet whole) is not a quiet
+     * stream; the answers to progress requests, which the watch that stays asks for, are not
+     * history. */
     int64_t since = w->last_hist > w->checked_at ? w->last_hist : w->checked_at;
-    if (w->last_msg > since)
+    bool midline = w->lines.tail > 0;
+    if (midline && w->last_msg > since)
         since = w->last_msg;
     char why[300];
-    if (now - w->last_hist >= STALL_MS) {
+    if (now - (midline && w->last_msg > w->last_hist ? w->last_msg : w->last_hist) >= STALL_MS) {
         snprintf(why, sizeof(why), "etcd sent none of it for %" PRId64 " ms", now - w->last_hist);
         end_history(w, false, why);
         return;
@@ -2053,13 +2059,12 @@ static watch_end watch(wc_upstream *u, const char *endpoint, int64_t *rev, histo
     /* A history wider than REFILL_SPAN comes through several watches at once (see
      * REFILL_WATCHES), each with its window of spans of etcd's most revisions a pass, so that
      * a watch's first pass is its window when every revision is under the prefix. */
-    int64_t from = hist->from, span = u->refill_span;
+    int64_t from = hist->from, span = u->refill_span, width = hist->to - from;
     size_t k = 0;
     if (history_pending(&w)) {
-        int64_t want = (hist->to - from + span - 1) / span;
-        k = want < REFILL_WATCHES ? (size_t)want : REFILL_WATCHES;
-        if (want > REFILL_WATCHES)
-            span = (hist->to - from + (int64_t)k - 1) / (int64_t)k;
+        if ((width + span - 1) / span > REFILL_WATCHES)
+            span = (width + REFILL_WATCHES - 1) / REFILL_WATCHES;
+        k = (size_t)((width + span - 1) / span); /* no window starts at or past the end */
     }
     w.nparts = k;
     for (size_t i = 0; i < k; i++) {

@@ -220,8 +220,8 @@ void wc_cacher_load_abort(wc_cacher_loader *l);
  * now, end (WC_END_EXPIRED: the reader's resume is refused with 410). Returns 0; WC_ESTALE,
  * changing nothing, when (from, to] is not the history awaited (another list came), or when the
  * ring already let go of its oldest event (the waiters end); WC_EINVAL for changes outside
- * (from, to] or out of order, WC_EPROTO for a deletion without its state, or WC_ENOMEM, each
- * ending the waiters.
+ * (from, to] or out of order, WC_EPROTO for a deletion, or a change of a key made before it,
+ * without the state it replaced, or WC_ENOMEM, each ending the waiters.
  */
 int wc_cacher_backfill(wc_cacher *c, int64_t from, int64_t to, const wc_change *changes, size_t n);
 

@@ -266,6 +266,7 @@ Test(refill, a_history_that_cannot_be_told_is_refused)
         {10, 0, 10, WC_EINVAL}, /* ... at its start */
         {10, 3, 13, WC_EINVAL}, /* out of order */
         {10, 2, 0, WC_EPROTO},  /* a deletion without what it deleted */
+        {10, 0, 0, WC_EPROTO},  /* a change of a key made before it, without what it replaced */
         {9, 99, 0, WC_ESTALE},  /* not the window announced: the wait goes on */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {

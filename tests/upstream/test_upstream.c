@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -798,9 +799,22 @@ Test(upstream, the_history_goes_back_no_further_than_the_most_recently_changed_k
     pthread_mutex_unlock(&R.mu);
 }
 
+static atomic_bool asking;
+
+/* Asks for progress every 20 ms while `asking`, as consistent reads do. */
+static void *progress_asker(void *arg)
+{
+    while (atomic_load(&asking)) {
+        wc_upstream_request_progress(up);
+        nanosleep(&(struct timespec){0, 20 * 1000000L}, NULL);
+    }
+    return NULL;
+}
+
 /* Nothing under the prefix in the window: etcd sends no history at all, and does not say when
  * it has none to send. After a quiet spell the upstream checks etcd: nothing under the prefix
- * changed in it, so the history is proven empty and handed over as such. */
+ * changed in it, so the history is proven empty and handed over as such. Progress requests
+ * answered meanwhile (consistent reads ask for them) do not keep it from being quiet. */
 Test(upstream, a_history_that_etcd_sends_nothing_for_is_proven_empty_by_a_check)
 {
     cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
@@ -811,8 +825,13 @@ Test(upstream, a_history_that_etcd_sends_nothing_for_is_proven_empty_by_a_check)
     new_refilling("/q/", 10);
     wc_upstream_refill_quiet(up, 100);
     cr_assert_eq(wc_upstream_start(up), 0);
+    atomic_store(&asking, true);
+    pthread_t t;
+    pthread_create(&t, NULL, progress_asker, NULL);
     rec h = history_end();
-    cr_assert_eq(h.kind, 'H');
+    atomic_store(&asking, false);
+    pthread_join(t, NULL);
+    cr_assert_eq(h.kind, 'H', "handed over, not given up: %s", h.key);
     cr_assert_eq(h.rev, head - 10);
     cr_assert_eq(h.n, 0);
     wc_upstream_stats st;
@@ -1010,6 +1029,30 @@ Test(upstream, a_compaction_under_the_history_gives_it_up_and_the_watch_goes_on)
     wc_upstream_stats_get(up, &st);
     cr_assert_eq(st.backfills_lost, 1);
     cr_assert_eq(st.reconnects[WC_UPC_COMPACTED], 0);
+}
+
+/* A window of 39 revisions (the 40th most recently changed key, each key changed once, at a
+ * revision of its own) through watches of 1 revision each: more than the 16 watches there are,
+ * so each takes 3 and 13 are enough; none starts past the list's revision, so the writes that go
+ * on after the list come through the watch that stays and never into the history. */
+Test(upstream, a_history_wider_than_its_watches_ends_at_the_lists_revision)
+{
+    cr_assert_eq(wc_test_etcd_start(&etcd, 1), 0);
+    W.n = 0;
+    char key[32];
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "/s/k%02d", i);
+        note(put(key, "x"), 1);
+    }
+    new_refilling("/s/", 40);
+    wc_upstream_refill_span(up, 1);
+    pthread_t t;
+    pthread_create(&t, NULL, live_writer, NULL);
+    cr_assert_eq(wc_upstream_start(up), 0);
+    pthread_join(t, NULL);
+    rec h = ends_with_the_history();
+    cr_assert_eq(h.head - h.rev, 39);
+    cr_assert_eq(h.n, 39);
 }
 
 /* A history whose stream etcd is slow to serve (the seam holds it: etcd's responses wait in the
