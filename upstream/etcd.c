@@ -841,6 +841,87 @@ static int check_list_header(wc_upstream *u, const char *endpoint, const wc_wire
     return 0;
 }
 
+/* The first key in [from, to) at revision `at`, without its value, in *r (r->n is 0 when there
+ * is none). etcd answers from its index and one read. 0, or a negative code with e filled. */
+static int first_key_in(wc_upstream *u, const char *endpoint, int64_t at, const char *from,
+                        size_t from_len, const char *to, size_t to_len, wc_range_resp *r, up_err *e)
+{
+    char *k = wc_b64_encode(from, from_len, WC_B64_STD), *t = wc_b64_encode(to, to_len, WC_B64_STD);
+    char *body = k && t ? bodyf("{\"key\":\"%s\",\"range_end\":\"%s\",\"keys_only\":true,"
+                                "\"limit\":\"1\",\"revision\":\"%" PRId64 "\"}",
+                                k, t, at)
+                        : NULL;
+    free(k);
+    free(t);
+    return range_post(u, "list", endpoint, body, 30000, r, e);
+}
+
+#define LAST_PROBES 64 /* one-key ranges that last_by_probes may ask; past them, the sort */
+
+/*
+ * What the cuts need of the range's last key at `at`, found with one-key ranges instead of the
+ * sort etcd does for it (it reads every key of the range): its bytes up to two past where it
+ * leaves f, a key of the range. Byte by byte after the prefix, the greatest next byte with a
+ * key after it: first whether any key goes past f's byte there (one range), then a bisection
+ * of the bytes above, each answer's own byte taken as the new floor. 0 with the bytes in
+ * *out (malloc'd), WC_EAGAIN when it takes more than LAST_PROBES ranges, or another negative
+ * code with e filled.
+ */
+static int last_by_probes(wc_upstream *u, const char *endpoint, int64_t at, const wc_kv_spec *f,
+                          char **out, size_t *out_len, up_err *e)
+{
+    size_t cap = u->prefix_len + f->key_len + 3, n = u->prefix_len;
+    char *cur = malloc(cap), *end = malloc(cap + 1);
+    int rc = cur && end ? 0 : fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a key");
+    if (rc == 0)
+        memcpy(cur, u->prefix, n);
+    int probes = 0;
+    while (rc == 0) {
+        size_t d = 0;
+        while (d < n && d < f->key_len && cur[d] == f->key[d])
+            d++;
+        if (d < n && n >= d + 2)
+            break; /* it left f, and two bytes after: enough for the cuts */
+        if (n + 1 >= cap) {
+            rc = WC_EAGAIN;
+            break;
+        }
+        size_t elen = wc_etcd_range_end(cur, n, end);
+        /* a byte a key is known to have after cur (f's, while cur is f's beginning), or none */
+        int lo = d == n && f->key_len > n ? (unsigned char)f->key[n] : -1, hi = 255;
+        bool first = lo >= 0;
+        while (rc == 0 && lo < hi) {
+            int mid = first ? lo + 1 : (lo + hi + 1) / 2;
+            first = false;
+            if (++probes > LAST_PROBES) {
+                rc = WC_EAGAIN;
+                break;
+            }
+            cur[n] = (char)mid;
+            wc_range_resp r;
+            rc = first_key_in(u, endpoint, at, cur, n + 1, end, elen, &r, e);
+            if (rc)
+                break;
+            if (r.n > 0 && r.kvs[0].spec.key_len > n)
+                lo = (unsigned char)r.kvs[0].spec.key[n];
+            else
+                hi = mid - 1;
+            wc_range_resp_free(&r);
+        }
+        if (rc || lo < 0)
+            break; /* no key goes past cur: the last key is cur, or begins it */
+        cur[n++] = (char)lo;
+    }
+    free(end);
+    if (rc) {
+        free(cur);
+        return rc;
+    }
+    *out = cur;
+    *out_len = n;
+    return 0;
+}
+
 /* A request for the last key of the range at `at` (0: now), without its value: etcd reads
  * and sorts every key of the range for it. NULL without memory. */
 static char *last_body(const wc_upstream *u, int64_t at)
@@ -1089,41 +1170,17 @@ static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int6
     char *body = injected(u, WC_UPSTEP_LIST_REQUEST) ? NULL : range_body(u, u->key_b64, *at);
     if (!body)
         return fail(e, WC_ENOMEM, WC_UPC_LOCAL, "list: out of memory for a range request");
-    /* The last key is asked for beside the first page: etcd sorts the range for it, which takes
-     * it about as long as writing the first page. At etcd's revision of a moment later when the
-     * list is not pinned: it only places the cuts, and every key after the last cut is in the
-     * last segment whatever it says. A range too small to cut wastes it. */
-    prefetch lastf = {.u = u, .endpoint = endpoint, .body = last_body(u, *at)};
-    if (lastf.body && pthread_create(&lastf.thread, NULL, prefetch_main, &lastf) == 0)
-        lastf.started = true;
-    else
-        free(lastf.body);
     wc_buf resp;
     int rc = post(u, "list", endpoint, "/v3/kv/range", body, 30000, &resp, e);
     free(body);
-    if (rc == 0 && (!memmem(resp.p, resp.len, "\"more\":true", 11) ||
-                    raw_count(resp.p, resp.len) <= (int64_t)(LIST_PARALLEL_MIN * u->page))) {
+    if (rc)
+        return rc;
+    if (!memmem(resp.p, resp.len, "\"more\":true", 11) ||
+        raw_count(resp.p, resp.len) <= (int64_t)(LIST_PARALLEL_MIN * u->page)) {
         *first_raw = resp;
-        rc = WC_EAGAIN;
+        return WC_EAGAIN;
     }
     wc_range_resp first = {0}, last = {0};
-    int lrc = WC_EAGAIN; /* the last key's answer, once parsed */
-    if (lastf.started) {
-        pthread_join(lastf.thread, NULL);
-        lastf.started = false;
-        free(lastf.body);
-        if (lastf.rc == 0 && rc == 0) {
-            lrc = wc_etcd_parse_range(lastf.resp.p, lastf.resp.len, &last);
-            if (lrc == 0)
-                saw_header(u, &last.header);
-        }
-        if (lastf.rc == 0)
-            free(lastf.resp.p);
-    }
-    if (rc) {
-        wc_range_resp_free(&last);
-        return rc;
-    }
     rc = wc_etcd_parse_range(resp.p, resp.len, &first);
     free(resp.p);
     if (rc)
@@ -1135,10 +1192,27 @@ static int list_parallel(wc_upstream *u, const char *endpoint, int64_t *at, int6
         rc = fail(e, WC_EPROTO, WC_UPC_PROTOCOL, "list: %s: an empty page with more to come",
                   endpoint);
     int64_t pinned = *at ? *at : first.header.revision;
-    if (rc == 0 && lrc != 0) { /* asked again, pinned, when the first try failed */
-        wc_range_resp_free(&last);
-        rc = range_post(u, "list", endpoint, last_body(u, pinned), 30000, &last, e);
+    /* The last key places the cuts: found with one-key ranges, or, when that takes too many,
+     * asked for (etcd sorts the whole range for it). */
+    char *lk = NULL;
+    size_t lk_len = 0;
+    int lrc =
+        rc == 0 ? last_by_probes(u, endpoint, pinned, &first.kvs[first.n - 1].spec, &lk, &lk_len, e)
+                : rc;
+    if (rc == 0 && lrc == 0) {
+        last.kvs = calloc(1, sizeof(*last.kvs));
+        if (last.kvs) {
+            last.kvs[0].key_buf = lk;
+            last.kvs[0].spec = (wc_kv_spec){.key = lk, .key_len = lk_len};
+            last.n = 1;
+            lk = NULL;
+        } else {
+            lrc = WC_ENOMEM;
+        }
     }
+    free(lk);
+    if (rc == 0 && lrc != 0)
+        rc = range_post(u, "list", endpoint, last_body(u, pinned), 30000, &last, e);
     if (rc == 0 && last.n == 0)
         rc = fail(e, WC_EPROTO, WC_UPC_PROTOCOL, "list: %s: no last key in a range of %" PRId64,
                   endpoint, first.count);
