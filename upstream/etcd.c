@@ -815,8 +815,8 @@ static int hand_page(wc_upstream *u, wc_range_resp *page, bool *begun)
  * request (and its gateway writes each JSON page) on a core of its own, and the workers parse
  * the pages on ours. The pages go to the sink in key order, one segment after the other, so the
  * sink sees what a list one page after another would have shown it. The cuts are found from the
- * range's first and last keys (two keys_only requests of one key each): the range between them
- * is cut evenly on the two bytes after the prefix they share. Keys spread unevenly leave some
+ * first page's last key and the range's last key (last_by_probes): the range between them is
+ * cut evenly on the two bytes after the prefix they share. Keys spread unevenly leave some
  * segments bigger than others; there are more segments than workers so that a worker done with
  * a small one takes the next.
  */
