@@ -985,7 +985,7 @@ static rec ends_with_the_history(void)
     note(last, 1);
     cr_assert(wait_for(saw_rev, &last), "the writes after the list reach the sink");
     rec h = history_end();
-    cr_assert_eq(h.kind, 'H', "the history is handed over");
+    cr_assert_eq(h.kind, 'H', "the history is handed over, not given up: %s", h.key);
     rec first = first_replace();
     cr_assert_eq(first.rev, h.head, "the history ends at the list's revision");
     exactly_what_was_written(h, last);
